@@ -1,0 +1,40 @@
+# The two commands of the README are `make up` and `make test`; the rest serve them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: up test lint format bootstrap lock e2e clean-var bench-%
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	touch $@
+
+bootstrap: $(VENV)/.installed
+
+up: bootstrap
+	$(BIN)/python -m cms_project.devstack up
+
+test: bootstrap
+	DJANGO_SETTINGS_MODULE=cms_project.settings.test $(BIN)/python -m cms_project.devstack run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=cms_project.settings.test $(BIN)/python -m cms_project.devstack run -- \
+		$(BIN)/python manage.py makemigrations --check --dry-run
+
+format: bootstrap
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-resolve the locked dependencies after editing pyproject.toml.
+lock: bootstrap
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+bench-%: bootstrap
+	$(BIN)/python -m cms_project.devstack run -- $(BIN)/python bench/$*/run.py

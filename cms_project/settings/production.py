@@ -1,0 +1,24 @@
+"""Production: secrets without defaults, HTTPS everywhere, strict hosts.
+
+Starts only when SECRET_KEY, DATABASE_URL and REDIS_URL are set, so a missing secret
+fails at boot instead of running with a development default.
+"""
+
+from cms_project.settings.base import *  # noqa: F403
+from cms_project.settings.env import env_bool, env_int, env_list, env_str
+
+SECRET_KEY = env_str("SECRET_KEY")
+DEBUG = False
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+CMS_SITE_SCHEME = "https"
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ContentConfig(AppConfig):
+    """Pages, the headless API and publishing; lives in every tenant's schema."""
+
+    name = "content"
+    default_auto_field = "django.db.models.BigAutoField"

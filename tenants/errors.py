@@ -1,0 +1,41 @@
+"""Domain errors of tenant services; commands and views turn them into messages."""
+
+
+class TenantError(Exception):
+    """Base class: the message is shown to the operator as it is."""
+
+
+class InvalidSlug(TenantError):
+    pass
+
+
+class InvalidDomain(TenantError):
+    pass
+
+
+class TenantExists(TenantError):
+    pass
+
+
+class DomainTaken(TenantError):
+    pass
+
+
+class TenantNotFound(TenantError):
+    pass
+
+
+class PlanNotFound(TenantError):
+    pass
+
+
+class DomainNotFound(TenantError):
+    pass
+
+
+class ConfirmationRequired(TenantError):
+    pass
+
+
+class ProvisioningFailed(TenantError):
+    pass

@@ -1,0 +1,97 @@
+"""Tenant, Domain and Plan: public-schema rows; each tenant owns a PostgreSQL schema."""
+
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+# Limit dimensions a Plan carries. The names are relied on by tools and commands.
+LIMIT_FIELDS = (
+    "public_reads_per_minute",
+    "api_reads_per_minute",
+    "api_writes_per_minute",
+    "publish_jobs_per_hour",
+    "concurrent_requests",
+    "max_pages",
+    "max_users",
+    "storage_mb",
+)
+
+
+class Plan(models.Model):
+    """A tariff: data, not code, so operators change limits without a deploy."""
+
+    name = models.SlugField(max_length=40, unique=True)
+    title = models.CharField(max_length=100)
+    public_reads_per_minute = models.PositiveIntegerField()
+    api_reads_per_minute = models.PositiveIntegerField()
+    api_writes_per_minute = models.PositiveIntegerField()
+    publish_jobs_per_hour = models.PositiveIntegerField()
+    concurrent_requests = models.PositiveIntegerField()
+    max_pages = models.PositiveIntegerField()
+    max_users = models.PositiveIntegerField()
+    storage_mb = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["public_reads_per_minute", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def limits(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in LIMIT_FIELDS}
+
+
+class Tenant(TenantMixin):
+    """A customer's site. ``schema_name`` is the tenant's slug.
+
+    The ``template`` status marks the migrated schema new tenants are cloned from: it is
+    migrated with everyone else by ``manage.py migrate`` but has no domain and is never
+    listed or served.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+        TEMPLATE = "template"
+
+    name = models.CharField(max_length=200)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.ACTIVE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Provisioning creates and drops schemas explicitly (tenants.provisioning).
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["schema_name"]
+
+    def __str__(self) -> str:
+        return self.schema_name
+
+    @property
+    def slug(self) -> str:
+        return self.schema_name
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == self.Status.SUSPENDED
+
+
+class Domain(DomainMixin):
+    """A host name served by one tenant; exactly one per tenant is primary."""
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(is_primary=True),
+                name="one_primary_domain_per_tenant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.domain

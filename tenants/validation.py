@@ -1,0 +1,52 @@
+"""Rules for tenant slugs (which become PostgreSQL schema names) and host names."""
+
+import re
+
+from tenants.errors import InvalidDomain, InvalidSlug
+
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+# Names PostgreSQL or this product use for their own schemas, plus names that would
+# confuse operators reading a URL or a log line.
+RESERVED_SLUGS = frozenset(
+    {
+        "public",
+        "information_schema",
+        "template",
+        "admin",
+        "api",
+        "www",
+        "static",
+        "media",
+        "default",
+        "postgres",
+    }
+)
+HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def validate_slug(slug: str) -> str:
+    """Return the slug if it can safely be a schema name, else raise InvalidSlug."""
+    if not SLUG_PATTERN.match(slug):
+        raise InvalidSlug(
+            f"Invalid slug {slug!r}: use 2-48 lowercase letters, digits or "
+            "underscores, starting with a letter."
+        )
+    if slug in RESERVED_SLUGS or slug.startswith("pg_"):
+        raise InvalidSlug(f"The slug {slug!r} is reserved.")
+    return slug
+
+
+def normalize_domain(host: str) -> str:
+    """Lower-case a host name and check it is a plain DNS name (no port, no scheme)."""
+    domain = host.strip().lower().rstrip(".")
+    labels = domain.split(".")
+    if (
+        not domain
+        or len(domain) > 253
+        or not all(HOST_LABEL.match(label) for label in labels)
+    ):
+        raise InvalidDomain(
+            f"Invalid domain {host!r}: give a host name such as shop.example.com, "
+            "without scheme or port."
+        )
+    return domain
