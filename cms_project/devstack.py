@@ -161,6 +161,7 @@ def ensure_service_urls(*, keep_running: bool = False) -> list[str]:
     are stopped when this process exits.
     """
     started = []
+    (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
     if not os.environ.get("DATABASE_URL"):
         url, new = _start_postgres()
         os.environ["DATABASE_URL"] = url

@@ -41,3 +41,14 @@ def acme_client(db) -> Client:
 @pytest.fixture
 def globex_client(db) -> Client:
     return Client(HTTP_HOST=GLOBEX_HOST)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, tmp_path_factory):
+    """A real Celery worker process on the test database and broker."""
+    from tests.integration import start_celery_worker, stop_process
+
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    process = start_celery_worker(log_path)
+    yield log_path
+    stop_process(process)

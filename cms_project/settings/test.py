@@ -2,9 +2,15 @@
 
 from cms_project.settings.base import *  # noqa: F403
 
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    # verifies users that a development run created in a reused test database
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
 
 # Keys of test runs never meet a development server's keys in a shared Redis.
 CACHES["default"]["KEY_PREFIX"] = "test"  # noqa: F405
+# A worker of a running `make up` sharing this Redis must not take the tests' tasks.
+CELERY_TASK_DEFAULT_QUEUE = "tests"
