@@ -7,6 +7,7 @@ gives a 404 on another tenant's host. In production nginx serves the same layout
 """
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.db import connection
 from django.http import Http404, HttpRequest
 from django.views.static import serve
@@ -16,4 +17,7 @@ def serve_tenant_media(request: HttpRequest, schema: str, path: str):
     if schema != connection.schema_name:
         raise Http404("No such file.")
     root = settings.MEDIA_ROOT / "tenants" / schema
-    return serve(request, path, document_root=root)
+    try:
+        return serve(request, path, document_root=root)
+    except SuspiciousFileOperation:  # "../" out of the tenant's folder
+        raise Http404("No such file.") from None
