@@ -1,14 +1,25 @@
-"""URLs of a tenant's host: Wagtail admin, API, media and the tenant's pages."""
+"""URLs of a tenant's host: Wagtail admin, API, media and the tenant's pages.
+
+Public pages and the API are wrapped in the tariff's rate limits here; the admin is
+not (editors are never locked out by their visitors) except for its login, which is
+limited against password guessing.
+"""
 
 from django.urls import include, path, re_path
 from wagtail import urls as wagtail_urls
+from wagtail import views as wagtail_views
 from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.admin.views.account import LoginView
 from wagtail.documents import urls as wagtaildocs_urls
 
 from content.api import api_router
 from content.media import serve_tenant_media
+from tenants.limits import login_limited, tariff_limited
+
+serve_page = tariff_limited("public_reads_per_minute")(wagtail_views.serve)
 
 urlpatterns = [
+    path("admin/login/", login_limited(LoginView.as_view()), name="wagtailadmin_login"),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("api/v2/", api_router.urls),
@@ -17,5 +28,6 @@ urlpatterns = [
         serve_tenant_media,
         name="tenant-media",
     ),
+    re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
     path("", include(wagtail_urls)),
 ]

@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "tenants.middleware.TenantGateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tenants.admission.TenantAdmissionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -150,15 +151,37 @@ STORAGES = {
 REDIS_URL = env_str("REDIS_URL")
 # Every alias gets the tenant key function: without it Wagtail's site root paths (and
 # any other cached value) would be shared between tenants.
+_TENANT_KEYS = {
+    "KEY_FUNCTION": "django_tenants.cache.make_key",
+    "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+}
 CACHES = {
+    # Pages keep being served when Redis is down: cache errors read as misses.
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_FUNCTION": "django_tenants.cache.make_key",
-        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        **_TENANT_KEYS,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+        },
+    },
+    # Rate counters: errors surface, so tenants.limits can count them and apply the
+    # fail-open / fail-closed policy instead of silently not counting.
+    "ratelimit": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        **_TENANT_KEYS,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+        },
     },
 }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # Cookies are host-only (no SESSION_COOKIE_DOMAIN), so one tenant's cookie is never sent
 # to another tenant's host; the session table lives in each tenant's schema as well.
@@ -175,6 +198,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE: dict = {}
+
+# Tariff enforcement (tenants.limits, tenants.admission).
+RATELIMIT_USE_CACHE = "ratelimit"
+CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
+CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
+CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
+CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
+CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
 WAGTAILADMIN_BASE_URL = f"{CMS_SITE_SCHEME}://{CMS_BASE_DOMAIN}"

@@ -11,6 +11,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
 
 # Keys of test runs never meet a development server's keys in a shared Redis.
-CACHES["default"]["KEY_PREFIX"] = "test"  # noqa: F405
+for _alias in CACHES.values():  # noqa: F405
+    _alias["KEY_PREFIX"] = "test"
 # A worker of a running `make up` sharing this Redis must not take the tests' tasks.
 CELERY_TASK_DEFAULT_QUEUE = "tests"

@@ -1,0 +1,244 @@
+"""Tariff-driven rate limits: the tenant's plan decides how much of the shared pool it
+may use.
+
+Counting is django-ratelimit's (fixed windows, counters in the Redis cache, keyed by the
+tenant's schema through the tenant-aware cache key function), so a limit is exact across
+every worker process and host. The rate is a callable that reads the plan from the
+tenant object the gate resolved, so a plan change applies as soon as the host map
+refreshes (well under a second) and costs no query.
+
+If Redis is unreachable the decision fails open (the page is served, the failure logged
+and counted) unless ``CMS_RATELIMIT_FAIL_CLOSED`` is set.
+"""
+
+import functools
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django_ratelimit.core import get_usage
+
+logger = logging.getLogger(__name__)
+
+# Window of each rate dimension, in django-ratelimit's period letters.
+RATE_WINDOWS = {
+    "public_reads_per_minute": ("m", 60),
+    "api_reads_per_minute": ("m", 60),
+    "api_writes_per_minute": ("m", 60),
+    "publish_jobs_per_hour": ("h", 3600),
+}
+
+_failures_lock = threading.Lock()
+limiter_failures = {"count": 0}
+
+
+@dataclass(frozen=True)
+class LimitDecision:
+    dimension: str
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_seconds: int
+    limited: bool
+
+    def headers(self) -> dict[str, str]:
+        """IETF draft-ietf-httpapi-ratelimit-headers (structured fields form)."""
+        policy = self.dimension.replace("_", "-")
+        return {
+            "RateLimit-Policy": f'"{policy}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{policy}";r={self.remaining};t={self.reset_seconds}',
+        }
+
+
+class RateLimiterUnavailable(Exception):
+    """The counter store could not be reached and the limiter is set to fail closed."""
+
+
+def plan_rate(dimension: str) -> Callable[[str, HttpRequest], str | None]:
+    """A django-ratelimit rate callable reading ``dimension`` from the tenant's plan."""
+    letter, _ = RATE_WINDOWS[dimension]
+
+    def rate(group: str, request: HttpRequest) -> str | None:
+        tenant = getattr(request, "tenant", None)
+        if tenant is None:
+            return None
+        return f"{getattr(tenant.plan, dimension)}/{letter}"
+
+    return rate
+
+
+def tenant_key(group: str, request: HttpRequest) -> str:
+    """One counter per tenant: the plan is the tenant's share of the pool, whoever
+    its visitors are. (The cache key function adds the schema as well.)"""
+    return request.tenant.schema_name
+
+
+def _record_failure() -> None:
+    with _failures_lock:
+        limiter_failures["count"] += 1
+
+
+def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
+    """Count one request against ``dimension``; None when no limit applies (no tenant,
+    or Redis down while failing open)."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None:
+        return None
+    try:
+        usage = get_usage(
+            request,
+            group=dimension,
+            key=tenant_key,
+            rate=plan_rate(dimension),
+            increment=True,
+        )
+    except Exception as exc:
+        _record_failure()
+        if getattr(settings, "CMS_RATELIMIT_FAIL_CLOSED", False):
+            logger.error("rate limiter unavailable, failing closed: %s", exc)
+            raise RateLimiterUnavailable(str(exc)) from exc
+        logger.warning("rate limiter unavailable, failing open: %s", exc)
+        return None
+    if usage is None:
+        return None
+    _, window = RATE_WINDOWS[dimension]
+    return LimitDecision(
+        dimension=dimension,
+        limit=usage["limit"],
+        window_seconds=window,
+        remaining=max(0, usage["limit"] - usage["count"]),
+        reset_seconds=max(1, usage["time_left"]),
+        limited=usage["should_limit"],
+    )
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(
+        "/api/"
+    ) or "application/json" in request.headers.get("Accept", "")
+
+
+def limited_response(request: HttpRequest, decision: LimitDecision) -> HttpResponse:
+    """429 with Retry-After: JSON for API clients, a friendly page for visitors."""
+    retry_after = str(decision.reset_seconds)
+    if wants_json(request):
+        body = json.dumps(
+            {
+                "error": "rate_limited",
+                "message": (
+                    f"This site's plan allows {decision.limit} requests per "
+                    f"{decision.window_seconds} s for this kind of request. "
+                    f"Try again in {retry_after} s."
+                ),
+                "limit": decision.dimension,
+                "retry_after": decision.reset_seconds,
+            }
+        )
+        response = HttpResponse(body, status=429, content_type="application/json")
+    else:
+        body = render_to_string(
+            "tenants/rate_limited.html", {"retry_after": decision.reset_seconds}
+        )
+        response = HttpResponse(body, status=429)
+    response["Retry-After"] = retry_after
+    for name, value in decision.headers().items():
+        response[name] = value
+    return response
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
+    """503 when the limiter must fail closed and cannot decide."""
+    if wants_json(request):
+        body = json.dumps(
+            {"error": "unavailable", "message": "Please try again in a moment."}
+        )
+        response = HttpResponse(body, status=503, content_type="application/json")
+    else:
+        response = HttpResponse(
+            render_to_string("tenants/busy.html", {"retry_after": 5}), status=503
+        )
+    response["Retry-After"] = "5"
+    return response
+
+
+def api_dimension(request: HttpRequest) -> str:
+    """Reads and writes of the content API have separate allowances."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return "api_reads_per_minute"
+    return "api_writes_per_minute"
+
+
+def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
+    """Decorate a view so each call counts against the plan's ``dimension`` (a name,
+    or a function of the request returning one)."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            name = dimension(request) if callable(dimension) else dimension
+            try:
+                decision = check_rate(request, name)
+            except RateLimiterUnavailable:
+                return unavailable_response(request)
+            if decision is not None and decision.limited:
+                return limited_response(request, decision)
+            response = view(request, *args, **kwargs)
+            if decision is not None:
+                for name, value in decision.headers().items():
+                    response[name] = value
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+def _login_key(group: str, request: HttpRequest) -> str:
+    username = request.POST.get("username", "").strip().lower()[:150]
+    return f"{request.META.get('REMOTE_ADDR', '')}:{username}"
+
+
+def _ip_key(group: str, request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def login_limited(view: Callable) -> Callable:
+    """Stop password guessing at the admin login: a limit per client IP and username,
+    and a looser one per client IP. Only POSTs (attempts) count."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        checks = (
+            ("login_ip_user", _login_key, settings.CMS_LOGIN_RATE_PER_USER),
+            ("login_ip", _ip_key, settings.CMS_LOGIN_RATE_PER_IP),
+        )
+        for group, key, rate in checks:
+            try:
+                usage = get_usage(
+                    request, group=group, key=key, rate=rate, increment=True
+                )
+            except Exception:  # noqa: BLE001 - fail open like the other limits
+                _record_failure()
+                logger.warning("login limiter unavailable, failing open")
+                continue
+            if usage and usage["should_limit"]:
+                count, period = rate.split("/")
+                decision = LimitDecision(
+                    dimension=group,
+                    limit=usage["limit"],
+                    window_seconds={"s": 1, "m": 60, "h": 3600}[period[-1]],
+                    remaining=0,
+                    reset_seconds=max(1, usage["time_left"]),
+                    limited=True,
+                )
+                return limited_response(request, decision)
+        return view(request, *args, **kwargs)
+
+    return wrapper
