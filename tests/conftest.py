@@ -52,3 +52,17 @@ def celery_worker(django_db_setup, tmp_path_factory):
     process = start_celery_worker(log_path)
     yield log_path
     stop_process(process)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limit_counters():
+    """Rate counters and concurrency slots live in Redis, outside the test transaction:
+    every test starts with none."""
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("ratelimit")
+    for pattern in ("*:test:*", "cms:inflight:*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+    yield

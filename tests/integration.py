@@ -65,3 +65,61 @@ def stop_process(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def free_port(start: int = 20000, end: int = 30000) -> int:
+    """A free TCP port on 127.0.0.1 below the ephemeral range."""
+    import random
+    import socket
+
+    for port in random.sample(range(start, end), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+def start_gunicorn(port: int, log_path: Path, *, workers: int = 2) -> subprocess.Popen:
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn",
+            "-c", str(REPO_ROOT / "cms_project" / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "cms_project.wsgi:application",
+        ],
+        cwd=REPO_ROOT,
+        env=process_env(GUNICORN_ACCESSLOG="/dev/null"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    import http.client
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"gunicorn exited; see {log_path}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/", headers={"Host": "localhost"})
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
+    wait_for(answers, timeout=60, what=f"gunicorn on port {port}")
+    return process
+
+
+def http_get(port: int, host: str, path: str = "/") -> tuple[int, dict[str, str]]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        conn.close()
