@@ -11,17 +11,42 @@ from wagtail import views as wagtail_views
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.admin.views.account import LoginView
 from wagtail.documents import urls as wagtaildocs_urls
+from wagtail.documents.views.documents import CreateView as DocumentCreateView
+from wagtail.documents.views.multiple import AddView as DocumentMultipleAddView
+from wagtail.images.views.images import CreateView as ImageCreateView
+from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 
 from content.api import api_router
+from content.api_write import ArticleWriteView
 from content.media import serve_tenant_media
-from tenants.limits import login_limited, tariff_limited
+from content.quota_views import storage_checked
+from tenants.limits import api_dimension, login_limited, tariff_limited
 
 serve_page = tariff_limited("public_reads_per_minute")(wagtail_views.serve)
+article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
 
 urlpatterns = [
     path("admin/login/", login_limited(LoginView.as_view()), name="wagtailadmin_login"),
+    path(
+        "admin/images/add/",
+        storage_checked(ImageCreateView.as_view(), "wagtailimages:index"),
+    ),
+    path(
+        "admin/images/multiple/add/",
+        storage_checked(ImageMultipleAddView.as_view(), "wagtailimages:index"),
+    ),
+    path(
+        "admin/documents/add/",
+        storage_checked(DocumentCreateView.as_view(), "wagtaildocs:index"),
+    ),
+    path(
+        "admin/documents/multiple/add/",
+        storage_checked(DocumentMultipleAddView.as_view(), "wagtaildocs:index"),
+    ),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
+    path("api/v2/articles/", article_write, name="api-article-create"),
+    path("api/v2/articles/<int:page_id>/", article_write, name="api-article-update"),
     path("api/v2/", api_router.urls),
     re_path(
         r"^media/tenants/(?P<schema>[^/]+)/(?P<path>.+)$",

@@ -1,9 +1,12 @@
 """Admin wiring: URLs and menu entries of the content app."""
 
+from django.contrib import messages
+from django.shortcuts import redirect
 from django.urls import path
 from wagtail import hooks
 
 from content.views import publish_in_background
+from tenants.quotas import QuotaExceeded, check_pages, check_users
 
 
 @hooks.register("register_admin_urls")
@@ -15,3 +18,33 @@ def register_publishing_urls():
             name="content_publish_in_background",
         ),
     ]
+
+
+@hooks.register("before_create_page")
+def enforce_page_quota(request, parent_page, page_class):
+    try:
+        check_pages(request.tenant)
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("wagtailadmin_explore", parent_page.pk)
+    return None
+
+
+@hooks.register("before_copy_page")
+def enforce_page_quota_on_copy(request, page):
+    try:
+        check_pages(request.tenant, adding=page.get_descendants(inclusive=True).count())
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("wagtailadmin_explore", page.get_parent().pk)
+    return None
+
+
+@hooks.register("before_create_user")
+def enforce_user_quota(request):
+    try:
+        check_users(request.tenant)
+    except QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("wagtailusers_users:index")
+    return None

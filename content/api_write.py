@@ -1,0 +1,125 @@
+"""Writing articles through the headless API: POST /api/v2/articles/ and
+PATCH /api/v2/articles/<id>/.
+
+Wagtail's API v2 is read-only; API clients of a headless site also need to write.
+Clients authenticate as one of the tenant's own users (HTTP Basic or the admin
+session), so the tenant's Wagtail permissions apply unchanged. Writes count against
+the plan's ``api_writes_per_minute`` and creation against ``max_pages``.
+"""
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.utils.html import escape
+from django.utils.text import slugify
+from rest_framework import serializers, status
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from wagtail.models import Site
+
+from content.models import ArticlePage
+from tenants.quotas import QuotaExceeded, check_pages
+
+
+class ArticleWriteSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=255)
+    intro = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    text = serializers.CharField(required=False, allow_blank=True)
+    publication_date = serializers.DateField(required=False)
+    slug = serializers.SlugField(max_length=255, required=False)
+    publish = serializers.BooleanField(default=False)
+
+
+def _article_json(article: ArticlePage) -> dict:
+    return {
+        "id": article.pk,
+        "title": article.title,
+        "slug": article.slug,
+        "live": article.live,
+        "url": article.get_url(),
+        "meta": {"type": "content.ArticlePage"},
+    }
+
+
+def _body_from_text(text: str) -> list:
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    return [("paragraph", f"<p>{escape(p)}</p>") for p in paragraphs]
+
+
+def _error(code: str, message: str, http_status: int) -> Response:
+    return Response({"error": code, "message": message}, status=http_status)
+
+
+class ArticleWriteView(APIView):
+    authentication_classes = [BasicAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request):
+        serializer = ArticleWriteSerializer(data=request.data)
+        if not serializer.is_valid():
+            return Response(
+                {"error": "invalid", "fields": serializer.errors},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        data = serializer.validated_data
+        home = Site.objects.get(is_default_site=True).root_page
+        if not home.permissions_for_user(request.user).can_add_subpage():
+            return _error("forbidden", "You may not add pages to this site.", 403)
+        try:
+            check_pages(request.tenant)
+        except QuotaExceeded as exc:
+            return _error("quota_exceeded", str(exc), 403)
+        article = ArticlePage(
+            title=data["title"],
+            intro=data.get("intro", ""),
+            publication_date=data.get("publication_date") or datetime.date.today(),
+            body=_body_from_text(data.get("text", "")),
+            live=False,
+            owner=request.user,
+        )
+        article.slug = data.get("slug") or slugify(data["title"]) or "article"
+        if home.get_children().filter(slug=article.slug).exists():
+            return _error(
+                "conflict",
+                f"A page with the slug {article.slug!r} exists already.",
+                409,
+            )
+        try:
+            home.add_child(instance=article)
+        except ValidationError as exc:
+            return Response(
+                {"error": "invalid", "fields": exc.message_dict},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        revision = article.save_revision(user=request.user)
+        if data["publish"]:
+            revision.publish(user=request.user)
+            article.refresh_from_db()
+        return Response(_article_json(article), status=status.HTTP_201_CREATED)
+
+    def patch(self, request, page_id: int):
+        article = ArticlePage.objects.filter(pk=page_id).first()
+        if article is None:
+            return _error("not_found", f"No article with id {page_id}.", 404)
+        if not article.permissions_for_user(request.user).can_edit():
+            return _error("forbidden", "You may not edit this article.", 403)
+        serializer = ArticleWriteSerializer(data=request.data, partial=True)
+        if not serializer.is_valid():
+            return Response(
+                {"error": "invalid", "fields": serializer.errors},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        data = serializer.validated_data
+        article = article.get_latest_revision_as_object()
+        for field in ("title", "intro", "publication_date"):
+            if field in data:
+                setattr(article, field, data[field])
+        if "text" in data:
+            article.body = _body_from_text(data["text"])
+        revision = article.save_revision(user=request.user)
+        if data.get("publish"):
+            revision.publish(user=request.user)
+        article = ArticlePage.objects.get(pk=page_id)
+        return Response(_article_json(article))

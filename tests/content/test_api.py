@@ -1,0 +1,117 @@
+"""The headless API: reads per tenant, writes by the tenant's own users, quotas."""
+
+import base64
+import json
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+ACME_ADMIN = _basic("admin", "acme-admin-demo")
+
+
+def test_page_listing_shows_only_the_tenants_pages(acme_client, globex_client):
+    acme = json.loads(acme_client.get("/api/v2/pages/?type=content.ArticlePage").content)
+    titles = {item["title"] for item in acme["items"]}
+
+    assert "Acme launches the Mark IV" in titles
+    assert "Globex opens a new campus" not in titles
+    globex = json.loads(globex_client.get("/api/v2/pages/").content)
+    assert "Acme launches the Mark IV" not in {i["title"] for i in globex["items"]}
+
+
+def test_create_and_publish_an_article(acme_client):
+    response = acme_client.post(
+        "/api/v2/articles/",
+        {"title": "From the API", "text": "First.\n\nSecond.", "publish": True},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=ACME_ADMIN,
+    )
+
+    assert response.status_code == 201, response.content
+    body = json.loads(response.content)
+    assert body["live"] is True
+    page = acme_client.get("/from-the-api/")
+    assert page.status_code == 200
+    assert "<p>Second.</p>" in page.content.decode()
+    assert response["RateLimit-Policy"].startswith('"api-writes-per-minute";')
+
+
+def test_update_an_article(acme_client):
+    created = json.loads(
+        acme_client.post(
+            "/api/v2/articles/",
+            {"title": "Draft", "publish": False},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=ACME_ADMIN,
+        ).content
+    )
+
+    response = acme_client.patch(
+        f"/api/v2/articles/{created['id']}/",
+        {"title": "Final", "publish": True},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=ACME_ADMIN,
+    )
+
+    assert response.status_code == 200
+    assert json.loads(response.content)["title"] == "Final"
+    assert json.loads(response.content)["live"] is True
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [({}, 400), ({"title": ""}, 400), ({"title": "x", "publication_date": "soon"}, 400)],
+)
+def test_bad_input_gets_a_readable_400(acme_client, payload, status):
+    response = acme_client.post(
+        "/api/v2/articles/",
+        payload,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=ACME_ADMIN,
+    )
+
+    assert response.status_code == status
+    assert json.loads(response.content)["error"] == "invalid"
+
+
+def test_writes_need_a_user_of_this_tenant(acme_client, globex_client):
+    anonymous = acme_client.post(
+        "/api/v2/articles/", {"title": "x"}, content_type="application/json"
+    )
+    foreign = globex_client.post(
+        "/api/v2/articles/",
+        {"title": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=ACME_ADMIN,  # acme's password is not globex's
+    )
+
+    assert anonymous.status_code in (401, 403)
+    assert foreign.status_code in (401, 403)
+
+
+def test_page_quota_blocks_growth_but_deletes_nothing(acme_client):
+    pages_before = json.loads(acme_client.get("/api/v2/pages/").content)["meta"][
+        "total_count"
+    ]
+    call_command("plans", "update", "pro", "--limit", "max_pages=2")
+
+    response = acme_client.post(
+        "/api/v2/articles/",
+        {"title": "One too many"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=ACME_ADMIN,
+    )
+
+    assert response.status_code == 403
+    body = json.loads(response.content)
+    assert body["error"] == "quota_exceeded"
+    assert "allows 2 pages" in body["message"]
+    pages_after = json.loads(acme_client.get("/api/v2/pages/").content)["meta"]
+    assert pages_after["total_count"] == pages_before
