@@ -148,23 +148,17 @@ def _create_admin(email: str, password: str) -> str:
     return DEFAULT_ADMIN_USERNAME
 
 
-def tenant_create(
-    *,
-    slug: str,
-    name: str,
-    domains: list[str],
-    plan: str,
-    admin_email: str | None = None,
-    admin_password: str | None = None,
-) -> ProvisionedTenant:
-    """Provision a tenant: schema cloned from the template, domains, Site, home page and
-    an admin user. All or nothing."""
+def validate_new_tenant(
+    *, slug: str, name: str, domains: list[str], plan: str
+) -> tuple[list[str], Plan]:
+    """Check everything about a tenant-to-be before anything is written; return the
+    normalized host names (primary first) and the plan."""
     validate_slug(slug)
     if not name.strip():
         raise ProvisioningFailed("A tenant needs a non-empty --name.")
     if not domains:
         raise ProvisioningFailed("A tenant needs at least one --domain.")
-    hosts = []
+    hosts: list[str] = []
     for host in domains:
         domain = normalize_domain(host)
         if domain in hosts:
@@ -180,9 +174,26 @@ def tenant_create(
     )
     if taken:
         raise DomainTaken(f"The domain {taken[0]!r} already belongs to a tenant.")
-    if any(host in {h.lower() for h in settings.CMS_PUBLIC_HOSTS} for host in hosts):
+    public_hosts = {h.lower() for h in settings.CMS_PUBLIC_HOSTS}
+    if any(host in public_hosts for host in hosts):
         raise DomainTaken("That domain is the operator's own public host.")
+    return hosts, plan_obj
 
+
+def tenant_create(
+    *,
+    slug: str,
+    name: str,
+    domains: list[str],
+    plan: str,
+    admin_email: str | None = None,
+    admin_password: str | None = None,
+) -> ProvisionedTenant:
+    """Provision a tenant: schema cloned from the template, domains, Site, home page and
+    an admin user. All or nothing."""
+    hosts, plan_obj = validate_new_tenant(
+        slug=slug, name=name, domains=domains, plan=plan
+    )
     ensure_template_schema()
     password = admin_password or secrets.token_urlsafe(12)
     email = admin_email or f"admin@{hosts[0]}"

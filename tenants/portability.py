@@ -1,0 +1,285 @@
+"""Exporting a tenant to one archive and restoring it, under its own or a new slug.
+
+The archive (``.tar.gz``) holds ``manifest.json`` (tenant, domains, plan, migration
+state, tables with their columns, sequence values), one ``data/<table>.copy`` file per
+table in PostgreSQL's COPY text format, and the tenant's uploads under ``media/``.
+
+Data is copied table by table rather than with ``pg_dump``: a ``pg_dump`` file names
+its schema everywhere, so it can only be restored under the same name, whereas an
+import here clones the template schema under the new slug and loads the rows into it.
+Django's foreign keys are deferrable, so load order does not matter inside the one
+transaction that makes the import all or nothing.
+"""
+
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import schema_context
+
+from tenants.errors import TenantError
+from tenants.models import Domain, Tenant
+from tenants.provisioning import (
+    ensure_template_schema,
+    template_schema_name,
+    tenant_delete,
+    tenant_media_dir,
+    validate_new_tenant,
+)
+from tenants.resolution import invalidate_tenant_map
+from tenants.selectors import tenant_get
+
+FORMAT_VERSION = 1
+
+
+class ArchiveError(TenantError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    tables: int
+    rows: int
+    media_files: int
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _tables(cursor, schema: str) -> dict[str, list[str]]:
+    cursor.execute(
+        """
+        SELECT c.relname, a.attname
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
+          AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+        ORDER BY c.relname, a.attnum
+        """,
+        [schema],
+    )
+    tables: dict[str, list[str]] = {}
+    for table, column in cursor.fetchall():
+        tables.setdefault(table, []).append(column)
+    return tables
+
+
+def _sequences(cursor, schema: str) -> dict[str, int | None]:
+    cursor.execute(
+        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %s",
+        [schema],
+    )
+    return dict(cursor.fetchall())
+
+
+def _migrations(cursor, schema: str) -> list[list[str]]:
+    cursor.execute(
+        f"SELECT app, name FROM {_quote(schema)}.django_migrations ORDER BY app, name"
+    )
+    return [list(row) for row in cursor.fetchall()]
+
+
+def _add_bytes(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    info.mtime = int(timezone.now().timestamp())
+    archive.addfile(info, io.BytesIO(payload))
+
+
+def tenant_export(*, slug: str, output: Path) -> ExportSummary:
+    """Write the tenant's data and media to ``output`` (a consistent snapshot)."""
+    tenant = tenant_get(slug)
+    output = Path(output)
+    if output.parent and not output.parent.exists():
+        raise ArchiveError(f"The folder {output.parent} does not exist.")
+    schema = tenant.schema_name
+    rows = 0
+    temporary = output.with_name(output.name + ".partial")
+    in_outer_transaction = connection.in_atomic_block
+    try:
+        with tarfile.open(temporary, "w:gz") as archive, transaction.atomic():
+            if not in_outer_transaction:
+                # One snapshot for every table; must be the transaction's first
+                # statement, so it bypasses Django's cursor (which sets search_path).
+                connection.ensure_connection()
+                connection.connection.execute(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
+            cursor = connection.cursor()
+            tables = _tables(cursor, schema)
+            raw = cursor.cursor  # psycopg cursor, for COPY
+            for table, columns in tables.items():
+                buffer = bytearray()
+                column_list = ", ".join(_quote(c) for c in columns)
+                with raw.copy(
+                    f"COPY {_quote(schema)}.{_quote(table)} ({column_list}) TO STDOUT"
+                ) as copy:
+                    for chunk in copy:
+                        buffer += chunk
+                rows += buffer.count(b"\n")
+                _add_bytes(archive, f"data/{table}.copy", bytes(buffer))
+            manifest = {
+                "format": FORMAT_VERSION,
+                "slug": schema,
+                "name": tenant.name,
+                "plan": tenant.plan.name,
+                "status": tenant.status,
+                "domains": [
+                    d.domain for d in tenant.domains.order_by("-is_primary", "domain")
+                ],
+                "exported_at": timezone.now().isoformat(),
+                "migrations": _migrations(cursor, schema),
+                "tables": tables,
+                "sequences": _sequences(cursor, schema),
+            }
+            media_files = 0
+            media_root = tenant_media_dir(schema)
+            if media_root.exists():
+                for path in sorted(media_root.rglob("*")):
+                    if path.is_file():
+                        archive.add(path, f"media/{path.relative_to(media_root)}")
+                        media_files += 1
+            _add_bytes(
+                archive, "manifest.json", json.dumps(manifest, indent=2).encode()
+            )
+        temporary.replace(output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return ExportSummary(
+        path=output, tables=len(tables), rows=rows, media_files=media_files
+    )
+
+
+def _read_manifest(archive: tarfile.TarFile) -> dict:
+    try:
+        member = archive.extractfile("manifest.json")
+    except KeyError:
+        raise ArchiveError("Not a tenant archive: it has no manifest.json.") from None
+    manifest = json.loads(member.read())
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ArchiveError(
+            f"Unsupported archive format {manifest.get('format')!r} "
+            f"(this version reads {FORMAT_VERSION})."
+        )
+    return manifest
+
+
+def _check_migration_state(manifest: dict) -> None:
+    with connection.cursor() as cursor:
+        current = {tuple(row) for row in _migrations(cursor, template_schema_name())}
+    archived = {tuple(row) for row in manifest["migrations"]}
+    if current != archived:
+        missing = sorted(current - archived)[:3]
+        extra = sorted(archived - current)[:3]
+        raise ArchiveError(
+            "The archive was made at another migration state than this "
+            f"installation (not in archive: {missing or 'none'}; only in archive: "
+            f"{extra or 'none'}). Import it on an installation at the same version, "
+            "then migrate."
+        )
+
+
+def _load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
+    raw = connection.cursor().cursor
+    with connection.cursor() as cursor:
+        existing = _tables(cursor, schema)
+        cursor.execute(
+            "TRUNCATE "
+            + ", ".join(f"{_quote(schema)}.{_quote(t)}" for t in existing)
+            + " CASCADE"
+        )
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    for table, columns in manifest["tables"].items():
+        if table not in existing:
+            raise ArchiveError(f"The archive's table {table!r} does not exist here.")
+        member = archive.extractfile(f"data/{table}.copy")
+        if member is None:
+            raise ArchiveError(f"The archive lacks the data of {table!r}.")
+        column_list = ", ".join(_quote(c) for c in columns)
+        with raw.copy(
+            f"COPY {_quote(schema)}.{_quote(table)} ({column_list}) FROM STDIN"
+        ) as copy:
+            while chunk := member.read(1 << 20):
+                copy.write(chunk)
+    with connection.cursor() as cursor:
+        for sequence, value in manifest["sequences"].items():
+            if value is not None:
+                cursor.execute(
+                    "SELECT setval(%s, %s)",
+                    [f"{_quote(schema)}.{_quote(sequence)}", value],
+                )
+
+
+def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
+    target = tenant_media_dir(slug)
+    staging = Path(tempfile.mkdtemp(prefix=f"import-{slug}-", dir=target.parent))
+    try:
+        for member in archive.getmembers():
+            if not member.name.startswith("media/") or not member.isfile():
+                continue
+            relative = Path(member.name[len("media/") :])
+            destination = (staging / relative).resolve()
+            if staging.resolve() not in destination.parents:
+                raise ArchiveError(f"Refusing unsafe path in archive: {member.name!r}")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, destination.open("wb") as out:
+                shutil.copyfileobj(source, out)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def tenant_import(
+    *, archive_path: Path, slug: str, domains: list[str], plan: str | None = None
+) -> Tenant:
+    """Restore an archive as a new tenant ``slug`` served at ``domains``."""
+    archive_path = Path(archive_path)
+    if not archive_path.is_file():
+        raise ArchiveError(f"No such archive: {archive_path}")
+    try:
+        archive = tarfile.open(archive_path, "r:gz")
+    except (tarfile.TarError, OSError) as exc:
+        raise ArchiveError(f"Cannot read {archive_path}: {exc}") from None
+    with archive:
+        manifest = _read_manifest(archive)
+        hosts, plan_obj = validate_new_tenant(
+            slug=slug,
+            name=manifest["name"],
+            domains=domains,
+            plan=plan or manifest["plan"],
+        )
+        ensure_template_schema()
+        _check_migration_state(manifest)
+        with transaction.atomic():
+            tenant = Tenant.objects.create(
+                schema_name=slug, name=manifest["name"], plan=plan_obj
+            )
+            for index, host in enumerate(hosts):
+                Domain.objects.create(domain=host, tenant=tenant, is_primary=index == 0)
+            CloneSchema().clone_schema(template_schema_name(), slug, "DATA")
+            _load_rows(archive, manifest, slug)
+            with schema_context(slug):
+                from wagtail.models import Site
+
+                Site.objects.filter(is_default_site=True).update(hostname=hosts[0])
+        connection.set_schema_to_public()
+        try:
+            tenant_media_dir(slug).parent.mkdir(parents=True, exist_ok=True)
+            _extract_media(archive, slug)
+        except Exception:
+            tenant_delete(slug=slug, confirm=True)
+            raise
+    invalidate_tenant_map()
+    return tenant
