@@ -33,7 +33,8 @@ class HomePage(Page):
 
 class ArticlePage(Page):
     intro = models.CharField(max_length=500, blank=True)
-    publication_date = models.DateField(default=timezone.localdate)
+    # indexed: every home page lists articles by it
+    publication_date = models.DateField(default=timezone.localdate, db_index=True)
     body = StreamField(ArticleBodyBlock(), blank=True)
 
     content_panels = [

@@ -248,6 +248,9 @@ def tenant_delete(*, slug: str, confirm: bool) -> None:
     with transaction.atomic():
         Domain.objects.filter(tenant=tenant).delete()
         with connection.cursor() as cursor:
+            # Fire deferred foreign-key checks now: a schema written earlier in the
+            # same transaction cannot be dropped with trigger events pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(slug)} CASCADE")
         Tenant.objects.filter(pk=tenant.pk).delete()
     invalidate_tenant_map()

@@ -17,7 +17,9 @@ ACME_ADMIN = _basic("admin", "acme-admin-demo")
 
 
 def test_page_listing_shows_only_the_tenants_pages(acme_client, globex_client):
-    acme = json.loads(acme_client.get("/api/v2/pages/?type=content.ArticlePage").content)
+    acme = json.loads(
+        acme_client.get("/api/v2/pages/?type=content.ArticlePage").content
+    )
     titles = {item["title"] for item in acme["items"]}
 
     assert "Acme launches the Mark IV" in titles
@@ -67,7 +69,11 @@ def test_update_an_article(acme_client):
 
 @pytest.mark.parametrize(
     ("payload", "status"),
-    [({}, 400), ({"title": ""}, 400), ({"title": "x", "publication_date": "soon"}, 400)],
+    [
+        ({}, 400),
+        ({"title": ""}, 400),
+        ({"title": "x", "publication_date": "soon"}, 400),
+    ],
 )
 def test_bad_input_gets_a_readable_400(acme_client, payload, status):
     response = acme_client.post(

@@ -1,18 +1,54 @@
-"""``migrate`` = django-tenants' migrate_schemas, plus the template schema.
+"""``migrate`` = the public schema, then the template, then every tenant in parallel.
 
-Running the normal migrate command keeps the template that new tenants are cloned
-from in step with the code, and creates it on a fresh database.
+Keeps django-tenants' options: ``--schema X`` migrates one schema as before. Without
+it, tenants are migrated by ``tenants.fleet`` (parallel, with progress and a summary,
+resumable), and the template new tenants are cloned from is migrated first.
 """
 
+import os
+
+from django.core.management.base import CommandError
 from django_tenants.management.commands.migrate_schemas import MigrateSchemasCommand
 
-from tenants.provisioning import ensure_template_schema
+from tenants.fleet import ProgressBar, migrate_fleet
 
 
 class Command(MigrateSchemasCommand):
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--tenant-parallel",
+            type=int,
+            default=int(os.environ.get("CMS_MIGRATE_PARALLEL", 2)),
+            help="Tenants migrated at once (default 2, or CMS_MIGRATE_PARALLEL).",
+        )
+
     def handle(self, *args, **options):
-        super().handle(*args, **options)
-        if not options.get("schema_name"):
-            changed = ensure_template_schema(verbosity=options.get("verbosity", 1))
-            if changed and options.get("verbosity", 1) >= 1:
-                self.stdout.write("Template schema for new tenants is up to date.")
+        if options.get("schema_name") or options.get("app_label"):
+            return super().handle(*args, **options)
+        super().handle(*args, **{**options, "shared": True, "tenant": False})
+        verbosity = options.get("verbosity", 1)
+        result = migrate_fleet(
+            parallel=options["tenant_parallel"],
+            progress=(lambda total: ProgressBar(total, "Migrating tenants"))
+            if verbosity
+            else None,
+        )
+        if verbosity:
+            self.stdout.write(fleet_summary(result))
+        if result.failed:
+            raise CommandError(
+                f"{len(result.failed)} tenant(s) failed to migrate; run migrate again "
+                "to retry them (finished tenants are skipped)."
+            )
+        return None
+
+
+def fleet_summary(result) -> str:
+    lines = [
+        f"Tenants: {result.total}, migrated {len(result.migrated)}, "
+        f"already up to date {result.up_to_date}, failed {len(result.failed)}, "
+        f"in {result.seconds:.1f} s."
+    ]
+    lines += [f"  FAILED {schema}: {error}" for schema, error in result.failed.items()]
+    return "\n".join(lines)

@@ -1,11 +1,14 @@
 """``manage.py tenants ...``: the operator's interface to tenants (names relied on)."""
 
 import json
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants import lifecycle, provisioning
+from tenants import bulk, lifecycle, portability, provisioning
 from tenants.errors import TenantError
+from tenants.fleet import ProgressBar, migrate_fleet
+from tenants.management.commands.migrate import fleet_summary
 from tenants.models import Tenant
 from tenants.selectors import tenant_as_dict, tenant_get, tenant_list
 
@@ -16,14 +19,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-        create = actions.add_parser("create", help="Provision a new tenant.")
-        create.add_argument("slug")
-        create.add_argument("--name", required=True)
+        create = actions.add_parser(
+            "create", help="Provision a new tenant, or many with --from-csv."
+        )
+        create.add_argument("slug", nargs="?")
+        create.add_argument("--name")
         create.add_argument(
-            "--domain", action="append", required=True, dest="domains",
+            "--domain", action="append", default=[], dest="domains",
             help="Host name; repeat for more. The first is primary.",
         )  # fmt: skip
-        create.add_argument("--plan", required=True)
+        create.add_argument("--plan")
+        create.add_argument(
+            "--from-csv", dest="csv", metavar="FILE",
+            help="Columns slug,name,domain,plan,admin_email; bad rows are reported "
+            "and skipped.",
+        )  # fmt: skip
         create.add_argument("--admin-email")
         create.add_argument("--admin-password")
 
@@ -55,6 +65,30 @@ class Command(BaseCommand):
         delete = actions.add_parser("delete", help="Drop a tenant with its data.")
         delete.add_argument("slug")
         delete.add_argument("--yes", action="store_true", help="Confirm the deletion.")
+        delete.add_argument(
+            "--backup", metavar="FILE.tar.gz", help="Export the tenant first."
+        )
+
+        export = actions.add_parser("export", help="Write a tenant to an archive.")
+        export.add_argument("slug")
+        export.add_argument("-o", "--output", required=True, metavar="FILE.tar.gz")
+
+        restore = actions.add_parser("import", help="Restore an archive as a tenant.")
+        restore.add_argument("archive", metavar="FILE.tar.gz")
+        restore.add_argument("--slug", required=True)
+        restore.add_argument("--domain", action="append", required=True, dest="domains")
+        restore.add_argument("--plan", help="Default: the plan in the archive.")
+
+        migrate = actions.add_parser(
+            "migrate", help="Migrate the template and every tenant, in parallel."
+        )
+        migrate.add_argument("--parallel", type=int, default=2)
+
+    @property
+    def _raw_stderr(self):
+        """The stream under Django's wrapper, which would end every write with a
+        newline and so break a progress bar redrawn with a carriage return."""
+        return getattr(self.stderr, "_out", self.stderr)
 
     def handle(self, *args, **options) -> None:
         handler = getattr(self, "handle_" + options["action"].replace("-", "_"))
@@ -64,6 +98,19 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def handle_create(self, options: dict) -> None:
+        if options["csv"]:
+            if options["slug"] or options["domains"] or options["name"]:
+                raise CommandError(
+                    "Give either --from-csv or a single tenant, not both."
+                )
+            return self.handle_create_from_csv(options["csv"])
+        missing = [
+            flag
+            for flag, key in (("SLUG", "slug"), ("--name", "name"), ("--plan", "plan"))
+            if not options[key]
+        ] + ([] if options["domains"] else ["--domain"])
+        if missing:
+            raise CommandError(f"tenants create needs {', '.join(missing)}.")
         result = provisioning.tenant_create(
             slug=options["slug"],
             name=options["name"],
@@ -84,6 +131,22 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Admin login: {result.admin_username}")
+
+    def handle_create_from_csv(self, path: str) -> None:
+        bar = ProgressBar(bulk.count_rows(path), "Creating tenants", self._raw_stderr)
+        result = bulk.tenants_create_from_csv(path, on_row=bar.advance)
+        for created in result.created:
+            self.stdout.write(
+                f"created {created.tenant.slug}  {created.url}  admin login: "
+                f"{created.admin_username} / {created.admin_password}"
+            )
+        for line, slug, reason in result.failed:
+            self.stderr.write(f"line {line}: {slug or '(no slug)'}: {reason}")
+        self.stdout.write(
+            f"{len(result.created)} created, {len(result.failed)} failed."
+        )
+        if result.failed:
+            raise CommandError(f"{len(result.failed)} row(s) failed; see above.")
 
     def handle_list(self, options: dict) -> None:
         rows = [tenant_as_dict(tenant) for tenant in tenant_list()]
@@ -132,7 +195,49 @@ class Command(BaseCommand):
         self.stdout.write(f"Resumed {options['slug']}.")
 
     def handle_delete(self, options: dict) -> None:
+        if options["backup"]:
+            if not options["yes"]:
+                provisioning.tenant_delete(slug=options["slug"], confirm=False)
+            summary = portability.tenant_export(
+                slug=options["slug"], output=Path(options["backup"])
+            )
+            self.stdout.write(f"Backup written to {summary.path}.")
         provisioning.tenant_delete(slug=options["slug"], confirm=options["yes"])
         self.stdout.write(
             f"Deleted tenant {options['slug']}, its schema and its media."
         )
+
+    def handle_export(self, options: dict) -> None:
+        summary = portability.tenant_export(
+            slug=options["slug"], output=Path(options["output"])
+        )
+        self.stdout.write(
+            f"Exported {options['slug']} to {summary.path}: {summary.tables} tables, "
+            f"{summary.rows} rows, {summary.media_files} media files."
+        )
+
+    def handle_import(self, options: dict) -> None:
+        tenant = portability.tenant_import(
+            archive_path=Path(options["archive"]),
+            slug=options["slug"],
+            domains=options["domains"],
+            plan=options["plan"],
+        )
+        url = provisioning.tenant_url(options["domains"][0].lower())
+        self.stdout.write(f"Imported {options['archive']} as {tenant.slug}: {url}")
+
+    def handle_migrate(self, options: dict) -> None:
+        if options["parallel"] < 1:
+            raise CommandError("--parallel must be at least 1.")
+        result = migrate_fleet(
+            parallel=options["parallel"],
+            progress=lambda total: ProgressBar(
+                total, "Migrating tenants", self._raw_stderr
+            ),
+        )
+        self.stdout.write(fleet_summary(result))
+        if result.failed:
+            raise CommandError(
+                f"{len(result.failed)} tenant(s) failed; run the command again to "
+                "retry them (finished tenants are skipped)."
+            )
