@@ -184,6 +184,58 @@ def stop_services(names: list[str]) -> None:
         _stop_redis()
 
 
+def gunicorn_command(bind: str, *, workers: int | None = None) -> list[str]:
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "-c", str(BASE_DIR / "cms_project" / "gunicorn.conf.py"),
+        "--bind", bind,
+    ]  # fmt: skip
+    if workers:
+        command += ["--workers", str(workers)]
+    return [*command, "cms_project.wsgi:application"]
+
+
+def start_gunicorn(
+    port: int,
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    workers: int | None = None,
+    timeout: float = 60,
+) -> subprocess.Popen:
+    """Start a gunicorn pool on 127.0.0.1:``port`` and wait until it answers."""
+    import http.client
+
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        gunicorn_command(f"127.0.0.1:{port}", workers=workers),
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early; see {log_path}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/", headers={"Host": "localhost"})
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    stop_process(process)
+    raise RuntimeError(
+        f"gunicorn did not answer within {timeout:.0f} s; see {log_path}"
+    )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Stop a process we started: SIGTERM, then SIGKILL after 15 s."""
+    _terminate([process])
+
+
 def _manage(*args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True)
 
@@ -209,11 +261,7 @@ def up() -> int:
     bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
     beat_schedule = VAR_DIR / "celerybeat-schedule"
     commands = {
-        "web": [
-            sys.executable, "-m", "gunicorn",
-            "-c", str(BASE_DIR / "cms_project" / "gunicorn.conf.py"),
-            "--bind", bind, "cms_project.wsgi:application",
-        ],
+        "web": gunicorn_command(bind),
         "worker": [
             sys.executable, "-m", "celery", "-A", "cms_project", "worker",
             "--loglevel", "INFO", "--concurrency", "2",

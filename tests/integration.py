@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
+from cms_project import devstack
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,14 +59,7 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> o
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+stop_process = devstack.stop_process
 
 
 def free_port(start: int = 20000, end: int = 30000) -> int:
@@ -83,33 +78,12 @@ def free_port(start: int = 20000, end: int = 30000) -> int:
 
 
 def start_gunicorn(port: int, log_path: Path, *, workers: int = 2) -> subprocess.Popen:
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn",
-            "-c", str(REPO_ROOT / "cms_project" / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "cms_project.wsgi:application",
-        ],
-        cwd=REPO_ROOT,
+    return devstack.start_gunicorn(
+        port,
         env=process_env(GUNICORN_ACCESSLOG="/dev/null"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    import http.client
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited; see {log_path}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/", headers={"Host": "localhost"})
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-
-    wait_for(answers, timeout=60, what=f"gunicorn on port {port}")
-    return process
+        log_path=log_path,
+        workers=workers,
+    )
 
 
 def http_get(port: int, host: str, path: str = "/") -> tuple[int, dict[str, str]]:
