@@ -21,9 +21,9 @@ from pathlib import Path
 
 from django.db import connection, transaction
 from django.utils import timezone
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_context
 
+from tenants.cloning import clone_template
 from tenants.errors import TenantError
 from tenants.models import Domain, Tenant
 from tenants.provisioning import (
@@ -193,6 +193,8 @@ def _load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
     raw = connection.cursor().cursor
     with connection.cursor() as cursor:
         existing = _tables(cursor, schema)
+        # the clone's own rows leave deferred checks pending, which TRUNCATE refuses
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(
             "TRUNCATE "
             + ", ".join(f"{_quote(schema)}.{_quote(t)}" for t in existing)
@@ -211,13 +213,37 @@ def _load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
         ) as copy:
             while chunk := member.read(1 << 20):
                 copy.write(chunk)
+    _restore_sequences(schema, manifest["sequences"])
+
+
+def _restore_sequences(schema: str, archived: dict[str, int | None]) -> None:
+    """Move every sequence past the loaded rows. Sequences are found through the
+    column that owns them: tenants cloned by other means may name them differently
+    from this installation's template."""
     with connection.cursor() as cursor:
-        for sequence, value in manifest["sequences"].items():
-            if value is not None:
+        cursor.execute(
+            """
+            SELECT s.relname, c.relname, a.attname
+            FROM pg_depend d
+            JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+            JOIN pg_namespace n ON n.oid = s.relnamespace
+            JOIN pg_class c ON c.oid = d.refobjid
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
+            WHERE n.nspname = %s AND d.deptype IN ('a', 'i')
+            """,
+            [schema],
+        )
+        for sequence, table, column in cursor.fetchall():
+            cursor.execute(
+                f"SELECT max({_quote(column)}) FROM {_quote(schema)}.{_quote(table)}"
+            )
+            highest = max(cursor.fetchone()[0] or 0, archived.get(sequence) or 0)
+            if highest:
                 cursor.execute(
                     "SELECT setval(%s, %s)",
-                    [f"{_quote(schema)}.{_quote(sequence)}", value],
+                    [f"{_quote(schema)}.{_quote(sequence)}", highest],
                 )
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
@@ -268,7 +294,7 @@ def tenant_import(
             )
             for index, host in enumerate(hosts):
                 Domain.objects.create(domain=host, tenant=tenant, is_primary=index == 0)
-            CloneSchema().clone_schema(template_schema_name(), slug, "DATA")
+            clone_template(slug)
             _load_rows(archive, manifest, slug)
             with schema_context(slug):
                 from wagtail.models import Site

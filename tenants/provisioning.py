@@ -24,9 +24,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_redis import get_redis_connection
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import quote_schema_name, schema_context, schema_exists
 
+from tenants.cloning import clone_template
 from tenants.errors import (
     ConfirmationRequired,
     DomainTaken,
@@ -227,7 +227,7 @@ def tenant_create(
                     Domain.objects.create(
                         domain=host, tenant=tenant, is_primary=index == 0
                     )
-                CloneSchema().clone_schema(template_schema_name(), slug, "DATA")
+                clone_template(slug)
                 with schema_context(slug):
                     _create_site_and_home(tenant, hosts[0])
                     username = _create_admin(email, password_hash.result())
@@ -275,6 +275,7 @@ def tenant_delete(*, slug: str, confirm: bool) -> None:
             # same transaction cannot be dropped with trigger events pending.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(slug)} CASCADE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         Tenant.objects.filter(pk=tenant.pk).delete()
     invalidate_tenant_map()
     shutil.rmtree(tenant_media_dir(slug), ignore_errors=True)
