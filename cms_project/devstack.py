@@ -69,6 +69,8 @@ def _start_postgres() -> tuple[str, bool]:
     if int(current) < 1024:
         _log("restarting embedded PostgreSQL to apply its lock table size")
         _stop_postgres()
+        # get_server hands back its cached handle, which does not start a stopped server
+        pgserver.postgres_server.PostgresServer._instances.pop(pgdata.resolve(), None)
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         socket_dir = server.get_postmaster_info().socket_dir
         already_running = False
