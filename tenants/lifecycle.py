@@ -9,7 +9,7 @@ from tenants.errors import DomainNotFound, DomainTaken, TenantError
 from tenants.models import Domain, Tenant
 from tenants.resolution import invalidate_tenant_map
 from tenants.selectors import plan_get, tenant_get
-from tenants.validation import normalize_domain
+from tenants.validation import normalize_domain, normalize_tenant_domain
 
 
 def _sync_site_hostname(tenant: Tenant, hostname: str) -> None:
@@ -38,7 +38,7 @@ def tenant_set_status(*, slug: str, status: str) -> Tenant:
 
 def tenant_add_domain(*, slug: str, host: str) -> Domain:
     tenant = tenant_get(slug)
-    domain = normalize_domain(host)
+    domain = normalize_tenant_domain(host)
     if Domain.objects.filter(domain=domain).exists():
         raise DomainTaken(f"The domain {domain!r} already belongs to a tenant.")
     created = Domain.objects.create(domain=domain, tenant=tenant, is_primary=False)

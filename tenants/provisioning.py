@@ -37,7 +37,7 @@ from tenants.errors import (
 from tenants.models import Domain, Plan, Tenant
 from tenants.resolution import invalidate_tenant_map
 from tenants.selectors import plan_get
-from tenants.validation import normalize_domain, validate_slug
+from tenants.validation import normalize_tenant_domain, validate_slug
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def validate_new_tenant(
         raise ProvisioningFailed("A tenant needs at least one --domain.")
     hosts: list[str] = []
     for host in domains:
-        domain = normalize_domain(host)
+        domain = normalize_tenant_domain(host)
         if domain in hosts:
             raise DomainTaken(f"The domain {domain!r} is given twice.")
         hosts.append(domain)
@@ -191,9 +191,6 @@ def validate_new_tenant(
     )
     if taken:
         raise DomainTaken(f"The domain {taken[0]!r} already belongs to a tenant.")
-    public_hosts = {h.lower() for h in settings.CMS_PUBLIC_HOSTS}
-    if any(host in public_hosts for host in hosts):
-        raise DomainTaken("That domain is the operator's own public host.")
     return hosts, plan_obj
 
 

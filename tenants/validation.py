@@ -2,7 +2,9 @@
 
 import re
 
-from tenants.errors import InvalidDomain, InvalidSlug
+from django.conf import settings
+
+from tenants.errors import DomainTaken, InvalidDomain, InvalidSlug
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 # Names PostgreSQL or this product use for their own schemas, plus names that would
@@ -49,4 +51,13 @@ def normalize_domain(host: str) -> str:
             f"Invalid domain {host!r}: give a host name such as shop.example.com, "
             "without scheme or port."
         )
+    return domain
+
+
+def normalize_tenant_domain(host: str) -> str:
+    """Normalize a host name a tenant is to serve: the operator's own public hosts are
+    never a tenant's (the gate would serve them from the public schema)."""
+    domain = normalize_domain(host)
+    if domain in {public.lower() for public in settings.CMS_PUBLIC_HOSTS}:
+        raise DomainTaken(f"{domain!r} is the operator's own public host.")
     return domain

@@ -1,0 +1,60 @@
+"""A tenant creation that fails at any step leaves nothing of the tenant behind."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_exists
+
+from tenants import provisioning
+from tenants.errors import ProvisioningFailed
+from tenants.models import Domain, Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def _create() -> provisioning.ProvisionedTenant:
+    return provisioning.tenant_create(
+        slug="doomed",
+        name="Doomed",
+        domains=["doomed.localhost", "www.doomed.localhost"],
+        plan="free",
+        admin_password="doomed-password-1",
+    )
+
+
+def _clone_then_fail(slug: str) -> None:
+    real_clone(slug)
+    assert schema_exists(slug)  # the failure comes after the schema was written
+    raise RuntimeError("disk full")
+
+
+def _admin_fails(email: str, password_hash: str) -> str:
+    raise RuntimeError("users table locked")
+
+
+real_clone = provisioning.clone_template
+
+
+@pytest.mark.parametrize(
+    ("target", "replacement"),
+    [("clone_template", _clone_then_fail), ("_create_admin", _admin_fails)],
+)
+def test_failure_at_any_step_leaves_nothing(monkeypatch, target, replacement):
+    tenants_before = Tenant.objects.count()
+    monkeypatch.setattr(provisioning, target, replacement)
+
+    with pytest.raises(ProvisioningFailed, match="'doomed' failed and was rolled back"):
+        _create()
+
+    assert connection.schema_name == "public"
+    assert Tenant.objects.count() == tenants_before
+    assert not Domain.objects.filter(domain__endswith="doomed.localhost").exists()
+    assert not schema_exists("doomed")
+    assert not provisioning.tenant_media_dir("doomed").exists()
+    assert Client(HTTP_HOST="doomed.localhost").get("/").status_code == 404
+
+    monkeypatch.undo()
+    created = _create()  # the same slug and domains are free again
+
+    assert created.tenant.schema_name == "doomed"
+    assert Client(HTTP_HOST="doomed.localhost").get("/").status_code == 200
