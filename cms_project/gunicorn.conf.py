@@ -20,3 +20,6 @@ max_requests_jitter = 500
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 proc_name = "tenant-cms"
+# Gunicorn 24+ opens a control socket at one fixed path per user: several pools on one
+# host (tests, benchmarks, a staging pool) would fight over it, and nothing here uses it.
+control_socket_disable = True
