@@ -1,6 +1,7 @@
 """URLs of a tenant's host: Wagtail admin, API, media and the tenant's pages.
 
-Public pages and the API are wrapped in the tariff's rate limits here; the admin is
+Public pages and the API are wrapped in the tariff's rate limits here (public pages
+inside them in the anonymous page cache, so cached hits still count); the admin is
 not (editors are never locked out by their visitors) except for its login, which is
 limited against password guessing.
 """
@@ -19,10 +20,11 @@ from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 from content.api import api_router
 from content.api_write import ArticleWriteView
 from content.media import serve_tenant_media
+from content.page_cache import cached_page
 from content.quota_views import storage_checked
 from tenants.limits import api_dimension, login_limited, tariff_limited
 
-serve_page = tariff_limited("public_reads_per_minute")(wagtail_views.serve)
+serve_page = tariff_limited("public_reads_per_minute")(cached_page(wagtail_views.serve))
 article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
 
 urlpatterns = [

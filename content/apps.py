@@ -6,3 +6,8 @@ class ContentConfig(AppConfig):
 
     name = "content"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from content.page_cache import connect_purge_signals
+
+        connect_purge_signals()

@@ -206,6 +206,10 @@ CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
 CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
 CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
+# Per-tenant page cache for anonymous visitors (content.page_cache); 0 turns it off.
+# Publishing purges a tenant's pages at once; the lifetime bounds staleness from
+# changes that send no page signal (site settings, snippets, images).
+CMS_PAGE_CACHE_SECONDS = env_int("CMS_PAGE_CACHE_SECONDS", 300)
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
 WAGTAILADMIN_BASE_URL = f"{CMS_SITE_SCHEME}://{CMS_BASE_DOMAIN}"

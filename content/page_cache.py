@@ -1,0 +1,192 @@
+"""Per-tenant page cache for anonymous visitors.
+
+A public page read by a visitor without a session cookie is the same for every such
+visitor, so its rendered response is kept in Redis and served without touching
+PostgreSQL or the template engine. Entries live under the tenant's cache keys (the
+cache alias's key function adds the schema) and are keyed by host, path and query.
+
+Invalidation is a per-tenant generation counter: each entry records the generation it
+was rendered under, and publishing, unpublishing, moving or deleting a page of a tenant
+bumps that tenant's counter (one ``INCR``), which turns every entry of that tenant -
+and no other tenant's - into a miss. A lookup reads the generation and the entry in a
+single ``MGET``. An entry is tagged with the generation read *before* rendering, so a
+page rendered while a publish commits is never stored as current.
+
+The decorator sits inside the tariff's rate limit and behind the concurrency cap, so a
+cached hit still counts against the plan and carries its ``RateLimit`` headers.
+"""
+
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
+
+logger = logging.getLogger(__name__)
+
+CACHE_ALIAS = "default"
+GENERATION_KEY = "page-cache:generation"
+STATUS_HEADER = "X-Page-Cache"
+# Headers that belong to one response only, or are added again on the way out.
+_UNSTORED_HEADERS = frozenset({"set-cookie", "vary", "ratelimit", "ratelimit-policy"})
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """What is kept of a response: small, explicit, and picklable."""
+
+    generation: int
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    content: bytes
+
+    def response(self) -> HttpResponse:
+        response = HttpResponse(self.content, status=self.status)
+        for name, value in self.headers:
+            response[name] = value
+        return response
+
+
+def cache_seconds() -> int:
+    return int(getattr(settings, "CMS_PAGE_CACHE_SECONDS", 0))
+
+
+def page_key(request: HttpRequest) -> str:
+    """Host (with port), path and query: the same path on two hosts of one tenant may
+    render different absolute URLs, and the schema prefix separates tenants."""
+    host = request.META.get("HTTP_HOST", "").lower()
+    query = request.META.get("QUERY_STRING", "")
+    digest = hashlib.sha256(f"{host}\n{request.path}\n{query}".encode()).hexdigest()
+    return f"page-cache:page:{digest[:40]}"
+
+
+def is_cacheable_request(request: HttpRequest) -> bool:
+    """Anonymous reads of the live site only."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if getattr(request, "tenant", None) is None or getattr(
+        request, "is_preview", False
+    ):
+        return False
+    return settings.SESSION_COOKIE_NAME not in request.COOKIES
+
+
+def is_cacheable_response(request: HttpRequest, response: HttpResponse) -> bool:
+    """A 200 for everybody: no cookie set or about to be set, nothing private."""
+    if response.status_code != 200 or response.streaming or response.cookies:
+        return False
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):  # the page used a CSRF token
+        return False
+    session = getattr(request, "session", None)
+    if session is not None and session.modified:
+        return False
+    cache_control = response.get("Cache-Control", "").lower()
+    return "private" not in cache_control and "no-store" not in cache_control
+
+
+def _lookup(request: HttpRequest) -> tuple[int | None, CachedPage | None]:
+    """One round trip: the tenant's generation and this page's entry."""
+    key = page_key(request)
+    found = caches[CACHE_ALIAS].get_many([GENERATION_KEY, key])
+    generation = found.get(GENERATION_KEY)
+    entry = found.get(key)
+    if generation is None or not isinstance(entry, CachedPage):
+        return generation, None
+    return generation, entry if entry.generation == generation else None
+
+
+def _start_generation() -> int | None:
+    """A tenant's first generation: a timestamp, so a counter lost from Redis never
+    restarts at a value that old entries still carry."""
+    cache = caches[CACHE_ALIAS]
+    cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
+    return cache.get(GENERATION_KEY)
+
+
+def _store(request: HttpRequest, response: HttpResponse, generation: int) -> None:
+    if hasattr(response, "render") and not response.is_rendered:
+        response.render()
+    entry = CachedPage(
+        generation=generation,
+        status=response.status_code,
+        headers=tuple(
+            (name, value)
+            for name, value in response.items()
+            if name.lower() not in _UNSTORED_HEADERS
+        ),
+        content=response.content,
+    )
+    caches[CACHE_ALIAS].set(page_key(request), entry, timeout=cache_seconds())
+
+
+def cached_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Serve anonymous reads of ``view`` from the tenant's page cache."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if cache_seconds() <= 0 or not is_cacheable_request(request):
+            return view(request, *args, **kwargs)
+        generation, entry = _lookup(request)
+        if entry is not None:
+            response = entry.response()
+            # Signed-in editors get other content: downstream caches must know.
+            patch_vary_headers(response, ("Cookie",))
+            response[STATUS_HEADER] = "hit"
+            return response
+        if generation is None:
+            generation = _start_generation()
+        response = view(request, *args, **kwargs)
+        if generation is not None and is_cacheable_response(request, response):
+            _store(request, response, generation)
+            response[STATUS_HEADER] = "miss"
+        return response
+
+    return wrapper
+
+
+def purge_tenant_pages() -> None:
+    """Invalidate every cached page of the tenant whose schema is active, once the
+    current transaction commits (before it, a reader would re-cache the old page)."""
+    schema_name = connection.schema_name
+    cache = caches[CACHE_ALIAS]
+    # The key function reads the active schema: build the key now, not on commit.
+    generation_key = cache.make_key(GENERATION_KEY)
+
+    def bump() -> None:
+        try:
+            cache.client.get_client(write=True).incr(generation_key)
+        except Exception:
+            logger.exception("page cache: could not purge tenant %s", schema_name)
+
+    transaction.on_commit(bump)
+
+
+def _purge_on_page_change(sender, instance, **kwargs) -> None:
+    purge_tenant_pages()
+
+
+def _purge_on_page_delete(sender, instance, **kwargs) -> None:
+    from wagtail.models import Page
+
+    if isinstance(instance, Page):
+        purge_tenant_pages()
+
+
+def connect_purge_signals() -> None:
+    """Purge a tenant's pages whenever what its visitors see may have changed: a
+    publish, unpublish, move (URLs change) or delete of any of its pages."""
+    from django.db.models.signals import post_delete
+    from wagtail.signals import page_published, page_unpublished, post_page_move
+
+    uid = "content.page_cache"
+    page_published.connect(_purge_on_page_change, dispatch_uid=f"{uid}.published")
+    page_unpublished.connect(_purge_on_page_change, dispatch_uid=f"{uid}.unpublished")
+    post_page_move.connect(_purge_on_page_change, dispatch_uid=f"{uid}.moved")
+    post_delete.connect(_purge_on_page_delete, dispatch_uid=f"{uid}.deleted")

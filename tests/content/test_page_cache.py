@@ -1,0 +1,221 @@
+"""The per-tenant page cache, seen through HTTP at each tenant's host.
+
+A page is made stale behind the cache's back (a queryset ``update`` sends no signal),
+so what a visitor sees tells whether the page came from the cache or was rendered.
+"""
+
+import pytest
+import redis
+from django.core.management import call_command
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from content.models import ArticlePage
+from tenants.admission import acquire_slot
+from tests.conftest import ACME_HOST
+
+pytestmark = pytest.mark.django_db
+
+ARTICLE = "/acme-launches-the-mark-iv/"
+OLD_TITLE = "Acme launches the Mark IV"
+
+
+def _retitle_behind_the_cache(schema: str, slug: str, title: str) -> None:
+    with schema_context(schema):
+        ArticlePage.objects.filter(slug=slug).update(title=title)
+
+
+@pytest.fixture
+def publish(django_capture_on_commit_callbacks):
+    """Publish a new title the way an editor does; purges run on commit."""
+
+    def run(schema: str, slug: str, title: str) -> None:
+        with schema_context(schema), django_capture_on_commit_callbacks(execute=True):
+            page = ArticlePage.objects.get(slug=slug)
+            page.title = title
+            page.save_revision().publish()
+
+    return run
+
+
+@pytest.fixture
+def editor_client(db) -> Client:
+    client = Client(HTTP_HOST=ACME_HOST)
+    login = client.post(
+        "/admin/login/", {"username": "editor", "password": "acme-editor-demo"}
+    )
+    assert login.status_code == 302
+    return client
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Count commands sent to Redis (a Lua script call is one)."""
+    calls: list[str] = []
+    original = redis.Redis.execute_command
+
+    def counting(self, *args, **options):
+        calls.append(str(args[0]))
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    return calls
+
+
+def test_second_anonymous_read_is_a_hit_without_queries(
+    acme_client, django_assert_num_queries, redis_round_trips
+):
+    first = acme_client.get(ARTICLE)
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Changed")
+    redis_round_trips.clear()
+
+    with django_assert_num_queries(0):
+        second = acme_client.get(ARTICLE)
+
+    assert first.status_code == second.status_code == 200
+    assert first["X-Page-Cache"] == "miss"
+    assert second["X-Page-Cache"] == "hit"
+    assert second.content == first.content
+    assert OLD_TITLE in second.content.decode()
+    assert second["Content-Type"] == first["Content-Type"]
+    assert "Cookie" in second["Vary"]
+    # Admission (take and release a slot), rate limit (add, increment) and the cache
+    # lookup (one MGET); the host map may check its generation once more.
+    assert len(redis_round_trips) <= 6, redis_round_trips
+    assert redis_round_trips.count("MGET") == 1
+
+
+def test_cached_hits_count_against_the_plan_and_carry_its_headers(acme_client):
+    call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=3")
+
+    responses = [acme_client.get("/") for _ in range(4)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert responses[2]["X-Page-Cache"] == "hit"
+    assert responses[2]["RateLimit"].startswith('"public-reads-per-minute";r=0;')
+    assert responses[1]["RateLimit"].startswith('"public-reads-per-minute";r=1;')
+
+
+def test_cached_hits_respect_the_concurrency_cap(acme_client):
+    assert acme_client.get("/").status_code == 200
+    call_command("plans", "update", "pro", "--limit", "concurrent_requests=1")
+    assert acquire_slot("acme", 1)
+
+    assert acme_client.get("/").status_code == 503
+
+
+def test_publish_purges_that_tenant_only(acme_client, globex_client, publish):
+    acme_client.get(ARTICLE)
+    globex_home = globex_client.get("/")
+
+    publish("acme", "acme-launches-the-mark-iv", "Acme launches the Mark V")
+
+    acme_after = acme_client.get(ARTICLE)
+    globex_after = globex_client.get("/")
+    assert "Acme launches the Mark V" in acme_after.content.decode()
+    assert globex_after["X-Page-Cache"] == "hit"
+    assert globex_after.content == globex_home.content
+
+
+def test_every_page_of_the_tenant_is_purged_on_publish(acme_client, publish):
+    acme_client.get("/")
+
+    publish("acme", "acme-launches-the-mark-iv", "Acme launches the Mark V")
+
+    assert "Acme launches the Mark V" in acme_client.get("/").content.decode()
+
+
+def test_unpublish_purges(acme_client, django_capture_on_commit_callbacks):
+    assert OLD_TITLE in acme_client.get("/").content.decode()
+    assert acme_client.get(ARTICLE).status_code == 200
+
+    with schema_context("acme"), django_capture_on_commit_callbacks(execute=True):
+        ArticlePage.objects.get(slug="acme-launches-the-mark-iv").unpublish()
+
+    assert OLD_TITLE not in acme_client.get("/").content.decode()
+    assert acme_client.get(ARTICLE).status_code == 404
+
+
+def test_move_purges(acme_client, django_capture_on_commit_callbacks):
+    acme_client.get("/")
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Moved title")
+    assert "Moved title" not in acme_client.get("/").content.decode()
+
+    with schema_context("acme"), django_capture_on_commit_callbacks(execute=True):
+        page = ArticlePage.objects.get(slug="acme-launches-the-mark-iv")
+        sibling = ArticlePage.objects.get(slug="safety-first-at-acme")
+        page.move(sibling, pos="right")
+
+    assert "Moved title" in acme_client.get("/").content.decode()
+
+
+def test_delete_purges(acme_client, django_capture_on_commit_callbacks):
+    assert OLD_TITLE in acme_client.get("/").content.decode()
+
+    with schema_context("acme"), django_capture_on_commit_callbacks(execute=True):
+        ArticlePage.objects.get(slug="acme-launches-the-mark-iv").delete()
+
+    assert OLD_TITLE not in acme_client.get("/").content.decode()
+
+
+def test_logged_in_editor_never_gets_a_cached_page(acme_client, editor_client):
+    acme_client.get(ARTICLE)
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Draft view")
+
+    editor_view = editor_client.get(ARTICLE)
+
+    assert "Draft view" in editor_view.content.decode()
+    assert "X-Page-Cache" not in editor_view
+    assert "Draft view" not in acme_client.get(ARTICLE).content.decode()
+
+
+def test_editor_pages_are_never_stored_for_visitors(acme_client, editor_client):
+    editor_client.get("/")
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Fresh title")
+
+    visitor_view = acme_client.get("/")
+
+    assert "Fresh title" in visitor_view.content.decode()
+
+
+def test_two_tenants_with_the_same_path_never_share_an_entry(
+    acme_client, globex_client
+):
+    acme_client.get("/")
+    globex_client.get("/")
+
+    acme = acme_client.get("/")
+    globex = globex_client.get("/")
+
+    assert acme["X-Page-Cache"] == globex["X-Page-Cache"] == "hit"
+    assert "Acme Rockets" in acme.content.decode()
+    assert "Acme Rockets" not in globex.content.decode()
+    assert "Globex Corporation" in globex.content.decode()
+
+
+def test_query_string_and_host_are_part_of_the_key(acme_client):
+    acme_client.get("/")
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Other key")
+
+    with_query = acme_client.get("/?page=2")
+    with_port = acme_client.get("/", HTTP_HOST=f"{ACME_HOST}:8000")
+
+    assert "Other key" in with_query.content.decode()
+    assert "Other key" in with_port.content.decode()
+
+
+def test_not_found_and_posts_are_not_cached(acme_client):
+    assert acme_client.get("/no-such-page/").status_code == 404
+    assert "X-Page-Cache" not in acme_client.get("/no-such-page/")
+    assert "X-Page-Cache" not in acme_client.post("/", {})
+
+
+def test_cache_can_be_turned_off(acme_client, settings):
+    settings.CMS_PAGE_CACHE_SECONDS = 0
+    acme_client.get("/")
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Uncached")
+
+    response = acme_client.get("/")
+
+    assert "Uncached" in response.content.decode()
+    assert "X-Page-Cache" not in response
