@@ -9,7 +9,13 @@ from pathlib import Path
 
 import dj_database_url
 
-from cms_project.settings.env import env_bool, env_int, env_list, env_str
+from cms_project.settings.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("CMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -70,6 +76,10 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_NAME = "public"
 PUBLIC_SCHEMA_URLCONF = "cms_project.urls_public"
+# Send SET search_path once after each schema change (the gate makes one per request)
+# instead of before every query. Safe from django-tenants 4.0.1, which also forgets the
+# setting on ROLLBACK TO SAVEPOINT (#1262); tests/tenants/test_search_path.py holds it.
+TENANT_LIMIT_SET_CALLS = True
 ROOT_URLCONF = "cms_project.urls_tenants"
 # The migrated schema every new tenant is cloned from (see tenants.provisioning).
 CMS_TEMPLATE_SCHEMA = "_template"
@@ -86,7 +96,10 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 MIDDLEWARE = [
+    # first, so that every answer (404, 429, 503 included) is logged and counted
+    "tenants.observation.RequestObservationMiddleware",
     "tenants.middleware.TenantGateMiddleware",
+    "tenants.observation.TenantContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.admission.TenantAdmissionMiddleware",
@@ -212,7 +225,10 @@ CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 CMS_PAGE_CACHE_SECONDS = env_int("CMS_PAGE_CACHE_SECONDS", 300)
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
-WAGTAILADMIN_BASE_URL = f"{CMS_SITE_SCHEME}://{CMS_BASE_DOMAIN}"
+# No single admin base URL: every tenant's admin lives at its own domain, and links in
+# admin emails (password resets) must point there, so Wagtail builds them from the
+# request's host. Wagtail's check for the setting is silenced for that reason.
+SILENCED_SYSTEM_CHECKS = ["wagtailadmin.W003"]
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAILDOCS_EXTENSIONS = [
     "csv",
@@ -230,13 +246,26 @@ WAGTAILDOCS_MAX_UPLOAD_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 WAGTAIL_ENABLE_UPDATE_CHECK = False
 
+# CMS_LOG_FORMAT: "json" (one event per line, for log pipelines) or "console".
+CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "console", ["console", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "tenants.request_context.RequestContextFilter"}},
     "formatters": {
-        "console": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "console": {
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[%(tenant)s %(request_id)s] %(message)s"
+        },
+        "json": {"()": "tenants.request_context.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": CMS_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
