@@ -54,10 +54,10 @@ class TenantGateMiddleware:
         tenant = resolve_tenant(host)
         if tenant is None:
             return unknown_host_response(host)
+        request.tenant = tenant  # also names the tenant in a suspended answer's log
         if tenant.is_suspended:
             return suspended_response(tenant.name)
 
-        request.tenant = tenant
         connection.set_tenant(tenant)
         request.urlconf = settings.ROOT_URLCONF
         set_urlconf(request.urlconf)

@@ -5,7 +5,7 @@ fails at boot instead of running with a development default.
 """
 
 from cms_project.settings.base import *  # noqa: F403
-from cms_project.settings.env import env_bool, env_int, env_list, env_str
+from cms_project.settings.env import env_bool, env_choice, env_int, env_list, env_str
 
 SECRET_KEY = env_str("SECRET_KEY")
 DEBUG = False
@@ -26,3 +26,7 @@ X_FRAME_OPTIONS = "DENY"
 # domains, so the platform does not opt them in (set SECURE_HSTS_PRELOAD to do so).
 if not SECURE_HSTS_PRELOAD:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Log events as JSON lines (tenant, request id, ...) unless CMS_LOG_FORMAT=console.
+CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])
+LOGGING["handlers"]["console"]["formatter"] = CMS_LOG_FORMAT  # noqa: F405

@@ -1,0 +1,103 @@
+"""What every request leaves behind: a request id, one access-log event, metrics and
+usage counts, all tagged with its tenant.
+
+``RequestObservationMiddleware`` is the first middleware, so answers given early
+(unknown host 404, suspended 503, concurrency 503, rate limit 429) are observed too.
+It takes the caller's ``X-Request-ID`` (or makes one), returns it on the response, and
+after the response writes the access-log event, the Prometheus figures and the usage
+counters. ``TenantContextMiddleware`` sits right after the tenant gate: from there on
+log lines carry the tenant, and the tenant's in-flight gauge counts the request.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
+
+from tenants import request_context
+
+access_logger = logging.getLogger("cms.access")
+logger = logging.getLogger(__name__)
+
+# Liveness and readiness probes come every few seconds from every balancer: they are
+# neither logged nor counted.
+UNOBSERVED_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_TENANT = "public"
+UNKNOWN_TENANT = "unknown"
+
+
+def tenant_name(request: HttpRequest) -> str:
+    """The tenant a request belongs to, as logged: its schema, ``public`` for the
+    operator's host, ``unknown`` for a host no tenant owns."""
+    if not hasattr(request, "tenant"):
+        return UNKNOWN_TENANT
+    tenant = request.tenant
+    return PUBLIC_TENANT if tenant is None else tenant.schema_name
+
+
+def user_id(request: HttpRequest) -> str:
+    """The user's id if authentication already ran; never loads a session for it."""
+    user = getattr(request, "user", None)
+    if user is None:
+        return "-"
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        return "-"
+    return str(user.pk) if user.is_authenticated else "-"
+
+
+class RequestObservationMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_context.accepted_request_id(
+            request.META.get(request_context.REQUEST_ID_META)
+        )
+        request.request_id = request_id
+        tokens = request_context.bind(request_id=request_id, tenant="-", user_id="-")
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+            response[request_context.REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            if request.path not in UNOBSERVED_PATHS:
+                self._observe(request, status, time.perf_counter() - started)
+            request_context.unbind(tokens)
+
+    def _observe(self, request: HttpRequest, status: int, seconds: float) -> None:
+        tenant = tenant_name(request)
+        access_logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            status,
+            extra={
+                "event": "request",
+                "tenant": tenant,
+                "request_id": request.request_id,
+                "user_id": user_id(request),
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+            },
+        )
+
+
+class TenantContextMiddleware:
+    """Right after the gate: log lines from here on carry the tenant."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tokens = request_context.bind(tenant=tenant_name(request))
+        try:
+            return self.get_response(request)
+        finally:
+            request_context.unbind(tokens)

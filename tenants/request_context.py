@@ -1,0 +1,115 @@
+"""Who a log line is about: the request id, tenant and user of the work in progress.
+
+Every line a web request or a Celery task writes must carry its tenant and request id,
+or one tenant's problem cannot be told apart from another's in a shared pool. The
+values live in context variables (set by ``tenants.observation`` for a request and by
+``tenants.task_context`` for a task) and a logging filter copies them onto every
+record, so no call site has to pass them along.
+"""
+
+import contextvars
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "request_id", default="-"
+)
+tenant_var: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="-")
+user_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "user_id", default="-"
+)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
+# Ids from clients or proxies are echoed into logs and headers: keep them short and
+# plain so they cannot forge log fields or inject header lines.
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accepted_request_id(candidate: str | None) -> str:
+    """The caller's id when it is safe to echo, else a fresh one."""
+    if candidate and _SAFE_REQUEST_ID.match(candidate):
+        return candidate
+    return new_request_id()
+
+
+def bind(
+    *,
+    request_id: str | None = None,
+    tenant: str | None = None,
+    user_id: str | None = None,
+) -> list[tuple[contextvars.ContextVar, contextvars.Token]]:
+    """Set the given values; returns tokens for ``unbind``."""
+    tokens = []
+    for var, value in (
+        (request_id_var, request_id),
+        (tenant_var, tenant),
+        (user_id_var, user_id),
+    ):
+        if value is not None:
+            tokens.append((var, var.set(value)))
+    return tokens
+
+
+def unbind(tokens: list[tuple[contextvars.ContextVar, contextvars.Token]]) -> None:
+    for var, token in reversed(tokens):
+        var.reset(token)
+
+
+def clear() -> None:
+    """Back to "no request" (a pooled worker process between tasks)."""
+    request_id_var.set("-")
+    tenant_var.set("-")
+    user_id_var.set("-")
+
+
+class RequestContextFilter(logging.Filter):
+    """Copies the context onto each record (``%(request_id)s``, ``%(tenant)s``,
+    ``%(user_id)s``); values already on the record (an access-log event) win."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        if not hasattr(record, "tenant"):
+            record.tenant = tenant_var.get()
+        if not hasattr(record, "user_id"):
+            record.user_id = user_id_var.get()
+        return True
+
+
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and belongs
+# in the event.
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))
+) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request context
+    and any ``extra=`` fields, so log pipelines can filter by tenant or request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", request_id_var.get()),
+            "tenant": getattr(record, "tenant", tenant_var.get()),
+            "user_id": getattr(record, "user_id", user_id_var.get()),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in event:
+                event[key] = value
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event, default=str)
