@@ -1,5 +1,6 @@
 """Page types every tenant's site is built from."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from wagtail.admin.panels import FieldPanel
@@ -55,3 +56,42 @@ class ArticlePage(Page):
     ]
     parent_page_types = ["content.HomePage"]
     subpage_types: list[str] = []
+
+
+class BackgroundJob(models.Model):
+    """One piece of background work of this tenant (a publish, an unpublish, a
+    scheduled sweep...). It lives in the tenant's schema, so editors see their own jobs
+    and nobody else's; its status is the source of truth that makes a job redelivered
+    after a worker died run at most once to completion (``content.jobs``)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=64)
+    label = models.CharField(max_length=255, blank=True)
+    args = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    reason = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.label or f"{self.kind} #{self.pk}"

@@ -1,17 +1,76 @@
 """Celery tasks of the content app.
 
-Tasks take no schema argument: the tenant-aware Celery app records the schema of the
-connection that enqueues a task and the worker runs it in that schema.
+Tasks take no schema argument from callers: ``content.jobs`` records the schema of the
+connection that queues a job, and the anonymous token task below runs whichever job is
+next in fair order, in that job's schema. ``publish_page_task`` is the plain FIFO path
+(kept for comparison in ``bench/publish_fairness``).
 """
 
 import logging
 
+from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
 
 from cms_project.celery import app
 from content.publishing import PublishError, publish_page
 
 logger = logging.getLogger(__name__)
+
+
+# max_retries=None: content.jobs counts attempts itself (CMS_JOB_MAX_ATTEMPTS).
+@app.task(bind=True, name="content.run_next_job", ignore_result=True, max_retries=None)
+def run_next_job_task(
+    self, schema: str | None = None, job_id: int | None = None
+) -> dict:
+    """One token: run the next job in fair order (or, on a retry, the job this token
+    already holds; ``schema`` and ``job_id`` are set only by ``self.retry``)."""
+    from content.jobs import RetryLater, run_claimed_job, run_next_job
+
+    try:
+        if job_id is not None and schema is not None:
+            outcome = run_claimed_job(schema=schema, job_id=job_id)
+        else:
+            outcome = run_next_job()
+    except RetryLater as later:
+        raise self.retry(
+            countdown=later.countdown,
+            kwargs={"schema": later.schema, "job_id": later.job_id},
+        ) from later
+    return {
+        "schema": outcome.schema,
+        "job_id": outcome.job_id,
+        "status": outcome.status,
+    }
+
+
+@app.task(name="content.sweep_scheduled_publishing", ignore_result=True)
+def sweep_scheduled_publishing_task() -> dict:
+    """Celery beat: queue Wagtail's go-live / expiry pass for every active tenant with
+    due work, through the fair queue (replaces a cron of ``publish_scheduled``)."""
+    from content.scheduling import sweep_scheduled_publishing
+
+    queued = sweep_scheduled_publishing()
+    return {"queued": queued}
+
+
+@app.task(name="content.job_watchdog", ignore_result=True)
+def job_watchdog_task() -> None:
+    """Celery beat: one spare token, so jobs whose worker died are reclaimed when
+    their lease expires even if no other job is queued meanwhile."""
+    from content.jobs import send_tokens
+
+    send_tokens(1)
+
+
+@worker_ready.connect
+def _reclaim_on_worker_start(sender=None, **kwargs) -> None:
+    """A worker that starts (perhaps replacing a killed one) looks for orphaned jobs."""
+    from content.jobs import send_tokens
+
+    try:
+        send_tokens(1)
+    except Exception:
+        logger.exception("could not send the start-up token")
 
 
 @app.task(

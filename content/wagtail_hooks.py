@@ -2,10 +2,11 @@
 
 from django.contrib import messages
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 from wagtail import hooks
+from wagtail.admin.menu import MenuItem
 
-from content.views import publish_in_background
+from content.views import background_jobs, publish_in_background
 from tenants.quotas import QuotaExceeded, check_pages, check_users
 
 
@@ -17,7 +18,18 @@ def register_publishing_urls():
             publish_in_background,
             name="content_publish_in_background",
         ),
+        path("content/jobs/", background_jobs, name="content_background_jobs"),
     ]
+
+
+@hooks.register("register_reports_menu_item")
+def register_background_jobs_menu_item():
+    return MenuItem(
+        "Background jobs",
+        reverse("content_background_jobs"),
+        icon_name="cogs",
+        order=900,
+    )
 
 
 @hooks.register("before_create_page")

@@ -61,7 +61,7 @@ def _fresh_limit_counters():
     from django_redis import get_redis_connection
 
     client = get_redis_connection("ratelimit")
-    for pattern in ("*:test:*", "cms:inflight:*"):
+    for pattern in ("*:test:*", "cms:inflight:*", "cms:fairq:*:rate:*"):
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)

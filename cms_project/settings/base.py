@@ -210,7 +210,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+# Background jobs (content.jobs, tenants.fair_queue): fair order across tenants.
+CMS_JOBS_QUEUE = env_str("CMS_JOBS_QUEUE", "celery")
+CMS_JOBS_IN_FLIGHT_PER_TENANT = env_int("CMS_JOBS_IN_FLIGHT_PER_TENANT", 2)
+CMS_JOB_LEASE_SECONDS = env_int("CMS_JOB_LEASE_SECONDS", 600)
+CMS_JOB_MAX_ATTEMPTS = env_int("CMS_JOB_MAX_ATTEMPTS", 5)
+CMS_JOB_RETRY_BACKOFF_MS = env_int("CMS_JOB_RETRY_BACKOFF_MS", 2000)
+CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
+CMS_JOB_CAPPED_RETRY_SECONDS = 0.5
+CMS_BACKGROUND_JOB_MODULES: list[str] = []
+CELERY_BEAT_SCHEDULE: dict = {
+    "sweep-scheduled-publishing": {
+        "task": "content.sweep_scheduled_publishing",
+        "schedule": env_int("CMS_SCHEDULED_SWEEP_SECONDS", 60),
+    },
+    "job-watchdog": {"task": "content.job_watchdog", "schedule": 60},
+}
 
 # Tariff enforcement (tenants.limits, tenants.admission).
 RATELIMIT_USE_CACHE = "ratelimit"

@@ -15,6 +15,9 @@ for _alias in CACHES.values():  # noqa: F405
     _alias["KEY_PREFIX"] = "test"
 # A worker of a running `make up` sharing this Redis must not take the tests' tasks.
 CELERY_TASK_DEFAULT_QUEUE = "tests"
+CMS_JOBS_QUEUE = env_str("CMS_JOBS_QUEUE", "tests")  # noqa: F405
+CMS_JOB_RETRY_BACKOFF_MS = 50
+CMS_BACKGROUND_JOB_MODULES = ["tests.content.job_kinds"]
 # Workers started by the tests log JSON, so tests can read their events.
 CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])  # noqa: F405
 LOGGING["handlers"]["console"]["formatter"] = CMS_LOG_FORMAT  # noqa: F405

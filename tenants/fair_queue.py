@@ -1,0 +1,269 @@
+"""Fair order for background work shared by every tenant.
+
+Celery's queues are FIFO and its rate limits are per worker, so one tenant's 1,000
+queued jobs would delay every other tenant's single job. Here Celery stays the
+transport but no longer decides the order: a job's reference waits in its tenant's own
+Redis list, tenants with pending work sit on a ring, and every Celery message is an
+anonymous *token* that says "run the next job". The worker running a token takes the
+next tenant from the ring (round robin), skips tenants at their in-flight cap, and
+takes that tenant's oldest job. One token is sent per job, so the pool does exactly
+as much work as plain FIFO Celery; only the order changes. A tenant's single job waits
+for at most about one job of every other active tenant.
+
+A popped job is *in flight* under a lease (a sorted set scored by expiry). A worker
+killed mid-job never finishes it: when its lease expires the next pop puts the job back
+at the front of its tenant's list and reports it, so the caller sends a token for it.
+Executors must therefore be idempotent (see ``content.jobs``).
+
+Every operation is one Lua script, so concurrent workers never see half a change. Keys
+carry the schema (``<prefix>jobs:<schema>``); the prefix carries the Celery queue's
+name, so test runs and a development server sharing a Redis never mix. Keys are built
+inside the scripts, which suits a single Redis (not Redis Cluster).
+
+This module knows schemas, not what a job is: ``content.jobs`` stores jobs and runs
+them.
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from tenants.errors import TenantError
+
+
+class HourlyLimitExceeded(TenantError):
+    """The tenant's plan allows no more jobs this hour."""
+
+    def __init__(self, message: str, *, limit: int, retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of one pop: the job to run (if any) and what else the caller must
+    do to keep one token per job."""
+
+    schema: str | None
+    job_ref: str | None
+    reclaimed: int
+    capped: bool
+    next_lease_expiry: float | None
+
+
+_PUSH = """
+local prefix, schema, cap = ARGV[1], ARGV[2], ARGV[3]
+local jobs = prefix .. 'jobs:' .. schema
+for i = 4, #ARGV do
+  redis.call('RPUSH', jobs, ARGV[i])
+end
+redis.call('HSET', prefix .. 'caps', schema, cap)
+if redis.call('SADD', prefix .. 'members', schema) == 1 then
+  redis.call('RPUSH', prefix .. 'ring', schema)
+end
+return redis.call('LLEN', jobs)
+"""
+
+_TAKE_ALLOWANCE = """
+local key, count, limit, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3])
+local used = tonumber(redis.call('GET', key) or '0')
+if used + count > limit then
+  local ttl = redis.call('TTL', key)
+  if ttl < 0 then ttl = window end
+  return {0, used, ttl}
+end
+redis.call('INCRBY', key, count)
+if used == 0 then redis.call('EXPIRE', key, window) end
+return {1, used + count, 0}
+"""
+
+# Reclaim expired leases first (each goes back to the front of its tenant's list),
+# then walk the ring once: the first tenant under its cap with a job gives it.
+_POP = """
+local prefix, now, lease, default_cap = ARGV[1], tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4])
+local ring, members = prefix .. 'ring', prefix .. 'members'
+local flying = prefix .. 'inflight-schemas'
+local reclaimed = 0
+for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
+  local inflight = prefix .. 'inflight:' .. schema
+  local expired = redis.call('ZRANGEBYSCORE', inflight, '-inf', now)
+  for i = #expired, 1, -1 do
+    redis.call('ZREM', inflight, expired[i])
+    redis.call('LPUSH', prefix .. 'jobs:' .. schema, expired[i])
+    reclaimed = reclaimed + 1
+  end
+  if #expired > 0 and redis.call('SADD', members, schema) == 1 then
+    redis.call('LPUSH', ring, schema)
+  end
+  if redis.call('ZCARD', inflight) == 0 then redis.call('SREM', flying, schema) end
+end
+local capped = 0
+local turns = redis.call('LLEN', ring)
+for _ = 1, turns do
+  local schema = redis.call('LPOP', ring)
+  if not schema then break end
+  local jobs = prefix .. 'jobs:' .. schema
+  local inflight = prefix .. 'inflight:' .. schema
+  local cap = tonumber(redis.call('HGET', prefix .. 'caps', schema) or default_cap)
+  if redis.call('ZCARD', inflight) < cap then
+    local ref = redis.call('LPOP', jobs)
+    if ref then
+      redis.call('ZADD', inflight, now + lease, ref)
+      redis.call('SADD', flying, schema)
+      if redis.call('LLEN', jobs) > 0 then
+        redis.call('RPUSH', ring, schema)
+      else
+        redis.call('SREM', members, schema)
+      end
+      return {schema, ref, reclaimed, capped, ''}
+    end
+    redis.call('SREM', members, schema)
+  else
+    capped = 1
+    redis.call('RPUSH', ring, schema)
+  end
+end
+local earliest = ''
+for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
+  local first = redis.call('ZRANGE', prefix .. 'inflight:' .. schema, 0, 0,
+    'WITHSCORES')
+  if first[2] and (earliest == '' or tonumber(first[2]) < tonumber(earliest)) then
+    earliest = first[2]
+  end
+end
+return {'', '', reclaimed, capped, earliest}
+"""
+
+_FINISH = """
+local prefix, schema, ref = ARGV[1], ARGV[2], ARGV[3]
+local inflight = prefix .. 'inflight:' .. schema
+redis.call('ZREM', inflight, ref)
+if redis.call('ZCARD', inflight) == 0 then
+  redis.call('SREM', prefix .. 'inflight-schemas', schema)
+end
+return 1
+"""
+
+_EXTEND = """
+return redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), ARGV[2])
+"""
+
+_scripts: dict[str, object] = {}
+
+
+def _redis():
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("ratelimit")
+
+
+def _script(source: str):
+    client = _redis()
+    key = f"{id(client)}:{hash(source)}"
+    script = _scripts.get(key)
+    if script is None:
+        script = _scripts[key] = client.register_script(source)
+    return script
+
+
+def key_prefix() -> str:
+    """Keys of one Celery queue's fair queue (``cms:fairq:<queue>:``)."""
+    return f"cms:fairq:{jobs_queue()}:"
+
+
+def jobs_queue() -> str:
+    """The Celery queue that carries the tokens."""
+    return settings.CMS_JOBS_QUEUE
+
+
+def lease_seconds() -> int:
+    return settings.CMS_JOB_LEASE_SECONDS
+
+
+def take_hourly_allowance(*, schema: str, count: int, limit: int) -> int:
+    """Count ``count`` jobs against the tenant's hourly allowance, all or none
+    (fixed one-hour windows); returns the jobs used this hour. Raises
+    ``HourlyLimitExceeded`` when they do not fit."""
+    window = 3600
+    bucket = int(time.time()) // window
+    key = f"{key_prefix()}rate:{schema}:{bucket}"
+    allowed, used, retry_after = _script(_TAKE_ALLOWANCE)(
+        keys=[key], args=[count, limit, window]
+    )
+    if not allowed:
+        raise HourlyLimitExceeded(
+            f"This site's plan allows {limit} publish jobs per hour and "
+            f"{int(used)} were queued this hour. Try again in {int(retry_after)} s.",
+            limit=limit,
+            retry_after=int(retry_after),
+        )
+    return int(used)
+
+
+def push(*, schema: str, job_refs: list[str], cap: int) -> int:
+    """Append jobs to the tenant's list (oldest first) and put the tenant on the ring;
+    returns the tenant's pending count. ``cap`` is its in-flight cap, kept for pops."""
+    if not job_refs:
+        return 0
+    return int(
+        _script(_PUSH)(args=[key_prefix(), schema, max(1, cap), *map(str, job_refs)])
+    )
+
+
+def pop(*, now: float | None = None) -> Claim:
+    """Take the next job in fair order and lease it to the caller."""
+    schema, ref, reclaimed, capped, earliest = _script(_POP)(
+        args=[
+            key_prefix(),
+            repr(time.time() if now is None else now),
+            lease_seconds(),
+            settings.CMS_JOBS_IN_FLIGHT_PER_TENANT,
+        ]
+    )
+    schema = schema.decode() if isinstance(schema, bytes) else schema
+    ref = ref.decode() if isinstance(ref, bytes) else ref
+    earliest = earliest.decode() if isinstance(earliest, bytes) else earliest
+    return Claim(
+        schema=schema or None,
+        job_ref=ref or None,
+        reclaimed=int(reclaimed),
+        capped=bool(capped),
+        next_lease_expiry=float(earliest) if earliest else None,
+    )
+
+
+def finish(*, schema: str, job_ref: str) -> None:
+    """Release a job's in-flight slot (done, failed, or gone)."""
+    _script(_FINISH)(args=[key_prefix(), schema, str(job_ref)])
+
+
+def extend_lease(*, schema: str, job_ref: str, seconds: float) -> None:
+    """Keep a job in flight ``seconds`` longer (a retry waiting out its backoff)."""
+    _script(_EXTEND)(
+        keys=[f"{key_prefix()}inflight:{schema}"],
+        args=[repr(time.time() + seconds), str(job_ref)],
+    )
+
+
+def pending(*, schema: str) -> int:
+    return int(_redis().llen(f"{key_prefix()}jobs:{schema}"))
+
+
+def clear(*, schema: str | None = None) -> None:
+    """Forget queued and in-flight references (tests and benchmarks; a tenant's
+    deletion). Without a schema, the whole fair queue of this Celery queue."""
+    client = _redis()
+    if schema is None:
+        keys = list(client.scan_iter(match=f"{key_prefix()}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        return
+    prefix = key_prefix()
+    client.delete(f"{prefix}jobs:{schema}", f"{prefix}inflight:{schema}")
+    client.srem(f"{prefix}members", schema)
+    client.srem(f"{prefix}inflight-schemas", schema)
+    client.lrem(f"{prefix}ring", 0, schema)
