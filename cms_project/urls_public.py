@@ -3,7 +3,11 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
+from tenants.health import healthz, readyz
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path(
         "", TemplateView.as_view(template_name="public_home.html"), name="public-home"
     ),

@@ -22,12 +22,15 @@ from content.api_write import ArticleWriteView
 from content.media import serve_tenant_media
 from content.page_cache import cached_page
 from content.quota_views import storage_checked
+from tenants.health import healthz, readyz
 from tenants.limits import api_dimension, login_limited, tariff_limited
 
 serve_page = tariff_limited("public_reads_per_minute")(cached_page(wagtail_views.serve))
 article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/login/", login_limited(LoginView.as_view()), name="wagtailadmin_login"),
     path(
         "admin/images/add/",

@@ -91,7 +91,7 @@ class TenantAdmissionMiddleware:
     """Admission control for visitors and API clients; the admin is exempt so editors
     are never locked out by their visitors."""
 
-    EXEMPT_PREFIXES = ("/admin/", "/static/")
+    EXEMPT_PREFIXES = ("/admin/", "/static/", "/healthz", "/readyz")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

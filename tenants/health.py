@@ -1,0 +1,117 @@
+"""Liveness and readiness probes for load balancers and orchestrators.
+
+``/healthz`` answers as long as the process can run a view: it touches nothing else,
+so a database outage does not make the orchestrator restart every web process.
+``/readyz`` checks what a request needs (PostgreSQL, Redis, the Celery broker), each
+with a short timeout, and answers 503 naming the parts that failed so the balancer
+stops sending traffic and the operator sees where to look. Neither is rate-limited,
+admitted against a tenant's concurrency cap, logged or counted.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+
+logger = logging.getLogger(__name__)
+
+
+def _timeout() -> float:
+    return float(getattr(settings, "CMS_READINESS_TIMEOUT_SECONDS", 2))
+
+
+def check_database() -> None:
+    """A fresh connection (with a connect timeout), so a hung pool is noticed too."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        connect_timeout=max(1, round(_timeout())),
+        options=f"-c statement_timeout={int(_timeout() * 1000)}",
+    ) as conn:
+        conn.execute("SELECT 1")
+
+
+def check_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=_timeout(),
+        socket_connect_timeout=_timeout(),
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def check_broker() -> None:
+    from kombu import Connection
+
+    with Connection(
+        settings.CELERY_BROKER_URL,
+        connect_timeout=_timeout(),
+        transport_options={"socket_timeout": _timeout(), "max_retries": 0},
+    ) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+
+
+READINESS_CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "broker": check_broker,
+}
+
+
+def readiness() -> dict[str, str]:
+    """Each part's state: ``ok`` or ``fail`` (the reason goes to the log, not to the
+    anonymous caller)."""
+    results = {}
+    for name, check in READINESS_CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            logger.warning(
+                "readiness check %s failed after %.2f s: %s: %s",
+                name,
+                time.perf_counter() - started,
+                type(exc).__name__,
+                exc,
+            )
+            results[name] = "fail"
+        else:
+            results[name] = "ok"
+    return results
+
+
+def _json(body: dict, status: int) -> HttpResponse:
+    return HttpResponse(
+        json.dumps(body), status=status, content_type="application/json"
+    )
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    return _json({"status": "alive"}, 200)
+
+
+@never_cache
+def readyz(request: HttpRequest) -> HttpResponse:
+    checks = readiness()
+    failing = [name for name, state in checks.items() if state != "ok"]
+    if failing:
+        return _json(
+            {"status": "unavailable", "failing": failing, "checks": checks}, 503
+        )
+    return _json({"status": "ready", "checks": checks}, 200)
