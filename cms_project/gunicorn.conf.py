@@ -21,5 +21,5 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 proc_name = "tenant-cms"
 # Gunicorn 24+ opens a control socket at one fixed path per user: several pools on one
-# host (tests, benchmarks, a staging pool) would fight over it, and nothing here uses it.
+# host (tests, benchmarks, a staging pool) would fight over it; nothing here uses it.
 control_socket_disable = True

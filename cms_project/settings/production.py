@@ -25,7 +25,7 @@ X_FRAME_OPTIONS = "DENY"
 # Preloading HSTS commits a domain to browsers' lists for good; the customers own their
 # domains, so the platform does not opt them in (set SECURE_HSTS_PRELOAD to do so).
 if not SECURE_HSTS_PRELOAD:
-    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "security.W021"]  # noqa: F405
 
 # Log events as JSON lines (tenant, request id, ...) unless CMS_LOG_FORMAT=console.
 CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])
