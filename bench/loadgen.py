@@ -1,16 +1,28 @@
-"""A small closed-loop HTTP load generator for the benchmarks (loopback only).
+"""A small HTTP load generator for the benchmarks (loopback only).
 
-Threads each send one request at a time to 127.0.0.1 with a Host header, for a fixed
-duration, and record latency and status. Used where two set-ups are compared in one
-run, so what matters is that both sides are measured the same way.
+Closed loop (``closed_loop``, ``sweep``): threads each send one request at a time to
+127.0.0.1 with a Host header, for a fixed duration, and record latency and status. Used
+where two set-ups are compared in one run, so what matters is that both sides are
+measured the same way.
+
+Open loop (``open_loop``): each ``Schedule`` sends at a fixed rate whatever the server
+does, and a request's latency is measured from the moment it was due, not from when a
+connection was free to send it. A slow server therefore shows up as latency (queueing
+included) instead of as fewer requests, which a closed loop would hide. Each schedule
+runs in a process of its own, so one tenant's flood cannot slow the measurement of
+another tenant's requests through the client's own GIL.
 """
 
 import http.client
 import itertools
+import multiprocessing
 import statistics
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+
+from bench.common import percentile
 
 
 @dataclass
@@ -29,10 +41,7 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     @property
     def p50(self) -> float:
@@ -114,3 +123,107 @@ def sweep(
         thread.join()
     result.seconds = time.monotonic() - started
     return result
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``rate`` requests per second to ``host``, with at most ``connections`` in
+    flight (a request due while all are busy waits, and the wait counts)."""
+
+    host: str
+    rate: float
+    path: str = "/"
+    connections: int = 16
+    timeout: float = 10.0
+
+
+@dataclass
+class OpenLoopResult:
+    """Per request, in the order they were due: when it was due (seconds after the
+    start), its latency from that moment (ms) and its status (0: no response)."""
+
+    schedule: Schedule
+    seconds: float
+    due_s: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return len(self.statuses)
+
+    def count(self, *statuses: int) -> int:
+        return sum(1 for status in self.statuses if status in statuses)
+
+    def latencies_of(self, *statuses: int) -> list[float]:
+        return [
+            latency
+            for latency, status in zip(self.latencies_ms, self.statuses, strict=True)
+            if status in statuses
+        ]
+
+
+def _run_schedule(
+    port: int, schedule: Schedule, start_at: float, seconds: float
+) -> OpenLoopResult:
+    """One schedule, in a child process: connection ``k`` sends requests k, k+n,
+    k+2n, ... each at its due time ``start_at + i / rate`` (wall clock, shared by the
+    processes), or at once if it is already late."""
+    total = int(seconds * schedule.rate)
+    interval = 1.0 / schedule.rate
+    results: list[tuple[float, float, int]] = []
+    lock = threading.Lock()
+
+    def connection(first: int) -> None:
+        mine = []
+        for index in range(first, total, schedule.connections):
+            due = start_at + index * interval
+            wait = due - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                conn = http.client.HTTPConnection(
+                    "127.0.0.1", port, timeout=schedule.timeout
+                )
+                conn.request("GET", schedule.path, headers={"Host": schedule.host})
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+                status = response.status
+            except OSError:
+                status = 0
+            mine.append((due - start_at, (time.time() - due) * 1000, status))
+        with lock:
+            results.extend(mine)
+
+    pool = [
+        threading.Thread(target=connection, args=(k,))
+        for k in range(min(schedule.connections, total))
+    ]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    results.sort()
+    return OpenLoopResult(
+        schedule=schedule,
+        seconds=seconds,
+        due_s=[due for due, _, _ in results],
+        latencies_ms=[latency for _, latency, _ in results],
+        statuses=[status for _, _, status in results],
+    )
+
+
+def open_loop(
+    port: int, schedules: list[Schedule], *, seconds: float, lead: float = 1.0
+) -> list[OpenLoopResult]:
+    """Run every schedule at once for ``seconds``, each in its own process, starting
+    together ``lead`` seconds from now (time for the processes to start)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(schedules), mp_context=context) as pool:
+        start_at = time.time() + lead
+        futures = [
+            pool.submit(_run_schedule, port, schedule, start_at, seconds)
+            for schedule in schedules
+        ]
+        return [future.result() for future in futures]

@@ -25,37 +25,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-REPO = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+from bench.common import RESULTS, gunicorn_env, out, percentile, use_bench_database
+
 PORT = 18432
-
-
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def use_bench_database() -> str:
-    """Point DATABASE_URL at a fresh database next to the configured one."""
-    import psycopg
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    name = parts.path.lstrip("/") + "_bench"
-    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    os.environ["DATABASE_URL"] = url
-    return url
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def create_tenants(start: int, stop: int, *, timed: bool) -> list[float]:
@@ -111,10 +85,7 @@ def measure_rps(hosts: list[str], seconds: float, label: str) -> dict:
     from bench.loadgen import closed_loop, sweep
     from cms_project import devstack
 
-    env = dict(os.environ, GUNICORN_ACCESSLOG="/dev/null", GUNICORN_WORKERS="2")
-    env["DJANGO_SETTINGS_MODULE"] = "cms_project.settings.production"
-    env.setdefault("SECRET_KEY", "bench-" + "k" * 60)
-    env["SECURE_SSL_REDIRECT"] = "false"
+    env = gunicorn_env(workers=2)
     log = Path(tempfile.gettempdir()) / f"bench-provisioning-{label}.log"
     process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=2)
     try:
@@ -148,7 +119,7 @@ def main() -> int:
     if not (10 <= args.create + 10 <= args.noop_fleet <= args.fleet):
         parser.error("need 10 + --create <= --noop-fleet <= --fleet")
 
-    use_bench_database()
+    use_bench_database("bench")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
     import django
 
