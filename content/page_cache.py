@@ -154,7 +154,7 @@ def cached_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 def purge_tenant_pages() -> None:
     """Invalidate every cached page of the tenant whose schema is active, once the
     current transaction commits (before it, a reader would re-cache the old page)."""
-    schema_name = connection.schema_name
+    schema_name = getattr(connection, "schema_name", "-")
     cache = caches[CACHE_ALIAS]
     # The key function reads the active schema: build the key now, not on commit.
     generation_key = cache.make_key(GENERATION_KEY)
