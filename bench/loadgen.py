@@ -128,13 +128,15 @@ def sweep(
 @dataclass(frozen=True)
 class Schedule:
     """``rate`` requests per second to ``host``, with at most ``connections`` in
-    flight (a request due while all are busy waits, and the wait counts)."""
+    flight (a request due while all are busy waits, and the wait counts); ``port``,
+    when set, sends this schedule to another server than ``open_loop``'s."""
 
     host: str
     rate: float
     path: str = "/"
     connections: int = 16
     timeout: float = 10.0
+    port: int | None = None
 
 
 @dataclass
@@ -169,6 +171,7 @@ def _run_schedule(
     """One schedule, in a child process: connection ``k`` sends requests k, k+n,
     k+2n, ... each at its due time ``start_at + i / rate`` (wall clock, shared by the
     processes), or at once if it is already late."""
+    port = schedule.port or port
     total = int(seconds * schedule.rate)
     interval = 1.0 / schedule.rate
     results: list[tuple[float, float, int]] = []
