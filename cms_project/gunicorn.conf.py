@@ -20,6 +20,46 @@ max_requests_jitter = 500
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 proc_name = "tenant-cms"
-# Gunicorn 24+ opens a control socket at one fixed path per user: several pools on one
+# Gunicorn 24+ opens a control socket at one fixed path per user: several pools on
 # host (tests, benchmarks, a staging pool) would fight over it; nothing here uses it.
 control_socket_disable = True
+
+# Prometheus multiprocess mode (tenants.metrics): every worker writes its figures to
+# files in one directory and a scrape of any worker adds them up. Celery workers on
+# this host must be given the same PROMETHEUS_MULTIPROC_DIR to appear in the scrape.
+_VAR_DIR = os.environ.get(
+    "CMS_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var")
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def on_starting(server) -> None:
+    """Default the directory per bound address (set before any worker imports
+    prometheus_client), then drop the figures of processes that are gone (an earlier
+    run of this pool); files of live processes (a Celery worker sharing the
+    directory) stay."""
+    address = server.cfg.bind[0].replace(":", "_").replace("/", "_")
+    directory = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", os.path.join(_VAR_DIR, "prometheus", address)
+    )
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        stem = name.rsplit(".", 1)[0]
+        pid = stem.rsplit("_", 1)[-1]
+        if name.endswith(".db") and (not pid.isdigit() or not _pid_alive(int(pid))):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

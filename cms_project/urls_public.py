@@ -4,10 +4,12 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 from tenants.health import healthz, readyz
+from tenants.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path(
         "", TemplateView.as_view(template_name="public_home.html"), name="public-home"
     ),

@@ -84,6 +84,7 @@ def busy_response(request: HttpRequest) -> HttpResponse:
         body = render_to_string("tenants/busy.html", {"retry_after": 1})
         response = HttpResponse(body, status=503)
     response["Retry-After"] = "1"
+    response.cms_rejection = "concurrent_requests"
     return response
 
 

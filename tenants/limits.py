@@ -148,6 +148,7 @@ def limited_response(request: HttpRequest, decision: LimitDecision) -> HttpRespo
     response["Retry-After"] = retry_after
     for name, value in decision.headers().items():
         response[name] = value
+    response.cms_rejection = decision.dimension  # the limit, for metrics
     return response
 
 
@@ -163,6 +164,7 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
             render_to_string("tenants/busy.html", {"retry_after": 5}), status=503
         )
     response["Retry-After"] = "5"
+    response.cms_rejection = "limiter_unavailable"
     return response
 
 

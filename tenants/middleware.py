@@ -34,6 +34,7 @@ def suspended_response(tenant_name: str) -> HttpResponse:
     body = render_to_string("tenants/suspended.html", {"tenant_name": tenant_name})
     response = HttpResponse(body, status=503)
     response["Retry-After"] = "3600"
+    response.cms_rejection = "suspended"
     return response
 
 

@@ -95,3 +95,42 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class UsageDay(models.Model):
+    """One tenant's metered use on one day (UTC), for tariff billing and the usage
+    views. Request counts are added by ``tenants.usage.flush_usage`` from counters
+    kept in Redis; storage, pages and users are the last snapshot of that day."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    public_reads = models.BigIntegerField(default=0)
+    api_reads = models.BigIntegerField(default=0)
+    api_writes = models.BigIntegerField(default=0)
+    publish_jobs = models.BigIntegerField(default=0)
+    rejected_429 = models.BigIntegerField(default=0)
+    rejected_503 = models.BigIntegerField(default=0)
+    storage_bytes = models.BigIntegerField(default=0)
+    pages = models.IntegerField(default=0)
+    users = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day"], name="usage_day_unique")
+        ]
+        ordering = ["tenant", "day"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day}"
+
+
+class UsageFlush(models.Model):
+    """A flushed batch of counters, recorded in the same transaction as its sums, so
+    a flush that dies after committing is never added a second time."""
+
+    batch = models.CharField(max_length=64, unique=True)
+    flushed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.batch

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
-from tenants import request_context
+from tenants import metrics, request_context, usage
 
 access_logger = logging.getLogger("cms.access")
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class RequestObservationMiddleware:
         request.request_id = request_id
         tokens = request_context.bind(request_id=request_id, tenant="-", user_id="-")
         started = time.perf_counter()
+        response = None
         status = 500
         try:
             response = self.get_response(request)
@@ -66,11 +67,44 @@ class RequestObservationMiddleware:
             return response
         finally:
             if request.path not in UNOBSERVED_PATHS:
-                self._observe(request, status, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                self._observe(request, response, status, elapsed)
             request_context.unbind(tokens)
 
-    def _observe(self, request: HttpRequest, status: int, seconds: float) -> None:
+    @staticmethod
+    def _meter(request: HttpRequest, tenant: str, status: int, seconds: float) -> None:
+        """Usage counters: the request's one Redis round trip (tenants.usage)."""
+        refresh = metrics.top_tenants() if metrics.tenant_labels.refresh_due() else 0
+        try:
+            busiest = usage.record_request(
+                schema=tenant,
+                request=request,
+                status=status,
+                seconds=seconds,
+                refresh_labels=refresh,
+            )
+        except Exception as exc:  # noqa: BLE001 - metering never fails a request
+            logger.warning("usage not recorded: %s", exc)
+            return
+        if busiest is not None:
+            metrics.tenant_labels.update(busiest)
+
+    def _observe(
+        self,
+        request: HttpRequest,
+        response: HttpResponse | None,
+        status: int,
+        seconds: float,
+    ) -> None:
         tenant = tenant_name(request)
+        metrics.record_request(
+            tenant=tenant,
+            status=status,
+            seconds=seconds,
+            rejection=getattr(response, "cms_rejection", None),
+        )
+        if tenant not in (PUBLIC_TENANT, UNKNOWN_TENANT):
+            self._meter(request, tenant, status, seconds)
         access_logger.info(
             "%s %s %s",
             request.method,
@@ -90,14 +124,23 @@ class RequestObservationMiddleware:
 
 
 class TenantContextMiddleware:
-    """Right after the gate: log lines from here on carry the tenant."""
+    """Right after the gate: log lines from here on carry the tenant, and the
+    tenant's in-flight gauge counts the request while it runs."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        tokens = request_context.bind(tenant=tenant_name(request))
+        tenant = tenant_name(request)
+        tokens = request_context.bind(tenant=tenant)
+        observed = request.path not in UNOBSERVED_PATHS
+        # one label for both ends, even if the top list changes meanwhile
+        gauge = metrics.IN_FLIGHT.labels(metrics.tenant_labels.label(tenant))
+        if observed:
+            gauge.inc()
         try:
             return self.get_response(request)
         finally:
+            if observed:
+                gauge.dec()
             request_context.unbind(tokens)

@@ -1,4 +1,5 @@
-"""The request id and tenant travel with a Celery task into the worker's log lines.
+"""The request id and tenant travel with a Celery task into the worker's log lines;
+publish jobs are counted per tenant and outcome when their task ends.
 
 At publish the current request id and tenant go into the task's message headers; in
 the worker they are bound before the task runs and cleared after it, so a publish
@@ -9,10 +10,20 @@ token; the job they run may belong to another tenant, so their tenant is bound f
 the schema they actually run in (see ``bind_task_tenant``).
 """
 
-from celery.signals import before_task_publish, task_postrun, task_prerun
+import logging
+import os
+
+from celery.signals import (
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+)
 from django.db import connection
 
 from tenants import request_context
+
+logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "cms_request_id"
 TENANT_HEADER = "cms_tenant"
@@ -56,6 +67,54 @@ def bind_task_tenant(schema: str) -> None:
     request_context.bind(tenant=schema)
 
 
+# Tasks that run publish jobs (the fair queue's tokens and the plain FIFO task).
+PUBLISH_TASKS = frozenset({"content.run_next_job", "content.tasks.publish_page_task"})
+
+
+def publish_job_outcome(task, retval, state: str | None) -> tuple[str, str] | None:
+    """(tenant, outcome) of a finished publish task, None for other tasks and for
+    tokens that found no job."""
+    if task is None or task.name not in PUBLISH_TASKS:
+        return None
+    context_tenant = request_context.tenant_var.get()
+    if isinstance(retval, dict) and retval.get("status"):
+        if task.name == "content.run_next_job":
+            tenant = retval.get("schema")
+        else:
+            tenant = context_tenant
+        return (tenant, str(retval["status"])) if tenant and tenant != "-" else None
+    if state == "FAILURE" and context_tenant != "-":
+        return context_tenant, "error"
+    return None
+
+
 @task_postrun.connect(dispatch_uid="cms_request_context_postrun")
-def clear_task_context(**kwargs) -> None:
-    request_context.clear()
+def finish_task(task=None, retval=None, state=None, **kwargs) -> None:
+    """Count a publish job (metrics and usage), then clear the context."""
+    try:
+        outcome = publish_job_outcome(task, retval, state)
+        if outcome is not None:
+            from tenants import metrics, usage
+
+            tenant, result = outcome
+            labels = metrics.tenant_labels
+            busiest = usage.record_publish_job(
+                schema=tenant,
+                refresh_labels=metrics.top_tenants() if labels.refresh_due() else 0,
+            )
+            if busiest is not None:
+                labels.update(busiest)
+            metrics.record_publish_job(tenant=tenant, outcome=result)
+    except Exception:
+        logger.exception("could not count a publish job")
+    finally:
+        request_context.clear()
+
+
+@worker_process_shutdown.connect(dispatch_uid="cms_metrics_process_dead")
+def forget_live_gauges(pid=None, **kwargs) -> None:
+    """A pool process that exits takes its live gauges with it (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -225,6 +225,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env_int("CMS_SCHEDULED_SWEEP_SECONDS", 60),
     },
     "job-watchdog": {"task": "content.job_watchdog", "schedule": 60},
+    "flush-usage": {
+        "task": "tenants.flush_usage",
+        "schedule": env_int("CMS_USAGE_FLUSH_SECONDS", 60),
+    },
 }
 
 # Tariff enforcement (tenants.limits, tenants.admission).
@@ -238,6 +242,13 @@ CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 # Publishing purges a tenant's pages at once; the lifetime bounds staleness from
 # changes that send no page signal (site settings, snippets, images).
 CMS_PAGE_CACHE_SECONDS = env_int("CMS_PAGE_CACHE_SECONDS", 300)
+# Metrics (tenants.metrics): /metrics on the public host exists only with a token or
+# an allow-list. Only the busiest CMS_METRICS_TOP_TENANTS tenants get their own label.
+CMS_METRICS_TOKEN = env_str("CMS_METRICS_TOKEN", "")
+CMS_METRICS_ALLOW_IPS = env_list("CMS_METRICS_ALLOW_IPS", [])
+CMS_METRICS_TOP_TENANTS = env_int("CMS_METRICS_TOP_TENANTS", 50)
+CMS_METRICS_LABEL_REFRESH_SECONDS = env_int("CMS_METRICS_LABEL_REFRESH_SECONDS", 30)
+CMS_READINESS_TIMEOUT_SECONDS = 2
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
 # No single admin base URL: every tenant's admin lives at its own domain, and links in

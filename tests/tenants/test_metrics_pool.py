@@ -1,0 +1,152 @@
+"""Metrics across processes: a 2-worker gunicorn pool and a Celery worker write to one
+multiprocess directory, and one scrape adds every process's figures up exactly."""
+
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from tests.conftest import ACME_HOST, GLOBEX_HOST
+from tests.integration import (
+    REPO_ROOT,
+    free_port,
+    process_env,
+    stop_process,
+    wait_for,
+)
+
+TOKEN = "pool-scrape-token"
+
+
+@pytest.fixture
+def committed(django_db_blocker):
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()
+
+
+def _scrape(port: int) -> str:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(
+            "GET",
+            "/metrics",
+            headers={"Host": "localhost", "Authorization": f"Bearer {TOKEN}"},
+        )
+        response = conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        return body
+    finally:
+        conn.close()
+
+
+def _sample(body: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in body.splitlines():
+        match = re.match(r"^(\w+)\{(.*)\} (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = ",".join(sorted(match.group(2).split(",")))
+        if found == wanted:
+            return float(match.group(3))
+    return 0.0
+
+
+def _get(port: int, host: str, path: str = "/") -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host, "Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _pids(directory) -> set[str]:
+    return {p.stem.rsplit("_", 1)[-1] for p in directory.glob("counter_*.db")}
+
+
+def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
+    committed, tmp_path
+):
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = process_env(
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        CMS_METRICS_TOKEN=TOKEN,
+        CMS_METRICS_LABEL_REFRESH_SECONDS="0",
+        GUNICORN_ACCESSLOG="/dev/null",
+    )
+    queue = f"obs-metrics-{uuid.uuid4().hex[:6]}"
+    worker_log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
+            "--pool", "prefork", "--concurrency", "1", "-Q", queue,
+            "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+        ],
+        cwd=REPO_ROOT, env=env, stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    port = free_port()
+    from cms_project import devstack
+
+    web = devstack.start_gunicorn(
+        port, env=env, log_path=tmp_path / "gunicorn.log", workers=2
+    )
+    try:
+        # warm up: both tenants enter the shared top list, so both are labelled
+        for _ in range(4):
+            assert _get(port, ACME_HOST) == 200
+            assert _get(port, GLOBEX_HOST) == 200
+        before = _scrape(port)
+
+        for _ in range(40):
+            assert _get(port, ACME_HOST) == 200
+        for _ in range(25):
+            assert _get(port, GLOBEX_HOST) == 200
+        for _ in range(5):
+            assert _get(port, ACME_HOST, "/no-such-page/") == 404
+
+        after = _scrape(port)
+        assert len(_pids(metrics_dir)) >= 2, "both gunicorn workers served requests"
+
+        def delta(name, **labels):
+            return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+        assert delta("cms_requests_total", tenant="acme", status_class="2xx") == 40
+        assert delta("cms_requests_total", tenant="globex", status_class="2xx") == 25
+        assert delta("cms_requests_total", tenant="acme", status_class="4xx") == 5
+        assert delta("cms_request_duration_seconds_count", tenant="acme") == 45
+        assert _sample(after, "cms_requests_in_flight", tenant="acme") == 0
+
+        # a publish job run by the Celery worker shows up in the same scrape
+        from content.tasks import publish_page_task
+
+        with schema_context("acme"):
+            publish_page_task.apply_async(args=[987_654_321], queue=queue)
+        wait_for(
+            lambda: (
+                _sample(
+                    _scrape(port),
+                    "cms_publish_jobs_total",
+                    tenant="acme",
+                    outcome="failed",
+                )
+                == 1
+            ),
+            timeout=60,
+            what=f"the worker's publish job in the scrape (log: {worker_log})",
+        )
+    finally:
+        stop_process(web)
+        stop_process(worker)
