@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest
 
+from tenants.errors import TenantError
 from tenants.models import Tenant, UsageDay, UsageFlush
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ LATENCY_EDGES_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _UNMETERED_PREFIXES = ("/admin/", "/static/", "/media/", "/documents/", "/metrics")
 
 
-class UsageError(Exception):
+class UsageError(TenantError):
     """Bad input to a usage report; the message says what to fix."""
 
 
@@ -262,9 +263,16 @@ def _apply_batch(batch: str) -> tuple[int, int]:
         else:
             total = 0  # applied before; the worker died before deleting the key
     connection.set_schema_to_public()
-    client.delete(batch)
-    client.srem(batches_key(), batch)
+    _forget_batch(batch)
     return total, written
+
+
+def _forget_batch(batch: str) -> None:
+    """Only after the batch's transaction committed."""
+    pipe = _redis().pipeline(transaction=True)
+    pipe.delete(batch)
+    pipe.srem(batches_key(), batch)
+    pipe.execute()
 
 
 def flush_usage() -> FlushResult:

@@ -1,11 +1,12 @@
 """``manage.py tenants ...``: the operator's interface to tenants (names relied on)."""
 
+import csv
 import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants import bulk, lifecycle, portability, provisioning
+from tenants import bulk, lifecycle, portability, provisioning, usage
 from tenants.errors import TenantError
 from tenants.fleet import ProgressBar, migrate_fleet
 from tenants.management.commands.migrate import fleet_summary
@@ -83,6 +84,20 @@ class Command(BaseCommand):
             "migrate", help="Migrate the template and every tenant, in parallel."
         )
         migrate.add_argument("--parallel", type=int, default=2)
+
+        usage_parser = actions.add_parser(
+            "usage", help="A tenant's metered use per day (default: this month)."
+        )
+        usage_parser.add_argument("slug")
+        usage_parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
+        usage_parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
+        usage_parser.add_argument("--csv", action="store_true", help="CSV on stdout.")
+
+        top = actions.add_parser(
+            "top", help="The busiest tenants of the last minute, right now."
+        )
+        top.add_argument("--limit", type=int, default=20)
+        top.add_argument("--json", action="store_true")
 
     @property
     def _raw_stderr(self):
@@ -240,4 +255,67 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{len(result.failed)} tenant(s) failed; run the command again to "
                 "retry them (finished tenants are skipped)."
+            )
+
+    def handle_usage(self, options: dict) -> None:
+        tenant = tenant_get(options["slug"])
+        start, end = usage.period_bounds()
+        if options["start"]:
+            start = usage.parse_day(options["start"], option="--from")
+        if options["end"]:
+            end = usage.parse_day(options["end"], option="--to")
+        rows = usage.usage_days(tenant=tenant, start=start, end=end)
+        columns = [*usage.COUNTERS, *usage.SNAPSHOTS]
+        if options["csv"]:
+            writer = csv.writer(self.stdout, lineterminator="\n")
+            writer.writerow(["day", *columns])
+            for row in rows:
+                writer.writerow(
+                    [row.day.isoformat(), *(row.counts[c] for c in columns)]
+                )
+            return
+        self.stdout.write(
+            f"Usage of {tenant.slug} (plan {tenant.plan.name}) from {start} to {end}"
+        )
+        widths = [max(len(c), 8) for c in columns]
+        self.stdout.write(
+            "DAY         "
+            + " ".join(c.upper().rjust(w) for c, w in zip(columns, widths, strict=True))
+        )
+        for row in rows:
+            self.stdout.write(
+                f"{row.day.isoformat():<12}"
+                + " ".join(
+                    str(row.counts[c]).rjust(w)
+                    for c, w in zip(columns, widths, strict=True)
+                )
+            )
+        totals = usage.period_totals(rows)
+        self.stdout.write(
+            f"{'TOTAL':<12}"
+            + " ".join(
+                str(totals[c]).rjust(w) for c, w in zip(columns, widths, strict=True)
+            )
+        )
+
+    def handle_top(self, options: dict) -> None:
+        rows = usage.top_tenants(limit=options["limit"])
+        if options["json"]:
+            self.stdout.write(
+                json.dumps([row.__dict__ for row in rows], indent=2, default=str)
+            )
+            return
+        if not rows:
+            self.stdout.write("No tenant traffic in the last minute.")
+            return
+        self.stdout.write(
+            f"{'TENANT':<20} {'REQ/S':>8} {'REQUESTS':>9} {'429':>6} {'503':>6} "
+            f"{'P95_MS':>7} {'IN_FLIGHT':>9}"
+        )
+        for row in rows:
+            p95 = "-" if row.p95_ms is None else f"<={row.p95_ms}"
+            self.stdout.write(
+                f"{row.schema:<20} {row.requests_per_second:>8.2f} {row.requests:>9} "
+                f"{row.rejected_429:>6} {row.rejected_503:>6} {p95:>7} "
+                f"{row.in_flight:>9}"
             )
