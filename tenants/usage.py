@@ -448,3 +448,131 @@ def top_tenants(*, limit: int = 20, now: float | None = None) -> list[TopRow]:
             )
         )
     return rows
+
+
+# --- views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LimitLine:
+    """One line of "usage against the plan": what was used and what the plan says."""
+
+    label: str
+    used: int
+    limit: str
+    share: int | None  # percent of a quota, for quotas only
+
+
+def usage_against_plan(
+    *, tenant: Tenant, totals: dict[str, int], current: dict[str, int]
+) -> list[LimitLine]:
+    """This period's counters next to the plan's rates, and current storage, pages
+    and users against the plan's quotas."""
+    plan = tenant.plan
+
+    def quota(label: str, used: int, limit: int, unit: str = "") -> LimitLine:
+        share = round(100 * used / limit) if limit else None
+        return LimitLine(label, used, f"{limit:,}{unit}", share)
+
+    return [
+        LimitLine(
+            "Public page reads",
+            totals["public_reads"],
+            f"{plan.public_reads_per_minute:,} / minute",
+            None,
+        ),
+        LimitLine(
+            "API reads",
+            totals["api_reads"],
+            f"{plan.api_reads_per_minute:,} / minute",
+            None,
+        ),
+        LimitLine(
+            "API writes",
+            totals["api_writes"],
+            f"{plan.api_writes_per_minute:,} / minute",
+            None,
+        ),
+        LimitLine(
+            "Publish jobs",
+            totals["publish_jobs"],
+            f"{plan.publish_jobs_per_hour:,} / hour",
+            None,
+        ),
+        LimitLine(
+            "Refused: over the rate limit (429)", totals["rejected_429"], "—", None
+        ),
+        LimitLine(
+            "Refused: too many at once (503)",
+            totals["rejected_503"],
+            f"{plan.concurrent_requests:,} concurrent",
+            None,
+        ),
+        quota(
+            "Storage (MB)",
+            round(current["storage_bytes"] / (1024 * 1024)),
+            plan.storage_mb,
+            " MB",
+        ),
+        quota("Pages", current["pages"], plan.max_pages),
+        quota("Users", current["users"], plan.max_users),
+    ]
+
+
+def current_snapshot(tenant: Tenant) -> dict[str, int]:
+    """Storage, pages and users right now (queries in the tenant's schema)."""
+    return _snapshot(tenant)
+
+
+def all_tenants_usage(*, start: dt.date, end: dt.date) -> list[dict]:
+    """Every tenant's totals for the period (flushed rows plus pending counts): one
+    aggregate query, one snapshot query and one read of the live counters."""
+    from django.db.models import Sum
+
+    tenants = list(
+        Tenant.objects.exclude(status=Tenant.Status.TEMPLATE).select_related("plan")
+    )
+    sums = {
+        row["tenant_id"]: row
+        for row in UsageDay.objects.filter(day__gte=start, day__lte=end)
+        .values("tenant_id")
+        .annotate(**{c: Sum(c) for c in COUNTERS})
+    }
+    latest = {
+        row["tenant_id"]: row
+        for row in UsageDay.objects.filter(day__gte=start, day__lte=end)
+        .order_by("tenant_id", "-day")
+        .distinct("tenant_id")
+        .values("tenant_id", *SNAPSHOTS)
+    }
+    pending = _all_pending(start=start, end=end)
+    rows = []
+    for tenant in tenants:
+        row = {
+            "slug": tenant.schema_name,
+            "name": tenant.name,
+            "plan": tenant.plan.name,
+        }
+        for counter in COUNTERS:
+            row[counter] = int((sums.get(tenant.pk) or {}).get(counter) or 0)
+            row[counter] += pending.get(tenant.schema_name, {}).get(counter, 0)
+        for snapshot in SNAPSHOTS:
+            row[snapshot] = int((latest.get(tenant.pk) or {}).get(snapshot) or 0)
+        rows.append(row)
+    return rows
+
+
+def _all_pending(*, start: dt.date, end: dt.date) -> dict[str, dict[str, int]]:
+    client = _redis()
+    raw: dict[str, int] = {}
+    for name in [live_key(), *(_text(b) for b in client.smembers(batches_key()))]:
+        for field, value in client.hgetall(name).items():
+            field = _text(field)
+            raw[field] = raw.get(field, 0) + int(value)
+    totals: dict[str, dict[str, int]] = {}
+    for (schema, day), counts in _parse_batch(raw).items():
+        if start <= day <= end:
+            into = totals.setdefault(schema, dict.fromkeys(COUNTERS, 0))
+            for counter, value in counts.items():
+                into[counter] += value
+    return totals
