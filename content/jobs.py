@@ -31,6 +31,7 @@ from content.models import BackgroundJob
 from tenants import fair_queue
 from tenants.fair_queue import HourlyLimitExceeded
 from tenants.models import Tenant
+from tenants.task_context import bind_task_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ def run_claimed_job(*, schema: str, job_id: int) -> TokenOutcome:
     from django_tenants.utils import schema_context
 
     Status = BackgroundJob.Status
+    bind_task_tenant(schema)  # the job's log lines carry its tenant
     with schema_context(schema):
         try:
             status = _run_in_schema(job_id)
@@ -275,6 +277,7 @@ def run_claimed_job(*, schema: str, job_id: int) -> TokenOutcome:
             _record(job_id, status=Status.FAILED, reason=str(exc), finished=True)
             status = Status.FAILED
     fair_queue.finish(schema=schema, job_ref=str(job_id))
+    logger.info("job %s of %s: %s", job_id, schema, status)
     return TokenOutcome(schema, job_id, status)
 
 

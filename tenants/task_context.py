@@ -5,9 +5,10 @@ At publish the current request id and tenant go into the task's message headers;
 the worker they are bound before the task runs and cleared after it, so a publish
 that fails in the worker can be traced back to the click (or API call) that queued it.
 
-Fair-queue tokens (``content.run_next_job``) carry the id of whatever queued the
-token; the job they run may belong to another tenant, so their tenant is bound from
-the schema they actually run in (see ``bind_task_tenant``).
+Fair-queue tokens (``content.run_next_job``) are anonymous: the job they run may
+belong to another tenant than the request that sent the token, so a token gets a
+fresh request id and its tenant is bound when the job is claimed
+(``bind_task_tenant``, called by ``content.jobs``).
 """
 
 import logging
@@ -25,6 +26,8 @@ from tenants import request_context
 
 logger = logging.getLogger(__name__)
 
+# Fair-queue tokens: the job (and its tenant) is chosen in the worker.
+ANONYMOUS_TASKS = frozenset({"content.run_next_job"})
 REQUEST_ID_HEADER = "cms_request_id"
 TENANT_HEADER = "cms_tenant"
 
@@ -56,6 +59,10 @@ def bind_task_context(task=None, **kwargs) -> None:
     if task is None:
         return
     request_context.clear()
+    if task.name in ANONYMOUS_TASKS:
+        # whoever sent the token, the job it runs may be another tenant's
+        request_context.bind(request_id=request_context.new_request_id())
+        return
     request_context.bind(
         request_id=_header(task, REQUEST_ID_HEADER) or request_context.new_request_id(),
         tenant=_header(task, TENANT_HEADER) or _header(task, "_schema_name") or "-",

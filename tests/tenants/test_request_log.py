@@ -187,3 +187,33 @@ def test_request_id_and_tenant_follow_a_task_into_a_real_worker(
     )
     assert events[0]["tenant"] == "acme"
     assert events[0]["level"] == "WARNING"
+
+
+def test_a_fair_queue_job_logs_under_its_own_tenant(committed, celery_worker):
+    """A token is anonymous: the job it runs is logged under the job's tenant, never
+    under the tenant or request that happened to send the token."""
+    from content.jobs import enqueue_job
+
+    sender_request = f"sender-{uuid.uuid4().hex[:8]}"
+    tokens = request_context.bind(request_id=sender_request, tenant="acme")
+    try:
+        with schema_context("globex"):
+            job = enqueue_job(kind="test.noop", args={})
+    finally:
+        request_context.unbind(tokens)
+
+    def job_line():
+        for line in celery_worker.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("message") == (
+                f"job {job.pk} of globex: done"
+            ):
+                return event
+        return None
+
+    event = wait_for(job_line, timeout=60, what=f"job {job.pk} in {celery_worker}")
+    assert event["tenant"] == "globex"
+    assert event["request_id"] not in ("-", sender_request)
