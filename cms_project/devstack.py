@@ -262,6 +262,10 @@ def up() -> int:
     _manage("seed_demo")
     bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
     beat_schedule = VAR_DIR / "celerybeat-schedule"
+    # web and worker share one Prometheus directory, so /metrics shows both
+    metrics_dir = VAR_DIR / "prometheus" / bind.replace(":", "_")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     commands = {
         "web": gunicorn_command(bind),
         "worker": [

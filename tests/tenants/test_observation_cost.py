@@ -1,0 +1,69 @@
+"""The hot path's price: observing a request adds exactly one Redis round trip (a
+pipeline) for a tenant's request, none for the operator's host, and no query."""
+
+import pytest
+
+from tenants import metrics, usage
+
+
+class CountingRedis:
+    """Wraps the real client; counts round trips (commands and pipeline runs)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.round_trips = 0
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self.client.pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+
+        def execute(*a, **kw):
+            self.round_trips += 1
+            return real_execute(*a, **kw)
+
+        pipe.execute = execute
+        return pipe
+
+    def __getattr__(self, name):
+        attribute = getattr(self.client, name)
+        if callable(attribute):
+
+            def command(*args, **kwargs):
+                self.round_trips += 1
+                return attribute(*args, **kwargs)
+
+            return command
+        return attribute
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    counter = CountingRedis(usage._redis())
+    monkeypatch.setattr(usage, "_redis", lambda: counter)
+    return counter
+
+
+@pytest.mark.parametrize("refresh_due", [False, True])
+def test_a_tenant_request_costs_one_round_trip(acme_client, counting, refresh_due):
+    metrics.tenant_labels.update(["acme"])
+    if refresh_due:
+        metrics.tenant_labels._refresh_after = 0  # the top list is read as well
+    acme_client.get("/")  # warm caches (host map, page cache)
+    counting.round_trips = 0
+
+    acme_client.get("/")
+
+    assert counting.round_trips == 1
+
+
+def test_the_operator_host_costs_no_round_trip(db, counting, client):
+    client.get("/", HTTP_HOST="localhost")
+
+    assert counting.round_trips == 0
+
+
+def test_observing_adds_no_query(acme_client, django_assert_num_queries):
+    acme_client.get("/")  # warm: the page cache now holds the page
+    with django_assert_num_queries(0):
+        response = acme_client.get("/")
+    assert response["X-Page-Cache"] == "hit"
