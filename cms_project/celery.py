@@ -15,6 +15,11 @@ app.autodiscover_tasks()
 # Request id and tenant ride along in task headers (tenants.task_context).
 import tenants.task_context  # noqa: E402, F401
 
+# Workers write their metrics beside gunicorn's (tenants.metrics); either may start
+# first.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 
 @setup_logging.connect
 def use_django_logging(**kwargs) -> None:
