@@ -19,7 +19,6 @@ import multiprocessing
 import statistics
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from bench.common import percentile
@@ -217,16 +216,39 @@ def _run_schedule(
     )
 
 
+def _schedule_process(port: int, schedule: Schedule, seconds: float, pipe) -> None:
+    """Child process: say it is ready, wait for the common start time, run."""
+    pipe.send("ready")
+    start_at = pipe.recv()
+    pipe.send(_run_schedule(port, schedule, start_at, seconds))
+    pipe.close()
+
+
 def open_loop(
-    port: int, schedules: list[Schedule], *, seconds: float, lead: float = 1.0
+    port: int, schedules: list[Schedule], *, seconds: float, lead: float = 0.25
 ) -> list[OpenLoopResult]:
-    """Run every schedule at once for ``seconds``, each in its own process, starting
-    together ``lead`` seconds from now (time for the processes to start)."""
+    """Run every schedule at once for ``seconds``, each in its own process. They start
+    together, ``lead`` seconds after the last process is ready, so a slow process
+    start does not read as the server's latency."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(len(schedules), mp_context=context) as pool:
+    children = []
+    for schedule in schedules:
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=_schedule_process, args=(port, schedule, seconds, child_end)
+        )
+        process.start()
+        children.append((process, parent_end))
+    try:
+        for _, pipe in children:
+            if pipe.recv() != "ready":
+                raise RuntimeError("a load generator process did not start")
         start_at = time.time() + lead
-        futures = [
-            pool.submit(_run_schedule, port, schedule, start_at, seconds)
-            for schedule in schedules
-        ]
-        return [future.result() for future in futures]
+        for _, pipe in children:
+            pipe.send(start_at)
+        return [pipe.recv() for _, pipe in children]
+    finally:
+        for process, _ in children:
+            process.join(timeout=seconds + 30)
+            if process.is_alive():
+                process.kill()

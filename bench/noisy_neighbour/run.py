@@ -1,0 +1,390 @@
+"""Noisy-neighbour benchmark: do tariff limits keep one tenant's flood away from the
+other tenants on the same gunicorn pool?
+
+Runs in a database of its own (``<name>_bench_noisy``, dropped and re-created) on the
+configured PostgreSQL and Redis, with one gunicorn pool (production settings). Steps,
+all in one run:
+
+1. baseline: three quiet tenants (plan ``pro``) each get a steady open-loop load well
+   within their plan;
+2. flood: the same, while a fourth tenant on a small plan of its own sends 20 times its
+   plan's public reads per minute;
+3. the cost of the limit decision itself, in-process against the same Redis: taking
+   and releasing a concurrency slot and counting the request against the rate limit,
+   as the middleware and the view decorator do for every public page.
+
+Quiet tenants' latency is measured from the moment each request was due, so queueing
+behind the flood counts; anything but a 200 for a quiet tenant is an error. It prints a
+table, writes ``bench/results/noisy_neighbour.json`` and ``noisy_neighbour.png``; the
+last line is ``RESULT quiet_p99_ratio=X quiet_errors=N noisy_limited_share=X
+limit_overhead_ms=X``, where the ratio is the worst quiet tenant's p99 under the flood
+over its own baseline p99.
+
+Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py --help)
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+from bench.common import RESULTS, gunicorn_env, out, percentile, use_bench_database
+
+PORT = 18433
+QUIET = [f"nb_quiet{i}" for i in (1, 2, 3)]
+NOISY = "nb_noisy"
+NOISY_PLAN = "nb-noisy"
+LIMITED = (429, 503)
+
+
+def host(slug: str) -> str:
+    return f"{slug.replace('_', '-')}.localhost"
+
+
+def set_up_tenants(*, noisy_reads_per_minute: int, noisy_cap: int) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tenants.provisioning import tenant_create
+    from tenants.tariffs import plan_create
+
+    call_command("migrate", verbosity=0)
+    plan_create(
+        name=NOISY_PLAN,
+        base="starter",
+        title="Noisy neighbour bench",
+        limits={
+            "public_reads_per_minute": noisy_reads_per_minute,
+            "concurrent_requests": noisy_cap,
+        },
+    )
+    for slug in QUIET:
+        tenant_create(
+            slug=slug,
+            name=slug,
+            domains=[host(slug)],
+            plan="pro",
+            admin_password="bench-password-1",
+        )
+    tenant_create(
+        slug=NOISY,
+        name=NOISY,
+        domains=[host(NOISY)],
+        plan=NOISY_PLAN,
+        admin_password="bench-password-1",
+    )
+    connection.set_schema_to_public()
+
+
+def clear_limit_counters() -> None:
+    """Forget the bench tenants' rate counters and slots (warm-up requests, or an
+    earlier run within the same minute, would otherwise count), and nothing else: the
+    page cache shares the Redis database and stays warm."""
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("ratelimit")
+    for slug in [*QUIET, NOISY]:
+        # "<schema>:<prefix>:<version>:rl:<digest>" (django-tenants' key function)
+        for pattern in (f"{slug}:*:rl:*", f"cms:inflight:{slug}"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+
+
+def summarize_quiet(result) -> dict:
+    latencies = result.latencies_ms
+    return {
+        "host": result.schedule.host,
+        "rate": result.schedule.rate,
+        "requests": result.requests,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies),
+        "errors": result.requests - result.count(200),
+        "statuses": {str(s): result.statuses.count(s) for s in set(result.statuses)},
+    }
+
+
+def summarize_noisy(result) -> dict:
+    limited = result.latencies_of(*LIMITED)
+    served = result.latencies_of(200)
+    return {
+        "host": result.schedule.host,
+        "rate": result.schedule.rate,
+        "requests": result.requests,
+        "ok": result.count(200),
+        "status_429": result.count(429),
+        "status_503": result.count(503),
+        "other": result.requests - result.count(200, *LIMITED),
+        "limited_share": len(limited) / result.requests,
+        "limited_p50_ms": statistics.median(limited) if limited else float("nan"),
+        "limited_p99_ms": percentile(limited, 99),
+        "served_p50_ms": statistics.median(served) if served else float("nan"),
+    }
+
+
+def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
+    """Both load phases against one gunicorn pool."""
+    from bench.loadgen import Schedule, open_loop, sweep
+    from cms_project import devstack
+
+    quiet = [
+        Schedule(host=host(slug), rate=quiet_rate, connections=8) for slug in QUIET
+    ]
+    noisy = Schedule(host=host(NOISY), rate=noisy_rate, connections=32)
+    log = Path(tempfile.gettempdir()) / "bench-noisy_neighbour-gunicorn.log"
+    env = gunicorn_env(workers=args.workers)
+    if args.page_cache_seconds is not None:
+        env["CMS_PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)
+    process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=args.workers)
+    try:
+        # every tenant's caches and database connections warm in every worker
+        sweep(PORT, [s.host for s in [*quiet, noisy]], repeat=4 * args.workers)
+        clear_limit_counters()
+        out(f"== baseline: 3 quiet tenants at {quiet_rate:g} req/s each")
+        baseline = open_loop(PORT, quiet, seconds=args.seconds)
+        clear_limit_counters()
+        out(
+            f"== flood: the same, plus the noisy tenant at {noisy_rate:g} req/s "
+            f"({args.flood_factor}x its plan)"
+        )
+        flood = open_loop(PORT, [*quiet, noisy], seconds=args.seconds)
+    finally:
+        devstack.stop_process(process)
+    return {"baseline": baseline, "flood": flood}
+
+
+def measure_limit_overhead(calls: int) -> dict:
+    """What the limit decision costs a public page, in-process against the real
+    Redis: admission (take and release a slot) plus the rate check, timed together."""
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from tenants.admission import acquire_slot, release_slot
+    from tenants.limits import check_rate
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.select_related("plan").get(schema_name=QUIET[0])
+    connection.set_tenant(tenant)
+    request = RequestFactory().get("/", HTTP_HOST=host(QUIET[0]))
+    request.tenant = tenant
+    timings = []
+    try:
+        for index in range(calls + 200):
+            began = time.perf_counter()
+            token = acquire_slot(tenant.schema_name, tenant.plan.concurrent_requests)
+            check_rate(request, "public_reads_per_minute")
+            release_slot(tenant.schema_name, token)
+            if index >= 200:  # the first calls load the Lua script and connect
+                timings.append((time.perf_counter() - began) * 1000)
+    finally:
+        connection.set_schema_to_public()
+        clear_limit_counters()
+    return {
+        "calls": calls,
+        "p50_ms": statistics.median(timings),
+        "p99_ms": percentile(timings, 99),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--seconds", type=float, default=60, help="length of each load phase"
+    )
+    parser.add_argument(
+        "--quiet-rate", type=float, default=20, help="req/s of each quiet tenant"
+    )
+    parser.add_argument(
+        "--noisy-reads-per-minute",
+        type=int,
+        default=300,
+        help="public_reads_per_minute of the noisy tenant's plan",
+    )
+    parser.add_argument(
+        "--noisy-cap", type=int, default=2, help="the noisy plan's concurrency cap"
+    )
+    parser.add_argument("--flood-factor", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--overhead-calls", type=int, default=5000)
+    parser.add_argument(
+        "--page-cache-seconds",
+        type=int,
+        help="CMS_PAGE_CACHE_SECONDS for the pool (0: every page rendered); "
+        "default: the product's",
+    )
+    args = parser.parse_args()
+    if args.seconds < 5 or args.quiet_rate <= 0 or args.noisy_reads_per_minute < 1:
+        parser.error("need --seconds >= 5, --quiet-rate > 0, a noisy plan >= 1/min")
+
+    use_bench_database("bench_noisy")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
+    import django
+
+    django.setup()
+
+    out("== setting up a fresh benchmark database (migrate, 4 tenants)")
+    set_up_tenants(
+        noisy_reads_per_minute=args.noisy_reads_per_minute, noisy_cap=args.noisy_cap
+    )
+    noisy_rate = args.flood_factor * args.noisy_reads_per_minute / 60
+    phases = run_phases(args, args.quiet_rate, noisy_rate)
+    out(f"== cost of the limit decision, {args.overhead_calls} calls in-process")
+    overhead = measure_limit_overhead(args.overhead_calls)
+
+    quiet = {
+        phase: [summarize_quiet(result) for result in results[: len(QUIET)]]
+        for phase, results in phases.items()
+    }
+    pooled = {
+        phase: [lat for result in results[: len(QUIET)] for lat in result.latencies_ms]
+        for phase, results in phases.items()
+    }
+    noisy = summarize_noisy(phases["flood"][len(QUIET)])
+    ratios = [
+        flood["p99_ms"] / base["p99_ms"]
+        for base, flood in zip(quiet["baseline"], quiet["flood"], strict=True)
+    ]
+    quiet_errors = sum(row["errors"] for rows in quiet.values() for row in rows)
+    figures = {
+        "settings": {
+            "seconds_per_phase": args.seconds,
+            "quiet_rate_per_tenant": args.quiet_rate,
+            "quiet_plan": "pro",
+            "noisy_rate": noisy_rate,
+            "noisy_plan": {
+                "public_reads_per_minute": args.noisy_reads_per_minute,
+                "concurrent_requests": args.noisy_cap,
+            },
+            "gunicorn_workers": args.workers,
+            "page_cache_seconds": args.page_cache_seconds,
+            "cpus": os.cpu_count(),
+        },
+        "quiet": quiet,
+        "quiet_pooled": {
+            phase: {
+                "p50_ms": statistics.median(values),
+                "p99_ms": percentile(values, 99),
+            }
+            for phase, values in pooled.items()
+        },
+        "noisy": noisy,
+        "limit_overhead": overhead,
+        "quiet_p99_ratio_worst": max(ratios),
+        "quiet_errors": quiet_errors,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "noisy_neighbour.json").write_text(json.dumps(figures, indent=2))
+    plot(phases, figures)
+    report(figures, ratios)
+    out(
+        f"RESULT quiet_p99_ratio={max(ratios):.3f} quiet_errors={quiet_errors} "
+        f"noisy_limited_share={noisy['limited_share']:.3f} "
+        f"limit_overhead_ms={overhead['p50_ms']:.3f}"
+    )
+    return 0
+
+
+def report(figures: dict, ratios: list[float]) -> None:
+    out()
+    out(
+        f"{'quiet tenant':<22}{'phase':<10}{'requests':>9}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+    )
+    for phase in ("baseline", "flood"):
+        for row in figures["quiet"][phase]:
+            out(
+                f"{row['host']:<22}{phase:<10}{row['requests']:>9}"
+                f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['max_ms']:>9.1f}"
+                f"{row['errors']:>8}"
+            )
+    for phase, row in figures["quiet_pooled"].items():
+        out(
+            f"{'all quiet':<22}{phase:<10}{'':>9}"
+            f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}"
+        )
+    out(
+        "p99 flood / baseline per quiet tenant: "
+        + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+    )
+    noisy = figures["noisy"]
+    out()
+    out(
+        f"noisy tenant {noisy['host']}: {noisy['requests']} requests at "
+        f"{noisy['rate']:g}/s: {noisy['ok']} served, {noisy['status_429']} x 429, "
+        f"{noisy['status_503']} x 503, {noisy['other']} other"
+    )
+    out(
+        f"  limited share {noisy['limited_share']:.3f}; limited answers p50 "
+        f"{noisy['limited_p50_ms']:.1f} ms, p99 {noisy['limited_p99_ms']:.1f} ms; "
+        f"served pages p50 {noisy['served_p50_ms']:.1f} ms"
+    )
+    overhead = figures["limit_overhead"]
+    out(
+        f"limit decision (slot + rate check + release), in-process: p50 "
+        f"{overhead['p50_ms']:.3f} ms, p99 {overhead['p99_ms']:.3f} ms"
+    )
+
+
+def plot(phases: dict, figures: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 10))
+    offset = 0.0
+    for phase in ("baseline", "flood"):
+        for result in phases[phase][: len(QUIET)]:
+            top.scatter(
+                [offset + due for due in result.due_s],
+                result.latencies_ms,
+                s=3,
+                label=f"{result.schedule.host} ({phase})",
+            )
+        offset += figures["settings"]["seconds_per_phase"]
+    top.axvline(figures["settings"]["seconds_per_phase"], color="#888", linestyle=":")
+    top.set_yscale("log")
+    top.set_ylabel("latency from due time (ms)")
+    top.set_xlabel("seconds (baseline, then flood)")
+    top.set_title("Quiet tenants' requests")
+    top.legend(fontsize=7, markerscale=3, ncol=2)
+
+    noisy = phases["flood"][len(QUIET)]
+    seconds = int(noisy.seconds)
+    for status, color in ((200, "#37a"), (429, "#c83"), (503, "#c33")):
+        per_second = [0] * (seconds + 1)
+        for due, got in zip(noisy.due_s, noisy.statuses, strict=True):
+            if got == status:
+                per_second[int(due)] += 1
+        middle.plot(range(seconds + 1), per_second, label=str(status), color=color)
+    middle.set_ylabel("responses per second")
+    middle.set_xlabel("seconds into the flood")
+    middle.set_title("Noisy tenant's answers")
+    middle.legend()
+
+    labels, base, flood = [], [], []
+    for before, after in zip(
+        figures["quiet"]["baseline"], figures["quiet"]["flood"], strict=True
+    ):
+        labels.append(before["host"].split(".")[0])
+        base.append(before["p99_ms"])
+        flood.append(after["p99_ms"])
+    positions = range(len(labels))
+    bottom.bar([p - 0.2 for p in positions], base, width=0.4, label="baseline p99")
+    bottom.bar([p + 0.2 for p in positions], flood, width=0.4, label="flood p99")
+    bottom.set_xticks(list(positions), labels)
+    bottom.set_ylabel("ms")
+    bottom.set_title("Quiet tenants' p99 latency")
+    bottom.legend()
+    figure.tight_layout()
+    figure.savefig(RESULTS / "noisy_neighbour.png", dpi=100)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""A flooding tenant's rejected requests must stay cheap for the shared pool: a 429
+(over the plan's rate) or a 503 (over its concurrency cap) is answered from Redis
+alone, without touching PostgreSQL, so the flood cannot occupy database connections
+that quiet tenants need (see the noisy-neighbour benchmark)."""
+
+import pytest
+import redis
+from django.core.management import call_command
+
+from tenants.admission import acquire_slot
+from tenants.resolution import resolve_tenant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def redis_commands(monkeypatch):
+    """Names of the commands sent to Redis (a Lua script call is one)."""
+    calls: list[str] = []
+    original = redis.Redis.execute_command
+
+    def counting(self, *args, **options):
+        calls.append(str(args[0]))
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    return calls
+
+
+def test_request_over_the_rate_limit_is_refused_without_a_query(
+    acme_client, django_assert_num_queries, redis_commands
+):
+    call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=1")
+    assert acme_client.get("/").status_code == 200
+    redis_commands.clear()
+
+    with django_assert_num_queries(0):
+        response = acme_client.get("/")
+
+    assert response.status_code == 429
+    # nothing of the page itself was looked up: no page-cache read
+    assert "MGET" not in redis_commands, redis_commands
+
+
+def test_request_over_the_concurrency_cap_is_refused_without_a_query(
+    acme_client, django_assert_num_queries, redis_commands
+):
+    assert acme_client.get("/").status_code == 200  # the host map is warm
+    acme = resolve_tenant("acme.localhost")
+    cap = acme.plan.concurrent_requests
+    assert all(acquire_slot("acme", cap) for _ in range(cap))
+    redis_commands.clear()
+
+    with django_assert_num_queries(0):
+        response = acme_client.get("/")
+
+    assert response.status_code == 503
+    # refused before the rate limit: the refusal does not use up the plan's reads
+    assert "INCRBY" not in redis_commands, redis_commands
+    assert "INCR" not in redis_commands, redis_commands
