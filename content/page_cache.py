@@ -152,8 +152,10 @@ def cached_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 
 
 def purge_tenant_pages() -> None:
-    """Invalidate every cached page of the tenant whose schema is active, once the
-    current transaction commits (before it, a reader would re-cache the old page)."""
+    """Invalidate every cached page of the tenant whose schema is active: at once, and
+    again when the current transaction commits (a visitor who read the old page while
+    it was committing may have cached it under the first bump; after a rollback the
+    first bump merely costs one re-render per page)."""
     schema_name = getattr(connection, "schema_name", "-")
     cache = caches[CACHE_ALIAS]
     # The key function reads the active schema: build the key now, not on commit.
@@ -165,7 +167,9 @@ def purge_tenant_pages() -> None:
         except Exception:
             logger.exception("page cache: could not purge tenant %s", schema_name)
 
-    transaction.on_commit(bump)
+    bump()
+    if connection.in_atomic_block:
+        transaction.on_commit(bump)
 
 
 def _purge_on_page_change(sender, instance, **kwargs) -> None:

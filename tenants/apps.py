@@ -6,3 +6,8 @@ class TenantsConfig(AppConfig):
 
     name = "tenants"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from tenants.content_types import install_schema_scoped_cache
+
+        install_schema_scoped_cache()

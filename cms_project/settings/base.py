@@ -80,6 +80,9 @@ PUBLIC_SCHEMA_URLCONF = "cms_project.urls_public"
 # instead of before every query. Safe from django-tenants 4.0.1, which also forgets the
 # setting on ROLLBACK TO SAVEPOINT (#1262); tests/tenants/test_search_path.py holds it.
 TENANT_LIMIT_SET_CALLS = True
+# Keep Django's content type cache per schema instead of emptying it at every schema
+# switch (tenants.content_types).
+EXTRA_SET_TENANT_METHOD_PATH = "tenants.content_types.skip_clear_on_schema_switch"
 ROOT_URLCONF = "cms_project.urls_tenants"
 # The migrated schema every new tenant is cloned from (see tenants.provisioning).
 CMS_TEMPLATE_SCHEMA = "_template"
