@@ -8,7 +8,7 @@ everyone else runs in their own schema with the tenant URLconf.
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import set_urlconf
@@ -42,6 +42,9 @@ class TenantGateMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.public_hosts = {host.lower() for host in settings.CMS_PUBLIC_HOSTS}
+        # behind a transaction-mode pooler, a tenant's queries must share the
+        # transaction that set its schema (tenants.db_backend)
+        self.one_transaction_per_request = settings.CMS_DB_TRANSACTION_POOLING
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         connection.set_schema_to_public()
@@ -63,6 +66,9 @@ class TenantGateMiddleware:
         request.urlconf = settings.ROOT_URLCONF
         set_urlconf(request.urlconf)
         try:
+            if self.one_transaction_per_request:
+                with transaction.atomic():
+                    return self.get_response(request)
             return self.get_response(request)
         finally:
             connection.set_schema_to_public()

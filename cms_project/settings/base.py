@@ -91,12 +91,16 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL"),
-        engine="django_tenants.postgresql_backend",
+        # django-tenants' backend, setting the schema per transaction (pgbouncer)
+        engine="tenants.db_backend",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Behind a transaction-mode pooler (pgbouncer pool_mode=transaction) every request runs
+# in one transaction that starts by setting its tenant's schema (tenants.db_backend).
+CMS_DB_TRANSACTION_POOLING = env_bool("CMS_DB_TRANSACTION_POOLING", False)
 
 MIDDLEWARE = [
     # first, so that every answer (404, 429, 503 included) is logged and counted

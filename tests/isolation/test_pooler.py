@@ -1,0 +1,217 @@
+"""Behind pgbouncer in transaction mode, tenants never read each other's schema.
+
+The test setup installs pgbouncer from Debian's packages when it is missing and runs it
+on 127.0.0.1 with ONE server connection, so every client transaction lands on the same
+server connection that the other tenant's client just used: the worst case for a
+search_path left behind.
+"""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections, transaction
+from django_tenants.postgresql_backend.base import (
+    DatabaseWrapper as StockTenantWrapper,
+)
+
+from cms_project import devstack
+from tests.conftest import ACME_HOST, GLOBEX_HOST
+from tests.integration import free_port, process_env, stop_process
+
+# (also makes pytest-django set up the test database for this module alone)
+pytestmark = pytest.mark.django_db
+
+MARKERS = {ACME_HOST: "Acme launches", GLOBEX_HOST: "Globex opens"}
+
+
+def _ensure_pgbouncer() -> str:
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("pgbouncer is missing and cannot be installed (needs root + apt)")
+    install = ["apt-get", "install", "-y", "-q", "pgbouncer"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        result = subprocess.run(install, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"apt-get install pgbouncer: {result.stderr}"
+    return "/usr/sbin/pgbouncer"
+
+
+def _run_as(host: str) -> str | None:
+    """pgbouncer refuses to run as root: it switches to a user that can reach the
+    server (the owner of a unix socket's folder, or nobody for TCP)."""
+    if os.geteuid() != 0:
+        return None
+    if host.startswith("/"):
+        return pwd.getpwuid(os.stat(host).st_uid).pw_name
+    return "nobody"
+
+
+@pytest.fixture(scope="module")
+def pgbouncer_port(django_db_setup):
+    binary = _ensure_pgbouncer()
+    db = settings.DATABASES["default"]
+    host = db["HOST"] or "127.0.0.1"
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="cms-pgbouncer-"))
+    folder.chmod(0o777)
+    (folder / "users.txt").write_text(f'"{db["USER"]}" ""\n')
+    run_as = _run_as(host)
+    (folder / "pgbouncer.ini").write_text(
+        f"[databases]\n"
+        f"{db['NAME']} = host={host} port={db['PORT'] or 5432} dbname={db['NAME']}\n"
+        f"[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 100\n"
+        f"ignore_startup_parameters = extra_float_digits,options\n"
+        f"logfile = {folder / 'pgbouncer.log'}\n"
+        + (f"user = {run_as}\n" if run_as else "")
+    )
+    for name in ("users.txt", "pgbouncer.ini"):
+        (folder / name).chmod(0o644)
+    process = subprocess.Popen([binary, str(folder / "pgbouncer.ini")])
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert process.poll() is None, (folder / "pgbouncer.log").read_text()
+            assert time.monotonic() < deadline, "pgbouncer did not start"
+            time.sleep(0.1)
+    yield port
+    stop_process(process)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pooled(pgbouncer_port, django_db_blocker):
+    """Two clients of the pooler, as two web workers would be."""
+    made = []
+
+    def connect(alias: str, wrapper_class=None):
+        base = connections["default"]
+        settings_dict = {
+            **base.settings_dict,
+            "HOST": "127.0.0.1",
+            "PORT": pgbouncer_port,
+            "CONN_MAX_AGE": 0,
+        }
+        wrapper = (wrapper_class or base.__class__)(settings_dict, alias)
+        connections[alias] = wrapper
+        made.append(alias)
+        return wrapper
+
+    with django_db_blocker.unblock():
+        yield connect
+        for alias in made:
+            connections[alias].close()
+            del connections[alias]
+
+
+def _schema_seen(conn) -> str:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        return cursor.fetchone()[0]
+
+
+def test_the_pooler_really_shares_one_server_connection(pooled):
+    """Guard for the tests below: trusting a session-level SET does mix tenants here
+    (statements outside a transaction are each a transaction of their own)."""
+    acme, globex = pooled("pooled_a"), pooled("pooled_b")
+    acme.set_schema("acme")
+    globex.set_schema("globex")
+
+    assert _schema_seen(acme) == "acme"
+    assert _schema_seen(globex) == "globex"
+    assert _schema_seen(acme) == "globex"  # acme's client trusted its earlier SET
+
+
+def _schemas_seen_in_alternating_transactions(acme, globex) -> list[str]:
+    acme.set_schema("acme")
+    globex.set_schema("globex")
+    seen = []
+    for conn in (acme, globex, acme, globex):
+        with transaction.atomic(using=conn.alias):
+            seen += [_schema_seen(conn), _schema_seen(conn)]
+    return seen
+
+
+def test_every_transaction_sets_its_own_schema(pooled):
+    seen = _schemas_seen_in_alternating_transactions(
+        pooled("pooled_a"), pooled("pooled_b")
+    )
+
+    assert seen == ["acme", "acme", "globex", "globex"] * 2
+
+
+def test_the_stock_backend_would_mix_tenants_here(pooled):
+    """Why tenants.db_backend exists: django-tenants' own backend trusts its SET
+    across transactions."""
+    seen = _schemas_seen_in_alternating_transactions(
+        pooled("pooled_a", StockTenantWrapper), pooled("pooled_b", StockTenantWrapper)
+    )
+
+    assert seen[4:6] == ["globex", "globex"]  # acme's second transaction
+
+
+def test_requests_through_the_pooler_see_only_their_tenant(pgbouncer_port, tmp_path):
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@127.0.0.1:{pgbouncer_port}/{db['NAME']}"
+    port = free_port()
+    server = devstack.start_gunicorn(
+        port,
+        env=process_env(
+            DATABASE_URL=url,
+            CMS_DB_TRANSACTION_POOLING="true",
+            GUNICORN_ACCESSLOG="/dev/null",
+        ),
+        log_path=tmp_path / "gunicorn.log",
+        workers=2,
+    )
+    wrong: list[str] = []
+    answered = []
+
+    def visit(host: str) -> None:
+        import http.client
+
+        for _ in range(25):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            conn.request(
+                "GET", "/api/v2/pages/?type=content.ArticlePage", headers={"Host": host}
+            )
+            body = conn.getresponse().read().decode()
+            conn.close()
+            answered.append(host)
+            other = GLOBEX_HOST if host == ACME_HOST else ACME_HOST
+            if MARKERS[host] not in body or MARKERS[other] in body:
+                wrong.append(f"{host}: {body[:200]}")
+
+    threads = [
+        threading.Thread(target=visit, args=(host,))
+        for host in (ACME_HOST, GLOBEX_HOST, ACME_HOST, GLOBEX_HOST)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        stop_process(server)
+
+    assert len(answered) == 100
+    assert wrong == []
