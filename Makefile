@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Options for a benchmark: make bench-overhead BENCH_ARGS="--sweep"
+BENCH_ARGS ?=
 
 .PHONY: up test lint format bootstrap lock e2e clean-var bench-%
 
@@ -37,4 +39,4 @@ lock: bootstrap
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 bench-%: bootstrap
-	$(BIN)/python -m cms_project.devstack run -- $(BIN)/python bench/$*/run.py
+	$(BIN)/python -m cms_project.devstack run -- $(BIN)/python bench/$*/run.py $(BENCH_ARGS)
