@@ -75,6 +75,27 @@ def _reclaim_on_worker_start(sender=None, **kwargs) -> None:
 
 @app.task(
     bind=True,
+    name="content.run_django_task",
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def run_django_task(self, module_path: str, args: list, kwargs: dict) -> None:
+    """Wagtail's django-tasks work (search and reference index updates...) in the
+    schema that queued it (``content.task_backend``)."""
+    from django.db import connection
+
+    from content.task_backend import run_in_tenant
+
+    run_in_tenant(
+        schema=connection.schema_name, module_path=module_path, args=args, kwargs=kwargs
+    )
+
+
+@app.task(
+    bind=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
     retry_backoff_max=60,

@@ -5,10 +5,18 @@ queued jobs would delay every other tenant's single job. Here Celery stays the
 transport but no longer decides the order: a job's reference waits in its tenant's own
 Redis list, tenants with pending work sit on a ring, and every Celery message is an
 anonymous *token* that says "run the next job". The worker running a token takes the
-next tenant from the ring (round robin), skips tenants at their in-flight cap, and
-takes that tenant's oldest job. One token is sent per job, so the pool does exactly
-as much work as plain FIFO Celery; only the order changes. A tenant's single job waits
-for at most about one job of every other active tenant.
+next tenant in round-robin order, skips tenants at their in-flight cap, and takes that
+tenant's oldest job. One token is sent per job, so the pool does exactly as much work
+as plain FIFO Celery; only the order changes.
+
+The order is round robin with newcomer priority, as fq_codel and DRR++ treat sparse
+flows: a tenant that had nothing pending joins a list of newcomers served before the
+ring of backlogged tenants, for its first job; with jobs left it then joins the back of
+the ring. So a tenant's single job waits only for the jobs already running (and other
+newcomers), not for a turn behind every backlogged tenant. Newcomer priority gives no
+one more than a fair share: a tenant is a newcomer again only after its queue ran
+empty, so between two turns of a backlogged tenant every other tenant gets at most one
+job.
 
 A popped job is *in flight* under a lease (a sorted set scored by expiry). A worker
 killed mid-job never finishes it: when its lease expires the next pop puts the job back
@@ -61,7 +69,7 @@ for i = 4, #ARGV do
 end
 redis.call('HSET', prefix .. 'caps', schema, cap)
 if redis.call('SADD', prefix .. 'members', schema) == 1 then
-  redis.call('RPUSH', prefix .. 'ring', schema)
+  redis.call('RPUSH', prefix .. 'new', schema)
 end
 return redis.call('LLEN', jobs)
 """
@@ -80,12 +88,14 @@ if used == 0 then redis.call('EXPIRE', key, window) end
 return {1, used + count, 0}
 """
 
-# Reclaim expired leases first (each goes back to the front of its tenant's list),
-# then walk the ring once: the first tenant under its cap with a job gives it.
+# Reclaim expired leases first (each goes back to the front of its tenant's list and
+# the tenant to the front of the newcomers), then walk the newcomers and then the ring
+# once: the first tenant under its cap with a job gives it. A tenant served with jobs
+# left goes to the back of the ring.
 _POP = """
 local prefix, now, lease, default_cap = ARGV[1], tonumber(ARGV[2]),
   tonumber(ARGV[3]), tonumber(ARGV[4])
-local ring, members = prefix .. 'ring', prefix .. 'members'
+local ring, new, members = prefix .. 'ring', prefix .. 'new', prefix .. 'members'
 local flying = prefix .. 'inflight-schemas'
 local reclaimed = 0
 for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
@@ -97,36 +107,41 @@ for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
     reclaimed = reclaimed + 1
   end
   if #expired > 0 and redis.call('SADD', members, schema) == 1 then
-    redis.call('LPUSH', ring, schema)
+    redis.call('LPUSH', new, schema)
   end
   if redis.call('ZCARD', inflight) == 0 then redis.call('SREM', flying, schema) end
 end
 local capped = 0
-local turns = redis.call('LLEN', ring)
-for _ = 1, turns do
-  local schema = redis.call('LPOP', ring)
-  if not schema then break end
-  local jobs = prefix .. 'jobs:' .. schema
-  local inflight = prefix .. 'inflight:' .. schema
-  local cap = tonumber(redis.call('HGET', prefix .. 'caps', schema) or default_cap)
-  if redis.call('ZCARD', inflight) < cap then
-    local ref = redis.call('LPOP', jobs)
-    if ref then
-      redis.call('ZADD', inflight, now + lease, ref)
-      redis.call('SADD', flying, schema)
-      if redis.call('LLEN', jobs) > 0 then
-        redis.call('RPUSH', ring, schema)
-      else
-        redis.call('SREM', members, schema)
+local function take(list)
+  local turns = redis.call('LLEN', list)
+  for _ = 1, turns do
+    local schema = redis.call('LPOP', list)
+    if not schema then return nil end
+    local jobs = prefix .. 'jobs:' .. schema
+    local inflight = prefix .. 'inflight:' .. schema
+    local cap = tonumber(redis.call('HGET', prefix .. 'caps', schema) or default_cap)
+    if redis.call('ZCARD', inflight) < cap then
+      local ref = redis.call('LPOP', jobs)
+      if ref then
+        redis.call('ZADD', inflight, now + lease, ref)
+        redis.call('SADD', flying, schema)
+        if redis.call('LLEN', jobs) > 0 then
+          redis.call('RPUSH', ring, schema)
+        else
+          redis.call('SREM', members, schema)
+        end
+        return {schema, ref}
       end
-      return {schema, ref, reclaimed, capped, ''}
+      redis.call('SREM', members, schema)
+    else
+      capped = 1
+      redis.call('RPUSH', ring, schema)
     end
-    redis.call('SREM', members, schema)
-  else
-    capped = 1
-    redis.call('RPUSH', ring, schema)
   end
+  return nil
 end
+local got = take(new) or take(ring)
+if got then return {got[1], got[2], reclaimed, capped, ''} end
 local earliest = ''
 for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
   local first = redis.call('ZRANGE', prefix .. 'inflight:' .. schema, 0, 0,
@@ -267,3 +282,4 @@ def clear(*, schema: str | None = None) -> None:
     client.srem(f"{prefix}members", schema)
     client.srem(f"{prefix}inflight-schemas", schema)
     client.lrem(f"{prefix}ring", 0, schema)
+    client.lrem(f"{prefix}new", 0, schema)

@@ -226,6 +226,9 @@ CMS_JOB_RETRY_BACKOFF_MS = env_int("CMS_JOB_RETRY_BACKOFF_MS", 2000)
 CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
 CMS_JOB_CAPPED_RETRY_SECONDS = 0.5
 CMS_BACKGROUND_JOB_MODULES: list[str] = []
+# Wagtail's own background work (search and reference index updates...) runs on the
+# Celery pool, in the schema that queued it, after the transaction commits.
+TASKS = {"default": {"BACKEND": "content.task_backend.CeleryTaskBackend"}}
 CELERY_BEAT_SCHEDULE: dict = {
     "sweep-scheduled-publishing": {
         "task": "content.sweep_scheduled_publishing",

@@ -21,3 +21,5 @@ CMS_BACKGROUND_JOB_MODULES = ["tests.content.job_kinds"]
 # Workers started by the tests log JSON, so tests can read their events.
 CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])  # noqa: F405
 LOGGING["handlers"]["console"]["formatter"] = CMS_LOG_FORMAT  # noqa: F405
+# In-process tests see index updates at once; tests of the Celery path override this.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}

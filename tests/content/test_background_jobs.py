@@ -290,3 +290,33 @@ def test_a_publish_killed_midway_ends_with_exactly_one_published_revision(
         )
         assert publishes.count() == 1
         assert page.revisions.count() == 1
+
+
+CELERY_TASKS = {"default": {"BACKEND": "content.task_backend.CeleryTaskBackend"}}
+
+
+def _search(schema: str, word: str) -> list[int]:
+    with schema_context(schema):
+        return [page.pk for page in Page.objects.live().search(word)]
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_wagtail_search_index_updates_run_on_the_worker_in_the_tenants_schema(
+    committed, celery_worker
+):
+    page_id = _draft_article("acme", "BG zanzibarquokka")
+    with schema_context("acme"):
+        assert not BackgroundJob.objects.exists()
+        Page.objects.get(pk=page_id).specific.get_latest_revision().publish()
+
+    found = wait_for(
+        lambda: _search("acme", "zanzibarquokka"),
+        timeout=60,
+        what=f"acme's search index to be updated (worker log: {celery_worker})",
+    )
+
+    assert found == [page_id]
+    assert _search("globex", "zanzibarquokka") == []
+    log = Path(celery_worker).read_text()
+    assert "content.run_django_task" in log
+    assert "modelsearch.tasks.insert_or_update_object_task" in log
