@@ -225,11 +225,12 @@ def _schedule_process(port: int, schedule: Schedule, seconds: float, pipe) -> No
 
 
 def open_loop(
-    port: int, schedules: list[Schedule], *, seconds: float, lead: float = 0.25
+    port: int, schedules: list[Schedule], *, seconds: float, lead: float = 0.5
 ) -> list[OpenLoopResult]:
     """Run every schedule at once for ``seconds``, each in its own process. They start
-    together, ``lead`` seconds after the last process is ready, so a slow process
-    start does not read as the server's latency."""
+    ``lead`` seconds after the last process is ready (so a slow process start does not
+    read as the server's latency), each a fraction of its interval after the one
+    before."""
     context = multiprocessing.get_context("spawn")
     children = []
     for schedule in schedules:
@@ -244,8 +245,11 @@ def open_loop(
             if pipe.recv() != "ready":
                 raise RuntimeError("a load generator process did not start")
         start_at = time.time() + lead
-        for _, pipe in children:
-            pipe.send(start_at)
+        # staggered, so that schedules of one rate do not send in lockstep
+        for index, (schedule, (_, pipe)) in enumerate(
+            zip(schedules, children, strict=True)
+        ):
+            pipe.send(start_at + index / len(schedules) / schedule.rate)
         return [pipe.recv() for _, pipe in children]
     finally:
         for process, _ in children:

@@ -8,7 +8,8 @@ all in one run:
 1. baseline: three quiet tenants (plan ``pro``) each get a steady open-loop load well
    within their plan;
 2. flood: the same, while a fourth tenant on a small plan of its own sends 20 times its
-   plan's public reads per minute;
+   plan's public reads per minute; baseline and flood alternate (``--rounds``, each
+   flood block on fresh rate counters, so each starts with the plan's full allowance);
 3. the cost of the limit decision itself, in-process against the same Redis: taking
    and releasing a concurrency slot and counting the request against the rate limit,
    as the middleware and the view decorator do for every public page.
@@ -142,21 +143,48 @@ def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
     if args.page_cache_seconds is not None:
         env["CMS_PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)
     process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=args.workers)
+    block = args.seconds / args.rounds
+    blocks: dict[str, list] = {"baseline": [], "flood": []}
     try:
         # every tenant's caches and database connections warm in every worker
         sweep(PORT, [s.host for s in [*quiet, noisy]], repeat=4 * args.workers)
-        clear_limit_counters()
-        out(f"== baseline: 3 quiet tenants at {quiet_rate:g} req/s each")
-        baseline = open_loop(PORT, quiet, seconds=args.seconds)
-        clear_limit_counters()
-        out(
-            f"== flood: the same, plus the noisy tenant at {noisy_rate:g} req/s "
-            f"({args.flood_factor}x its plan)"
-        )
-        flood = open_loop(PORT, [*quiet, noisy], seconds=args.seconds)
+        # and a short open-loop run, not measured: the first block must not pay for
+        # anything cold (it would flatter whichever phase comes second)
+        open_loop(PORT, [*quiet, noisy], seconds=3)
+        for round_number in range(1, args.rounds + 1):
+            clear_limit_counters()
+            out(
+                f"== round {round_number}/{args.rounds}, baseline: 3 quiet tenants "
+                f"at {quiet_rate:g} req/s each, {block:g} s"
+            )
+            blocks["baseline"].append(open_loop(PORT, quiet, seconds=block))
+            clear_limit_counters()
+            out(
+                f"== round {round_number}/{args.rounds}, flood: the same, plus the "
+                f"noisy tenant at {noisy_rate:g} req/s ({args.flood_factor:g}x its "
+                f"plan), {block:g} s"
+            )
+            blocks["flood"].append(open_loop(PORT, [*quiet, noisy], seconds=block))
     finally:
         devstack.stop_process(process)
-    return {"baseline": baseline, "flood": flood}
+    return {phase: merge_blocks(results) for phase, results in blocks.items()}
+
+
+def merge_blocks(blocks: list[list]) -> list:
+    """One result per schedule over all blocks of a phase, due times laid end to end
+    (the phase's own time axis)."""
+    from bench.loadgen import OpenLoopResult
+
+    merged = []
+    for results in zip(*blocks, strict=True):
+        whole = OpenLoopResult(schedule=results[0].schedule, seconds=0.0)
+        for result in results:
+            whole.due_s += [whole.seconds + due for due in result.due_s]
+            whole.latencies_ms += result.latencies_ms
+            whole.statuses += result.statuses
+            whole.seconds += result.seconds
+        merged.append(whole)
+    return merged
 
 
 def measure_limit_overhead(calls: int) -> dict:
@@ -195,7 +223,17 @@ def measure_limit_overhead(calls: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--seconds", type=float, default=60, help="length of each load phase"
+        "--seconds",
+        type=float,
+        default=60,
+        help="length of each phase (baseline, flood), split over the rounds",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="baseline and flood alternate this many times, so that a disturbance "
+        "from outside the benchmark is less likely to hit one phase only",
     )
     parser.add_argument(
         "--quiet-rate", type=float, default=20, help="req/s of each quiet tenant"
@@ -219,8 +257,16 @@ def main() -> int:
         "default: the product's",
     )
     args = parser.parse_args()
-    if args.seconds < 5 or args.quiet_rate <= 0 or args.noisy_reads_per_minute < 1:
-        parser.error("need --seconds >= 5, --quiet-rate > 0, a noisy plan >= 1/min")
+    if (
+        args.rounds < 1
+        or args.seconds / max(args.rounds, 1) < 3
+        or args.quiet_rate <= 0
+        or args.noisy_reads_per_minute < 1
+    ):
+        parser.error(
+            "need --rounds >= 1, --seconds / --rounds >= 3, --quiet-rate > 0 and a "
+            "noisy plan of at least 1 read per minute"
+        )
 
     use_bench_database("bench_noisy")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
@@ -254,6 +300,7 @@ def main() -> int:
     figures = {
         "settings": {
             "seconds_per_phase": args.seconds,
+            "rounds": args.rounds,
             "quiet_rate_per_tenant": args.quiet_rate,
             "quiet_plan": "pro",
             "noisy_rate": noisy_rate,
@@ -338,22 +385,25 @@ def plot(phases: dict, figures: dict) -> None:
     import matplotlib.pyplot as plt
 
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 10))
-    offset = 0.0
-    for phase in ("baseline", "flood"):
+    rounds = figures["settings"]["rounds"]
+    block = figures["settings"]["seconds_per_phase"] / rounds
+    colors = {"baseline": "#37a", "flood": "#c83"}
+    for phase_index, phase in enumerate(("baseline", "flood")):
         for result in phases[phase][: len(QUIET)]:
-            top.scatter(
-                [offset + due for due in result.due_s],
-                result.latencies_ms,
-                s=3,
-                label=f"{result.schedule.host} ({phase})",
-            )
-        offset += figures["settings"]["seconds_per_phase"]
-    top.axvline(figures["settings"]["seconds_per_phase"], color="#888", linestyle=":")
+            # back on the run's own clock: baseline and flood blocks alternate
+            times = [
+                (2 * int(due // block) + phase_index) * block + due % block
+                for due in result.due_s
+            ]
+            top.scatter(times, result.latencies_ms, s=2, color=colors[phase])
+        top.scatter([], [], s=8, color=colors[phase], label=f"{phase} (3 tenants)")
+    for edge in range(1, 2 * rounds):
+        top.axvline(edge * block, color="#888", linestyle=":")
     top.set_yscale("log")
     top.set_ylabel("latency from due time (ms)")
-    top.set_xlabel("seconds (baseline, then flood)")
+    top.set_xlabel("seconds of load (baseline and flood blocks alternate)")
     top.set_title("Quiet tenants' requests")
-    top.legend(fontsize=7, markerscale=3, ncol=2)
+    top.legend(fontsize=8)
 
     noisy = phases["flood"][len(QUIET)]
     seconds = int(noisy.seconds)
@@ -364,7 +414,7 @@ def plot(phases: dict, figures: dict) -> None:
                 per_second[int(due)] += 1
         middle.plot(range(seconds + 1), per_second, label=str(status), color=color)
     middle.set_ylabel("responses per second")
-    middle.set_xlabel("seconds into the flood")
+    middle.set_xlabel("seconds of flood (blocks laid end to end)")
     middle.set_title("Noisy tenant's answers")
     middle.legend()
 
