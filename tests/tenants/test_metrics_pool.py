@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
@@ -110,12 +111,18 @@ def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
             assert _get(port, GLOBEX_HOST) == 200
         before = _scrape(port)
 
-        for _ in range(40):
-            assert _get(port, ACME_HOST) == 200
-        for _ in range(25):
-            assert _get(port, GLOBEX_HOST) == 200
-        for _ in range(5):
-            assert _get(port, ACME_HOST, "/no-such-page/") == 404
+        # concurrent, so that both sync workers take some (one at a time could all
+        # land on the same worker)
+        requests = (
+            [(ACME_HOST, "/", 200)] * 40
+            + [(GLOBEX_HOST, "/", 200)] * 25
+            + [(ACME_HOST, "/no-such-page/", 404)] * 5
+        )
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(
+                pool.map(lambda r: (_get(port, r[0], r[1]), r[2]), requests)
+            )
+        assert all(got == expected for got, expected in statuses), statuses
 
         after = _scrape(port)
         assert len(_pids(metrics_dir)) >= 2, "both gunicorn workers served requests"
