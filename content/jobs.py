@@ -182,8 +182,13 @@ def send_tokens(count: int, *, countdown: float | None = None) -> None:
     from content.tasks import run_next_job_task
 
     for _ in range(count):
+        # A token belongs to no tenant (it runs whichever job is next): the public
+        # schema header spares the worker a tenant lookup per token.
         run_next_job_task.apply_async(
-            queue=fair_queue.jobs_queue(), countdown=countdown, retry=True
+            queue=fair_queue.jobs_queue(),
+            countdown=countdown,
+            retry=True,
+            headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
         )
 
 
@@ -283,7 +288,8 @@ def run_claimed_job(*, schema: str, job_id: int) -> TokenOutcome:
 
 def _run_in_schema(job_id: int) -> str:
     Status = BackgroundJob.Status
-    # Visible at once as running; a job already done or failed is not run again.
+    # Visible at once as running (and the attempt counted, even if the worker dies);
+    # a job already done or failed is not run again.
     started = BackgroundJob.objects.filter(
         pk=job_id, status__in=[Status.QUEUED, Status.RUNNING]
     ).update(
@@ -291,25 +297,22 @@ def _run_in_schema(job_id: int) -> str:
     )
     if not started:
         return "gone"
-    with transaction.atomic():
-        job = BackgroundJob.objects.select_for_update().get(pk=job_id)
-        if job.status in (Status.DONE, Status.FAILED):
-            return job.status
-        kind = get_kind(job.kind)
-        try:
-            with transaction.atomic():
-                result = kind.run(job)
-        except JobError as exc:
-            job.status = Status.FAILED
-            job.reason = str(exc)
-            job.result = None
-        else:
+    try:
+        with transaction.atomic():
+            # The row lock makes a duplicate run of the same job wait, then see done.
+            job = BackgroundJob.objects.select_for_update().get(pk=job_id)
+            if job.status in (Status.DONE, Status.FAILED):
+                return job.status
+            job.result = get_kind(job.kind).run(job)
             job.status = Status.DONE
             job.reason = ""
-            job.result = result
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "reason", "result", "finished_at"])
-        return job.status
+            job.finished_at = timezone.now()
+            job.save(update_fields=["status", "reason", "result", "finished_at"])
+            return job.status
+    except JobError as exc:
+        # the job's own writes rolled back with the transaction
+        _record(job_id, status=Status.FAILED, reason=str(exc), finished=True)
+        return Status.FAILED
 
 
 def _attempts_of(job_id: int) -> int:

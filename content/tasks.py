@@ -10,6 +10,8 @@ import logging
 
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cms_project.celery import app
 from content.publishing import PublishError, publish_page
@@ -18,7 +20,17 @@ logger = logging.getLogger(__name__)
 
 
 # max_retries=None: content.jobs counts attempts itself (CMS_JOB_MAX_ATTEMPTS).
-@app.task(bind=True, name="content.run_next_job", ignore_result=True, max_retries=None)
+# Redis (fair queue) or broker errors: the token comes back with backoff; the job it
+# may hold keeps its lease meanwhile, and is reclaimed when the lease expires.
+@app.task(
+    bind=True,
+    name="content.run_next_job",
+    ignore_result=True,
+    max_retries=None,
+    autoretry_for=(RedisConnectionError, KombuOperationalError),
+    retry_backoff=True,
+    retry_backoff_max=60,
+)
 def run_next_job_task(
     self, schema: str | None = None, job_id: int | None = None
 ) -> dict:

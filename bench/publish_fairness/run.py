@@ -122,12 +122,26 @@ def enqueue(mode: str, schema: str, ids: list[int]) -> float:
     return time.time()
 
 
+def drain(timeout: float) -> None:
+    """Wait until the pool has nothing queued (index updates of the previous step
+    included), so a step never pays for the one before."""
+    from cms_project.celery import app
+
+    deadline = time.monotonic() + timeout
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        while client.llen(QUEUE) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    time.sleep(1.0)  # the tasks in progress
+
+
 def run_step(mode: str, a_ids, b_ids, c_ids, timeout: float) -> dict:
     """A's backlog (if any), then B's and C's single job."""
     a, b, c = TENANTS["a"], TENANTS["b"], TENANTS["c"]
     for schema, ids in ((a, a_ids), (b, b_ids), (c, c_ids)):
         if ids:
             new_revisions(schema, ids)
+    drain(timeout)
     began = time.time()
     if a_ids:
         enqueue(mode, a, a_ids)
