@@ -364,13 +364,14 @@ def plot(main: dict[str, Measure], config: PoolConfig, sweep: dict) -> None:
 
 def default_config() -> PoolConfig:
     """The pool cms_project/gunicorn.conf.py starts without environment overrides."""
-    namespace: dict = {}
+    config_path = REPO / "cms_project" / "gunicorn.conf.py"
+    namespace: dict = {"__file__": str(config_path)}
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(clean)
     try:
-        exec((REPO / "cms_project" / "gunicorn.conf.py").read_text(), namespace)
+        exec(config_path.read_text(), namespace)
     finally:
         os.environ.clear()
         os.environ.update(saved)
