@@ -105,10 +105,17 @@ def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
         port, env=env, log_path=tmp_path / "gunicorn.log", workers=2
     )
     try:
-        # warm up: both tenants enter the shared top list, so both are labelled
-        for _ in range(4):
-            assert _get(port, ACME_HOST) == 200
-            assert _get(port, GLOBEX_HOST) == 200
+        # warm up: both tenants enter the shared top list and both workers have read
+        # it (a worker labels by the list as it last read it), so both are labelled
+        def warm() -> bool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                hosts = [ACME_HOST, GLOBEX_HOST] * 4
+                assert set(pool.map(lambda host: _get(port, host), hosts)) == {200}
+            return len(_pids(metrics_dir)) >= 2
+
+        wait_for(warm, timeout=30, what="both gunicorn workers to serve requests")
+        for _ in range(2):
+            assert _get(port, ACME_HOST) == 200  # one more refresh in each worker
         before = _scrape(port)
 
         # concurrent, so that both sync workers take some (one at a time could all
@@ -124,11 +131,20 @@ def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
             )
         assert all(got == expected for got, expected in statuses), statuses
 
-        after = _scrape(port)
         assert len(_pids(metrics_dir)) >= 2, "both gunicorn workers served requests"
 
         def delta(name, **labels):
             return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+        # A worker counts a request once its response is sent, so the scrape (served
+        # by the other worker) may briefly run ahead of the last count.
+        def settled():
+            nonlocal after
+            after = _scrape(port)
+            return delta("cms_request_duration_seconds_count", tenant="acme") >= 45
+
+        after = None
+        wait_for(settled, timeout=10, what="the last requests to be counted")
 
         assert delta("cms_requests_total", tenant="acme", status_class="2xx") == 40
         assert delta("cms_requests_total", tenant="globex", status_class="2xx") == 25
