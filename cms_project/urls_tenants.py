@@ -11,6 +11,7 @@ from wagtail import urls as wagtail_urls
 from wagtail import views as wagtail_views
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.admin.views.account import LoginView
+from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views.documents import CreateView as DocumentCreateView
 from wagtail.documents.views.multiple import AddView as DocumentMultipleAddView
@@ -22,10 +23,12 @@ from content.api_write import ArticleWriteView
 from content.media import serve_tenant_media
 from content.page_cache import cached_page
 from content.quota_views import storage_checked
+from content.search import search_view
 from tenants.health import healthz, readyz
 from tenants.limits import api_dimension, login_limited, tariff_limited
 
-serve_page = tariff_limited("public_reads_per_minute")(cached_page(wagtail_views.serve))
+public_read = tariff_limited("public_reads_per_minute")
+serve_page = public_read(cached_page(wagtail_views.serve))
 article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
 
 urlpatterns = [
@@ -58,6 +61,8 @@ urlpatterns = [
         serve_tenant_media,
         name="tenant-media",
     ),
+    path("search/", public_read(search_view), name="search"),
+    path("sitemap.xml", public_read(cached_page(sitemap)), name="sitemap"),
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
     path("", include(wagtail_urls)),
 ]

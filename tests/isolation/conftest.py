@@ -22,6 +22,7 @@ from wagtail.contrib.redirects.models import Redirect
 from wagtail.documents.models import Document
 from wagtail.images.models import Image
 from wagtail.models import Site
+from wagtail.search import index
 
 from content.models import ArticlePage
 from tenants.provisioning import tenant_media_dir
@@ -93,6 +94,8 @@ def _create_twin(schema: str, host: str) -> Twin:
         )
         home.add_child(instance=article)
         article.save_revision().publish()
+        # Wagtail indexes after commit, which a test transaction never reaches
+        index.insert_or_update_object(article)
         draft = ArticlePage(
             title=f"{TWIN_TITLE} draft", slug="twin-draft", intro=twin.secret
         )
