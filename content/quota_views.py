@@ -1,4 +1,4 @@
-"""Admin upload views wrapped in the plan's storage quota.
+"""Admin upload views wrapped in the plan's upload size and storage quota.
 
 Wagtail has no "before upload" hook for images and documents, so the tenant URLconf
 routes the add views through this check first.
@@ -11,16 +11,17 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
-from tenants.quotas import QuotaExceeded, check_storage
+from tenants.quotas import QuotaExceeded, check_storage, check_upload_sizes
 
 
 def storage_checked(view: Callable, index_url_name: str) -> Callable:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method == "POST" and request.FILES:
-            incoming = sum(upload.size for upload in request.FILES.values())
+            sizes = [upload.size for upload in request.FILES.values()]
             try:
-                check_storage(request.tenant, incoming)
+                check_upload_sizes(request.tenant, sizes)
+                check_storage(request.tenant, sum(sizes))
             except QuotaExceeded as exc:
                 if request.headers.get("X-Requested-With") == "XMLHttpRequest":
                     return JsonResponse(

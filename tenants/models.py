@@ -13,6 +13,7 @@ LIMIT_FIELDS = (
     "max_pages",
     "max_users",
     "storage_mb",
+    "max_upload_mb",
 )
 
 
@@ -29,6 +30,9 @@ class Plan(models.Model):
     max_pages = models.PositiveIntegerField()
     max_users = models.PositiveIntegerField()
     storage_mb = models.PositiveIntegerField()
+    # one uploaded file (image or document); the site-wide ceiling is
+    # CMS_MAX_UPLOAD_MB, enforced by Wagtail before the plan is asked
+    max_upload_mb = models.PositiveIntegerField(default=10)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

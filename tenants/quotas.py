@@ -64,3 +64,15 @@ def check_storage(tenant: Tenant, adding_bytes: int) -> None:
             f"uploads and this site uses {used / 1048576:.1f} MB; this upload needs "
             f"{adding_bytes / 1048576:.1f} MB more. Delete files or upgrade the plan."
         )
+
+
+def check_upload_sizes(tenant: Tenant, sizes: list[int]) -> None:
+    """Each uploaded file within the plan's per-file limit."""
+    limit = tenant.plan.max_upload_mb * 1024 * 1024
+    largest = max(sizes, default=0)
+    if largest > limit:
+        raise QuotaExceeded(
+            f"Your plan ({tenant.plan.title}) accepts files of up to "
+            f"{tenant.plan.max_upload_mb} MB; this one has {largest / 1048576:.1f} MB. "
+            "Upload a smaller file or upgrade the plan."
+        )

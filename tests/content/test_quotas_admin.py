@@ -1,12 +1,15 @@
 """Quotas in the admin: a clear message, nothing deleted, growth blocked."""
 
 import io
+import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django_tenants.utils import schema_context
 from PIL import Image as PILImage
+from wagtail.documents.models import Document
 from wagtail.images.models import Image
 from wagtail.models import Page, Site
 
@@ -85,3 +88,42 @@ def test_upload_over_the_storage_quota_is_refused(admin_client):
     assert "MB of uploads" in response.json()["error_message"]
     with schema_context("acme"):
         assert Image.objects.count() == images
+
+
+def _document(megabytes: float) -> SimpleUploadedFile:
+    size = int(megabytes * 1024 * 1024)
+    return SimpleUploadedFile("notes.txt", b"x" * size, content_type="text/plain")
+
+
+def test_a_file_over_the_plans_upload_size_is_refused_with_a_message(admin_client):
+    _limit("max_upload_mb", 1)
+    with schema_context("acme"):
+        documents = Document.objects.count()
+
+    response = admin_client.post(
+        "/admin/documents/add/",
+        {"title": "Too big", "file": _document(1.2)},
+        follow=True,
+    )
+
+    assert "accepts files of up to 1 MB; this one has 1.2 MB" in (
+        response.content.decode()
+    )
+    with schema_context("acme"):
+        assert Document.objects.count() == documents
+
+
+def test_a_file_within_the_plans_upload_size_is_stored(admin_client):
+    _limit("max_upload_mb", 1)
+
+    response = admin_client.post(
+        "/admin/documents/add/", {"title": "Fits", "file": _document(0.5)}
+    )
+
+    assert response.status_code == 302
+    with schema_context("acme"):
+        document = Document.objects.get(title="Fits")
+        path = document.file.path
+        assert "/tenants/acme/" in path
+    os.unlink(path)
+    connection.set_schema_to_public()
