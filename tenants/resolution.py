@@ -12,6 +12,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django_redis import get_redis_connection
 
 from tenants.models import Domain, Tenant
@@ -45,6 +46,9 @@ class _TenantMap:
         if generation != self._generation:
             self._hosts = {}
             self._generation = generation
+            # A tenant deleted and created again under its slug (an import, say) may
+            # number its content types differently: forget the ones kept per schema.
+            ContentType.objects.clear_cache()
 
     def get(self, host: str) -> Tenant | None:
         with self._lock:
