@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from content.models import BackgroundJob
@@ -220,7 +219,7 @@ def run_next_job() -> TokenOutcome:
             return TokenOutcome(None, None, "waiting-for-lease")
         return TokenOutcome(None, None, "idle")
     job_id = int(claim.job_ref)
-    return run_claimed_job(schema=claim.schema, job_id=job_id)
+    return run_claimed_job(schema=claim.schema, job_id=job_id, attempt=claim.attempt)
 
 
 class RetryLater(Exception):
@@ -238,8 +237,11 @@ def backoff_seconds(attempt: int) -> float:
     return min(settings.CMS_JOB_RETRY_BACKOFF_MAX_SECONDS, base * 2 ** (attempt - 1))
 
 
-def run_claimed_job(*, schema: str, job_id: int) -> TokenOutcome:
-    """Run a leased job in its tenant's schema and record the outcome.
+def run_claimed_job(
+    *, schema: str, job_id: int, attempt: int | None = None
+) -> TokenOutcome:
+    """Run a leased job in its tenant's schema and record the outcome. ``attempt`` is
+    the attempt number the fair queue counted (counted here on a retry).
 
     Raises ``RetryLater`` after a transient error with attempts left (the job keeps its
     in-flight slot until then).
@@ -248,18 +250,20 @@ def run_claimed_job(*, schema: str, job_id: int) -> TokenOutcome:
 
     Status = BackgroundJob.Status
     bind_task_tenant(schema)  # the job's log lines carry its tenant
+    if attempt is None:
+        attempt = fair_queue.count_attempt(schema=schema, job_ref=str(job_id))
     with schema_context(schema):
         try:
-            status = _run_in_schema(job_id)
+            status = _run_in_schema(job_id, attempt)
         except TRANSIENT_ERRORS as exc:
             connection.close_if_unusable_or_obsolete()
-            attempts = _attempts_of(job_id)
-            if attempts < settings.CMS_JOB_MAX_ATTEMPTS:
-                countdown = backoff_seconds(attempts)
+            if attempt < settings.CMS_JOB_MAX_ATTEMPTS:
+                countdown = backoff_seconds(attempt)
                 _record(
                     job_id,
                     status=Status.QUEUED,
-                    reason=f"Attempt {attempts} failed ({exc}); retrying in "
+                    attempts=attempt,
+                    reason=f"Attempt {attempt} failed ({exc}); retrying in "
                     f"{countdown:.1f} s.",
                 )
                 fair_queue.extend_lease(
@@ -273,60 +277,72 @@ def run_claimed_job(*, schema: str, job_id: int) -> TokenOutcome:
             _record(
                 job_id,
                 status=Status.FAILED,
-                reason=f"Failed after {attempts} attempts: {exc}",
+                attempts=attempt,
+                reason=f"Failed after {attempt} attempts: {exc}",
                 finished=True,
             )
             status = Status.FAILED
         except Exception as exc:
             logger.exception("job %s of %s failed", job_id, schema)
-            _record(job_id, status=Status.FAILED, reason=str(exc), finished=True)
+            _record(
+                job_id,
+                status=Status.FAILED,
+                attempts=attempt,
+                reason=str(exc),
+                finished=True,
+            )
             status = Status.FAILED
     fair_queue.finish(schema=schema, job_ref=str(job_id))
     logger.info("job %s of %s: %s", job_id, schema, status)
     return TokenOutcome(schema, job_id, status)
 
 
-def _run_in_schema(job_id: int) -> str:
+def _run_in_schema(job_id: int, attempt: int) -> str:
+    """One transaction: lock the job row (a duplicate run of the same job waits, then
+    sees it done), run the work, mark it done. While it runs, the admin shows it as
+    running from the fair queue's in-flight set, which costs no extra commit."""
     Status = BackgroundJob.Status
-    # Visible at once as running (and the attempt counted, even if the worker dies);
-    # a job already done or failed is not run again.
-    started = BackgroundJob.objects.filter(
-        pk=job_id, status__in=[Status.QUEUED, Status.RUNNING]
-    ).update(
-        status=Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    if not started:
-        return "gone"
     try:
         with transaction.atomic():
-            # The row lock makes a duplicate run of the same job wait, then see done.
-            job = BackgroundJob.objects.select_for_update().get(pk=job_id)
+            job = BackgroundJob.objects.select_for_update().filter(pk=job_id).first()
+            if job is None:
+                return "gone"
             if job.status in (Status.DONE, Status.FAILED):
                 return job.status
+            job.attempts = attempt
+            job.started_at = timezone.now()
+            if attempt > settings.CMS_JOB_MAX_ATTEMPTS:
+                raise JobError(
+                    f"Gave up after {attempt - 1} attempts: the worker running it "
+                    "stopped each time."
+                )
             job.result = get_kind(job.kind).run(job)
             job.status = Status.DONE
             job.reason = ""
             job.finished_at = timezone.now()
-            job.save(update_fields=["status", "reason", "result", "finished_at"])
+            job.save(
+                update_fields=[
+                    "status", "reason", "result", "attempts", "started_at",
+                    "finished_at",
+                ]
+            )  # fmt: skip
             return job.status
     except JobError as exc:
         # the job's own writes rolled back with the transaction
-        _record(job_id, status=Status.FAILED, reason=str(exc), finished=True)
+        _record(
+            job_id,
+            status=Status.FAILED,
+            attempts=attempt,
+            reason=str(exc),
+            finished=True,
+        )
         return Status.FAILED
 
 
-def _attempts_of(job_id: int) -> int:
-    """Attempts so far (each start counts one, committed before the work began)."""
-    attempts = (
-        BackgroundJob.objects.filter(pk=job_id)
-        .values_list("attempts", flat=True)
-        .first()
-    )
-    return max(1, attempts or 0)
-
-
-def _record(job_id: int, *, status: str, reason: str, finished: bool = False) -> None:
-    fields = {"status": status, "reason": reason[:2000]}
+def _record(
+    job_id: int, *, status: str, reason: str, attempts: int, finished: bool = False
+) -> None:
+    fields = {"status": status, "reason": reason[:2000], "attempts": attempts}
     if finished:
         fields["finished_at"] = timezone.now()
     BackgroundJob.objects.filter(pk=job_id).update(**fields)

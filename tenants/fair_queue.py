@@ -59,6 +59,7 @@ class Claim:
     reclaimed: int
     capped: bool
     next_lease_expiry: float | None
+    attempt: int = 0
 
 
 _PUSH = """
@@ -125,12 +126,13 @@ local function take(list)
       if ref then
         redis.call('ZADD', inflight, now + lease, ref)
         redis.call('SADD', flying, schema)
+        local attempt = redis.call('HINCRBY', prefix .. 'attempts:' .. schema, ref, 1)
         if redis.call('LLEN', jobs) > 0 then
           redis.call('RPUSH', ring, schema)
         else
           redis.call('SREM', members, schema)
         end
-        return {schema, ref}
+        return {schema, ref, attempt}
       end
       redis.call('SREM', members, schema)
     else
@@ -141,7 +143,7 @@ local function take(list)
   return nil
 end
 local got = take(new) or take(ring)
-if got then return {got[1], got[2], reclaimed, capped, ''} end
+if got then return {got[1], got[2], reclaimed, capped, '', got[3]} end
 local earliest = ''
 for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
   local first = redis.call('ZRANGE', prefix .. 'inflight:' .. schema, 0, 0,
@@ -150,13 +152,14 @@ for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
     earliest = first[2]
   end
 end
-return {'', '', reclaimed, capped, earliest}
+return {'', '', reclaimed, capped, earliest, 0}
 """
 
 _FINISH = """
 local prefix, schema, ref = ARGV[1], ARGV[2], ARGV[3]
 local inflight = prefix .. 'inflight:' .. schema
 redis.call('ZREM', inflight, ref)
+redis.call('HDEL', prefix .. 'attempts:' .. schema, ref)
 if redis.call('ZCARD', inflight) == 0 then
   redis.call('SREM', prefix .. 'inflight-schemas', schema)
 end
@@ -231,7 +234,7 @@ def push(*, schema: str, job_refs: list[str], cap: int) -> int:
 
 def pop(*, now: float | None = None) -> Claim:
     """Take the next job in fair order and lease it to the caller."""
-    schema, ref, reclaimed, capped, earliest = _script(_POP)(
+    schema, ref, reclaimed, capped, earliest, attempt = _script(_POP)(
         args=[
             key_prefix(),
             repr(time.time() if now is None else now),
@@ -248,6 +251,7 @@ def pop(*, now: float | None = None) -> Claim:
         reclaimed=int(reclaimed),
         capped=bool(capped),
         next_lease_expiry=float(earliest) if earliest else None,
+        attempt=int(attempt),
     )
 
 
@@ -264,6 +268,19 @@ def extend_lease(*, schema: str, job_ref: str, seconds: float) -> None:
     )
 
 
+def count_attempt(*, schema: str, job_ref: str) -> int:
+    """Count one more attempt of an in-flight job (a retry); returns its number.
+    Attempts are counted here, not in the database, so that attempts whose worker died
+    (and whose transaction rolled back) count too."""
+    return int(_redis().hincrby(f"{key_prefix()}attempts:{schema}", str(job_ref), 1))
+
+
+def in_flight(*, schema: str) -> set[str]:
+    """References of the tenant's jobs that a worker holds right now."""
+    refs = _redis().zrange(f"{key_prefix()}inflight:{schema}", 0, -1)
+    return {ref.decode() if isinstance(ref, bytes) else ref for ref in refs}
+
+
 def pending(*, schema: str) -> int:
     return int(_redis().llen(f"{key_prefix()}jobs:{schema}"))
 
@@ -278,7 +295,11 @@ def clear(*, schema: str | None = None) -> None:
             client.delete(*keys)
         return
     prefix = key_prefix()
-    client.delete(f"{prefix}jobs:{schema}", f"{prefix}inflight:{schema}")
+    client.delete(
+        f"{prefix}jobs:{schema}",
+        f"{prefix}inflight:{schema}",
+        f"{prefix}attempts:{schema}",
+    )
     client.srem(f"{prefix}members", schema)
     client.srem(f"{prefix}inflight-schemas", schema)
     client.lrem(f"{prefix}ring", 0, schema)

@@ -12,6 +12,10 @@ configured PostgreSQL and Redis, with one real Celery worker pool (prefork,
 3. fair: the same through the fair queue (``content.jobs``: per-tenant queues,
    round-robin tokens).
 
+Steps 2 and 3 alternate for ``--rounds`` rounds (the machine may be shared: neither
+mode always runs first); latencies are the rounds' medians, throughput is over all of
+a mode's jobs. The pool is drained between steps.
+
 Every job publishes a real new revision of a real page. A job's latency runs from the
 moment it was queued to the page's ``last_published_at``; throughput is all jobs of a
 step over the time from the first enqueue to the last publish. It prints a table,
@@ -163,15 +167,29 @@ def run_step(mode: str, a_ids, b_ids, c_ids, timeout: float) -> dict:
     }
 
 
+def combine(runs: list[dict]) -> dict:
+    """Rounds of one mode: median latencies, throughput over all their jobs."""
+    return {
+        "b_s": statistics.median(run["b_s"] for run in runs),
+        "c_s": statistics.median(run["c_s"] for run in runs),
+        "a_before_b": max(run["a_before_b"] for run in runs),
+        "jobs_per_s": sum(run["jobs"] for run in runs)
+        / sum(run["seconds"] for run in runs),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000, help="tenant A's backlog")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--idle-runs", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="FIFO and fair steps, alternated"
+    )
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    if args.jobs < 1 or args.concurrency < 1 or args.idle_runs < 1:
-        parser.error("--jobs, --concurrency and --idle-runs must be at least 1")
+    if min(args.jobs, args.concurrency, args.idle_runs, args.rounds) < 1:
+        parser.error("--jobs, --concurrency, --idle-runs and --rounds must be >= 1")
 
     use_bench_database("bench_fair")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
@@ -217,10 +235,22 @@ def main() -> int:
             key: statistics.median(run[key] for run in idle_runs)
             for key in ("b_s", "c_s")
         }
-        out(f"== FIFO: A queues {args.jobs} plain Celery publishes, then B and C")
-        fifo = run_step("fifo", a_ids, b_ids, c_ids, args.timeout)
-        out(f"== fair: A queues {args.jobs} jobs through the fair queue, then B and C")
-        fair = run_step("fair", a_ids, b_ids, c_ids, args.timeout)
+        steps: dict[str, list[dict]] = {"fifo": [], "fair": []}
+        for round_ in range(args.rounds):
+            # alternate the order, so neither mode always runs on a warmer pool
+            order = ("fifo", "fair") if round_ % 2 == 0 else ("fair", "fifo")
+            for mode in order:
+                how = (
+                    "plain Celery publishes"
+                    if mode == "fifo"
+                    else "jobs through the fair queue"
+                )
+                out(
+                    f"== round {round_ + 1}, {mode}: A queues {args.jobs} {how}, "
+                    "then B and C"
+                )
+                steps[mode].append(run_step(mode, a_ids, b_ids, c_ids, args.timeout))
+        fifo, fair = combine(steps["fifo"]), combine(steps["fair"])
     finally:
         worker.terminate()
         try:
