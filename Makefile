@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # Options for a benchmark: make bench-overhead BENCH_ARGS="--sweep"
 BENCH_ARGS ?=
 
-.PHONY: up test lint format bootstrap lock e2e clean-var bench-%
+.PHONY: up test lint audit format bootstrap lock e2e clean-var bench-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: bootstrap
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=cms_project.settings.test $(BIN)/python -m cms_project.devstack run -- \
 		$(BIN)/python manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory audit
+
+# Known vulnerabilities in the locked dependencies. --strict: a package that could not
+# be checked (no route to the vulnerability database) fails the audit too.
+audit: bootstrap
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r requirements.lock
 
 format: bootstrap
 	$(BIN)/ruff format .
