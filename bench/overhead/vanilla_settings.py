@@ -31,6 +31,9 @@ MIDDLEWARE = [
     if not name.startswith("tenants.")
 ]
 ROOT_URLCONF = "bench.overhead.vanilla_urls"
+# Wagtail's background work in the calling process, as a plain Wagtail site has it
+# (the product's backend queues it on Celery in the tenant's schema).
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 CACHES = {
     alias: {
         key: value
