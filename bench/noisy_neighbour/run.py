@@ -8,8 +8,9 @@ all in one run:
 1. baseline: three quiet tenants (plan ``pro``) each get a steady open-loop load well
    within their plan;
 2. flood: the same, while a fourth tenant on a small plan of its own sends 20 times its
-   plan's public reads per minute; baseline and flood alternate (``--rounds``, each
-   flood block on fresh rate counters, so each starts with the plan's full allowance);
+   plan's public reads per minute; baseline and flood blocks alternate (``--rounds``),
+   so that a disturbance from outside the benchmark is less likely to land in one
+   phase only;
 3. the cost of the limit decision itself, in-process against the same Redis: taking
    and releasing a concurrency slot and counting the request against the rate limit,
    as the middleware and the view decorator do for every public page.
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
@@ -145,29 +147,69 @@ def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
     process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=args.workers)
     block = args.seconds / args.rounds
     blocks: dict[str, list] = {"baseline": [], "flood": []}
+    spans: list[tuple[str, float, float]] = []  # phase, wall-clock start and end
     try:
         # every tenant's caches and database connections warm in every worker
         sweep(PORT, [s.host for s in [*quiet, noisy]], repeat=4 * args.workers)
         # and a short open-loop run, not measured: the first block must not pay for
         # anything cold (it would flatter whichever phase comes second)
         open_loop(PORT, [*quiet, noisy], seconds=3)
+        # from here on the counters run as in production: the noisy tenant gets its
+        # plan's reads per (fixed, 60 s) window, however the blocks fall
+        clear_limit_counters()
         for round_number in range(1, args.rounds + 1):
-            clear_limit_counters()
             out(
                 f"== round {round_number}/{args.rounds}, baseline: 3 quiet tenants "
                 f"at {quiet_rate:g} req/s each, {block:g} s"
             )
+            began = time.time()
             blocks["baseline"].append(open_loop(PORT, quiet, seconds=block))
-            clear_limit_counters()
+            spans.append(("baseline", began, time.time()))
             out(
                 f"== round {round_number}/{args.rounds}, flood: the same, plus the "
                 f"noisy tenant at {noisy_rate:g} req/s ({args.flood_factor:g}x its "
                 f"plan), {block:g} s"
             )
+            began = time.time()
             blocks["flood"].append(open_loop(PORT, [*quiet, noisy], seconds=block))
+            spans.append(("flood", began, time.time()))
     finally:
         devstack.stop_process(process)
-    return {phase: merge_blocks(results) for phase, results in blocks.items()}
+    phases = {phase: merge_blocks(results) for phase, results in blocks.items()}
+    return phases, server_side(log, spans)
+
+
+def server_side(log: Path, spans: list[tuple[str, float, float]]) -> dict:
+    """Time spent inside Django per request, from the product's own access events
+    (JSON lines, production's log format): it tells time in the application from
+    time waiting for a worker or a CPU outside it."""
+    durations: dict[str, dict[str, list[float]]] = {
+        phase: {"quiet": [], "noisy": []} for phase in ("baseline", "flood")
+    }
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{") or '"cms.access"' not in line:
+            continue
+        event = json.loads(line)
+        tenant = event.get("tenant", "")
+        kind = "quiet" if tenant in QUIET else "noisy" if tenant == NOISY else None
+        if kind is None or "duration_ms" not in event:
+            continue
+        when = datetime.fromisoformat(event["time"]).timestamp()
+        for phase, began, ended in spans:
+            if began <= when <= ended + 0.2:
+                durations[phase][kind].append(event["duration_ms"])
+                break
+    return {
+        phase: {
+            kind: {
+                "requests": len(values),
+                "p50_ms": statistics.median(values) if values else float("nan"),
+                "p99_ms": percentile(values, 99),
+            }
+            for kind, values in kinds.items()
+        }
+        for phase, kinds in durations.items()
+    }
 
 
 def merge_blocks(blocks: list[list]) -> list:
@@ -231,9 +273,8 @@ def main() -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=2,
-        help="baseline and flood alternate this many times, so that a disturbance "
-        "from outside the benchmark is less likely to hit one phase only",
+        default=6,
+        help="baseline and flood blocks alternate this many times",
     )
     parser.add_argument(
         "--quiet-rate", type=float, default=20, help="req/s of each quiet tenant"
@@ -279,7 +320,7 @@ def main() -> int:
         noisy_reads_per_minute=args.noisy_reads_per_minute, noisy_cap=args.noisy_cap
     )
     noisy_rate = args.flood_factor * args.noisy_reads_per_minute / 60
-    phases = run_phases(args, args.quiet_rate, noisy_rate)
+    phases, in_django = run_phases(args, args.quiet_rate, noisy_rate)
     out(f"== cost of the limit decision, {args.overhead_calls} calls in-process")
     overhead = measure_limit_overhead(args.overhead_calls)
 
@@ -322,6 +363,7 @@ def main() -> int:
         },
         "noisy": noisy,
         "limit_overhead": overhead,
+        "in_django": in_django,
         "quiet_p99_ratio_worst": max(ratios),
         "quiet_errors": quiet_errors,
     }
@@ -359,6 +401,19 @@ def report(figures: dict, ratios: list[float]) -> None:
         "p99 flood / baseline per quiet tenant: "
         + ", ".join(f"{ratio:.2f}" for ratio in ratios)
     )
+    for phase, kinds in figures["in_django"].items():
+        quiet, noisy = kinds["quiet"], kinds["noisy"]
+        if quiet["requests"]:
+            out(
+                f"inside Django, {phase}: quiet p50 {quiet['p50_ms']:.1f} ms, p99 "
+                f"{quiet['p99_ms']:.1f} ms"
+                + (
+                    f"; noisy p50 {noisy['p50_ms']:.1f} ms, "
+                    f"p99 {noisy['p99_ms']:.1f} ms"
+                    if noisy["requests"]
+                    else ""
+                )
+            )
     noisy = figures["noisy"]
     out()
     out(
