@@ -390,8 +390,8 @@ def main() -> int:
     parser.add_argument(
         "--pool",
         type=parse_config,
-        help="gunicorn pool of the main comparison (default: gunicorn.conf.py's), "
-        "e.g. sync:4 or gthread:2x4",
+        help="gunicorn pool of the main comparison (default: the sweep's best for "
+        "uncached pages, else gunicorn.conf.py's), e.g. sync:4 or gthread:2x4",
     )
     parser.add_argument(
         "--sweep",
@@ -447,18 +447,9 @@ def main() -> int:
     out("== preparing (c)/(d): product database, one tenant on an unlimited plan")
     prepare_product()
 
-    out(f"== measuring (a)-(d), gunicorn {config.label}, {args.rounds} rounds")
-    main_rows = measure_pools(
-        list(SETUPS),
-        config,
-        urls,
-        wrk=wrk,
-        rounds=args.rounds,
-        seconds=args.seconds,
-        connections=args.connections,
-    )
     sweep: dict[str, dict[str, Measure]] = {}
-    for pool in sweep_configs or []:
+    pools = {pool.label: pool for pool in sweep_configs or []}
+    for pool in pools.values():
         out(f"== sweep: gunicorn {pool.label}")
         sweep[pool.label] = measure_pools(
             ["uncached", "cached"],
@@ -469,6 +460,20 @@ def main() -> int:
             seconds=args.seconds,
             connections=args.connections,
         )
+    if sweep and args.pool is None:
+        # Rendering pages is what a pool spends its CPU on: pick by uncached pages.
+        config = pools[max(sweep, key=lambda label: sweep[label]["uncached"].rps)]
+
+    out(f"== measuring (a)-(d), gunicorn {config.label}, {args.rounds} rounds")
+    main_rows = measure_pools(
+        list(SETUPS),
+        config,
+        urls,
+        wrk=wrk,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        connections=args.connections,
+    )
 
     RESULTS.mkdir(exist_ok=True)
     figures = {
