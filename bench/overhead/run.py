@@ -198,7 +198,7 @@ def _wrk_ms(text: str, label: str) -> float:
 def run_wrk(wrk: str, port: int, path: str, *, connections: int, seconds: float):
     command = [
         wrk,
-        "-t2",
+        f"-t{min(2, connections)}",
         f"-c{connections}",
         f"-d{seconds:.0f}s",
         "--latency",
@@ -222,7 +222,7 @@ def run_wrk(wrk: str, port: int, path: str, *, connections: int, seconds: float)
         p99_ms=_wrk_ms(text, "99%"),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         # a sync worker closes each connection: wrk counts those closes as read errors
-        errors=sum(int(n) for n in socket.groups()[::2]) if socket else 0,
+        errors=sum(int(socket.group(n)) for n in (1, 3, 4)) if socket else 0,
     )
 
 
