@@ -24,6 +24,10 @@ up: bootstrap
 test: bootstrap
 	DJANGO_SETTINGS_MODULE=cms_project.settings.test $(BIN)/python -m cms_project.devstack run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The browser journeys alone (they run in `make test` too); screenshots in tests/e2e/artifacts/.
+e2e: bootstrap
+	$(MAKE) test PYTEST_ARGS="tests/e2e $(PYTEST_ARGS)"
+
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

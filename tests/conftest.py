@@ -6,9 +6,13 @@ cloning it. Tests run inside a transaction (the ``db`` fixture), so tenants crea
 a test vanish with its rollback: PostgreSQL DDL is transactional too.
 """
 
+import os
+from urllib.parse import urlsplit
+
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import setup_databases, teardown_databases
 
 from content.demo import seed_demo
 from tenants.resolution import _tenant_map
@@ -18,10 +22,32 @@ GLOBEX_HOST = "globex.localhost"
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(
+    django_db_setup, django_db_blocker, django_db_keepdb, django_db_createdb
+):
     with django_db_blocker.unblock():
+        own_setup = _set_up_test_database_if_skipped(
+            keepdb=django_db_keepdb and not django_db_createdb
+        )
         seed_demo()
         connection.set_schema_to_public()
+    yield
+    if own_setup is not None and not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(own_setup, verbosity=0)
+
+
+def _set_up_test_database_if_skipped(*, keepdb: bool) -> list | None:
+    """pytest-django sets up the test database only when a collected test asks for
+    the per-test transaction (``db``). Tests that drive real processes on committed
+    data alone (``tests/e2e``, run by themselves) need it too, and must never seed the
+    database named by DATABASE_URL."""
+    configured_name = urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/")
+    if connection.settings_dict["NAME"] != configured_name:
+        return None  # pytest-django has set it up
+    return setup_databases(
+        verbosity=0, interactive=False, aliases={"default"}, keepdb=keepdb
+    )
 
 
 @pytest.fixture(autouse=True)
