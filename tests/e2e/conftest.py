@@ -50,13 +50,16 @@ EDITOR = "editor"
 @dataclass(frozen=True)
 class E2ETenant:
     slug: str
+    name: str
     host: str
     editor_password: str
 
 
-SHOP = E2ETenant(slug="e2eshop", host="e2eshop.localhost", editor_password="shop-ed-1")
+SHOP = E2ETenant(
+    slug="e2eshop", name="E2E Shop", host="e2eshop.localhost", editor_password="shop-1"
+)
 OTHER = E2ETenant(
-    slug="e2eother", host="e2eother.localhost", editor_password="other-ed-2"
+    slug="e2eother", name="E2E Other", host="e2eother.localhost", editor_password="ot-2"
 )
 
 
@@ -150,17 +153,17 @@ def _remove_e2e_tenants() -> None:
     connection.set_schema_to_public()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e2e_tenants(django_db_setup, django_db_blocker) -> Iterator[None]:
     """Two committed tenants with an editor each; the shop on a plan of its own."""
     with django_db_blocker.unblock():
         _remove_e2e_tenants()  # of an earlier run that was killed half-way
         plan_create(name=SHOP_PLAN, limits={}, base="pro", title="E2E shop")
         tenant_create(
-            slug=SHOP.slug, name="E2E Shop", domains=[SHOP.host], plan=SHOP_PLAN
+            slug=SHOP.slug, name=SHOP.name, domains=[SHOP.host], plan=SHOP_PLAN
         )
         tenant_create(
-            slug=OTHER.slug, name="E2E Other", domains=[OTHER.host], plan="starter"
+            slug=OTHER.slug, name=OTHER.name, domains=[OTHER.host], plan="starter"
         )
         for tenant in (SHOP, OTHER):
             _add_editor(tenant)
@@ -170,7 +173,7 @@ def e2e_tenants(django_db_setup, django_db_blocker) -> Iterator[None]:
         _remove_e2e_tenants()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server_port(e2e_tenants, tmp_path_factory) -> Iterator[int]:
     """The product on gunicorn at 127.0.0.1 (two workers)."""
     port = free_port()
@@ -186,10 +189,11 @@ def server_port(e2e_tenants, tmp_path_factory) -> Iterator[int]:
     devstack.stop_process(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium, server_port):
-    """Headless Chromium driven by Playwright (started after the server, stopped
-    before the tenants are dropped)."""
+    """Headless Chromium driven by Playwright, for one module's journeys: started
+    after the server, stopped before the tenants are dropped and before any later
+    test uses the ORM (Django refuses it while Playwright's event loop is alive)."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=STEP_TIMEOUT_MS)

@@ -39,12 +39,14 @@ def image_file(tmp_path) -> Path:
     return path
 
 
-def _start_article(journey: Journey, tenant: E2ETenant, *, title: str, text: str):
+def _start_article(
+    journey: Journey, tenant: E2ETenant, *, title: str, text: str, bold: str = ""
+):
     """Open a new article under the tenant's home page and fill in its title and a
-    rich text paragraph (Draftail)."""
+    rich text paragraph (Draftail), ``bold`` typed in bold after ``text``."""
     page = journey.page
     page.goto(journey.url(tenant, "/admin/pages/"))
-    page.get_by_role("link", name="E2E Shop", exact=True).first.click()
+    page.get_by_role("link", name=tenant.name, exact=True).first.click()
     page.get_by_role("button", name="Actions", exact=True).click()
     page.get_by_role("link", name="Add child page").click()
     expect(page.get_by_role("heading", name="New: Article page")).to_be_visible()
@@ -54,11 +56,16 @@ def _start_article(journey: Journey, tenant: E2ETenant, *, title: str, text: str
     editor = page.locator(".public-DraftEditor-content").last
     editor.click()
     page.keyboard.type(text)
-    expect(editor).to_contain_text(text)
+    if bold:
+        page.keyboard.press("Control+b")
+        page.keyboard.type(bold)
+        page.keyboard.press("Control+b")
+        expect(editor.locator("[style*='font-weight']", has_text=bold)).to_be_visible()
+    expect(editor).to_contain_text(text + bold)
     # Draftail writes its content to the form a moment after typing (debounced):
     # saving before that would save an empty paragraph.
     expect(page.locator("input[name='body-0-value']")).to_have_value(
-        re.compile(re.escape(text))
+        re.compile(re.escape(bold or text))
     )
 
 
@@ -72,10 +79,8 @@ def test_editor_publishes_an_article_with_an_image_and_sees_it_live(
     journey, image_file
 ):
     page = journey.page
-    title, text = (
-        "Mark V lands on the mesa",
-        "The Mark V touched down without a scratch.",
-    )
+    title = "Mark V lands on the mesa"
+    text, bold = "The Mark V touched down ", "without a scratch"
 
     with journey.step("editor logs in at the tenant's admin"):
         log_in(journey, SHOP)
@@ -90,7 +95,7 @@ def test_editor_publishes_an_article_with_an_image_and_sees_it_live(
         expect(page.locator(".status-msg.update-success")).to_be_attached()
 
     with journey.step("create an article with rich text"):
-        _start_article(journey, SHOP, title=title, text=text)
+        _start_article(journey, SHOP, title=title, text=text, bold=bold)
 
     with journey.step("add an image block from the image chooser"):
         page.get_by_role("button", name="Insert a block").last.click()
@@ -114,7 +119,8 @@ def test_editor_publishes_an_article_with_an_image_and_sees_it_live(
 
     with journey.step("the article shows its text and image", page=visitor):
         expect(visitor.get_by_role("heading", name=title)).to_be_visible()
-        expect(visitor.get_by_text(text)).to_be_visible()
+        expect(visitor.get_by_text(text + bold)).to_be_visible()
+        expect(visitor.locator("b, strong").filter(has_text=bold)).to_be_visible()
         image = visitor.locator("article img, main img").first
         expect(image).to_have_attribute(
             "src", re.compile(rf"^/media/tenants/{SHOP.slug}/images/")
