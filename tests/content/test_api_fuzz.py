@@ -7,7 +7,7 @@ import json
 import pytest
 from django.db import transaction
 from django.test import Client
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -15,12 +15,7 @@ from tests.conftest import ACME_HOST
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = hypothesis_settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+FUZZ = hypothesis_settings(max_examples=60)
 ADMIN = "Basic " + base64.b64encode(b"admin:acme-admin-demo").decode()
 
 text = st.text(

@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.test import Client
 from django_tenants.utils import schema_context
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from wagtail.documents.models import Document
@@ -47,12 +47,7 @@ def _plant(schema: str, slug: str, title: str, file_name: str, secret: str) -> d
         }
 
 
-@hypothesis_settings(
-    max_examples=12,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@hypothesis_settings(max_examples=12)
 @given(slug=slugs, title=titles, file_name=file_names)
 def test_colliding_names_never_cross_tenants(slug, title, file_name, settings):
     # Examples roll back their pages, but not Redis: a page cached by one example

@@ -4,18 +4,13 @@ for someone who may not see it."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = hypothesis_settings(
-    max_examples=50,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+FUZZ = hypothesis_settings(max_examples=50)
 TOKEN = "fuzz-metrics-token"
 text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
