@@ -27,6 +27,7 @@ Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -368,7 +369,9 @@ def main() -> int:
         "quiet_errors": quiet_errors,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "noisy_neighbour.json").write_text(json.dumps(figures, indent=2))
+    (RESULTS / "noisy_neighbour.json").write_text(
+        json.dumps(without_nan(figures), indent=2, allow_nan=False)
+    )
     plot(phases, figures)
     report(figures, ratios)
     out(
@@ -377,6 +380,17 @@ def main() -> int:
         f"limit_overhead_ms={overhead['p50_ms']:.3f}"
     )
     return 0
+
+
+def without_nan(value):
+    """NaN (no requests of a kind) as null: strict JSON readers reject NaN."""
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nan(item) for item in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def report(figures: dict, ratios: list[float]) -> None:
