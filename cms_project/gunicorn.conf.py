@@ -7,9 +7,16 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Chosen by measurement (make bench-overhead BENCH_ARGS=--sweep, docs/benchmarks.md):
+# on 2 cores, sync workers at 2-4 per core serve as many uncached pages as any pool
+# and the most cached ones; gthread (2x4, 4x2) was no faster and had worse tails, as
+# pages are CPU-bound Python. More workers than cores also keep a slow request (a
+# large page, a slow query) from stalling others.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
+# Only gthread workers keep connections alive (sync ones close after each response);
+# behind nginx the proxy holds the client's keep-alive.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
