@@ -211,6 +211,7 @@ def main() -> int:
     out(f"== preparing {args.tenants} tenants on an unlimited plan")
     prepare(args.tenants)
     from bench.overhead.article import ARTICLE_PATH
+
     total_workers = args.tenants * args.workers_per_tenant
 
     def env(workers: int) -> dict[str, str]:
