@@ -1,15 +1,16 @@
 """Provisioning benchmark: clone-based tenant creation, fleet migrations, and whether
 request throughput holds as the number of tenants grows.
 
-Runs in a database of its own (``<name>_bench``, dropped and re-created), so it never
-touches the development data. Steps, all in one run:
+Runs in databases of its own (``<name>_bench`` and ``<name>_bench_small``, dropped and
+re-created), so it never touches the development data. Steps, all in one run:
 
-1. 10 tenants, then gunicorn: requests per second spread over their hosts (baseline);
-2. create tenants up to ``--create`` more by cloning (timed one by one), and a few by
-   running every migration (the django-tenants default) for comparison;
-3. grow the fleet to ``--noop-fleet`` tenants and time a no-op ``migrate`` over it;
-4. grow to ``--fleet`` tenants, start gunicorn again: requests per second spread over
-   every host, and worker memory.
+1. create ``--create`` tenants by cloning (timed one by one) and a few by running every
+   migration (the django-tenants default) for comparison;
+2. grow the fleet to ``--noop-fleet`` tenants and time a no-op ``migrate`` over it;
+3. grow to ``--fleet`` tenants; beside it, a second database holds a fleet of 10;
+4. one gunicorn pool per database, the same settings: requests per second spread over
+   every host of each, measured in alternating rounds so that whatever else the
+   machine does falls on both sides alike; worker memory of each pool.
 
 The last line is ``RESULT create_p50_s=... create_p95_s=... migrate_create_p50_s=...
 noop_migrate_500_s=... rps_ratio_1000_vs_10=...``.
@@ -21,10 +22,12 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import RESULTS, gunicorn_env, out, percentile, use_bench_database
@@ -78,34 +81,94 @@ def create_by_migrating(count: int) -> list[float]:
     return seconds
 
 
-def measure_rps(hosts: list[str], seconds: float, label: str) -> dict:
-    """Start one gunicorn pool, warm every host, then measure."""
+def redis_url_with_db(url: str, db: int) -> str:
+    """The same Redis server, another database number (a pool of its own)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":  # urlunsplit would drop the empty host's "//"
+        return f"unix://{parts.path}?db={db}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def seed_small_fleet(url: str, count: int) -> None:
+    """Migrate a second database and give it ``count`` tenants, in a process of its
+    own (this one's Django is bound to the large fleet's database)."""
+    env = dict(os.environ, DATABASE_URL=url)
+    subprocess.run(
+        [sys.executable, __file__, "--seed-only", str(count)], env=env, check=True
+    )
+
+
+def start_pool(port: int, env: dict[str, str], label: str):
+    from cms_project import devstack
+
+    log = Path(tempfile.gettempdir()) / f"bench-provisioning-{label}.log"
+    return devstack.start_gunicorn(port, env=env, log_path=log, workers=2)
+
+
+def pool_rss_mb(process) -> float:
     import psutil
 
+    workers = psutil.Process(process.pid).children()
+    return sum(worker.memory_info().rss for worker in workers) / 2**20
+
+
+def compare_rps(
+    small_url: str,
+    small_hosts: list[str],
+    hosts: list[str],
+    *,
+    seconds: float,
+    rounds: int,
+) -> tuple[dict, dict]:
+    """Both pools up at once; warm every host of each, then alternate rounds."""
     from bench.loadgen import closed_loop, sweep
     from cms_project import devstack
 
-    env = gunicorn_env(workers=2)
-    log = Path(tempfile.gettempdir()) / f"bench-provisioning-{label}.log"
-    process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=2)
-    try:
-        # every tenant's caches warm in both workers before measuring
-        warm = sweep(PORT, hosts, repeat=3, threads=4)
-        result = closed_loop(PORT, hosts, threads=4, seconds=seconds)
-        workers = psutil.Process(process.pid).children()
-        rss_mb = sum(w.memory_info().rss for w in workers) / 2**20
-    finally:
-        devstack.stop_process(process)
-    ok = result.statuses.get(200, 0)
-    return {
-        "tenants": len(hosts),
-        "rps": ok / result.seconds,
-        "p50_ms": result.p50,
-        "p99_ms": result.percentile(99),
-        "non_200": result.requests - ok + result.errors,
-        "worker_rss_mb": rss_mb,
-        "warmup_rps": warm.rps,
+    large_env = gunicorn_env(workers=2)
+    small_env = dict(
+        gunicorn_env(workers=2),
+        DATABASE_URL=small_url,
+        REDIS_URL=redis_url_with_db(os.environ["REDIS_URL"], 2),
+    )
+    pools = {
+        "small": (start_pool(PORT, small_env, "small"), small_hosts),
+        "large": (start_pool(PORT + 1, large_env, "large"), hosts),
     }
+    ports = {"small": PORT, "large": PORT + 1}
+    rows: dict[str, dict] = {}
+    try:
+        for name, (_, pool_hosts) in pools.items():
+            # every tenant's caches warm in both workers before measuring
+            sweep(ports[name], pool_hosts, repeat=3, threads=4)
+        blocks: dict[str, list] = {name: [] for name in pools}
+        for _ in range(rounds):
+            for name, (_, pool_hosts) in pools.items():
+                blocks[name].append(
+                    closed_loop(
+                        ports[name], pool_hosts, threads=4, seconds=seconds / rounds
+                    )
+                )
+        for name, (process, pool_hosts) in pools.items():
+            results = blocks[name]
+            latencies = [ms for block in results for ms in block.latencies_ms]
+            ok = [block.statuses.get(200, 0) / block.seconds for block in results]
+            non_200 = sum(
+                block.requests - block.statuses.get(200, 0) + block.errors
+                for block in results
+            )
+            rows[name] = {
+                "tenants": len(pool_hosts),
+                "rps": statistics.median(ok),
+                "rps_rounds": ok,
+                "p50_ms": statistics.median(latencies),
+                "p99_ms": percentile(latencies, 99),
+                "non_200": non_200,
+                "worker_rss_mb": pool_rss_mb(process),
+            }
+    finally:
+        for process, _ in pools.values():
+            devstack.stop_process(process)
+    return rows["small"], rows["large"]
 
 
 def main() -> int:
@@ -114,12 +177,20 @@ def main() -> int:
     parser.add_argument("--migrate-creates", type=int, default=3)
     parser.add_argument("--noop-fleet", type=int, default=500)
     parser.add_argument("--fleet", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--seconds", type=float, default=40, help="measured seconds per fleet"
+    )
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seed-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not (10 <= args.create + 10 <= args.noop_fleet <= args.fleet):
         parser.error("need 10 + --create <= --noop-fleet <= --fleet")
 
-    use_bench_database("bench")
+    if args.seed_only is None:
+        configured = os.environ["DATABASE_URL"]
+        small_url = use_bench_database("bench_small")
+        os.environ["DATABASE_URL"] = configured
+        large_url = use_bench_database("bench")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
     import django
 
@@ -130,11 +201,12 @@ def main() -> int:
 
     out("== setting up a fresh benchmark database (migrate, template)")
     call_command("migrate", verbosity=0)
-
     create_tenants(0, 10, timed=False)
-    hosts = [f"bench{i:04d}.localhost" for i in range(10)]
-    out("== requests per second with 10 tenants")
-    small = measure_rps(hosts, args.seconds, "10")
+    if args.seed_only is not None:
+        return 0
+    out("== a second database with a fleet of 10, for the throughput comparison")
+    seed_small_fleet(small_url, 10)
+    os.environ["DATABASE_URL"] = large_url
 
     out(f"== creating {args.create} tenants by cloning the template")
     clone_seconds = create_tenants(10, 10 + args.create, timed=True)
@@ -150,9 +222,17 @@ def main() -> int:
 
     out(f"== growing the fleet to {args.fleet} tenants")
     create_tenants(args.noop_fleet, args.fleet, timed=False)
-    out(f"== requests per second spread over all {args.fleet} tenants")
-    hosts = [f"bench{i:04d}.localhost" for i in range(args.fleet)]
-    large = measure_rps(hosts, args.seconds, str(args.fleet))
+    out(
+        f"== requests per second: 10 tenants against all {args.fleet}, "
+        f"{args.rounds} alternating rounds"
+    )
+    small, large = compare_rps(
+        small_url,
+        [f"bench{i:04d}.localhost" for i in range(10)],
+        [f"bench{i:04d}.localhost" for i in range(args.fleet)],
+        seconds=args.seconds,
+        rounds=args.rounds,
+    )
 
     figures = {
         "create_p50_s": statistics.median(clone_seconds),
