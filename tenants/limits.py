@@ -1,14 +1,11 @@
 """Tariff-driven rate limits: the tenant's plan decides how much of the shared pool it
 may use.
 
-Counting uses django-ratelimit's fixed windows (each key's window offset by a hash of
-the key, so windows do not all end together), with counters in Redis keyed by the
-tenant's schema, so a limit is exact across every worker process and host. A count is
-one Redis round trip (a script that increments and, on a window's first request, sets
-the expiry) where django-ratelimit's ``get_usage`` takes two (``add``, then ``incr``) -
-it is on every public page. The limit is read from the plan on the tenant object the
-gate resolved, so a plan change applies as soon as the host map refreshes (well under
-a second) and costs no query.
+Counting is django-ratelimit's (fixed windows, counters in the Redis cache, keyed by the
+tenant's schema through the tenant-aware cache key function), so a limit is exact across
+every worker process and host. The rate is a callable that reads the plan from the
+tenant object the gate resolved, so a plan change applies as soon as the host map
+refreshes (well under a second) and costs no query.
 
 If Redis is unreachable the decision fails open (the page is served, the failure logged
 and counted) unless ``CMS_RATELIMIT_FAIL_CLOSED`` is set.
@@ -18,17 +15,13 @@ import functools
 import json
 import logging
 import threading
-import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django_ratelimit.core import get_usage
-from django_redis import get_redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -66,57 +59,28 @@ class RateLimiterUnavailable(Exception):
     """The counter store could not be reached and the limiter is set to fail closed."""
 
 
+def plan_rate(dimension: str) -> Callable[[str, HttpRequest], str | None]:
+    """A django-ratelimit rate callable reading ``dimension`` from the tenant's plan."""
+    letter, _ = RATE_WINDOWS[dimension]
+
+    def rate(group: str, request: HttpRequest) -> str | None:
+        tenant = getattr(request, "tenant", None)
+        if tenant is None:
+            return None
+        return f"{getattr(tenant.plan, dimension)}/{letter}"
+
+    return rate
+
+
+def tenant_key(group: str, request: HttpRequest) -> str:
+    """One counter per tenant: the plan is the tenant's share of the pool, whoever
+    its visitors are. (The cache key function adds the schema as well.)"""
+    return request.tenant.schema_name
+
+
 def _record_failure() -> None:
     with _failures_lock:
         limiter_failures["count"] += 1
-
-
-# Increment the window's counter; its first request also sets when it expires.
-_COUNT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-end
-return count
-"""
-_count_scripts: dict[int, object] = {}
-
-
-def _window_end(value: str, period: int, now: int) -> int:
-    """django-ratelimit's fixed window: the end of the current one, offset per key."""
-    end = now - (now % period) + (zlib.crc32(value.encode()) % period)
-    return end + period if end < now else end
-
-
-def _count(key: str, expire_seconds: int) -> int:
-    client = get_redis_connection(settings.RATELIMIT_USE_CACHE)
-    script = _count_scripts.get(id(client))
-    if script is None:
-        script = _count_scripts[id(client)] = client.register_script(_COUNT)
-    return int(script(keys=[key], args=[expire_seconds]))
-
-
-def _usage(tenant, dimension: str) -> dict:
-    """Count one request in the tenant's current window of ``dimension``: one counter
-    per tenant, whoever its visitors are: the plan is the tenant's share of the
-    pool."""
-    _, period = RATE_WINDOWS[dimension]
-    limit = getattr(tenant.plan, dimension)
-    value = tenant.schema_name
-    now = int(time.time())
-    window_end = _window_end(value, period, now)
-    # The limit is part of the key, as in django-ratelimit: a plan change starts a
-    # fresh count. The cache's key function adds the schema and the key prefix.
-    key = caches[settings.RATELIMIT_USE_CACHE].make_key(
-        f"rl:{dimension}:{limit}:{value}:{window_end}"
-    )
-    count = _count(key, period + 1)
-    return {
-        "count": count,
-        "limit": limit,
-        "should_limit": count > limit,
-        "time_left": window_end - now,
-    }
 
 
 def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
@@ -126,7 +90,13 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
     if tenant is None:
         return None
     try:
-        usage = _usage(tenant, dimension)
+        usage = get_usage(
+            request,
+            group=dimension,
+            key=tenant_key,
+            rate=plan_rate(dimension),
+            increment=True,
+        )
     except Exception as exc:
         _record_failure()
         if getattr(settings, "CMS_RATELIMIT_FAIL_CLOSED", False):
