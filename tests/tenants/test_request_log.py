@@ -217,3 +217,19 @@ def test_a_fair_queue_job_logs_under_its_own_tenant(committed, celery_worker):
     event = wait_for(job_line, timeout=60, what=f"job {job.pk} in {celery_worker}")
     assert event["tenant"] == "globex"
     assert event["request_id"] not in ("-", sender_request)
+
+
+def test_planned_refusals_leave_the_access_event_but_no_django_warning(
+    acme_client, caplog
+):
+    from django.core.management import call_command
+
+    call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=1")
+    caplog.set_level(logging.INFO)
+
+    acme_client.get("/")
+    refused = acme_client.get("/")
+
+    assert refused.status_code == 429
+    assert [r.status for r in _access_events(caplog)] == [200, 429]
+    assert not [r for r in caplog.records if r.name == "django.request"]
