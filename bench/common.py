@@ -53,3 +53,17 @@ def gunicorn_env(*, workers: int) -> dict[str, str]:
     env.setdefault("SECRET_KEY", "bench-" + "k" * 60)
     env["SECURE_SSL_REDIRECT"] = "false"
     return env
+
+
+def create_unlimited_plan(name: str = "bench-unlimited") -> str:
+    """A plan no benchmark load can reach, for benchmarks that measure the pool, not
+    the tariff (Django must be set up)."""
+    from tenants.models import LIMIT_FIELDS
+    from tenants.tariffs import MAX_LIMIT, plan_create
+
+    plan_create(
+        name=name,
+        title="Benchmark (no effective limits)",
+        limits=dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT),
+    )
+    return name

@@ -105,3 +105,20 @@ def _fresh_limit_counters():
         if keys:
             client.delete(*keys)
     yield
+
+
+@pytest.fixture
+def redis_commands(monkeypatch) -> list[str]:
+    """Names of the commands sent to Redis, in order (a Lua script call is one): the
+    hot path's round trips, counted."""
+    import redis
+
+    calls: list[str] = []
+    original = redis.Redis.execute_command
+
+    def counting(self, *args, **options):
+        calls.append(str(args[0]))
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    return calls

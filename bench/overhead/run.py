@@ -38,7 +38,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import RESULTS, gunicorn_env, out, use_bench_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    RESULTS,
+    create_unlimited_plan,
+    gunicorn_env,
+    out,
+    use_bench_database,
+)
 
 BASE_PORT = 18440
 HOST = "bench.localhost"
@@ -134,21 +140,15 @@ def prepare_product() -> None:
     from wagtail.models import Site
 
     from bench.overhead.article import add_benchmark_article
-    from tenants.models import LIMIT_FIELDS
     from tenants.provisioning import tenant_create
-    from tenants.tariffs import MAX_LIMIT, plan_create
 
     call_command("migrate", verbosity=0)
-    plan_create(
-        name="bench-unlimited",
-        title="Benchmark (no effective limits)",
-        limits=dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT),
-    )
+    plan = create_unlimited_plan()
     tenant_create(
         slug="bench",
         name="Bench",
         domains=[HOST],
-        plan="bench-unlimited",
+        plan=plan,
         admin_password="bench-password-1",
     )
     with schema_context("bench"):

@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
     RESULTS,
+    create_unlimited_plan,
     gunicorn_env,
     out,
     percentile,
@@ -88,23 +89,17 @@ def prepare(count: int) -> None:
     from wagtail.models import Site
 
     from bench.overhead.article import add_benchmark_article
-    from tenants.models import LIMIT_FIELDS
     from tenants.provisioning import tenant_create
-    from tenants.tariffs import MAX_LIMIT, plan_create
 
     call_command("migrate", verbosity=0)
-    plan_create(
-        name="bench-unlimited",
-        title="Benchmark (no effective limits)",
-        limits=dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT),
-    )
+    plan = create_unlimited_plan()
     for host in hosts_of(count):
         slug = host.split(".")[0]
         tenant_create(
             slug=slug,
             name=slug.upper(),
             domains=[host],
-            plan="bench-unlimited",
+            plan=plan,
             admin_password="bench-password-1",
         )
         with schema_context(slug):

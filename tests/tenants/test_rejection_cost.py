@@ -4,27 +4,12 @@ alone, without touching PostgreSQL, so the flood cannot occupy database connecti
 that quiet tenants need (see the noisy-neighbour benchmark)."""
 
 import pytest
-import redis
 from django.core.management import call_command
 
 from tenants.admission import acquire_slot, release_slot
 from tenants.resolution import resolve_tenant
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def redis_commands(monkeypatch):
-    """Names of the commands sent to Redis (a Lua script call is one)."""
-    calls: list[str] = []
-    original = redis.Redis.execute_command
-
-    def counting(self, *args, **options):
-        calls.append(str(args[0]))
-        return original(self, *args, **options)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", counting)
-    return calls
 
 
 def test_request_over_the_rate_limit_is_refused_without_a_query(
