@@ -20,10 +20,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", 1))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
-# Recycle workers now and then: a connection that visited many tenant schemas grows a
-# large catalog cache in PostgreSQL and in the worker.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 5000))
-max_requests_jitter = 500
+# Recycle workers now and then, to bound what a worker accumulates across tenants. Not
+# often: a fresh worker reloads its host map one tenant at a time, and with a fleet of
+# 1,000 tenants recycling every 5,000 requests cost a third of the pool's throughput
+# (docs/benchmarks.md). PostgreSQL's per-connection catalog cache is bounded by
+# DB_CONN_MAX_AGE instead (the connection is replaced every minute).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 100_000))
+max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 proc_name = "tenant-cms"

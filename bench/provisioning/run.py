@@ -171,6 +171,39 @@ def compare_rps(
     return rows["small"], rows["large"]
 
 
+def compare_only(args) -> int:
+    configured = urlsplit(os.environ["DATABASE_URL"])
+    name = configured.path.lstrip("/")
+    small_url = urlunsplit(configured._replace(path=f"/{name}_bench_small"))
+    os.environ["DATABASE_URL"] = urlunsplit(configured._replace(path=f"/{name}_bench"))
+    previous = json.loads((RESULTS / "provisioning.json").read_text())
+    out(
+        f"== requests per second: 10 tenants against all {args.fleet} (existing fleets)"
+    )
+    small, large = compare_rps(
+        small_url,
+        [f"bench{i:04d}.localhost" for i in range(10)],
+        [f"bench{i:04d}.localhost" for i in range(args.fleet)],
+        seconds=args.seconds,
+        rounds=args.rounds,
+    )
+    ratio = large["rps"] / small["rps"]
+    for label, row in (("10", small), (str(args.fleet), large)):
+        out(
+            f"{f'{label} tenants: rps / p50 ms / p99 ms':<44}"
+            f"{row['rps']:>8.0f} / {row['p50_ms']:.1f} / {row['p99_ms']:.1f}"
+        )
+    out("(creation and migrate figures below are the last full run's)")
+    out(
+        f"RESULT create_p50_s={previous['create_p50_s']:.3f} "
+        f"create_p95_s={previous['create_p95_s']:.3f} "
+        f"migrate_create_p50_s={previous['migrate_create_p50_s']:.3f} "
+        f"noop_migrate_500_s={previous['noop_migrate_s']:.2f} "
+        f"rps_ratio_1000_vs_10={ratio:.3f}"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--create", type=int, default=100)
@@ -182,7 +215,15 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seed-only", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--rps-only",
+        action="store_true",
+        help="measure only the throughput comparison, on the fleets the last full run "
+        "left; creation figures are taken from that run's JSON",
+    )
     args = parser.parse_args()
+    if args.rps_only:
+        return compare_only(args)
     if not (10 <= args.create + 10 <= args.noop_fleet <= args.fleet):
         parser.error("need 10 + --create <= --noop-fleet <= --fleet")
 
