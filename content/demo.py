@@ -7,7 +7,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django_tenants.utils import schema_context
 from wagtail.models import Site
 
@@ -78,26 +78,38 @@ def _add_articles(demo: DemoTenant) -> None:
         article.save_revision().publish()
 
 
-def _add_editor(demo: DemoTenant) -> None:
-    user_model = get_user_model()
-    if user_model.objects.filter(username=EDITOR_USERNAME).exists():
-        return
-    user = user_model.objects.create_user(
-        username=EDITOR_USERNAME,
-        email=f"editor@{demo.domain}",
-        password=demo.editor_password,
-        first_name="Demo",
+def create_editor(
+    *, username: str, email: str, password: str, group: str, first_name: str
+):
+    """A user of the current tenant who may use the admin, in one of Wagtail's groups
+    (``Editors`` submit pages for moderation, ``Moderators`` also publish)."""
+    user = get_user_model().objects.create_user(
+        username=username,
+        email=email,
+        password=password,
+        first_name=first_name,
         last_name="Editor",
     )
-    user.groups.add(Group.objects.get(name="Editors"))
-    # Wagtail's Editors group has page permissions but not admin access by default in
-    # every version; grant it explicitly.
-    from django.contrib.auth.models import Permission
-
+    user.groups.add(Group.objects.get(name=group))
+    # Wagtail's groups carry page permissions but not admin access in every version:
+    # grant it explicitly.
     user.user_permissions.add(
         Permission.objects.get(
             content_type__app_label="wagtailadmin", codename="access_admin"
         )
+    )
+    return user
+
+
+def _add_editor(demo: DemoTenant) -> None:
+    if get_user_model().objects.filter(username=EDITOR_USERNAME).exists():
+        return
+    create_editor(
+        username=EDITOR_USERNAME,
+        email=f"editor@{demo.domain}",
+        password=demo.editor_password,
+        group="Editors",
+        first_name="Demo",
     )
 
 

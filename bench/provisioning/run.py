@@ -171,6 +171,17 @@ def compare_rps(
     return rows["small"], rows["large"]
 
 
+def compare_fleets(small_url: str, args) -> tuple[dict, dict]:
+    """The fleet of 10 in ``small_url`` against ``--fleet`` tenants in DATABASE_URL."""
+    return compare_rps(
+        small_url,
+        [f"bench{i:04d}.localhost" for i in range(10)],
+        [f"bench{i:04d}.localhost" for i in range(args.fleet)],
+        seconds=args.seconds,
+        rounds=args.rounds,
+    )
+
+
 def compare_only(args) -> int:
     configured = urlsplit(os.environ["DATABASE_URL"])
     name = configured.path.lstrip("/")
@@ -180,13 +191,7 @@ def compare_only(args) -> int:
     out(
         f"== requests per second: 10 tenants against all {args.fleet} (existing fleets)"
     )
-    small, large = compare_rps(
-        small_url,
-        [f"bench{i:04d}.localhost" for i in range(10)],
-        [f"bench{i:04d}.localhost" for i in range(args.fleet)],
-        seconds=args.seconds,
-        rounds=args.rounds,
-    )
+    small, large = compare_fleets(small_url, args)
     ratio = large["rps"] / small["rps"]
     for label, row in (("10", small), (str(args.fleet), large)):
         out(
@@ -267,13 +272,7 @@ def main() -> int:
         f"== requests per second: 10 tenants against all {args.fleet}, "
         f"{args.rounds} alternating rounds"
     )
-    small, large = compare_rps(
-        small_url,
-        [f"bench{i:04d}.localhost" for i in range(10)],
-        [f"bench{i:04d}.localhost" for i in range(args.fleet)],
-        seconds=args.seconds,
-        rounds=args.rounds,
-    )
+    small, large = compare_fleets(small_url, args)
 
     figures = {
         "create_p50_s": statistics.median(clone_seconds),

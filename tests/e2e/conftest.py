@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django_tenants.utils import schema_context
 
 from cms_project import devstack
+from content.demo import create_editor
 from tenants.models import Plan, Tenant
 from tenants.provisioning import tenant_create, tenant_delete
 from tenants.tariffs import plan_create
@@ -130,18 +129,12 @@ def chromium() -> Path:
 def _add_editor(tenant: E2ETenant) -> None:
     """An editor who may publish (Wagtail's Moderators group) and use the admin."""
     with schema_context(tenant.slug):
-        user = get_user_model().objects.create_user(
+        create_editor(
             username=EDITOR,
             email=f"{EDITOR}@{tenant.host}",
             password=tenant.editor_password,
+            group="Moderators",
             first_name="E2E",
-            last_name="Editor",
-        )
-        user.groups.add(Group.objects.get(name="Moderators"))
-        user.user_permissions.add(
-            Permission.objects.get(
-                content_type__app_label="wagtailadmin", codename="access_admin"
-            )
         )
 
 
