@@ -1,7 +1,8 @@
 """URLs of a tenant's host: Wagtail admin, API, media and the tenant's pages.
 
 Public pages and the API are wrapped in the tariff's rate limits here (public pages
-inside them in the anonymous page cache, so cached hits still count); the admin is
+are marked for content.page_cache's hot path, which counts their GETs against the
+same limit in the round trip that also reads the page cache); the admin is
 not (editors are never locked out by their visitors) except for its login, which is
 limited against password guessing.
 """
@@ -21,14 +22,14 @@ from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 from content.api import api_router
 from content.api_write import ArticleWriteView
 from content.media import serve_tenant_media
-from content.page_cache import cached_page
+from content.page_cache import public_pages
 from content.quota_views import storage_checked
 from content.search import search_view
 from tenants.health import healthz, readyz
 from tenants.limits import api_dimension, login_limited, tariff_limited
 
 public_read = tariff_limited("public_reads_per_minute")
-serve_page = public_read(cached_page(wagtail_views.serve))
+serve_page = public_pages(public_read(wagtail_views.serve))
 article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
 
 urlpatterns = [
@@ -62,7 +63,7 @@ urlpatterns = [
         name="tenant-media",
     ),
     path("search/", public_read(search_view), name="search"),
-    path("sitemap.xml", public_read(cached_page(sitemap)), name="sitemap"),
+    path("sitemap.xml", public_pages(public_read(sitemap)), name="sitemap"),
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
     path("", include(wagtail_urls)),
 ]

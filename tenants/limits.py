@@ -15,13 +15,22 @@ import functools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
-from django_ratelimit.core import get_usage
+from django_ratelimit import ALL
+from django_ratelimit.core import (
+    EXPIRATION_FUDGE,
+    _get_window,
+    _make_cache_key,
+    _split_rate,
+    get_usage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +126,57 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
     )
 
 
+@dataclass(frozen=True)
+class QueuedCount:
+    """A count queued on a Redis pipeline; reads its decision from the results."""
+
+    dimension: str
+    limit: int
+    window_end: int
+    index: int
+    key: str
+
+    def decision(self, results: list) -> LimitDecision:
+        count = int(results[self.index])
+        _, window = RATE_WINDOWS[self.dimension]
+        return LimitDecision(
+            dimension=self.dimension,
+            limit=self.limit,
+            window_seconds=window,
+            remaining=max(0, self.limit - count),
+            reset_seconds=max(1, self.window_end - int(time.time())),
+            limited=count > self.limit,
+        )
+
+    def refund(self, pipe) -> None:
+        """Give the count back (the request was refused before it was served)."""
+        pipe.decr(self.key)
+
+
+def queue_count(pipe, request: HttpRequest, dimension: str) -> QueuedCount | None:
+    """Queue django-ratelimit's count of ``request`` on ``pipe``, so it shares a
+    round trip with the hot path's other Redis work.
+
+    The counter is django-ratelimit's own - its key, window and expiry, computed by
+    its functions - so a request counted here and one counted by ``get_usage`` (the
+    ``tariff_limited`` decorator) use up the same allowance. ``SET NX`` then ``INCR``
+    is its ``add``-then-``incr`` in one trip. None when no limit applies.
+    """
+    if getattr(request, "tenant", None) is None or not getattr(
+        settings, "RATELIMIT_ENABLE", True
+    ):
+        return None
+    rate = plan_rate(dimension)(dimension, request)
+    limit, period = _split_rate(rate)
+    value = tenant_key(dimension, request)
+    window_end = _get_window(value, period)
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    key = cache.make_key(_make_cache_key(dimension, window_end, rate, value, ALL))
+    pipe.set(key, 0, nx=True, ex=period + EXPIRATION_FUDGE)
+    pipe.incr(key)
+    return QueuedCount(dimension, limit, window_end, len(pipe) - 1, key)
+
+
 def wants_json(request: HttpRequest) -> bool:
     return request.path.startswith(
         "/api/"
@@ -175,6 +235,15 @@ def api_dimension(request: HttpRequest) -> str:
     return "api_writes_per_minute"
 
 
+def counted_decision(request: HttpRequest, dimension: str) -> LimitDecision | None:
+    """The decision of a count already made for this request on the hot path
+    (content.page_cache), so that the decorator does not count it twice."""
+    decision = getattr(request, "cms_rate_decision", None)
+    return (
+        decision if decision is not None and decision.dimension == dimension else None
+    )
+
+
 def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
     """Decorate a view so each call counts against the plan's ``dimension`` (a name,
     or a function of the request returning one)."""
@@ -183,10 +252,12 @@ def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             name = dimension(request) if callable(dimension) else dimension
-            try:
-                decision = check_rate(request, name)
-            except RateLimiterUnavailable:
-                return unavailable_response(request)
+            decision = counted_decision(request, name)
+            if decision is None:
+                try:
+                    decision = check_rate(request, name)
+                except RateLimiterUnavailable:
+                    return unavailable_response(request)
             if decision is not None and decision.limited:
                 return limited_response(request, decision)
             response = view(request, *args, **kwargs)

@@ -85,6 +85,10 @@ class RequestObservationMiddleware:
             )
         except Exception as exc:  # noqa: BLE001 - metering never fails a request
             logger.warning("usage not recorded: %s", exc)
+            try:
+                usage.run_deferred(request)  # a slot is never left to its lease
+            except Exception as again:  # noqa: BLE001
+                logger.warning("deferred Redis work not done: %s", again)
             return
         if busiest is not None:
             metrics.tenant_labels.update(busiest)

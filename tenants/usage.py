@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -99,6 +99,23 @@ def latency_bucket(seconds: float) -> int:
     return len(LATENCY_EDGES_MS)
 
 
+def defer_to_metering(request: HttpRequest, queue: Callable[[object], None]) -> None:
+    """Redis work that can wait until the response is out (releasing a concurrency
+    slot, giving back a count) rides on the request's metering round trip:
+    ``queue(pipe)`` adds its commands to that pipeline."""
+    request.__dict__.setdefault("cms_deferred_redis", []).append(queue)
+
+
+def run_deferred(request: HttpRequest) -> None:
+    """The deferred work on its own, when the metering round trip did not happen."""
+    deferred = request.__dict__.pop("cms_deferred_redis", [])
+    if deferred:
+        pipe = _redis().pipeline(transaction=False)
+        for queue in deferred:
+            queue(pipe)
+        pipe.execute()
+
+
 def record_request(
     *,
     schema: str,
@@ -107,7 +124,8 @@ def record_request(
     seconds: float,
     refresh_labels: int = 0,
 ) -> list[str] | None:
-    """Count a finished request of tenant ``schema`` in one pipelined round trip.
+    """Count a finished request of tenant ``schema`` in one pipelined round trip,
+    along with the request's deferred Redis work (``defer_to_metering``).
 
     With ``refresh_labels`` > 0 the same round trip returns the busiest tenants of
     the last minute (at most that many), for the metrics' tenant labels."""
@@ -129,9 +147,12 @@ def record_request(
         rejected_key = f"{prefix}win:{status}:{bucket}"
         pipe.zincrby(rejected_key, 1, schema)
         pipe.expire(rejected_key, ttl)
+    for queue in request.__dict__.get("cms_deferred_redis", ()):
+        queue(pipe)
     if refresh_labels:
         _add_busiest(pipe, refresh_labels)
     results = pipe.execute()
+    request.__dict__.pop("cms_deferred_redis", None)
     if refresh_labels:
         return [_text(member) for member in results[-1]]
     return None

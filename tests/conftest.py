@@ -6,7 +6,9 @@ cloning it. Tests run inside a transaction (the ``db`` fixture), so tenants crea
 a test vanish with its rollback: PostgreSQL DDL is transactional too.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -109,16 +111,42 @@ def _fresh_limit_counters():
 
 @pytest.fixture
 def redis_commands(monkeypatch) -> list[str]:
-    """Names of the commands sent to Redis, in order (a Lua script call is one): the
-    hot path's round trips, counted."""
+    """The round trips to Redis, in order: a command's name (a Lua script call is
+    one), or ``PIPELINE:`` and the names of the pipelined commands joined by ``+``."""
     import redis
 
     calls: list[str] = []
     original = redis.Redis.execute_command
+    original_pipeline = redis.client.Pipeline.execute
 
     def counting(self, *args, **options):
         calls.append(str(args[0]))
         return original(self, *args, **options)
 
+    def counting_pipeline(self, *args, **options):
+        names = "+".join(str(command[0][0]) for command in self.command_stack)
+        calls.append(f"PIPELINE:{names}")
+        return original_pipeline(self, *args, **options)
+
     monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
     return calls
+
+
+@contextlib.contextmanager
+def all_slots_taken(schema: str) -> Iterator[None]:
+    """Every concurrency slot of the tenant held, as by requests still running."""
+    from tenants.admission import acquire_slot, release_slot
+    from tenants.models import Tenant
+
+    cap = Tenant.objects.select_related("plan").get(schema_name=schema).plan
+    held = [
+        acquire_slot(schema, cap.concurrent_requests)
+        for _ in range(cap.concurrent_requests)
+    ]
+    assert all(held)
+    try:
+        yield
+    finally:
+        for token in held:
+            release_slot(schema, token)

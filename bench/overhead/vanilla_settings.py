@@ -2,8 +2,8 @@
 django-tenants, on a database of its own.
 
 Built from the production settings so that everything but tenancy is the same:
-the plain PostgreSQL backend (no ``SET search_path``), no tenant gate, admission or
-other tenant middleware, Wagtail's own redirect middleware, cache keys without the
+the plain PostgreSQL backend (no ``SET search_path``), no tenant gate, admission,
+page cache or other tenant middleware, Wagtail's own redirect middleware, cache keys without the
 schema. The ``tenants`` app stays installed only because ``content`` imports its
 models; its tables are not even created.
 """
@@ -28,7 +28,7 @@ MIDDLEWARE = [
     if name == "content.middleware.TenantRedirectMiddleware"
     else name
     for name in MIDDLEWARE
-    if not name.startswith("tenants.")
+    if not name.startswith(("tenants.", "content.page_cache."))
 ]
 ROOT_URLCONF = "bench.overhead.vanilla_urls"
 # Wagtail's background work in the calling process, as a plain Wagtail site has it

@@ -111,6 +111,9 @@ MIDDLEWARE = [
     "tenants.observation.TenantContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # public pages: admission, rate limit and page cache in one round trip, before
+    # sessions, CSRF and authentication, so that a cached hit pays for none of them
+    "content.page_cache.PublicPageMiddleware",
     "tenants.admission.TenantAdmissionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -6,6 +6,7 @@ from django.test import Client, RequestFactory, override_settings
 from prometheus_client import REGISTRY
 
 from tenants import metrics, usage
+from tests.conftest import all_slots_taken
 
 TOKEN = "scrape-secret"
 
@@ -87,7 +88,7 @@ def test_requests_and_latency_are_counted_per_tenant_and_status_class(
     )
 
 
-def test_429_and_503_are_counted_by_tenant_and_limit(acme_client, monkeypatch):
+def test_429_and_503_are_counted_by_tenant_and_limit(acme_client):
     call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=1")
     limited = {"tenant": "acme", "status": "429", "limit": "public_reads_per_minute"}
     busy = {"tenant": "acme", "status": "503", "limit": "concurrent_requests"}
@@ -98,8 +99,8 @@ def test_429_and_503_are_counted_by_tenant_and_limit(acme_client, monkeypatch):
 
     assert acme_client.get("/").status_code == 200
     assert acme_client.get("/").status_code == 429
-    monkeypatch.setattr("tenants.admission.acquire_slot", lambda *args: None)
-    assert acme_client.get("/").status_code == 503
+    with all_slots_taken("acme"):
+        assert acme_client.get("/").status_code == 503
 
     assert _value("cms_rejections_total", **limited) == before_429 + 1
     assert _value("cms_rejections_total", **busy) == before_503 + 1
@@ -116,7 +117,7 @@ def test_in_flight_gauge_counts_a_running_request(acme_client, monkeypatch):
     monkeypatch.setattr("tenants.admission.release_slot", lambda *args: None)
     idle = _value("cms_requests_in_flight", tenant="acme")
 
-    acme_client.get("/")
+    acme_client.get("/search/", {"q": "rockets"})
 
     assert seen == [idle + 1]
     assert _value("cms_requests_in_flight", tenant="acme") == idle

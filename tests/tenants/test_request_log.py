@@ -115,7 +115,7 @@ def test_log_lines_inside_a_request_carry_tenant_and_id(acme_client, monkeypatch
     monkeypatch.setattr("tenants.admission.acquire_slot", acquire_slot)
     monkeypatch.setattr("tenants.admission.release_slot", lambda *a: None)
 
-    acme_client.get("/", HTTP_X_REQUEST_ID="inside-1")
+    acme_client.get("/search/", {"q": "rockets"}, HTTP_X_REQUEST_ID="inside-1")
 
     assert seen == [("acme", "inside-1")]
     assert request_context.tenant_var.get() == "-"

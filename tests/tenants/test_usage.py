@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from tenants import usage
 from tenants.models import UsageDay
+from tests.conftest import all_slots_taken
 
 pytestmark = pytest.mark.django_db
 
@@ -45,12 +46,12 @@ def test_requests_are_counted_per_tenant_and_kind(acme_client, globex_client):
     assert acme.pages > 0 and acme.users > 0  # snapshot taken at flush
 
 
-def test_rejections_are_counted(acme_client, monkeypatch):
+def test_rejections_are_counted(acme_client):
     call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=1")
     acme_client.get("/")
     acme_client.get("/")
-    monkeypatch.setattr("tenants.admission.acquire_slot", lambda *args: None)
-    acme_client.get("/")
+    with all_slots_taken("acme"):
+        acme_client.get("/")
 
     usage.flush_usage()
 
