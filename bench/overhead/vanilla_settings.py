@@ -3,9 +3,9 @@ django-tenants, on a database of its own.
 
 Built from the production settings so that everything but tenancy is the same:
 the plain PostgreSQL backend (no ``SET search_path``), no tenant gate, admission,
-page cache or other tenant middleware, Wagtail's own redirect middleware, cache keys without the
-schema. The ``tenants`` app stays installed only because ``content`` imports its
-models; its tables are not even created.
+page cache or other tenant middleware, Wagtail's own redirect middleware, cache keys
+without the schema. The ``tenants`` app stays installed only because ``content``
+imports its models; its tables are not even created.
 """
 
 from cms_project.settings.production import *  # noqa: F403
