@@ -1,49 +1,33 @@
-"""Public pages' hot path: admission, the tariff's rate limit and the per-tenant page
-cache for anonymous visitors, decided in one Redis round trip.
+"""Per-tenant page cache for anonymous visitors.
 
-``PublicPageMiddleware`` handles GET and HEAD requests for the views marked with
-``public_pages`` (Wagtail's page serving, the sitemap). It queues on one pipeline the
-concurrency slot (tenants.admission), the count against ``public_reads_per_minute``
-(django-ratelimit's counter, tenants.limits) and, for an anonymous visitor, the page
-cache lookup; then it refuses (503 over the concurrency cap, 429 over the rate),
-answers from the cache, or lets the request through to the view. The slot is released
-in the request's metering round trip after the response (tenants.usage), so a cached
-hit costs two round trips in all. It sits before sessions, CSRF, authentication and
-messages, so a hit pays for none of them.
-
-A page read by a visitor without a session cookie is the same for every such visitor,
-so its rendered response is kept in Redis and served without touching PostgreSQL or
-the template engine. Entries live under the tenant's cache keys (the cache alias's key
-function adds the schema) and are keyed by host, path and query. Headers added by the
-middleware inside this one (X-Frame-Options, say) are stored with the page; those of
-the middleware outside it (security headers, the request id) are added to every
-answer.
+A public page read by a visitor without a session cookie is the same for every such
+visitor, so its rendered response is kept in Redis and served without touching
+PostgreSQL or the template engine. Entries live under the tenant's cache keys (the
+cache alias's key function adds the schema) and are keyed by host, path and query.
+Reading happens in content.hot_path's one round trip; this module stores, keys and
+invalidates. Headers added by the middleware inside ``PublicPageMiddleware``
+(X-Frame-Options, say) are stored with the page; those of the middleware outside it
+(security headers, the request id) are added to every answer.
 
 Invalidation is a per-tenant generation counter: each entry records the generation it
 was rendered under, and publishing, unpublishing, moving or deleting a page of a tenant
 bumps that tenant's counter (one ``INCR``), which turns every entry of that tenant -
-and no other tenant's - into a miss. The lookup reads the generation and the entry
-together. An entry is tagged with the generation read *before* rendering, so a page
-rendered while a publish commits is never stored as current.
+and no other tenant's - into a miss. An entry is a hash of its generation (``g``) and
+the pickled page (``p``), so the lookup script compares generations in Redis and
+sends back only a current page. An entry is tagged with the generation read *before*
+rendering, so a page rendered while a publish commits is never stored as current.
 """
 
 import hashlib
 import logging
+import pickle
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, resolve
-from django.utils.cache import patch_vary_headers
-from django_redis import get_redis_connection
-
-from tenants.admission import busy_response, queue_slot
-from tenants.limits import limited_response, queue_count
-from tenants.usage import defer_to_metering
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +64,7 @@ def page_key(request: HttpRequest) -> str:
     host = request.META.get("HTTP_HOST", "").lower()
     query = request.META.get("QUERY_STRING", "")
     digest = hashlib.sha256(f"{host}\n{request.path}\n{query}".encode()).hexdigest()
-    return f"page-cache:page:{digest[:40]}"
+    return f"page-cache:entry:{digest[:40]}"
 
 
 def is_cacheable_request(request: HttpRequest) -> bool:
@@ -107,7 +91,7 @@ def is_cacheable_response(request: HttpRequest, response: HttpResponse) -> bool:
     return "private" not in cache_control and "no-store" not in cache_control
 
 
-def _start_generation() -> int | None:
+def start_generation() -> int | None:
     """A tenant's first generation: a timestamp, so a counter lost from Redis never
     restarts at a value that old entries still carry."""
     cache = caches[CACHE_ALIAS]
@@ -115,7 +99,7 @@ def _start_generation() -> int | None:
     return cache.get(GENERATION_KEY)
 
 
-def _store(request: HttpRequest, response: HttpResponse, generation: int) -> None:
+def store(request: HttpRequest, response: HttpResponse, generation: int) -> None:
     if hasattr(response, "render") and not response.is_rendered:
         response.render()
     entry = CachedPage(
@@ -128,121 +112,22 @@ def _store(request: HttpRequest, response: HttpResponse, generation: int) -> Non
         ),
         content=response.content,
     )
-    caches[CACHE_ALIAS].set(page_key(request), entry, timeout=cache_seconds())
+    _, key = entry_keys(request)
+    payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        client = caches[CACHE_ALIAS].client.get_client(write=True)
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(key, mapping={"g": str(generation), "p": payload})
+        pipe.expire(key, cache_seconds())
+        pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - the page was served; caching is a bonus
+        logger.warning("page cache: could not store %s: %s", request.path, exc)
 
 
-def public_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Mark ``view`` as serving public pages: its GET and HEAD requests take the hot
-    path of ``PublicPageMiddleware``. The view keeps its own rate-limit decorator,
-    which counts the requests that do not (POSTs, or any request if Redis failed)."""
-    view.cms_public_page = True
-    return view
-
-
-@dataclass(frozen=True)
-class QueuedLookup:
-    """The tenant's generation and this page's entry, asked for on a pipeline."""
-
-    key: str
-    index: int
-
-    def result(self, results: list) -> tuple[int | None, CachedPage | None]:
-        found = results[self.index]
-        if isinstance(found, Exception):
-            return None, None  # the cache is an optimisation: a failed read is a miss
-        decode = caches[CACHE_ALIAS].client.decode
-        raw_generation, raw_entry = found
-        generation = None if raw_generation is None else decode(raw_generation)
-        entry = None if raw_entry is None else decode(raw_entry)
-        if generation is None or not isinstance(entry, CachedPage):
-            return generation, None
-        return generation, entry if entry.generation == generation else None
-
-
-def _queue_lookup(pipe, request: HttpRequest) -> QueuedLookup:
+def entry_keys(request: HttpRequest) -> tuple[str, str]:
+    """The Redis keys of the active tenant's generation and of this page's entry."""
     cache = caches[CACHE_ALIAS]
-    key = page_key(request)
-    pipe.mget(cache.make_key(GENERATION_KEY), cache.make_key(key))
-    return QueuedLookup(key, len(pipe) - 1)
-
-
-# Paths are remembered per URLconf; a bound keeps random paths from growing memory.
-MAX_REMEMBERED_PATHS = 20_000
-READ_DIMENSION = "public_reads_per_minute"
-
-
-class PublicPageMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        self._page_paths: dict[tuple[str | None, str], bool] = {}
-
-    def _serves_pages(self, request: HttpRequest) -> bool:
-        urlconf = getattr(request, "urlconf", None)
-        key = (urlconf, request.path_info)
-        known = self._page_paths.get(key)
-        if known is None:
-            try:
-                match = resolve(request.path_info, urlconf=urlconf)
-                known = getattr(match.func, "cms_public_page", False)
-            except Resolver404:
-                known = False
-            if len(self._page_paths) >= MAX_REMEMBERED_PATHS:
-                self._page_paths.clear()
-            self._page_paths[key] = known
-        return known
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        tenant = getattr(request, "tenant", None)
-        if (
-            tenant is None
-            or request.method not in ("GET", "HEAD")
-            or not self._serves_pages(request)
-        ):
-            return self.get_response(request)
-        pipe = get_redis_connection("ratelimit").pipeline(transaction=False)
-        slot = None
-        try:
-            slot = queue_slot(pipe, tenant.schema_name, tenant.plan.concurrent_requests)
-            count = queue_count(pipe, request, READ_DIMENSION)
-            lookup = None
-            if cache_seconds() > 0 and is_cacheable_request(request):
-                lookup = _queue_lookup(pipe, request)
-            results = pipe.execute(raise_on_error=False)
-            admitted = slot.admitted(results)
-            decision = count.decision(results) if count is not None else None
-        except Exception as exc:  # noqa: BLE001 - the regular path applies the policy
-            logger.warning("public page hot path unavailable: %s", exc)
-            if slot is not None:
-                defer_to_metering(request, slot.release)
-            return self.get_response(request)
-        if not admitted:
-            if count is not None:
-                # refused before it was served: the request does not use up a read
-                defer_to_metering(request, count.refund)
-            return busy_response(request)
-        defer_to_metering(request, slot.release)
-        request.cms_admitted = True
-        if decision is not None:
-            request.cms_rate_decision = decision
-            if decision.limited:
-                return limited_response(request, decision)
-        generation, entry = lookup.result(results) if lookup else (None, None)
-        if entry is not None:
-            response = entry.response()
-            # Signed-in editors get other content: downstream caches must know.
-            patch_vary_headers(response, ("Cookie",))
-            response[STATUS_HEADER] = "hit"
-            if decision is not None:
-                for name, value in decision.headers().items():
-                    response[name] = value
-            return response
-        if lookup is not None and generation is None:
-            generation = _start_generation()
-        response = self.get_response(request)
-        if generation is not None and is_cacheable_response(request, response):
-            _store(request, response, generation)
-            response[STATUS_HEADER] = "miss"
-        return response
+    return cache.make_key(GENERATION_KEY), cache.make_key(page_key(request))
 
 
 def purge_tenant_pages() -> None:

@@ -10,18 +10,15 @@ every path (the middleware's ``finally``), and dropped by the next admission aft
 lease ends if the worker died holding it.
 """
 
-import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django_redis import get_redis_connection
-from redis.exceptions import NoScriptError
 
 from tenants.limits import limiter_failures, wants_json
 
@@ -39,11 +36,10 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
 end
 return 0
 """
-_ADMIT_SHA = hashlib.sha1(_ADMIT.encode()).hexdigest()
 _scripts: dict[int, object] = {}
 
 
-def _slots_key(schema_name: str) -> str:
+def slots_key(schema_name: str) -> str:
     return f"cms:inflight:{schema_name}"
 
 
@@ -56,7 +52,7 @@ def _admit_script():
     return script
 
 
-def _lease_ms() -> int:
+def lease_ms() -> int:
     return int(getattr(settings, "CMS_CONCURRENCY_LEASE_SECONDS", 35) * 1000)
 
 
@@ -64,49 +60,17 @@ def acquire_slot(schema_name: str, cap: int) -> str | None:
     """Take one of the tenant's ``cap`` slots; return its token, or None when full."""
     token = uuid.uuid4().hex
     admitted = _admit_script()(
-        keys=[_slots_key(schema_name)], args=[cap, _lease_ms(), token]
+        keys=[slots_key(schema_name)], args=[cap, lease_ms(), token]
     )
     return token if admitted else None
 
 
-@dataclass(frozen=True)
-class QueuedSlot:
-    """A slot asked for on a Redis pipeline; reads the answer from its results."""
-
-    schema_name: str
-    cap: int
-    token: str
-    index: int
-
-    def admitted(self, results: list) -> bool:
-        result = results[self.index]
-        if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts
-            result = _admit_script()(
-                keys=[_slots_key(self.schema_name)],
-                args=[self.cap, _lease_ms(), self.token],
-            )
-        elif isinstance(result, Exception):
-            raise result
-        return bool(result)
-
-    def release(self, pipe) -> None:
-        pipe.zrem(_slots_key(self.schema_name), self.token)
-
-
-def queue_slot(pipe, schema_name: str, cap: int) -> QueuedSlot:
-    """Queue the taking of a slot on ``pipe`` (executed with ``raise_on_error=False``),
-    so that admission shares a round trip with the hot path's other Redis work."""
-    token = uuid.uuid4().hex
-    pipe.evalsha(_ADMIT_SHA, 1, _slots_key(schema_name), cap, _lease_ms(), token)
-    return QueuedSlot(schema_name, cap, token, len(pipe) - 1)
-
-
 def release_slot(schema_name: str, token: str) -> None:
-    get_redis_connection("ratelimit").zrem(_slots_key(schema_name), token)
+    get_redis_connection("ratelimit").zrem(slots_key(schema_name), token)
 
 
 def in_flight(schema_name: str) -> int:
-    return get_redis_connection("ratelimit").zcard(_slots_key(schema_name))
+    return get_redis_connection("ratelimit").zcard(slots_key(schema_name))
 
 
 def busy_response(request: HttpRequest) -> HttpResponse:

@@ -127,17 +127,17 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
 
 
 @dataclass(frozen=True)
-class QueuedCount:
-    """A count queued on a Redis pipeline; reads its decision from the results."""
+class RateCounter:
+    """django-ratelimit's counter of one request's dimension, for a caller that
+    counts in its own Redis round trip (content.hot_path)."""
 
     dimension: str
-    limit: int
-    window_end: int
-    index: int
     key: str
+    limit: int
+    expiry_seconds: int
+    window_end: int
 
-    def decision(self, results: list) -> LimitDecision:
-        count = int(results[self.index])
+    def decision(self, count: int) -> LimitDecision:
         _, window = RATE_WINDOWS[self.dimension]
         return LimitDecision(
             dimension=self.dimension,
@@ -148,20 +148,14 @@ class QueuedCount:
             limited=count > self.limit,
         )
 
-    def refund(self, pipe) -> None:
-        """Give the count back (the request was refused before it was served)."""
-        pipe.decr(self.key)
 
-
-def queue_count(pipe, request: HttpRequest, dimension: str) -> QueuedCount | None:
-    """Queue django-ratelimit's count of ``request`` on ``pipe``, so it shares a
-    round trip with the hot path's other Redis work.
-
-    The counter is django-ratelimit's own - its key, window and expiry, computed by
-    its functions - so a request counted here and one counted by ``get_usage`` (the
-    ``tariff_limited`` decorator) use up the same allowance. ``SET NX`` then ``INCR``
-    is its ``add``-then-``incr`` in one trip. None when no limit applies.
-    """
+def rate_counter(request: HttpRequest, dimension: str) -> RateCounter | None:
+    """The counter ``get_usage`` would count ``request`` on: its key, window and
+    expiry computed by django-ratelimit's own functions, so a request counted with
+    it (``SET NX`` then ``INCR``: ``add``-then-``incr`` in one trip) and one counted
+    by ``get_usage`` in the ``tariff_limited`` decorator use up the same allowance.
+    None when no limit applies. The tenant's schema must be active (cache keys
+    carry it)."""
     if getattr(request, "tenant", None) is None or not getattr(
         settings, "RATELIMIT_ENABLE", True
     ):
@@ -172,9 +166,7 @@ def queue_count(pipe, request: HttpRequest, dimension: str) -> QueuedCount | Non
     window_end = _get_window(value, period)
     cache = caches[settings.RATELIMIT_USE_CACHE]
     key = cache.make_key(_make_cache_key(dimension, window_end, rate, value, ALL))
-    pipe.set(key, 0, nx=True, ex=period + EXPIRATION_FUDGE)
-    pipe.incr(key)
-    return QueuedCount(dimension, limit, window_end, len(pipe) - 1, key)
+    return RateCounter(dimension, key, limit, period + EXPIRATION_FUDGE, window_end)
 
 
 def wants_json(request: HttpRequest) -> bool:

@@ -47,84 +47,118 @@ def user_id(request: HttpRequest) -> str:
     return str(user.pk) if user.is_authenticated else "-"
 
 
+def observed(
+    request: HttpRequest,
+    respond: Callable[[], HttpResponse],
+    *,
+    started: float | None = None,
+) -> HttpResponse:
+    """Run ``respond`` as an observed request: id in and out, then the access-log
+    event, metrics and usage counts. The first middleware, and content.edge for the
+    pages it answers before Django's handler (``started``: when it began, by
+    ``time.perf_counter``)."""
+    request_id = request_context.accepted_request_id(
+        request.META.get(request_context.REQUEST_ID_META)
+    )
+    request.request_id = request_id
+    tokens = request_context.bind(request_id=request_id, tenant="-", user_id="-")
+    started = time.perf_counter() if started is None else started
+    response = None
+    status = 500
+    try:
+        response = respond()
+        status = response.status_code
+        response[request_context.REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        if request.path not in UNOBSERVED_PATHS:
+            elapsed = time.perf_counter() - started
+            _observe(request, response, status, elapsed)
+        request_context.unbind(tokens)
+
+
+def in_tenant_context(
+    request: HttpRequest, respond: Callable[[], HttpResponse]
+) -> HttpResponse:
+    """Run ``respond`` with the tenant on log lines and in its in-flight gauge."""
+    tenant = tenant_name(request)
+    tokens = request_context.bind(tenant=tenant)
+    observed_path = request.path not in UNOBSERVED_PATHS
+    # one label for both ends, even if the top list changes meanwhile
+    gauge = metrics.IN_FLIGHT.labels(metrics.tenant_labels.label(tenant))
+    if observed_path:
+        gauge.inc()
+    try:
+        return respond()
+    finally:
+        if observed_path:
+            gauge.dec()
+        request_context.unbind(tokens)
+
+
 class RequestObservationMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_context.accepted_request_id(
-            request.META.get(request_context.REQUEST_ID_META)
-        )
-        request.request_id = request_id
-        tokens = request_context.bind(request_id=request_id, tenant="-", user_id="-")
-        started = time.perf_counter()
-        response = None
-        status = 500
-        try:
-            response = self.get_response(request)
-            status = response.status_code
-            response[request_context.REQUEST_ID_HEADER] = request_id
-            return response
-        finally:
-            if request.path not in UNOBSERVED_PATHS:
-                elapsed = time.perf_counter() - started
-                self._observe(request, response, status, elapsed)
-            request_context.unbind(tokens)
+        return observed(request, lambda: self.get_response(request))
 
-    @staticmethod
-    def _meter(request: HttpRequest, tenant: str, status: int, seconds: float) -> None:
-        """Usage counters: the request's one Redis round trip (tenants.usage)."""
-        refresh = metrics.top_tenants() if metrics.tenant_labels.refresh_due() else 0
-        try:
-            busiest = usage.record_request(
-                schema=tenant,
-                request=request,
-                status=status,
-                seconds=seconds,
-                refresh_labels=refresh,
-            )
-        except Exception as exc:  # noqa: BLE001 - metering never fails a request
-            logger.warning("usage not recorded: %s", exc)
-            try:
-                usage.run_deferred(request)  # a slot is never left to its lease
-            except Exception as again:  # noqa: BLE001
-                logger.warning("deferred Redis work not done: %s", again)
-            return
-        if busiest is not None:
-            metrics.tenant_labels.update(busiest)
 
-    def _observe(
-        self,
-        request: HttpRequest,
-        response: HttpResponse | None,
-        status: int,
-        seconds: float,
-    ) -> None:
-        tenant = tenant_name(request)
-        metrics.record_request(
-            tenant=tenant,
+def _meter(request: HttpRequest, tenant: str, status: int, seconds: float) -> None:
+    """Usage counters: the request's one Redis round trip (tenants.usage)."""
+    refresh = metrics.top_tenants() if metrics.tenant_labels.refresh_due() else 0
+    try:
+        busiest = usage.record_request(
+            schema=tenant,
+            request=request,
             status=status,
             seconds=seconds,
-            rejection=getattr(response, "cms_rejection", None),
+            refresh_labels=refresh,
         )
-        if tenant not in (PUBLIC_TENANT, UNKNOWN_TENANT):
-            self._meter(request, tenant, status, seconds)
-        access_logger.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            status,
-            extra={
-                "event": "request",
-                "tenant": tenant,
-                "request_id": request.request_id,
-                "user_id": user_id(request),
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-            },
-        )
+    except Exception as exc:  # noqa: BLE001 - metering never fails a request
+        logger.warning("usage not recorded: %s", exc)
+        try:
+            usage.run_deferred(request)  # a slot is never left to its lease
+        except Exception as again:  # noqa: BLE001
+            logger.warning("deferred Redis work not done: %s", again)
+        return
+    if busiest is not None:
+        metrics.tenant_labels.update(busiest)
+
+
+def _observe(
+    request: HttpRequest,
+    response: HttpResponse | None,
+    status: int,
+    seconds: float,
+) -> None:
+    tenant = tenant_name(request)
+    metrics.record_request(
+        tenant=tenant,
+        status=status,
+        seconds=seconds,
+        rejection=getattr(response, "cms_rejection", None),
+    )
+    # a cached page is metered by the script that answered it (content.hot_path)
+    metered = getattr(request, "cms_metered", False)
+    if tenant not in (PUBLIC_TENANT, UNKNOWN_TENANT) and not metered:
+        _meter(request, tenant, status, seconds)
+    access_logger.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        status,
+        extra={
+            "event": "request",
+            "tenant": tenant,
+            "request_id": request.request_id,
+            "user_id": user_id(request),
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        },
+    )
 
 
 class TenantContextMiddleware:
@@ -135,16 +169,4 @@ class TenantContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        tenant = tenant_name(request)
-        tokens = request_context.bind(tenant=tenant)
-        observed = request.path not in UNOBSERVED_PATHS
-        # one label for both ends, even if the top list changes meanwhile
-        gauge = metrics.IN_FLIGHT.labels(metrics.tenant_labels.label(tenant))
-        if observed:
-            gauge.inc()
-        try:
-            return self.get_response(request)
-        finally:
-            if observed:
-                gauge.dec()
-            request_context.unbind(tokens)
+        return in_tenant_context(request, lambda: self.get_response(request))

@@ -116,6 +116,38 @@ def run_deferred(request: HttpRequest) -> None:
         pipe.execute()
 
 
+@dataclass(frozen=True)
+class RequestCounts:
+    """Where one finished request is counted: its day's counter (if metered), the
+    traffic window and the latency histogram of ``top``."""
+
+    schema: str
+    live_key: str
+    live_field: str | None
+    requests_key: str
+    latency_key: str
+    latency_bucket: int
+    ttl: int
+
+
+def request_counts(
+    *, schema: str, request: HttpRequest, status: int, seconds: float
+) -> RequestCounts:
+    prefix = key_prefix()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    bucket = window_bucket()
+    counter = counter_for(method=request.method, path=request.path, status=status)
+    return RequestCounts(
+        schema=schema,
+        live_key=live_key(),
+        live_field=None if counter is None else f"{schema}|{today}|{counter}",
+        requests_key=f"{prefix}win:req:{bucket}",
+        latency_key=f"{prefix}win:lat:{bucket}:{schema}",
+        latency_bucket=latency_bucket(seconds),
+        ttl=WINDOW_BUCKET_SECONDS * (WINDOW_BUCKETS + 2),
+    )
+
+
 def record_request(
     *,
     schema: str,
@@ -129,24 +161,20 @@ def record_request(
 
     With ``refresh_labels`` > 0 the same round trip returns the busiest tenants of
     the last minute (at most that many), for the metrics' tenant labels."""
-    prefix = key_prefix()
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    bucket = window_bucket()
-    ttl = WINDOW_BUCKET_SECONDS * (WINDOW_BUCKETS + 2)
-    counter = counter_for(method=request.method, path=request.path, status=status)
+    counts = request_counts(
+        schema=schema, request=request, status=status, seconds=seconds
+    )
     pipe = _redis().pipeline(transaction=False)
-    if counter is not None:
-        pipe.hincrby(live_key(), f"{schema}|{today}|{counter}", 1)
-    requests_key = f"{prefix}win:req:{bucket}"
-    pipe.zincrby(requests_key, 1, schema)
-    pipe.expire(requests_key, ttl)
-    latency_key = f"{prefix}win:lat:{bucket}:{schema}"
-    pipe.hincrby(latency_key, latency_bucket(seconds), 1)
-    pipe.expire(latency_key, ttl)
+    if counts.live_field is not None:
+        pipe.hincrby(counts.live_key, counts.live_field, 1)
+    pipe.zincrby(counts.requests_key, 1, schema)
+    pipe.expire(counts.requests_key, counts.ttl)
+    pipe.hincrby(counts.latency_key, counts.latency_bucket, 1)
+    pipe.expire(counts.latency_key, counts.ttl)
     if status in (429, 503):
-        rejected_key = f"{prefix}win:{status}:{bucket}"
+        rejected_key = f"{key_prefix()}win:{status}:{window_bucket()}"
         pipe.zincrby(rejected_key, 1, schema)
-        pipe.expire(rejected_key, ttl)
+        pipe.expire(rejected_key, counts.ttl)
     for queue in request.__dict__.get("cms_deferred_redis", ()):
         queue(pipe)
     if refresh_labels:

@@ -113,7 +113,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # public pages: admission, rate limit and page cache in one round trip, before
     # sessions, CSRF and authentication, so that a cached hit pays for none of them
-    "content.page_cache.PublicPageMiddleware",
+    "content.hot_path.PublicPageMiddleware",
     "tenants.admission.TenantAdmissionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

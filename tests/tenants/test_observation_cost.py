@@ -4,6 +4,7 @@ pipeline) for a tenant's request, none for the operator's host, and no query."""
 import pytest
 
 from tenants import metrics, usage
+from tenants.models import UsageDay
 
 
 class CountingRedis:
@@ -48,12 +49,33 @@ def test_a_tenant_request_costs_one_round_trip(acme_client, counting, refresh_du
     metrics.tenant_labels.update(["acme"])
     if refresh_due:
         metrics.tenant_labels._refresh_after = 0  # the top list is read as well
-    acme_client.get("/")  # warm caches (host map, page cache)
+    acme_client.get("/search/", {"q": "rockets"})  # warm caches (host map)
     counting.round_trips = 0
 
-    acme_client.get("/")
+    acme_client.get("/search/", {"q": "rockets"})
 
     assert counting.round_trips == 1
+
+
+@pytest.mark.parametrize("refresh_due", [False, True])
+def test_a_cached_page_is_metered_by_the_script_that_answered_it(
+    acme_client, counting, refresh_due
+):
+    metrics.tenant_labels.update(["acme"])
+    acme_client.get("/")  # the page cache now holds the page
+    if refresh_due:
+        metrics.tenant_labels._refresh_after = 0
+    counting.round_trips = 0
+
+    response = acme_client.get("/")
+    round_trips = counting.round_trips
+    usage.flush_usage()
+
+    assert response["X-Page-Cache"] == "hit"
+    # the top list is read in the regular metering round trip when it is due
+    assert round_trips == (1 if refresh_due else 0)
+    day = UsageDay.objects.get(tenant__schema_name="acme")
+    assert day.public_reads == 2
 
 
 def test_the_operator_host_costs_no_round_trip(db, counting, client):

@@ -1,0 +1,126 @@
+"""The page-cache edge: cached public pages answered before Django's handler.
+
+A cached page costs Redis one round trip to decide and one to meter; what remained
+was Django's request handling around it (request signals, a dozen middleware, URL
+resolution), several times the cost of the page itself. ``PageCacheEdge`` wraps the
+WSGI application and answers a cache hit itself, with the same decision
+(content.page_cache's one round trip: concurrency slot, the plan's rate, the lookup),
+the same headers (Django's SecurityMiddleware on the stored response, rate-limit
+headers, the request id) and the same observation (tenants.observation: access-log
+event, metrics, usage metering that releases the slot).
+
+Everything else goes to Django unchanged: other methods, visitors with a session
+cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
+and paths that are not public pages. A request the edge made the round trip for but
+could not answer (a miss, a refusal) carries that round trip on to
+``PublicPageMiddleware`` in its WSGI environ, so nothing is counted twice.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.middleware.security import SecurityMiddleware
+
+from content.hot_path import (
+    EDGE_HOT_PATH,
+    HIT,
+    RENDER,
+    HotPath,
+    serves_pages,
+    settle,
+    take_hot_path,
+)
+from content.page_cache import cache_seconds
+from tenants.middleware import request_host
+from tenants.observation import in_tenant_context, observed
+from tenants.resolution import resolve_tenant
+from tenants.usage import defer_to_metering, run_deferred
+
+logger = logging.getLogger(__name__)
+
+
+class PageCacheEdge:
+    def __init__(self, application: Callable) -> None:
+        self.application = application
+        self.security = SecurityMiddleware(lambda request: HttpResponse())
+        self.public_hosts = {host.lower() for host in settings.CMS_PUBLIC_HOSTS}
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        response = self._answer_hit(environ)
+        if response is None:
+            body = self.application(environ, start_response)
+            self._release_unclaimed(environ)
+            return body
+        headers = list(response.items())
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else response.content]
+
+    def _candidate(self, request: HttpRequest):
+        """The request's tenant if the edge may answer it, else None."""
+        if request.method not in ("GET", "HEAD") or cache_seconds() <= 0:
+            return None
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            return None
+        host = request_host(request)
+        if host in self.public_hosts:
+            return None
+        tenant = resolve_tenant(host)
+        if tenant is None or tenant.is_suspended:
+            return None
+        if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+            return None
+        if not serves_pages(settings.ROOT_URLCONF, request.path_info):
+            return None
+        return tenant
+
+    def _answer_hit(self, environ: dict) -> HttpResponse | None:
+        started = time.perf_counter()
+        request = WSGIRequest(environ)
+        tenant = self._candidate(request)
+        if tenant is None:
+            return None
+        request.tenant = tenant
+        connection.set_tenant(tenant)
+        try:
+            hot_path = take_hot_path(
+                request, tenant, seconds_so_far=time.perf_counter() - started
+            )
+            if hot_path is None or hot_path.outcome != HIT:
+                environ[EDGE_HOT_PATH] = hot_path  # Django must not count it again
+                return None
+            return observed(
+                request,
+                lambda: in_tenant_context(
+                    request, lambda: self._hit(request, hot_path)
+                ),
+                started=started,
+            )
+        finally:
+            connection.set_schema_to_public()
+
+    def _hit(self, request: HttpRequest, hot_path: HotPath) -> HttpResponse:
+        response = settle(request, hot_path)
+        return self.security.process_response(request, response)
+
+    @staticmethod
+    def _release_unclaimed(environ: dict) -> None:
+        """Django answered without reaching ``PublicPageMiddleware`` (the tenant map
+        changed in between, say): release the slot taken for it."""
+        hot_path = environ.pop(EDGE_HOT_PATH, None)
+        if hot_path is None or hot_path.outcome != RENDER:
+            return
+        request = WSGIRequest(environ)
+        defer_to_metering(request, hot_path.release)
+        _run_deferred_quietly(request)
+
+
+def _run_deferred_quietly(request: HttpRequest) -> None:
+    try:
+        run_deferred(request)
+    except Exception as exc:  # noqa: BLE001 - a held slot still expires with its lease
+        logger.warning("could not release a concurrency slot: %s", exc)
