@@ -46,7 +46,7 @@ from content.page_cache import (
 from tenants import metrics
 from tenants.admission import busy_response, lease_ms, slots_key
 from tenants.limits import LimitDecision, limited_response, rate_counter
-from tenants.usage import defer_to_metering, request_counts
+from tenants.usage import METER_LUA, defer_to_metering, request_counts
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ REFUSED, LIMITED, HIT, RENDER = 0, 1, 2, 3
 # ARGV: cap, lease ms, slot token, rate expiry s, rate limit ('' = none), look up the
 #       page ('1'/'0'), meter a hit ('1'/'0'), day counter field, schema, latency
 #       bucket, window expiry s
-_DECIDE = """
+_DECIDE = (
+    """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
@@ -80,13 +81,12 @@ if ARGV[6] == '1' then
     local entry = redis.call('HMGET', KEYS[4], 'g', 'p')
     if entry[1] == generation and entry[2] then
       if ARGV[7] == '1' then
-        if ARGV[8] ~= '' then
-          redis.call('HINCRBY', KEYS[5], ARGV[8], 1)
-        end
-        redis.call('ZINCRBY', KEYS[6], 1, ARGV[9])
-        redis.call('EXPIRE', KEYS[6], tonumber(ARGV[11]))
-        redis.call('HINCRBY', KEYS[7], ARGV[10], 1)
-        redis.call('EXPIRE', KEYS[7], tonumber(ARGV[11]))
+        local day, window, latency = KEYS[5], KEYS[6], KEYS[7]
+        local field, schema, bucket = ARGV[8], ARGV[9], ARGV[10]
+        local expiry = tonumber(ARGV[11])
+"""
+    + METER_LUA
+    + """
       end
       return {2, count, generation, entry[2]}
     end
@@ -96,6 +96,7 @@ redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return {3, count, generation}
 """
+)
 _scripts: dict[int, object] = {}
 
 

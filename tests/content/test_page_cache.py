@@ -12,8 +12,10 @@ from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
 from content.models import ArticlePage
+from tenants import usage
 from tenants.admission import acquire_slot, in_flight
 from tenants.limits import plan_rate, tenant_key
+from tenants.models import UsageDay
 from tenants.resolution import resolve_tenant
 from tests.conftest import ACME_HOST
 
@@ -241,11 +243,15 @@ def test_slot_is_released_after_hits_misses_and_refusals(acme_client):
     assert in_flight("acme") == 0
 
 
-def test_pages_are_served_after_redis_forgot_the_admission_script(acme_client):
+def test_pages_are_served_and_metered_after_redis_forgot_its_scripts(acme_client):
+    acme_client.get("/")  # both scripts (decision, metering) loaded once
     get_redis_connection("ratelimit").script_flush()
 
-    assert acme_client.get("/").status_code == 200
+    assert acme_client.get("/?page=2").status_code == 200  # decided and metered
+    assert acme_client.get("/?page=2").status_code == 200  # a hit, metered in Lua
     assert in_flight("acme") == 0
+    usage.flush_usage()
+    assert UsageDay.objects.get(tenant__schema_name="acme").public_reads == 3
 
 
 def test_without_the_hot_path_the_regular_limits_apply(acme_client, monkeypatch):
