@@ -11,3 +11,7 @@ class TenantsConfig(AppConfig):
         from tenants.content_types import install_schema_scoped_cache
 
         install_schema_scoped_cache()
+
+        from tenants.resolution import connect_site_signals
+
+        connect_site_signals()

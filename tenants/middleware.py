@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import set_urlconf
 
-from tenants.resolution import resolve_tenant
+from tenants.resolution import resolve_tenant, tenant_site
 
 
 def request_host(request: HttpRequest) -> str:
@@ -63,6 +63,8 @@ class TenantGateMiddleware:
             return suspended_response(tenant.name)
 
         connection.set_tenant(tenant)
+        # Wagtail reads it from here instead of querying for it (tenants.resolution)
+        request._wagtail_site = tenant_site(request)
         request.urlconf = settings.ROOT_URLCONF
         set_urlconf(request.urlconf)
         try:

@@ -7,13 +7,20 @@ when it changed. So a change reaches every process within that interval, and the
 path costs one dictionary lookup plus, a few times a second, one Redis GET.
 """
 
+import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.models.base import ModelState
+from django.http import HttpRequest
+from django.http.request import split_domain_port
 from django_redis import get_redis_connection
+from wagtail.models import Site
 
 from tenants.models import Domain, Tenant
 
@@ -28,6 +35,8 @@ class _TenantMap:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: dict[str, Tenant | None] = {}
+        # (schema, hostname, port) -> the Wagtail Site Wagtail would find, or None
+        self._sites: dict[tuple[str, str, int], Site | None] = {}
         self._generation: bytes | None = None
         self._checked_at = 0.0
 
@@ -45,6 +54,7 @@ class _TenantMap:
             self._hosts = {}
         if generation != self._generation:
             self._hosts = {}
+            self._sites = {}
             self._generation = generation
             # A tenant deleted and created again under its slug (an import, say) may
             # number its content types differently: forget the ones kept per schema.
@@ -62,9 +72,23 @@ class _TenantMap:
             self._hosts[host] = tenant
         return tenant
 
+    def site(self, key: tuple[str, str, int], find: Callable[[], Site | None]):
+        """The Site for ``key``, found by ``find`` the first time (the generation
+        was checked by ``get`` for this request already)."""
+        with self._lock:
+            if key in self._sites:
+                return self._sites[key]
+        site = find()
+        with self._lock:
+            if len(self._sites) >= MAX_CACHED_HOSTS:
+                self._sites = {}
+            self._sites[key] = site
+        return site
+
     def clear(self) -> None:
         with self._lock:
             self._hosts = {}
+            self._sites = {}
             self._checked_at = 0.0
 
 
@@ -84,6 +108,39 @@ def _load_tenant(host: str) -> Tenant | None:
 def resolve_tenant(host: str) -> Tenant | None:
     """Return the tenant serving ``host`` (lower-case, without port), or None."""
     return _tenant_map.get(host)
+
+
+def tenant_site(request: HttpRequest) -> Site | None:
+    """The Wagtail Site serving ``request`` in the active tenant schema: what
+    ``Site.find_for_request`` would return, without its query per request.
+
+    Found by Wagtail's own lookup once per schema, hostname and port, and kept with the
+    host map (a Site saved or deleted anywhere bumps its generation). Each request gets
+    its own copy without the loaded root page, so that the page is read fresh."""
+    hostname = split_domain_port(request._get_raw_host())[0]
+    key = (connection.schema_name, hostname, request.get_port())
+    found = _tenant_map.site(key, lambda: Site._find_for_request(request))
+    if found is None:
+        return None
+    site = copy.copy(found)
+    site._state = ModelState()
+    site._state.adding = False
+    site._state.db = found._state.db
+    return site
+
+
+def _site_changed(sender, **kwargs) -> None:
+    invalidate_tenant_map()
+
+
+def connect_site_signals() -> None:
+    """A Site saved or deleted (in any tenant) drops every process's cached Sites."""
+    from django.db.models.signals import post_delete, post_save
+
+    for signal in (post_save, post_delete):
+        signal.connect(
+            _site_changed, sender=Site, dispatch_uid=f"tenants.site.{signal}"
+        )
 
 
 def invalidate_tenant_map() -> None:
