@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django_ratelimit import ALL
@@ -164,9 +165,19 @@ def rate_counter(request: HttpRequest, dimension: str) -> RateCounter | None:
     limit, period = _split_rate(rate)
     value = tenant_key(dimension, request)
     window_end = _get_window(value, period)
-    cache = caches[settings.RATELIMIT_USE_CACHE]
-    key = cache.make_key(_make_cache_key(dimension, window_end, rate, value, ALL))
+    # the key changes once per window: hashing it once per window is enough
+    memo = (connection.schema_name, dimension, rate, value, window_end)
+    key = _counter_keys.get(memo)
+    if key is None:
+        cache = caches[settings.RATELIMIT_USE_CACHE]
+        key = cache.make_key(_make_cache_key(dimension, window_end, rate, value, ALL))
+        if len(_counter_keys) >= 10_000:
+            _counter_keys.clear()
+        _counter_keys[memo] = key
     return RateCounter(dimension, key, limit, period + EXPIRATION_FUDGE, window_end)
+
+
+_counter_keys: dict[tuple, str] = {}
 
 
 def wants_json(request: HttpRequest) -> bool:
