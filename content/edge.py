@@ -1,18 +1,19 @@
 """The page-cache edge: cached public pages answered before Django's handler.
 
-A cached page costs Redis one round trip to decide and one to meter; what remained
-was Django's request handling around it (request signals, a dozen middleware, URL
-resolution), several times the cost of the page itself. ``PageCacheEdge`` wraps the
-WSGI application and answers a cache hit itself, with the same decision
-(content.page_cache's one round trip: concurrency slot, the plan's rate, the lookup),
-the same headers (Django's SecurityMiddleware on the stored response, rate-limit
-headers, the request id) and the same observation (tenants.observation: access-log
-event, metrics, usage metering that releases the slot).
+A cached page costs one Redis round trip (content.hot_path's script: concurrency
+slot, the plan's rate, the lookup and the page's usage counts); what remained was
+Django's request handling around it (request signals, a dozen middleware, URL
+resolution), several times the cost of the answer itself. ``PageCacheEdge`` wraps the
+WSGI application and answers a cache hit itself - and a page request the decision
+refuses (429, 503), so that a flood of refused requests costs no Django either - with
+the same decision, the same headers (Django's SecurityMiddleware on the stored
+response, rate-limit headers, the request id) and the same observation
+(tenants.observation: access-log event, metrics, usage counts).
 
 Everything else goes to Django unchanged: other methods, visitors with a session
 cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
 and paths that are not public pages. A request the edge made the round trip for but
-could not answer (a miss, a refusal) carries that round trip on to
+could not answer (a page to render) carries that round trip on to
 ``PublicPageMiddleware`` in its WSGI environ, so nothing is counted twice.
 """
 
@@ -28,7 +29,6 @@ from django.middleware.security import SecurityMiddleware
 
 from content.hot_path import (
     EDGE_HOT_PATH,
-    HIT,
     RENDER,
     HotPath,
     serves_pages,
@@ -51,7 +51,7 @@ class PageCacheEdge:
         self.public_hosts = {host.lower() for host in settings.CMS_PUBLIC_HOSTS}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        response = self._answer_hit(environ)
+        response = self._answer(environ)
         if response is None:
             body = self.application(environ, start_response)
             self._release_unclaimed(environ)
@@ -78,7 +78,7 @@ class PageCacheEdge:
             return None
         return tenant
 
-    def _answer_hit(self, environ: dict) -> HttpResponse | None:
+    def _answer(self, environ: dict) -> HttpResponse | None:
         started = time.perf_counter()
         request = WSGIRequest(environ)
         tenant = self._candidate(request)
@@ -90,20 +90,22 @@ class PageCacheEdge:
             hot_path = take_hot_path(
                 request, tenant, seconds_so_far=time.perf_counter() - started
             )
-            if hot_path is None or hot_path.outcome != HIT:
+            if hot_path is None or hot_path.outcome == RENDER:
                 environ[EDGE_HOT_PATH] = hot_path  # Django must not count it again
                 return None
             return observed(
                 request,
                 lambda: in_tenant_context(
-                    request, lambda: self._hit(request, hot_path)
+                    request, lambda: self._settled(request, hot_path)
                 ),
                 started=started,
             )
         finally:
             connection.set_schema_to_public()
 
-    def _hit(self, request: HttpRequest, hot_path: HotPath) -> HttpResponse:
+    def _settled(self, request: HttpRequest, hot_path: HotPath) -> HttpResponse:
+        """A cached page, or a refusal (429 over the rate, 503 over the
+        concurrency cap): a flooding tenant's refused requests cost no Django."""
         response = settle(request, hot_path)
         return self.security.process_response(request, response)
 

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
-from django_redis import get_redis_connection
 
 from content.page_cache import (
     STATUS_HEADER,
@@ -46,6 +45,7 @@ from content.page_cache import (
 from tenants import metrics
 from tenants.admission import busy_response, lease_ms, slots_key
 from tenants.limits import LimitDecision, limited_response, rate_counter
+from tenants.redis_scripts import script
 from tenants.usage import METER_LUA, defer_to_metering, request_counts
 
 logger = logging.getLogger(__name__)
@@ -97,16 +97,6 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return {3, count, generation}
 """
 )
-_scripts: dict[int, object] = {}
-
-
-def _decide_script():
-    client = get_redis_connection("ratelimit")
-    script = _scripts.get(id(client))
-    if script is None:
-        script = client.register_script(_DECIDE)
-        _scripts[id(client)] = script
-    return script
 
 
 def public_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -173,7 +163,7 @@ def take_hot_path(
             seconds=seconds_so_far,
         )
         token = uuid.uuid4().hex
-        reply = _decide_script()(
+        reply = script(_DECIDE)(
             keys=[
                 slots_key(tenant.schema_name),
                 counter.key if counter else "-",

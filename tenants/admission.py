@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django_redis import get_redis_connection
 
 from tenants.limits import limiter_failures, wants_json
+from tenants.redis_scripts import script
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +37,10 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
 end
 return 0
 """
-_scripts: dict[int, object] = {}
 
 
 def slots_key(schema_name: str) -> str:
     return f"cms:inflight:{schema_name}"
-
-
-def _admit_script():
-    client = get_redis_connection("ratelimit")
-    script = _scripts.get(id(client))
-    if script is None:
-        script = client.register_script(_ADMIT)
-        _scripts[id(client)] = script
-    return script
 
 
 def lease_ms() -> int:
@@ -59,7 +50,7 @@ def lease_ms() -> int:
 def acquire_slot(schema_name: str, cap: int) -> str | None:
     """Take one of the tenant's ``cap`` slots; return its token, or None when full."""
     token = uuid.uuid4().hex
-    admitted = _admit_script()(
+    admitted = script(_ADMIT)(
         keys=[slots_key(schema_name)], args=[cap, lease_ms(), token]
     )
     return token if admitted else None
@@ -104,7 +95,7 @@ class TenantAdmissionMiddleware:
         tenant = getattr(request, "tenant", None)
         if (
             tenant is None
-            or getattr(request, "cms_admitted", False)  # content.page_cache did it
+            or getattr(request, "cms_admitted", False)  # content.hot_path did it
             or request.path.startswith(self.EXEMPT_PREFIXES)
         ):
             return self.get_response(request)

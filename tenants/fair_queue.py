@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from tenants.errors import TenantError
+from tenants.redis_scripts import script
 
 
 class HourlyLimitExceeded(TenantError):
@@ -170,22 +171,11 @@ _EXTEND = """
 return redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), ARGV[2])
 """
 
-_scripts: dict[str, object] = {}
-
 
 def _redis():
     from django_redis import get_redis_connection
 
     return get_redis_connection("ratelimit")
-
-
-def _script(source: str):
-    client = _redis()
-    key = f"{id(client)}:{hash(source)}"
-    script = _scripts.get(key)
-    if script is None:
-        script = _scripts[key] = client.register_script(source)
-    return script
 
 
 def key_prefix() -> str:
@@ -209,7 +199,7 @@ def take_hourly_allowance(*, schema: str, count: int, limit: int) -> int:
     window = 3600
     bucket = int(time.time()) // window
     key = f"{key_prefix()}rate:{schema}:{bucket}"
-    allowed, used, retry_after = _script(_TAKE_ALLOWANCE)(
+    allowed, used, retry_after = script(_TAKE_ALLOWANCE)(
         keys=[key], args=[count, limit, window]
     )
     if not allowed:
@@ -228,13 +218,13 @@ def push(*, schema: str, job_refs: list[str], cap: int) -> int:
     if not job_refs:
         return 0
     return int(
-        _script(_PUSH)(args=[key_prefix(), schema, max(1, cap), *map(str, job_refs)])
+        script(_PUSH)(args=[key_prefix(), schema, max(1, cap), *map(str, job_refs)])
     )
 
 
 def pop(*, now: float | None = None) -> Claim:
     """Take the next job in fair order and lease it to the caller."""
-    schema, ref, reclaimed, capped, earliest, attempt = _script(_POP)(
+    schema, ref, reclaimed, capped, earliest, attempt = script(_POP)(
         args=[
             key_prefix(),
             repr(time.time() if now is None else now),
@@ -257,12 +247,12 @@ def pop(*, now: float | None = None) -> Claim:
 
 def finish(*, schema: str, job_ref: str) -> None:
     """Release a job's in-flight slot (done, failed, or gone)."""
-    _script(_FINISH)(args=[key_prefix(), schema, str(job_ref)])
+    script(_FINISH)(args=[key_prefix(), schema, str(job_ref)])
 
 
 def extend_lease(*, schema: str, job_ref: str, seconds: float) -> None:
     """Keep a job in flight ``seconds`` longer (a retry waiting out its backoff)."""
-    _script(_EXTEND)(
+    script(_EXTEND)(
         keys=[f"{key_prefix()}inflight:{schema}"],
         args=[repr(time.time() + seconds), str(job_ref)],
     )

@@ -240,7 +240,7 @@ def api_dimension(request: HttpRequest) -> str:
 
 def counted_decision(request: HttpRequest, dimension: str) -> LimitDecision | None:
     """The decision of a count already made for this request on the hot path
-    (content.page_cache), so that the decorator does not count it twice."""
+    (content.hot_path), so that the decorator does not count it twice."""
     decision = getattr(request, "cms_rate_decision", None)
     return (
         decision if decision is not None and decision.dimension == dimension else None

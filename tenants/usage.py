@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError
 
 from tenants.errors import TenantError
 from tenants.models import Tenant, UsageDay, UsageFlush
+from tenants.redis_scripts import script
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +130,6 @@ return 1
 _METER_SHA = hashlib.sha1(_METER.encode()).hexdigest()
 
 
-def _meter_script():
-    return _redis().register_script(_METER)
-
-
 def defer_to_metering(request: HttpRequest, queue: Callable[[object], None]) -> None:
     """Redis work that can wait until the response is out (releasing a concurrency
     slot, giving back a count) rides on the request's metering round trip:
@@ -210,7 +207,7 @@ def record_request(
         _add_busiest(pipe, refresh_labels)
     results = pipe.execute(raise_on_error=False)
     if isinstance(results[0], NoScriptError):  # Redis restarted or flushed its scripts
-        _meter_script()(keys=keys, args=args)
+        script(_METER)(keys=keys, args=args)
     failures = [result for result in results[1:] if isinstance(result, Exception)]
     if isinstance(results[0], Exception) and not isinstance(results[0], NoScriptError):
         failures.insert(0, results[0])

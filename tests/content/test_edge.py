@@ -121,8 +121,12 @@ def test_edge_hits_count_against_the_plan_are_metered_and_release_their_slot(
         "hit",
     ]
     assert answers[2].headers["RateLimit"].startswith('"public-reads-per-minute";r=0;')
-    # the refusal went to Django with the edge's round trip: counted once, not twice
-    assert len(django_runs) == 2
+    # only the miss reached Django: the hits and the refusal were answered before it
+    assert len(django_runs) == 1
+    refused = answers[3]
+    assert refused.headers["Retry-After"] == refused.headers["RateLimit"].split("t=")[1]
+    assert "X-Request-ID" in refused.headers
+    assert b"This site is very busy right now" in refused.body
     assert in_flight("acme") == 0
     usage.flush_usage()
     day = UsageDay.objects.get(tenant__schema_name="acme")
@@ -138,6 +142,7 @@ def test_over_the_concurrency_cap_a_cached_page_is_refused_without_using_a_read(
         refused = wsgi("/")
 
     assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
     assert wsgi("/").status == 200  # the third read: the refusal gave its count back
     assert wsgi("/").status == 429
     assert in_flight("acme") == 0
@@ -166,11 +171,11 @@ def test_when_the_round_trip_fails_django_decides_once(monkeypatch):
     call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=2")
     tries = []
 
-    def unreachable():
+    def unreachable(source):
         tries.append(1)
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr("content.hot_path._decide_script", unreachable)
+    monkeypatch.setattr("content.hot_path.script", unreachable)
 
     answer = wsgi("/")
 
