@@ -267,3 +267,16 @@ def test_without_the_hot_path_the_regular_limits_apply(acme_client, monkeypatch)
     assert first["RateLimit"].startswith('"public-reads-per-minute";r=0;')
     assert second.status_code == 429
     assert in_flight("acme") == 0
+
+
+def test_a_page_that_raises_still_releases_its_slot(monkeypatch):
+    def exploding(request, path):
+        raise RuntimeError("template blew up")
+
+    monkeypatch.setattr("wagtail.views.Page.route_for_request", exploding)
+    client = Client(HTTP_HOST=ACME_HOST, raise_request_exception=False)
+
+    response = client.get("/acme-launches-the-mark-iv/")
+
+    assert response.status_code == 500
+    assert in_flight("acme") == 0
