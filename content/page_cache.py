@@ -40,9 +40,9 @@ _UNSTORED_HEADERS = frozenset({"set-cookie", "vary", "ratelimit", "ratelimit-pol
 
 @dataclass(frozen=True)
 class CachedPage:
-    """What is kept of a response: small, explicit, and picklable."""
+    """What is kept of a response: small, explicit, and picklable. (Its generation
+    is stored beside it, in the entry's hash, for the lookup script to compare.)"""
 
-    generation: int
     status: int
     headers: tuple[tuple[str, str], ...]
     content: bytes
@@ -103,7 +103,6 @@ def store(request: HttpRequest, response: HttpResponse, generation: int) -> None
     if hasattr(response, "render") and not response.is_rendered:
         response.render()
     entry = CachedPage(
-        generation=generation,
         status=response.status_code,
         headers=tuple(
             (name, value)
