@@ -36,10 +36,10 @@ from content.hot_path import (
     take_hot_path,
 )
 from content.page_cache import cache_seconds
+from tenants.admission import release_slot
 from tenants.middleware import request_host
 from tenants.observation import in_tenant_context, observed
 from tenants.resolution import resolve_tenant
-from tenants.usage import defer_to_metering, run_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -116,13 +116,7 @@ class PageCacheEdge:
         hot_path = environ.pop(EDGE_HOT_PATH, None)
         if hot_path is None or hot_path.outcome != RENDER:
             return
-        request = WSGIRequest(environ)
-        defer_to_metering(request, hot_path.release)
-        _run_deferred_quietly(request)
-
-
-def _run_deferred_quietly(request: HttpRequest) -> None:
-    try:
-        run_deferred(request)
-    except Exception as exc:  # noqa: BLE001 - a held slot still expires with its lease
-        logger.warning("could not release a concurrency slot: %s", exc)
+        try:
+            release_slot(hot_path.schema_name, hot_path.token)
+        except Exception as exc:  # noqa: BLE001 - a held slot expires with its lease
+            logger.warning("could not release a concurrency slot: %s", exc)

@@ -145,6 +145,27 @@ class HotPath:
         pipe.zrem(slots_key(self.schema_name), self.token)
 
 
+def _hit_metering(
+    request: HttpRequest, tenant, seconds: float, meter: bool
+) -> tuple[list, list]:
+    """The script's keys and arguments for counting a hit (tenants.usage); place
+    holders when it will not count one, so that a page to render builds none."""
+    if not meter:
+        return ["-", "-", "-"], ["", tenant.schema_name, 0, 0]
+    counts = request_counts(
+        schema=tenant.schema_name, request=request, status=200, seconds=seconds
+    )
+    return (
+        [counts.live_key, counts.requests_key, counts.latency_key],
+        [
+            counts.live_field or "",
+            tenant.schema_name,
+            counts.latency_bucket,
+            counts.ttl,
+        ],
+    )
+
+
 def take_hot_path(
     request: HttpRequest, tenant, *, seconds_so_far: float = 0.0
 ) -> HotPath | None:
@@ -156,11 +177,8 @@ def take_hot_path(
         generation_key, entry_key = entry_keys(request)
         # the busiest-tenants refresh rides on the regular metering round trip
         meter_hit = look_up and not metrics.tenant_labels.refresh_due()
-        counts = request_counts(
-            schema=tenant.schema_name,
-            request=request,
-            status=200,
-            seconds=seconds_so_far,
+        meter_keys, meter_args = _hit_metering(
+            request, tenant, seconds_so_far, meter_hit
         )
         token = uuid.uuid4().hex
         reply = script(_DECIDE)(
@@ -169,9 +187,7 @@ def take_hot_path(
                 counter.key if counter else "-",
                 generation_key,
                 entry_key,
-                counts.live_key,
-                counts.requests_key,
-                counts.latency_key,
+                *meter_keys,
             ],
             args=[
                 tenant.plan.concurrent_requests,
@@ -181,10 +197,7 @@ def take_hot_path(
                 counter.limit if counter else "",
                 "1" if look_up else "0",
                 "1" if meter_hit else "0",
-                counts.live_field or "",
-                tenant.schema_name,
-                counts.latency_bucket,
-                counts.ttl,
+                *meter_args,
             ],
         )
     except Exception as exc:  # noqa: BLE001 - the regular path applies the policy

@@ -152,7 +152,6 @@ class RequestCounts:
     """Where one finished request is counted: its day's counter (if metered), the
     traffic window and the latency histogram of ``top``."""
 
-    schema: str
     live_key: str
     live_field: str | None
     requests_key: str
@@ -169,7 +168,6 @@ def request_counts(
     bucket = window_bucket()
     counter = counter_for(method=request.method, path=request.path, status=status)
     return RequestCounts(
-        schema=schema,
         live_key=live_key(),
         live_field=None if counter is None else f"{schema}|{today}|{counter}",
         requests_key=f"{prefix}win:req:{bucket}",
