@@ -59,7 +59,7 @@ def create_unlimited_plan(name: str = "bench-unlimited") -> str:
     """A plan no benchmark load can reach, for benchmarks that measure the pool, not
     the tariff (Django must be set up)."""
     from tenants.models import LIMIT_FIELDS
-    from tenants.tariffs import MAX_LIMIT, plan_create
+    from tenants.tariffs.plans import MAX_LIMIT, plan_create
 
     plan_create(
         name=name,

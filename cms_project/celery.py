@@ -12,11 +12,11 @@ app = CeleryApp("cms_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Request id and tenant ride along in task headers (tenants.task_context).
-import tenants.task_context  # noqa: E402, F401
+# Request id and tenant ride along in task headers (tenants.jobs.task_context).
+import tenants.jobs.task_context  # noqa: E402, F401
 
-# Workers write their metrics beside gunicorn's (tenants.metrics); either may start
-# first.
+# Workers write their metrics beside gunicorn's (tenants.observability.metrics);
+# either may start first.
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 

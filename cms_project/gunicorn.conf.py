@@ -34,9 +34,10 @@ proc_name = "tenant-cms"
 # host (tests, benchmarks, a staging pool) would fight over it; nothing here uses it.
 control_socket_disable = True
 
-# Prometheus multiprocess mode (tenants.metrics): every worker writes its figures to
-# files in one directory and a scrape of any worker adds them up. Celery workers on
-# this host must be given the same PROMETHEUS_MULTIPROC_DIR to appear in the scrape.
+# Prometheus multiprocess mode (tenants.observability.metrics): every worker writes
+# its figures to files in one directory and a scrape of any worker adds them up.
+# Celery workers on this host must be given the same PROMETHEUS_MULTIPROC_DIR to
+# appear in the scrape.
 _VAR_DIR = os.environ.get(
     "CMS_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var")
 )

@@ -3,9 +3,9 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
-from tenants.health import healthz, readyz
-from tenants.metrics import metrics_view
-from tenants.usage_views import OperatorLoginView, operator_usage
+from tenants.metering.views import OperatorLoginView, operator_usage
+from tenants.observability.health import healthz, readyz
+from tenants.observability.metrics import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

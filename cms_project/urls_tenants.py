@@ -25,8 +25,8 @@ from content.hot_path import public_pages
 from content.media import serve_tenant_media
 from content.quota_views import storage_checked
 from content.search import search_view
-from tenants.health import healthz, readyz
-from tenants.limits import api_dimension, login_limited, tariff_limited
+from tenants.observability.health import healthz, readyz
+from tenants.tariffs.limits import api_dimension, login_limited, tariff_limited
 
 public_read = tariff_limited("public_reads_per_minute")
 serve_page = public_pages(public_read(wagtail_views.serve))

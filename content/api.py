@@ -9,7 +9,7 @@ from wagtail.api.v2.views import PagesAPIViewSet
 from wagtail.documents.api.v2.views import DocumentsAPIViewSet
 from wagtail.images.api.v2.views import ImagesAPIViewSet
 
-from tenants.limits import api_dimension, tariff_limited
+from tenants.tariffs.limits import api_dimension, tariff_limited
 
 
 class TariffLimitedAPIRouter(WagtailAPIRouter):

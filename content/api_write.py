@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from wagtail.models import Site
 
 from content.models import ArticlePage
-from tenants.quotas import QuotaExceeded, check_pages
+from tenants.tariffs.quotas import QuotaExceeded, check_pages
 
 
 class ArticleWriteSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ from wagtail.models import Site
 
 from content.models import ArticlePage
 from tenants.models import Tenant
-from tenants.provisioning import tenant_create, tenant_url
+from tenants.provisioning.creation import tenant_create, tenant_url
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ WSGI application and answers a cache hit itself - and a page request the decisio
 refuses (429, 503), so that a flood of refused requests costs no Django either - with
 the same decision, the same headers (Django's SecurityMiddleware on the stored
 response, rate-limit headers, the request id) and the same observation
-(tenants.observation: access-log event, metrics, usage counts).
+(tenants.observability.observation: access-log event, metrics, usage counts).
 
 Everything else goes to Django unchanged: other methods, visitors with a session
 cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
@@ -36,10 +36,10 @@ from content.hot_path import (
     take_hot_path,
 )
 from content.page_cache import cache_seconds
-from tenants.admission import release_slot
-from tenants.middleware import request_host
-from tenants.observation import in_tenant_context, observed
-from tenants.resolution import resolve_tenant
+from tenants.observability.observation import in_tenant_context, observed
+from tenants.registry.resolution import resolve_tenant
+from tenants.request_path.gate import request_host
+from tenants.tariffs.admission import release_slot
 
 logger = logging.getLogger(__name__)
 

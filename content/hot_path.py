@@ -4,21 +4,21 @@
 HEAD requests for the views marked with ``public_pages`` (Wagtail's page serving, the
 sitemap). One Lua script, run with the tenant's keys, does in order:
 
-1. admission (tenants.admission's sorted set of slots): over the plan's
+1. admission (tenants.tariffs.admission's sorted set of slots): over the plan's
    ``concurrent_requests`` the request is refused (503) and nothing is counted;
 2. the count against ``public_reads_per_minute`` on django-ratelimit's own counter
-   (tenants.limits.rate_counter): over the limit, 429;
+   (tenants.tariffs.limits.rate_counter): over the limit, 429;
 3. for an anonymous visitor, the page cache (content.page_cache): if the tenant's
    current generation has an entry for this host, path and query, the entry is
-   returned and the request is metered right there (tenants.usage's day counter,
-   traffic window and latency histogram) - a hit is answered, counted and metered
-   in this one round trip and holds no slot beyond it;
+   returned and the request is metered right there (tenants.metering.usage's day
+   counter, traffic window and latency histogram) - a hit is answered, counted and
+   metered in this one round trip and holds no slot beyond it;
 4. otherwise a slot is taken for the view to render in; it is released in the
    request's metering round trip after the response.
 
 The script runs where the data is, so the check-then-take of the slot and the count
 are atomic, and nothing waits on a second round trip before a cached page goes out.
-If Redis fails, the regular path decides (tenants.admission's middleware and the
+If Redis fails, the regular path decides (tenants.tariffs.admission's middleware and the
 ``tariff_limited`` decorator, with the fail-open or fail-closed policy).
 """
 
@@ -42,11 +42,11 @@ from content.page_cache import (
     start_generation,
     store,
 )
-from tenants import metrics
-from tenants.admission import busy_response, lease_ms, slots_key
-from tenants.limits import LimitDecision, limited_response, rate_counter
-from tenants.redis_scripts import script
-from tenants.usage import METER_LUA, defer_to_metering, request_counts
+from tenants.metering.usage import METER_LUA, defer_to_metering, request_counts
+from tenants.observability import metrics
+from tenants.redis_store.scripts import script
+from tenants.tariffs.admission import busy_response, lease_ms, slots_key
+from tenants.tariffs.limits import LimitDecision, limited_response, rate_counter
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ class HotPath:
 def _hit_metering(
     request: HttpRequest, tenant, seconds: float, meter: bool
 ) -> tuple[list, list]:
-    """The script's keys and arguments for counting a hit (tenants.usage); place
-    holders when it will not count one, so that a page to render builds none."""
+    """The script's keys and arguments for counting a hit (tenants.metering.usage);
+    place holders when it will not count one, so that a page to render builds none."""
     if not meter:
         return ["-", "-", "-"], ["", tenant.schema_name, 0, 0]
     counts = request_counts(

@@ -3,7 +3,7 @@
 ``enqueue_jobs`` stores each job as a ``BackgroundJob`` row in the current tenant's
 schema (captured from the connection: no caller passes a schema), counts it against the
 plan's ``publish_jobs_per_hour``, and, once the transaction commits, hands its id to the
-fair queue (``tenants.fair_queue``) and sends one anonymous token task per job. A
+fair queue (``tenants.jobs.fair_queue``) and sends one anonymous token task per job. A
 worker running a token pops the next job in round-robin order across tenants and runs
 it in that tenant's schema (``run_next_job``).
 
@@ -27,10 +27,10 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from content.models import BackgroundJob
-from tenants import fair_queue
-from tenants.fair_queue import HourlyLimitExceeded
+from tenants.jobs import fair_queue
+from tenants.jobs.fair_queue import HourlyLimitExceeded
+from tenants.jobs.task_context import bind_task_tenant
 from tenants.models import Tenant
-from tenants.task_context import bind_task_tenant
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 
-from tenants.quotas import QuotaExceeded, check_storage, check_upload_sizes
+from tenants.tariffs.quotas import QuotaExceeded, check_storage, check_upload_sizes
 
 
 def storage_checked(view: Callable, index_url_name: str) -> Callable:

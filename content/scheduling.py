@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 from content.models import BackgroundJob
 from content.publishing import has_scheduled_work
 from tenants.models import Tenant
-from tenants.selectors import tenant_list
+from tenants.registry.selectors import tenant_list
 
 logger = logging.getLogger(__name__)
 

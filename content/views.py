@@ -12,7 +12,7 @@ from wagtail.models import Page
 from content.jobs import EnqueueFailed, HourlyLimitExceeded
 from content.models import BackgroundJob
 from content.publish_jobs import queue_publish, queue_subtree, queue_unpublish
-from tenants import fair_queue
+from tenants.jobs import fair_queue
 
 ACTIONS = {
     "publish": "is queued for publishing",

@@ -7,7 +7,7 @@ from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
 from content.views import background_jobs, publish_in_background
-from tenants.quotas import QuotaExceeded, check_pages, check_users
+from tenants.tariffs.quotas import QuotaExceeded, check_pages, check_users
 
 
 @hooks.register("register_admin_urls")

@@ -8,10 +8,10 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants.content_types import install_schema_scoped_cache
+        from tenants.adapters.content_types import install_schema_scoped_cache
 
         install_schema_scoped_cache()
 
-        from tenants.resolution import connect_site_signals
+        from tenants.registry.resolution import connect_site_signals
 
         connect_site_signals()

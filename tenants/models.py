@@ -33,6 +33,9 @@ class Plan(models.Model):
     # one uploaded file (image or document); the site-wide ceiling is
     # CMS_MAX_UPLOAD_MB, enforced by Wagtail before the plan is asked
     max_upload_mb = models.PositiveIntegerField(default=10)
+    # Feature switches and counts the operator set (tenants.tariffs.features declares
+    # them with their defaults); read through plan_feature, never directly.
+    features = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -65,7 +68,7 @@ class Tenant(TenantMixin):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # Provisioning creates and drops schemas explicitly (tenants.provisioning).
+    # Provisioning creates and drops schemas explicitly (tenants.provisioning.creation).
     auto_create_schema = False
     auto_drop_schema = False
 
@@ -103,8 +106,9 @@ class Domain(DomainMixin):
 
 class UsageDay(models.Model):
     """One tenant's metered use on one day (UTC), for tariff billing and the usage
-    views. Request counts are added by ``tenants.usage.flush_usage`` from counters
-    kept in Redis; storage, pages and users are the last snapshot of that day."""
+    views. Request counts are added by ``tenants.metering.usage.flush_usage`` from
+    counters kept in Redis; storage, pages and users are the last snapshot of that
+    day."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage")
     day = models.DateField()

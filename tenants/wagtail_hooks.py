@@ -4,7 +4,7 @@ from django.urls import path, reverse
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
-from tenants.usage_views import tenant_usage
+from tenants.metering.views import tenant_usage
 
 
 @hooks.register("register_admin_urls")

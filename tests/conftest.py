@@ -19,7 +19,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from content.demo import seed_demo
-from tenants.resolution import _tenant_map
+from tenants.registry.resolution import _tenant_map
 
 ACME_HOST = "acme.localhost"
 GLOBEX_HOST = "globex.localhost"
@@ -136,8 +136,8 @@ def redis_commands(monkeypatch) -> list[str]:
 @contextlib.contextmanager
 def all_slots_taken(schema: str) -> Iterator[None]:
     """Every concurrency slot of the tenant held, as by requests still running."""
-    from tenants.admission import acquire_slot, release_slot
     from tenants.models import Tenant
+    from tenants.tariffs.admission import acquire_slot, release_slot
 
     cap = Tenant.objects.select_related("plan").get(schema_name=schema).plan
     held = [

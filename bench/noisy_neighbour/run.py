@@ -54,8 +54,8 @@ def set_up_tenants(*, noisy_reads_per_minute: int, noisy_cap: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from tenants.provisioning import tenant_create
-    from tenants.tariffs import plan_create
+    from tenants.provisioning.creation import tenant_create
+    from tenants.tariffs.plans import plan_create
 
     call_command("migrate", verbosity=0)
     plan_create(

@@ -1,5 +1,5 @@
 """What observing a request costs: the request id, access event, metrics and usage
-round trip added by tenants.observation, per request, in one process.
+round trip added by tenants.observability.observation, per request, in one process.
 
 Each part is timed on its own over many calls against the configured Redis (logging
 to a JSON handler writing to /dev/null, as production logs JSON to a stream), then
@@ -46,12 +46,13 @@ def main() -> int:
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from tenants import metrics, usage
-    from tenants.observation import (
+    from tenants.metering import usage
+    from tenants.observability import metrics
+    from tenants.observability.log_context import JsonFormatter, RequestContextFilter
+    from tenants.observability.observation import (
         RequestObservationMiddleware,
         TenantContextMiddleware,
     )
-    from tenants.request_context import JsonFormatter, RequestContextFilter
 
     handler = logging.StreamHandler(io.TextIOWrapper(open(os.devnull, "wb")))
     handler.setFormatter(JsonFormatter())

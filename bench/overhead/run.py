@@ -140,7 +140,7 @@ def prepare_product() -> None:
     from wagtail.models import Site
 
     from bench.overhead.article import add_benchmark_article
-    from tenants.provisioning import tenant_create
+    from tenants.provisioning.creation import tenant_create
 
     call_command("migrate", verbosity=0)
     plan = create_unlimited_plan()

@@ -36,7 +36,7 @@ PORT = 18432
 
 
 def create_tenants(start: int, stop: int, *, timed: bool) -> list[float]:
-    from tenants.provisioning import tenant_create
+    from tenants.provisioning.creation import tenant_create
 
     seconds = []
     for index in range(start, stop):
@@ -243,7 +243,7 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
 
-    from tenants.fleet import migrate_fleet
+    from tenants.provisioning.fleet import migrate_fleet
 
     out("== setting up a fresh benchmark database (migrate, template)")
     call_command("migrate", verbosity=0)

@@ -200,8 +200,8 @@ def main() -> int:
     from django.core.management import call_command
 
     from cms_project.celery import app
-    from tenants import fair_queue
-    from tenants.provisioning import tenant_create
+    from tenants.jobs import fair_queue
+    from tenants.provisioning.creation import tenant_create
 
     out("== setting up a fresh benchmark database (migrate, three tenants)")
     call_command("migrate", verbosity=0)

@@ -83,10 +83,13 @@ PUBLIC_SCHEMA_URLCONF = "cms_project.urls_public"
 # setting on ROLLBACK TO SAVEPOINT (#1262); tests/tenants/test_search_path.py holds it.
 TENANT_LIMIT_SET_CALLS = True
 # Keep Django's content type cache per schema instead of emptying it at every schema
-# switch (tenants.content_types).
-EXTRA_SET_TENANT_METHOD_PATH = "tenants.content_types.skip_clear_on_schema_switch"
+# switch (tenants.adapters.content_types).
+EXTRA_SET_TENANT_METHOD_PATH = (
+    "tenants.adapters.content_types.skip_clear_on_schema_switch"
+)
 ROOT_URLCONF = "cms_project.urls_tenants"
-# The migrated schema every new tenant is cloned from (see tenants.provisioning).
+# The migrated schema every new tenant is cloned from
+# (see tenants.provisioning.creation).
 CMS_TEMPLATE_SCHEMA = "_template"
 
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -106,15 +109,15 @@ CMS_DB_TRANSACTION_POOLING = env_bool("CMS_DB_TRANSACTION_POOLING", False)
 
 MIDDLEWARE = [
     # first, so that every answer (404, 429, 503 included) is logged and counted
-    "tenants.observation.RequestObservationMiddleware",
-    "tenants.middleware.TenantGateMiddleware",
-    "tenants.observation.TenantContextMiddleware",
+    "tenants.observability.observation.RequestObservationMiddleware",
+    "tenants.request_path.gate.TenantGateMiddleware",
+    "tenants.observability.observation.TenantContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # public pages: admission, rate limit and page cache in one round trip, before
     # sessions, CSRF and authentication, so that a cached hit pays for none of them
     "content.hot_path.PublicPageMiddleware",
-    "tenants.admission.TenantAdmissionMiddleware",
+    "tenants.tariffs.admission.TenantAdmissionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -193,8 +196,8 @@ CACHES = {
             "SOCKET_TIMEOUT": 0.5,
         },
     },
-    # Rate counters: errors surface, so tenants.limits can count them and apply the
-    # fail-open / fail-closed policy instead of silently not counting.
+    # Rate counters: errors surface, so tenants.tariffs.limits can count them and
+    # apply the fail-open / fail-closed policy instead of silently not counting.
     "ratelimit": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
@@ -222,7 +225,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-# Background jobs (content.jobs, tenants.fair_queue): fair order across tenants.
+# Background jobs (content.jobs, tenants.jobs.fair_queue): fair order across tenants.
 CMS_JOBS_QUEUE = env_str("CMS_JOBS_QUEUE", "celery")
 CMS_JOBS_IN_FLIGHT_PER_TENANT = env_int("CMS_JOBS_IN_FLIGHT_PER_TENANT", 2)
 CMS_JOB_LEASE_SECONDS = env_int("CMS_JOB_LEASE_SECONDS", 600)
@@ -246,7 +249,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
-# Tariff enforcement (tenants.limits, tenants.admission).
+# Tariff enforcement (tenants.tariffs.limits, tenants.tariffs.admission).
 RATELIMIT_USE_CACHE = "ratelimit"
 CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
 CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
@@ -257,8 +260,9 @@ CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 # Publishing purges a tenant's pages at once; the lifetime bounds staleness from
 # changes that send no page signal (site settings, snippets, images).
 CMS_PAGE_CACHE_SECONDS = env_int("CMS_PAGE_CACHE_SECONDS", 300)
-# Metrics (tenants.metrics): /metrics on the public host exists only with a token or
-# an allow-list. Only the busiest CMS_METRICS_TOP_TENANTS tenants get their own label.
+# Metrics (tenants.observability.metrics): /metrics on the public host exists only
+# with a token or an allow-list. Only the busiest CMS_METRICS_TOP_TENANTS tenants get
+# their own label.
 CMS_METRICS_TOKEN = env_str("CMS_METRICS_TOKEN", "")
 CMS_METRICS_ALLOW_IPS = env_list("CMS_METRICS_ALLOW_IPS", [])
 CMS_METRICS_TOP_TENANTS = env_int("CMS_METRICS_TOP_TENANTS", 50)
@@ -295,15 +299,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "context": {"()": "tenants.request_context.RequestContextFilter"},
-        "planned_refusals": {"()": "tenants.request_context.PlannedRefusalFilter"},
+        "context": {"()": "tenants.observability.log_context.RequestContextFilter"},
+        "planned_refusals": {
+            "()": "tenants.observability.log_context.PlannedRefusalFilter"
+        },
     },
     "formatters": {
         "console": {
             "format": "%(asctime)s %(levelname)s %(name)s "
             "[%(tenant)s %(request_id)s] %(message)s"
         },
-        "json": {"()": "tenants.request_context.JsonFormatter"},
+        "json": {"()": "tenants.observability.log_context.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -20,7 +20,7 @@ from cms_project.celery import app
 from content.jobs import enqueue_job, enqueue_jobs
 from content.models import ArticlePage, BackgroundJob
 from content.tasks import sweep_scheduled_publishing_task
-from tenants import fair_queue
+from tenants.jobs import fair_queue
 from tests.conftest import ACME_HOST
 from tests.integration import REPO_ROOT, process_env, stop_process, wait_for
 

@@ -12,9 +12,9 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from cms_project.wsgi import application
-from tenants import usage
-from tenants.admission import in_flight
+from tenants.metering import usage
 from tenants.models import UsageDay
+from tenants.tariffs.admission import in_flight
 from tests.conftest import ACME_HOST, GLOBEX_HOST, all_slots_taken
 
 pytestmark = pytest.mark.django_db

@@ -12,11 +12,11 @@ from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
 from content.models import ArticlePage
-from tenants import usage
-from tenants.admission import acquire_slot, in_flight
-from tenants.limits import plan_rate, tenant_key
+from tenants.metering import usage
 from tenants.models import UsageDay
-from tenants.resolution import resolve_tenant
+from tenants.registry.resolution import resolve_tenant
+from tenants.tariffs.admission import acquire_slot, in_flight
+from tenants.tariffs.limits import plan_rate, tenant_key
 from tests.conftest import ACME_HOST
 
 pytestmark = pytest.mark.django_db

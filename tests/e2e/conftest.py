@@ -23,8 +23,8 @@ from django_tenants.utils import schema_context
 from cms_project import devstack
 from content.demo import create_editor
 from tenants.models import Plan, Tenant
-from tenants.provisioning import tenant_create, tenant_delete
-from tenants.tariffs import plan_create
+from tenants.provisioning.creation import tenant_create, tenant_delete
+from tenants.tariffs.plans import plan_create
 from tests.integration import free_port, process_env
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -223,8 +223,8 @@ def test_editor_credentials_do_not_work_on_another_tenants_admin(journey):
 def test_visitor_over_the_plan_limit_sees_the_friendly_429_page(
     journey, django_db_blocker
 ):
-    from tenants.selectors import plan_get
-    from tenants.tariffs import plan_update
+    from tenants.registry.selectors import plan_get
+    from tenants.tariffs.plans import plan_update
 
     visitor = journey.page
     with orm_access(django_db_blocker):

@@ -26,7 +26,7 @@ from wagtail.models import Site
 from wagtail.search import index
 
 from content.models import ArticlePage
-from tenants.provisioning import tenant_media_dir
+from tenants.provisioning.creation import tenant_media_dir
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 
 TWIN_SLUG = "twin"

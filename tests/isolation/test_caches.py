@@ -20,7 +20,7 @@ from wagtail.images.models import Image
 from wagtail.models import Site
 
 from content.models import ArticlePage
-from tenants.provisioning import tenant_media_dir
+from tenants.provisioning.creation import tenant_media_dir
 from tests.isolation.conftest import TWIN_SLUG, Twin, assert_only_own
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ import time
 import pytest
 from django.test import RequestFactory
 
-from tenants.admission import TenantAdmissionMiddleware, acquire_slot, in_flight
-from tenants.resolution import resolve_tenant
+from tenants.registry.resolution import resolve_tenant
+from tenants.tariffs.admission import TenantAdmissionMiddleware, acquire_slot, in_flight
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from tenants.cloning import clone_template, template_snapshot
+from tenants.provisioning.cloning import clone_template, template_snapshot
 
 pytestmark = pytest.mark.django_db
 

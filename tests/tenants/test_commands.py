@@ -17,7 +17,7 @@ from django.test import Client
 from django_tenants.utils import schema_context, schema_exists
 
 from tenants.models import Domain, Tenant
-from tenants.provisioning import tenant_media_dir
+from tenants.provisioning.creation import tenant_media_dir
 from tests.integration import REPO_ROOT, process_env
 
 pytestmark = pytest.mark.django_db

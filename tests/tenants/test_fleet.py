@@ -5,8 +5,8 @@ from django.core.management import call_command
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from tenants.fleet import migrate_fleet, schemas_behind
-from tenants.provisioning import tenant_create
+from tenants.provisioning.creation import tenant_create
+from tenants.provisioning.fleet import migrate_fleet, schemas_behind
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +88,7 @@ def test_fleet_migrates_the_tenants_behind_and_skips_the_rest():
 def test_failed_tenant_is_reported_and_a_rerun_resumes(monkeypatch):
     _roll_back_content("acme")
     _roll_back_content("globex")
-    import tenants.fleet as fleet
+    import tenants.provisioning.fleet as fleet
 
     real = fleet._migrate_one
 

@@ -31,7 +31,7 @@ def test_host_lookup_ignores_port_and_case(client):
 def test_resolution_needs_no_query_once_cached(acme_client, django_assert_num_queries):
     acme_client.get("/")  # warm the host map and Wagtail's caches
 
-    from tenants.resolution import resolve_tenant
+    from tenants.registry.resolution import resolve_tenant
 
     with django_assert_num_queries(0):
         tenant = resolve_tenant("acme.localhost")
@@ -39,7 +39,7 @@ def test_resolution_needs_no_query_once_cached(acme_client, django_assert_num_qu
 
 
 def test_plan_change_reaches_the_host_map(acme_client):
-    from tenants.resolution import resolve_tenant
+    from tenants.registry.resolution import resolve_tenant
 
     assert resolve_tenant("acme.localhost").plan.name == "pro"
 

@@ -81,9 +81,10 @@ def test_probes_are_not_admitted_logged_or_rate_limited(
 ):
     taken = []
     monkeypatch.setattr(
-        "tenants.admission.acquire_slot", lambda *args: taken.append(args) or "t"
+        "tenants.tariffs.admission.acquire_slot",
+        lambda *args: taken.append(args) or "t",
     )
-    monkeypatch.setattr("tenants.admission.release_slot", lambda *args: None)
+    monkeypatch.setattr("tenants.tariffs.admission.release_slot", lambda *args: None)
     caplog.set_level(logging.INFO, logger="cms.access")
 
     assert acme_client.get("/healthz").status_code == 200

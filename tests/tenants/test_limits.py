@@ -109,7 +109,7 @@ def _caches_pointing_at(url: str) -> dict:
 
 
 def test_redis_down_fails_open_and_is_counted(acme_client):
-    from tenants.limits import limiter_failures
+    from tenants.tariffs.limits import limiter_failures
 
     before = limiter_failures["count"]
     with override_settings(CACHES=_caches_pointing_at(REDIS_DOWN)):

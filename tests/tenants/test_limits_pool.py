@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 
 from tenants.models import Plan, Tenant
-from tenants.provisioning import tenant_create, tenant_delete
-from tenants.tariffs import plan_create, plan_update
+from tenants.provisioning.creation import tenant_create, tenant_delete
+from tenants.tariffs.plans import plan_create, plan_update
 from tests.integration import free_port, http_get, start_gunicorn, stop_process
 
 HOST = "poolcheck.localhost"

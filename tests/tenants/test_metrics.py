@@ -5,7 +5,8 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory, override_settings
 from prometheus_client import REGISTRY
 
-from tenants import metrics, usage
+from tenants.metering import usage
+from tenants.observability import metrics
 from tests.conftest import all_slots_taken
 
 TOKEN = "scrape-secret"
@@ -113,8 +114,8 @@ def test_in_flight_gauge_counts_a_running_request(acme_client, monkeypatch):
         seen.append(_value("cms_requests_in_flight", tenant="acme"))
         return "token"
 
-    monkeypatch.setattr("tenants.admission.acquire_slot", slot)
-    monkeypatch.setattr("tenants.admission.release_slot", lambda *args: None)
+    monkeypatch.setattr("tenants.tariffs.admission.acquire_slot", slot)
+    monkeypatch.setattr("tenants.tariffs.admission.release_slot", lambda *args: None)
     idle = _value("cms_requests_in_flight", tenant="acme")
 
     acme_client.get("/search/", {"q": "rockets"})
@@ -190,7 +191,7 @@ def test_queue_depth_is_reported_per_tenant(monkeypatch):
 
 
 def test_queue_depth_reads_the_fair_queue(db):
-    from tenants import fair_queue
+    from tenants.jobs import fair_queue
 
     fair_queue.clear()
     try:
@@ -201,7 +202,7 @@ def test_queue_depth_reads_the_fair_queue(db):
 
 
 def test_publish_jobs_are_counted_by_tenant_and_outcome():
-    from tenants.task_context import publish_job_outcome
+    from tenants.jobs.task_context import publish_job_outcome
 
     class Task:
         def __init__(self, name):

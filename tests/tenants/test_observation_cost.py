@@ -3,8 +3,9 @@ pipeline) for a tenant's request, none for the operator's host, and no query."""
 
 import pytest
 
-from tenants import metrics, usage
+from tenants.metering import usage
 from tenants.models import UsageDay
+from tenants.observability import metrics
 
 
 class CountingRedis:

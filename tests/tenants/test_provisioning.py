@@ -5,9 +5,9 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_exists
 
-from tenants import provisioning
 from tenants.errors import ProvisioningFailed
 from tenants.models import Domain, Tenant
+from tenants.provisioning import creation as provisioning
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ that quiet tenants need (see the noisy-neighbour benchmark)."""
 import pytest
 from django.core.management import call_command
 
-from tenants.admission import acquire_slot, release_slot
-from tenants.resolution import resolve_tenant
+from tenants.registry.resolution import resolve_tenant
+from tenants.tariffs.admission import acquire_slot, release_slot
 
 pytestmark = pytest.mark.django_db
 

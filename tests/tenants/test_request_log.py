@@ -10,8 +10,8 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
-from tenants import request_context
-from tenants.request_context import JsonFormatter, RequestContextFilter
+from tenants.observability import log_context
+from tenants.observability.log_context import JsonFormatter, RequestContextFilter
 from tests.integration import wait_for
 
 
@@ -91,7 +91,7 @@ def test_early_answers_are_logged_too(db, caplog):
 
 
 def test_suspended_tenant_answer_is_logged_with_the_tenant(acme_client, caplog):
-    from tenants.lifecycle import tenant_set_status
+    from tenants.provisioning.lifecycle import tenant_set_status
 
     tenant_set_status(slug="acme", status="suspended")
     caplog.set_level(logging.INFO, logger="cms.access")
@@ -107,29 +107,27 @@ def test_log_lines_inside_a_request_carry_tenant_and_id(acme_client, monkeypatch
     seen = []
 
     def acquire_slot(schema_name, cap):
-        seen.append(
-            (request_context.tenant_var.get(), request_context.request_id_var.get())
-        )
+        seen.append((log_context.tenant_var.get(), log_context.request_id_var.get()))
         return "token"
 
-    monkeypatch.setattr("tenants.admission.acquire_slot", acquire_slot)
-    monkeypatch.setattr("tenants.admission.release_slot", lambda *a: None)
+    monkeypatch.setattr("tenants.tariffs.admission.acquire_slot", acquire_slot)
+    monkeypatch.setattr("tenants.tariffs.admission.release_slot", lambda *a: None)
 
     acme_client.get("/search/", {"q": "rockets"}, HTTP_X_REQUEST_ID="inside-1")
 
     assert seen == [("acme", "inside-1")]
-    assert request_context.tenant_var.get() == "-"
+    assert log_context.tenant_var.get() == "-"
 
 
 def test_json_formatter_writes_one_event_per_line():
     record = logging.LogRecord("x.y", logging.WARNING, "f", 1, "a\nb %s", ("c",), None)
     record.status = 503
-    tokens = request_context.bind(request_id="rid-9", tenant="globex", user_id="7")
+    tokens = log_context.bind(request_id="rid-9", tenant="globex", user_id="7")
     try:
         RequestContextFilter().filter(record)
         line = JsonFormatter().format(record)
     finally:
-        request_context.unbind(tokens)
+        log_context.unbind(tokens)
 
     assert "\n" not in line
     event = json.loads(line)
@@ -169,12 +167,12 @@ def test_request_id_and_tenant_follow_a_task_into_a_real_worker(
 
     request_id = f"trace-{uuid.uuid4().hex[:8]}"
     missing_page = 987_654_321
-    tokens = request_context.bind(request_id=request_id, tenant="acme")
+    tokens = log_context.bind(request_id=request_id, tenant="acme")
     try:
         with schema_context("acme"):
             publish_page_task.delay(missing_page)
     finally:
-        request_context.unbind(tokens)
+        log_context.unbind(tokens)
 
     events = wait_for(
         lambda: [
@@ -195,12 +193,12 @@ def test_a_fair_queue_job_logs_under_its_own_tenant(committed, celery_worker):
     from content.jobs import enqueue_job
 
     sender_request = f"sender-{uuid.uuid4().hex[:8]}"
-    tokens = request_context.bind(request_id=sender_request, tenant="acme")
+    tokens = log_context.bind(request_id=sender_request, tenant="acme")
     try:
         with schema_context("globex"):
             job = enqueue_job(kind="test.noop", args={})
     finally:
-        request_context.unbind(tokens)
+        log_context.unbind(tokens)
 
     def job_line():
         for line in celery_worker.read_text().splitlines():

@@ -5,7 +5,7 @@ from django.contrib.contenttypes.models import ContentType
 from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
-from tenants.resolution import GENERATION_KEY, _tenant_map, resolve_tenant
+from tenants.registry.resolution import GENERATION_KEY, _tenant_map, resolve_tenant
 
 pytestmark = pytest.mark.django_db
 

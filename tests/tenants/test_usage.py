@@ -8,7 +8,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tenants import usage
+from tenants.metering import usage
 from tenants.models import UsageDay
 from tests.conftest import all_slots_taken
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tenants import usage
+from tenants.metering import usage
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tenants import usage
+from tenants.metering import usage
 from tenants.models import UsageDay
 
 

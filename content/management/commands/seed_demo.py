@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from content.demo import EDITOR_USERNAME, seed_demo
-from tenants.provisioning import DEFAULT_ADMIN_USERNAME
+from tenants.provisioning.creation import DEFAULT_ADMIN_USERNAME
 
 
 class Command(BaseCommand):

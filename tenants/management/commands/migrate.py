@@ -1,8 +1,9 @@
 """``migrate`` = the public schema, then the template, then every tenant in parallel.
 
 Keeps django-tenants' options: ``--schema X`` migrates one schema as before. Without
-it, tenants are migrated by ``tenants.fleet`` (parallel, with progress and a summary,
-resumable), and the template new tenants are cloned from is migrated first.
+it, tenants are migrated by ``tenants.provisioning.fleet`` (parallel, with progress
+and a summary, resumable), and the template new tenants are cloned from is migrated
+first.
 """
 
 import os
@@ -10,7 +11,7 @@ import os
 from django.core.management.base import CommandError
 from django_tenants.management.commands.migrate_schemas import MigrateSchemasCommand
 
-from tenants.fleet import ProgressBar, migrate_fleet
+from tenants.provisioning.fleet import ProgressBar, migrate_fleet
 
 
 class Command(MigrateSchemasCommand):

@@ -4,10 +4,11 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants import tariffs
 from tenants.errors import TenantError
 from tenants.models import LIMIT_FIELDS
-from tenants.selectors import plan_as_dict, plan_get, plan_list
+from tenants.registry.selectors import plan_as_dict, plan_get, plan_list
+from tenants.tariffs import plans as tariffs
+from tenants.tariffs.features import FEATURES, parse_features
 
 
 class Command(BaseCommand):
@@ -16,16 +17,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         listing = actions.add_parser("list", help="List plans.")
-        listing.add_argument("--json", action="store_true")
-        show = actions.add_parser("show", help="Show one plan with every limit.")
-        show.add_argument("plan")
-        show.add_argument("--json", action="store_true")
+        listing.add_argument("--json", action="store_true", help="Print JSON.")
+        show = actions.add_parser(
+            "show", help="Show one plan with every limit and feature."
+        )
+        show.add_argument("plan", help="The plan's name.")
+        show.add_argument("--json", action="store_true", help="Print JSON.")
         for action, help_text in (
             ("create", "Create a plan."),
             ("update", "Change a plan's limits; tenants on it see them at once."),
         ):
             sub = actions.add_parser(action, help=help_text)
-            sub.add_argument("plan")
+            sub.add_argument("plan", help="The plan's name.")
             sub.add_argument(
                 "--limit",
                 action="append",
@@ -34,9 +37,25 @@ class Command(BaseCommand):
                 metavar="NAME=VALUE",
                 help=f"Repeatable. Names: {', '.join(LIMIT_FIELDS)}.",
             )
-            sub.add_argument("--title", default="")
+            sub.add_argument(
+                "--feature",
+                action="append",
+                default=[],
+                dest="features",
+                metavar="NAME=VALUE",
+                help=(
+                    "Repeatable. A count, or on/off for a switch. Names: "
+                    f"{', '.join(FEATURES)}."
+                ),
+            )
+            sub.add_argument("--title", default="", help="A human-readable name.")
             if action == "create":
-                sub.add_argument("--from", dest="base", help="Copy unset limits.")
+                sub.add_argument(
+                    "--from",
+                    dest="base",
+                    metavar="PLAN",
+                    help="Copy the limits and features not given from this plan.",
+                )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -69,6 +88,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{'title:':<26}{plan['title']}")
         for field in LIMIT_FIELDS:
             self.stdout.write(f"{field + ':':<26}{plan['limits'][field]}")
+        for name, value in plan["features"].items():
+            shown = (
+                ("on" if value else "off") if FEATURES[name].kind == "switch" else value
+            )
+            self.stdout.write(f"{name + ':':<26}{shown}")
 
     def handle_create(self, options: dict) -> None:
         plan = tariffs.plan_create(
@@ -76,13 +100,20 @@ class Command(BaseCommand):
             limits=tariffs.parse_limits(options["limits"]),
             title=options["title"],
             base=options["base"],
+            features=parse_features(options["features"]),
         )
         self.stdout.write(f"Created plan {plan.name}.")
 
     def handle_update(self, options: dict) -> None:
         limits = tariffs.parse_limits(options["limits"])
+        features = parse_features(options["features"])
         plan = tariffs.plan_update(
-            name=options["plan"], limits=limits, title=options["title"]
+            name=options["plan"],
+            limits=limits,
+            title=options["title"],
+            features=features,
         )
-        changed = ", ".join(f"{name}={value}" for name, value in limits.items())
+        changed = ", ".join(
+            f"{name}={value}" for name, value in {**limits, **features}.items()
+        )
         self.stdout.write(f"Updated plan {plan.name}: {changed or 'title'}.")

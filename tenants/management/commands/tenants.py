@@ -6,12 +6,14 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tenants import bulk, lifecycle, portability, provisioning, usage
 from tenants.errors import TenantError
-from tenants.fleet import ProgressBar, migrate_fleet
 from tenants.management.commands.migrate import fleet_summary
+from tenants.metering import usage
 from tenants.models import Tenant
-from tenants.selectors import tenant_as_dict, tenant_get, tenant_list
+from tenants.provisioning import bulk, lifecycle, portability
+from tenants.provisioning import creation as provisioning
+from tenants.provisioning.fleet import ProgressBar, migrate_fleet
+from tenants.registry.selectors import tenant_as_dict, tenant_get, tenant_list
 
 
 class Command(BaseCommand):

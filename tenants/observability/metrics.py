@@ -8,13 +8,13 @@ process's own registry is used.
 
 Cardinality: a label per tenant would grow without bound (10,000 tenants times status
 classes times histogram buckets). Only the ``CMS_METRICS_TOP_TENANTS`` busiest tenants
-of the last minute (from the shared traffic window in Redis, ``tenants.usage``) get
-their own ``tenant`` label; all others are added up under ``tenant="other"``, the
-operator's host under ``public`` and unknown hosts under ``unknown``. Every process
-reads the same top list (refreshed inside the request's usage pipeline, no extra
-round trip), so a tenant has one label everywhere at a time. Per-tenant detail for any
-tenant, labelled or not, is in the usage counters (``manage.py tenants top`` /
-``usage``) and in the logs.
+of the last minute (from the shared traffic window in Redis,
+``tenants.metering.usage``) get their own ``tenant`` label; all others are added up
+under ``tenant="other"``, the operator's host under ``public`` and unknown hosts
+under ``unknown``. Every process reads the same top list (refreshed inside the
+request's usage pipeline, no extra round trip), so a tenant has one label everywhere
+at a time. Per-tenant detail for any tenant, labelled or not, is in the usage
+counters (``manage.py tenants top`` / ``usage``) and in the logs.
 """
 
 import hmac
@@ -157,7 +157,7 @@ def queue_depths() -> dict[str, int]:
 
     client = get_redis_connection("ratelimit")
     try:
-        from tenants import fair_queue
+        from tenants.jobs import fair_queue
     except ImportError:  # pragma: no cover - before the fair queue existed
         fair_queue = None
     if fair_queue is not None:

@@ -26,7 +26,6 @@ from django.db.migrations.loader import MigrationLoader
 from django_redis import get_redis_connection
 from django_tenants.utils import quote_schema_name, schema_context, schema_exists
 
-from tenants.cloning import clone_template
 from tenants.errors import (
     ConfirmationRequired,
     DomainTaken,
@@ -35,9 +34,10 @@ from tenants.errors import (
     TenantNotFound,
 )
 from tenants.models import Domain, Plan, Tenant
-from tenants.resolution import invalidate_tenant_map
-from tenants.selectors import plan_get
-from tenants.validation import normalize_tenant_domain, validate_slug
+from tenants.provisioning.cloning import clone_template
+from tenants.registry.resolution import invalidate_tenant_map
+from tenants.registry.selectors import plan_get
+from tenants.registry.validation import normalize_tenant_domain, validate_slug
 
 logger = logging.getLogger(__name__)
 

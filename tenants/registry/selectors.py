@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from tenants.errors import PlanNotFound, TenantNotFound
 from tenants.models import Plan, Tenant
+from tenants.tariffs.features import plan_features
 
 
 def tenant_list() -> QuerySet[Tenant]:
@@ -56,4 +57,9 @@ def plan_get(name: str) -> Plan:
 
 
 def plan_as_dict(plan: Plan) -> dict:
-    return {"name": plan.name, "title": plan.title, "limits": plan.limits()}
+    return {
+        "name": plan.name,
+        "title": plan.title,
+        "limits": plan.limits(),
+        "features": plan_features(plan),
+    }

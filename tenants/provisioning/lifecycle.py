@@ -7,9 +7,9 @@ from django_tenants.utils import schema_context
 
 from tenants.errors import DomainNotFound, DomainTaken, TenantError
 from tenants.models import Domain, Tenant
-from tenants.resolution import invalidate_tenant_map
-from tenants.selectors import plan_get, tenant_get
-from tenants.validation import normalize_domain, normalize_tenant_domain
+from tenants.registry.resolution import invalidate_tenant_map
+from tenants.registry.selectors import plan_get, tenant_get
+from tenants.registry.validation import normalize_domain, normalize_tenant_domain
 
 
 def _sync_site_hostname(tenant: Tenant, hostname: str) -> None:

@@ -7,8 +7,8 @@ from django.db import transaction
 
 from tenants.errors import TenantError
 from tenants.models import LIMIT_FIELDS, Plan
-from tenants.resolution import invalidate_tenant_map
-from tenants.selectors import plan_get
+from tenants.registry.resolution import invalidate_tenant_map
+from tenants.registry.selectors import plan_get
 
 PLAN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 MAX_LIMIT = 2_000_000_000
@@ -49,10 +49,15 @@ def parse_limits(pairs: list[str]) -> dict[str, int]:
 
 
 def plan_create(
-    *, name: str, limits: dict[str, int], title: str = "", base: str | None = None
+    *,
+    name: str,
+    limits: dict[str, int],
+    title: str = "",
+    base: str | None = None,
+    features: dict[str, int] | None = None,
 ) -> Plan:
     """Create a tariff; limits not given are copied from ``base`` (all are required
-    without one)."""
+    without one), and so are features (unset ones take their declared default)."""
     if not PLAN_NAME.match(name):
         raise InvalidLimit(
             f"Invalid plan name {name!r}: use 2-40 lowercase letters, digits or "
@@ -60,24 +65,42 @@ def plan_create(
         )
     if Plan.objects.filter(name=name).exists():
         raise PlanExists(f"A plan named {name!r} already exists.")
-    values = plan_get(base).limits() if base else {}
+    base_plan = plan_get(base) if base else None
+    values = base_plan.limits() if base_plan else {}
     values.update(limits)
+    chosen = dict(base_plan.features) if base_plan else {}
+    chosen.update(features or {})
     missing = [field for field in LIMIT_FIELDS if field not in values]
     if missing:
         raise InvalidLimit(
             f"Missing limits: {', '.join(missing)} (give them with --limit, or copy "
             "the rest from a plan with --from)."
         )
-    return Plan.objects.create(name=name, title=title or name.title(), **values)
+    return Plan.objects.create(
+        name=name, title=title or name.title(), features=chosen, **values
+    )
 
 
-def plan_update(*, name: str, limits: dict[str, int], title: str = "") -> Plan:
-    if not limits and not title:
-        raise InvalidLimit("Nothing to change: give --limit NAME=VALUE or --title.")
+def plan_update(
+    *,
+    name: str,
+    limits: dict[str, int],
+    title: str = "",
+    features: dict[str, int] | None = None,
+) -> Plan:
+    """Change a plan; every tenant on it sees the change within a second. Lowering a
+    count never removes what tenants have, it only stops growth."""
+    if not limits and not title and not features:
+        raise InvalidLimit(
+            "Nothing to change: give --limit NAME=VALUE, --feature NAME=VALUE or "
+            "--title."
+        )
     with transaction.atomic():
         plan = plan_get(name)
         for field, value in limits.items():
             setattr(plan, field, value)
+        if features:
+            plan.features = {**plan.features, **features}
         if title:
             plan.title = title
         plan.save()

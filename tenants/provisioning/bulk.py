@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tenants.errors import TenantError
-from tenants.provisioning import ProvisionedTenant, tenant_create
+from tenants.provisioning.creation import ProvisionedTenant, tenant_create
 
 CSV_COLUMNS = ("slug", "name", "domain", "plan", "admin_email")
 

@@ -20,8 +20,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django_redis import get_redis_connection
 
-from tenants.limits import limiter_failures, wants_json
-from tenants.redis_scripts import script
+from tenants.redis_store.scripts import script
+from tenants.tariffs.limits import limiter_failures, wants_json
 
 logger = logging.getLogger(__name__)
 

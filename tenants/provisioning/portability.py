@@ -23,18 +23,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tenants.cloning import clone_template
 from tenants.errors import TenantError
 from tenants.models import Domain, Tenant
-from tenants.provisioning import (
+from tenants.provisioning.cloning import clone_template
+from tenants.provisioning.creation import (
     ensure_template_schema,
     template_schema_name,
     tenant_delete,
     tenant_media_dir,
     validate_new_tenant,
 )
-from tenants.resolution import invalidate_tenant_map
-from tenants.selectors import tenant_get
+from tenants.registry.resolution import invalidate_tenant_map
+from tenants.registry.selectors import tenant_get
 
 FORMAT_VERSION = 1
 

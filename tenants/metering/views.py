@@ -14,8 +14,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 
-from tenants import usage
-from tenants.usage_chart import daily_requests_svg
+from tenants.metering import usage
+from tenants.metering.chart import daily_requests_svg
 
 CHART_DAYS = 30
 OPERATOR_COLUMNS = ("slug", "plan", *usage.COUNTERS, *usage.SNAPSHOTS)

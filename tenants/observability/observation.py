@@ -16,7 +16,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
-from tenants import metrics, request_context, usage
+from tenants.metering import usage
+from tenants.observability import log_context, metrics
 
 access_logger = logging.getLogger("cms.access")
 logger = logging.getLogger(__name__)
@@ -57,24 +58,24 @@ def observed(
     event, metrics and usage counts. The first middleware, and content.edge for the
     pages it answers before Django's handler (``started``: when it began, by
     ``time.perf_counter``)."""
-    request_id = request_context.accepted_request_id(
-        request.META.get(request_context.REQUEST_ID_META)
+    request_id = log_context.accepted_request_id(
+        request.META.get(log_context.REQUEST_ID_META)
     )
     request.request_id = request_id
-    tokens = request_context.bind(request_id=request_id, tenant="-", user_id="-")
+    tokens = log_context.bind(request_id=request_id, tenant="-", user_id="-")
     started = time.perf_counter() if started is None else started
     response = None
     status = 500
     try:
         response = respond()
         status = response.status_code
-        response[request_context.REQUEST_ID_HEADER] = request_id
+        response[log_context.REQUEST_ID_HEADER] = request_id
         return response
     finally:
         if request.path not in UNOBSERVED_PATHS:
             elapsed = time.perf_counter() - started
             _observe(request, response, status, elapsed)
-        request_context.unbind(tokens)
+        log_context.unbind(tokens)
 
 
 def in_tenant_context(
@@ -82,7 +83,7 @@ def in_tenant_context(
 ) -> HttpResponse:
     """Run ``respond`` with the tenant on log lines and in its in-flight gauge."""
     tenant = tenant_name(request)
-    tokens = request_context.bind(tenant=tenant)
+    tokens = log_context.bind(tenant=tenant)
     observed_path = request.path not in UNOBSERVED_PATHS
     # one label for both ends, even if the top list changes meanwhile
     gauge = metrics.IN_FLIGHT.labels(metrics.tenant_labels.label(tenant))
@@ -93,7 +94,7 @@ def in_tenant_context(
     finally:
         if observed_path:
             gauge.dec()
-        request_context.unbind(tokens)
+        log_context.unbind(tokens)
 
 
 class RequestObservationMiddleware:
@@ -105,7 +106,7 @@ class RequestObservationMiddleware:
 
 
 def _meter(request: HttpRequest, tenant: str, status: int, seconds: float) -> None:
-    """Usage counters: the request's one Redis round trip (tenants.usage)."""
+    """Usage counters: the request's one Redis round trip (tenants.metering.usage)."""
     refresh = metrics.top_tenants() if metrics.tenant_labels.refresh_due() else 0
     try:
         busiest = usage.record_request(

@@ -22,7 +22,7 @@ from celery.signals import (
 )
 from django.db import connection
 
-from tenants import request_context
+from tenants.observability import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ TENANT_HEADER = "cms_tenant"
 
 
 def _current_tenant() -> str:
-    tenant = request_context.tenant_var.get()
+    tenant = log_context.tenant_var.get()
     if tenant != "-":
         return tenant
     schema = getattr(connection, "schema_name", None)
@@ -44,7 +44,7 @@ def _current_tenant() -> str:
 def add_context_headers(headers: dict | None = None, **kwargs) -> None:
     if headers is None:
         return
-    headers.setdefault(REQUEST_ID_HEADER, request_context.request_id_var.get())
+    headers.setdefault(REQUEST_ID_HEADER, log_context.request_id_var.get())
     headers.setdefault(TENANT_HEADER, _current_tenant())
 
 
@@ -58,20 +58,20 @@ def _header(task, name: str) -> str | None:
 def bind_task_context(task=None, **kwargs) -> None:
     if task is None:
         return
-    request_context.clear()
+    log_context.clear()
     if task.name in ANONYMOUS_TASKS:
         # whoever sent the token, the job it runs may be another tenant's
-        request_context.bind(request_id=request_context.new_request_id())
+        log_context.bind(request_id=log_context.new_request_id())
         return
-    request_context.bind(
-        request_id=_header(task, REQUEST_ID_HEADER) or request_context.new_request_id(),
+    log_context.bind(
+        request_id=_header(task, REQUEST_ID_HEADER) or log_context.new_request_id(),
         tenant=_header(task, TENANT_HEADER) or _header(task, "_schema_name") or "-",
     )
 
 
 def bind_task_tenant(schema: str) -> None:
     """For tasks that pick their tenant while running (fair-queue tokens)."""
-    request_context.bind(tenant=schema)
+    log_context.bind(tenant=schema)
 
 
 # Tasks that run publish jobs (the fair queue's tokens and the plain FIFO task).
@@ -83,7 +83,7 @@ def publish_job_outcome(task, retval, state: str | None) -> tuple[str, str] | No
     tokens that found no job."""
     if task is None or task.name not in PUBLISH_TASKS:
         return None
-    context_tenant = request_context.tenant_var.get()
+    context_tenant = log_context.tenant_var.get()
     if isinstance(retval, dict) and retval.get("status"):
         if task.name == "content.run_next_job":
             tenant = retval.get("schema")
@@ -101,7 +101,8 @@ def finish_task(task=None, retval=None, state=None, **kwargs) -> None:
     try:
         outcome = publish_job_outcome(task, retval, state)
         if outcome is not None:
-            from tenants import metrics, usage
+            from tenants.metering import usage
+            from tenants.observability import metrics
 
             tenant, result = outcome
             labels = metrics.tenant_labels
@@ -115,7 +116,7 @@ def finish_task(task=None, retval=None, state=None, **kwargs) -> None:
     except Exception:
         logger.exception("could not count a publish job")
     finally:
-        request_context.clear()
+        log_context.clear()
 
 
 @worker_process_shutdown.connect(dispatch_uid="cms_metrics_process_dead")

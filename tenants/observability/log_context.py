@@ -2,9 +2,9 @@
 
 Every line a web request or a Celery task writes must carry its tenant and request id,
 or one tenant's problem cannot be told apart from another's in a shared pool. The
-values live in context variables (set by ``tenants.observation`` for a request and by
-``tenants.task_context`` for a task) and a logging filter copies them onto every
-record, so no call site has to pass them along.
+values live in context variables (set by ``tenants.observability.observation`` for a
+request and by ``tenants.jobs.task_context`` for a task) and a logging filter copies
+them onto every record, so no call site has to pass them along.
 """
 
 import contextvars

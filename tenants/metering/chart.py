@@ -3,7 +3,7 @@
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from tenants.usage import UsageRow
+from tenants.metering.usage import UsageRow
 
 WIDTH = 720
 HEIGHT = 180

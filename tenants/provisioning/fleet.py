@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 
 from tenants.models import Tenant
-from tenants.provisioning import ensure_template_schema, template_schema_name
+from tenants.provisioning.creation import ensure_template_schema, template_schema_name
 
 BATCH = 100
 

@@ -1,8 +1,8 @@
 """The tenant gate: first middleware of every request.
 
-Host -> tenant (cached, tenants.resolution), then: the operator's public hosts get the
-public schema and URLconf; unknown hosts a 404 page; suspended tenants a 503 page;
-everyone else runs in their own schema with the tenant URLconf.
+Host -> tenant (cached, tenants.registry.resolution), then: the operator's public
+hosts get the public schema and URLconf; unknown hosts a 404 page; suspended tenants
+a 503 page; everyone else runs in their own schema with the tenant URLconf.
 """
 
 from collections.abc import Callable
@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import set_urlconf
 
-from tenants.resolution import resolve_tenant, tenant_site
+from tenants.registry.resolution import resolve_tenant, tenant_site
 
 
 def request_host(request: HttpRequest) -> str:
@@ -63,7 +63,8 @@ class TenantGateMiddleware:
             return suspended_response(tenant.name)
 
         connection.set_tenant(tenant)
-        # Wagtail reads it from here instead of querying for it (tenants.resolution)
+        # Wagtail reads it from here instead of querying for it
+        # (tenants.registry.resolution)
         request._wagtail_site = tenant_site(request)
         request.urlconf = settings.ROOT_URLCONF
         set_urlconf(request.urlconf)

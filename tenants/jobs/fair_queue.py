@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from tenants.errors import TenantError
-from tenants.redis_scripts import script
+from tenants.redis_store.scripts import script
 
 
 class HourlyLimitExceeded(TenantError):

@@ -32,7 +32,7 @@ from redis.exceptions import NoScriptError
 
 from tenants.errors import TenantError
 from tenants.models import Tenant, UsageDay, UsageFlush
-from tenants.redis_scripts import script
+from tenants.redis_store.scripts import script
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def _snapshot(tenant: Tenant) -> dict[str, int]:
     """Storage, pages and users as the tenant's quotas count them."""
     from django_tenants.utils import schema_context
 
-    from tenants import quotas
+    from tenants.tariffs import quotas
 
     with schema_context(tenant.schema_name):
         return {

@@ -1,0 +1,6 @@
+"""Usage per tenant and day, for billing, the tenant's Usage page and operators' reports.
+
+Owns: the counters in Redis, their flush into ``UsageDay`` rows, the reports and views.
+May import: ``tenants.models``, ``tenants.errors``, ``tenants.redis_store``,
+``tenants.tariffs`` (storage, pages and users snapshots).
+"""
