@@ -1,9 +1,9 @@
 """URLs of a tenant's host: Wagtail admin, API, media and the tenant's pages.
 
 Public pages and the API are wrapped in the tariff's rate limits here (public pages
-are marked for content.hot_path, which counts their GETs against the same limit in
-the round trip that also reads the page cache); the admin is
-not (editors are never locked out by their visitors) except for its login, which is
+are marked with ``public_pages``: tenants.request_path.decision counts their GETs
+against the same limit in the round trip that also reads the page cache); the admin
+is not (editors are never locked out by their visitors) except for its login, which is
 limited against password guessing.
 """
 
@@ -21,11 +21,11 @@ from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 
 from content.api import api_router
 from content.api_write import ArticleWriteView
-from content.hot_path import public_pages
 from content.media import serve_tenant_media
 from content.quota_views import storage_checked
 from content.search import search_view
 from tenants.observability.health import healthz, readyz
+from tenants.request_path.public_pages import public_pages
 from tenants.tariffs.limits import api_dimension, login_limited, tariff_limited
 
 public_read = tariff_limited("public_reads_per_minute")

@@ -9,9 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
 
 application = get_wsgi_application()
 
-# Cached public pages are answered before Django's handler (content.edge). The
-# benchmarks' plain and vanilla set-ups load other settings through this module.
+# Cached public pages are answered before Django's handler (tenants.request_path.edge).
+# The benchmarks' plain and vanilla set-ups load other settings through this module.
 if apps.is_installed("django_tenants") and apps.is_installed("content"):
-    from content.edge import PageCacheEdge
+    from tenants.request_path.edge import PageCacheEdge
 
     application = PageCacheEdge(application)

@@ -8,6 +8,7 @@ class ContentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from content.page_cache import connect_purge_signals
+        from content.page_cache import connect_purge_signals, install_policy
 
+        install_policy()
         connect_purge_signals()

@@ -1,70 +1,19 @@
-"""Per-tenant page cache for anonymous visitors.
+"""What of a tenant's site may be cached for anonymous visitors, and when to forget it.
 
-A public page read by a visitor without a session cookie is the same for every such
-visitor, so its rendered response is kept in Redis and served without touching
-PostgreSQL or the template engine. Entries live under the tenant's cache keys (the
-cache alias's key function adds the schema) and are keyed by host, path and query.
-Reading happens in content.hot_path's one round trip; this module stores, keys and
-invalidates. Headers added by the middleware inside ``PublicPageMiddleware``
-(X-Frame-Options, say) are stored with the page; those of the middleware outside it
-(security headers, the request id) are added to every answer.
-
-Invalidation is a per-tenant generation counter: each entry records the generation it
-was rendered under, and publishing, unpublishing, moving or deleting a page of a tenant
-bumps that tenant's counter (one ``INCR``), which turns every entry of that tenant -
-and no other tenant's - into a miss. An entry is a hash of its generation (``g``) and
-the pickled page (``p``), so the lookup script compares generations in Redis and
-sends back only a current page. An entry is tagged with the generation read *before*
-rendering, so a page rendered while a publish commits is never stored as current.
+The platform's page cache (tenants.request_path.page_cache) stores and looks up; this
+module is the one place that decides whether a request may be answered from it and
+whether a response may be stored (``policy``, installed at start-up), and which
+changes purge a tenant's pages (``connect_purge_signals``).
 """
 
-import hashlib
-import logging
-import pickle
-import time
-from dataclasses import dataclass
-
 from django.conf import settings
-from django.core.cache import caches
-from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 
-logger = logging.getLogger(__name__)
-
-CACHE_ALIAS = "default"
-GENERATION_KEY = "page-cache:generation"
-STATUS_HEADER = "X-Page-Cache"
-# Headers that belong to one response only, or are added again on the way out.
-_UNSTORED_HEADERS = frozenset({"set-cookie", "vary", "ratelimit", "ratelimit-policy"})
-
-
-@dataclass(frozen=True)
-class CachedPage:
-    """What is kept of a response: small, explicit, and picklable. (Its generation
-    is stored beside it, in the entry's hash, for the lookup script to compare.)"""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    content: bytes
-
-    def response(self) -> HttpResponse:
-        response = HttpResponse(self.content, status=self.status)
-        for name, value in self.headers:
-            response[name] = value
-        return response
-
-
-def cache_seconds() -> int:
-    return int(getattr(settings, "CMS_PAGE_CACHE_SECONDS", 0))
-
-
-def page_key(request: HttpRequest) -> str:
-    """Host (with port), path and query: the same path on two hosts of one tenant may
-    render different absolute URLs, and the schema prefix separates tenants."""
-    host = request.META.get("HTTP_HOST", "").lower()
-    query = request.META.get("QUERY_STRING", "")
-    digest = hashlib.sha256(f"{host}\n{request.path}\n{query}".encode()).hexdigest()
-    return f"page-cache:entry:{digest[:40]}"
+from tenants.request_path.page_cache import (
+    CachePolicy,
+    purge_tenant_pages,
+    set_policy,
+)
 
 
 def is_cacheable_request(request: HttpRequest) -> bool:
@@ -91,63 +40,10 @@ def is_cacheable_response(request: HttpRequest, response: HttpResponse) -> bool:
     return "private" not in cache_control and "no-store" not in cache_control
 
 
-def start_generation() -> int | None:
-    """A tenant's first generation: a timestamp, so a counter lost from Redis never
-    restarts at a value that old entries still carry."""
-    cache = caches[CACHE_ALIAS]
-    cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
-    return cache.get(GENERATION_KEY)
-
-
-def store(request: HttpRequest, response: HttpResponse, generation: int) -> None:
-    if hasattr(response, "render") and not response.is_rendered:
-        response.render()
-    entry = CachedPage(
-        status=response.status_code,
-        headers=tuple(
-            (name, value)
-            for name, value in response.items()
-            if name.lower() not in _UNSTORED_HEADERS
-        ),
-        content=response.content,
+def install_policy() -> None:
+    set_policy(
+        CachePolicy(request=is_cacheable_request, response=is_cacheable_response)
     )
-    _, key = entry_keys(request)
-    payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        client = caches[CACHE_ALIAS].client.get_client(write=True)
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(key, mapping={"g": str(generation), "p": payload})
-        pipe.expire(key, cache_seconds())
-        pipe.execute()
-    except Exception as exc:  # noqa: BLE001 - the page was served; caching is a bonus
-        logger.warning("page cache: could not store %s: %s", request.path, exc)
-
-
-def entry_keys(request: HttpRequest) -> tuple[str, str]:
-    """The Redis keys of the active tenant's generation and of this page's entry."""
-    cache = caches[CACHE_ALIAS]
-    return cache.make_key(GENERATION_KEY), cache.make_key(page_key(request))
-
-
-def purge_tenant_pages() -> None:
-    """Invalidate every cached page of the tenant whose schema is active: at once, and
-    again when the current transaction commits (a visitor who read the old page while
-    it was committing may have cached it under the first bump; after a rollback the
-    first bump merely costs one re-render per page)."""
-    schema_name = getattr(connection, "schema_name", "-")
-    cache = caches[CACHE_ALIAS]
-    # The key function reads the active schema: build the key now, not on commit.
-    generation_key = cache.make_key(GENERATION_KEY)
-
-    def bump() -> None:
-        try:
-            cache.client.get_client(write=True).incr(generation_key)
-        except Exception:
-            logger.exception("page cache: could not purge tenant %s", schema_name)
-
-    bump()
-    if connection.in_atomic_block:
-        transaction.on_commit(bump)
 
 
 def _purge_on_page_change(sender, instance, **kwargs) -> None:

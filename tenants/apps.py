@@ -8,7 +8,7 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenants.adapters.content_types import install_schema_scoped_cache
+        from tenants.adapters.django import install_schema_scoped_cache
 
         install_schema_scoped_cache()
 

@@ -106,7 +106,7 @@ class Domain(DomainMixin):
 
 class UsageDay(models.Model):
     """One tenant's metered use on one day (UTC), for tariff billing and the usage
-    views. Request counts are added by ``tenants.metering.usage.flush_usage`` from
+    views. Request counts are added by ``tenants.metering.flush.flush_usage`` from
     counters kept in Redis; storage, pages and users are the last snapshot of that
     day."""
 

@@ -99,10 +99,10 @@ def celery_worker(django_db_setup, tmp_path_factory):
 def _fresh_limit_counters():
     """Rate counters and concurrency slots live in Redis, outside the test transaction:
     every test starts with none."""
-    from django_redis import get_redis_connection
+    from tenants.redis_store.keys import state_redis, tenant_key_pattern
 
-    client = get_redis_connection("ratelimit")
-    for pattern in ("*:test:*", "cms:inflight:*", "cms:fairq:*:rate:*"):
+    client = state_redis()
+    for pattern in ("*:test:*", tenant_key_pattern("*"), "cms:test:fairq:*:rate:*"):
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)

@@ -91,10 +91,12 @@ def clear_limit_counters() -> None:
     page cache shares the Redis database and stays warm."""
     from django_redis import get_redis_connection
 
-    client = get_redis_connection("ratelimit")
+    from tenants.tariffs.admission import slots_key
+
+    client = get_redis_connection("state")
     for slug in [*QUIET, NOISY]:
         # "<schema>:<prefix>:<version>:rl:<digest>" (django-tenants' key function)
-        for pattern in (f"{slug}:*:rl:*", f"cms:inflight:{slug}"):
+        for pattern in (f"{slug}:*:rl:*", slots_key(slug)):
             keys = list(client.scan_iter(match=pattern, count=1000))
             if keys:
                 client.delete(*keys)
@@ -232,7 +234,7 @@ def merge_blocks(blocks: list[list]) -> list:
 
 def measure_limit_overhead(calls: int) -> dict:
     """What the limit decision costs a public page, in-process against the real
-    Redis: content.hot_path's decision (concurrency slot, the count against the plan's
+    Redis: the public page decision (concurrency slot, the count against the plan's
     rate and the page-cache lookup, one Lua script) plus releasing the slot, timed
     together. (Served, the release rides on the request's metering round trip; here
     it is a round trip of its own, so the figure is an upper bound.)"""
@@ -240,21 +242,21 @@ def measure_limit_overhead(calls: int) -> dict:
     from django.test import RequestFactory
     from django_redis import get_redis_connection
 
-    from content.hot_path import take_hot_path
     from tenants.models import Tenant
+    from tenants.request_path.decision import decide_page_request
 
     tenant = Tenant.objects.select_related("plan").get(schema_name=QUIET[0])
     connection.set_tenant(tenant)
     request = RequestFactory().get("/", HTTP_HOST=host(QUIET[0]))
     request.tenant = tenant
-    redis = get_redis_connection("ratelimit")
+    redis = get_redis_connection("state")
     timings = []
     try:
         for index in range(calls + 200):
             began = time.perf_counter()
-            hot_path = take_hot_path(request, tenant)
+            decision = decide_page_request(request, tenant)
             pipe = redis.pipeline(transaction=False)
-            hot_path.release(pipe)
+            decision.release(pipe)
             pipe.execute()
             if index >= 200:  # the first calls load the Lua script and connect
                 timings.append((time.perf_counter() - began) * 1000)

@@ -46,7 +46,7 @@ def main() -> int:
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from tenants.metering import usage
+    from tenants.metering import counters
     from tenants.observability import metrics
     from tenants.observability.log_context import JsonFormatter, RequestContextFilter
     from tenants.observability.observation import (
@@ -90,7 +90,7 @@ def main() -> int:
     timed(
         "  usage pipeline alone (one round trip)",
         args.calls,
-        lambda: usage.record_request(
+        lambda: counters.record_request(
             schema="bench_tenant", request=request, status=200, seconds=0.01
         ),
     )

@@ -28,7 +28,7 @@ MIDDLEWARE = [
     if name == "content.middleware.TenantRedirectMiddleware"
     else name
     for name in MIDDLEWARE
-    if not name.startswith(("tenants.", "content.hot_path."))
+    if not name.startswith("tenants.")
 ]
 ROOT_URLCONF = "bench.overhead.vanilla_urls"
 # Wagtail's background work in the calling process, as a plain Wagtail site has it

@@ -83,10 +83,8 @@ PUBLIC_SCHEMA_URLCONF = "cms_project.urls_public"
 # setting on ROLLBACK TO SAVEPOINT (#1262); tests/tenants/test_search_path.py holds it.
 TENANT_LIMIT_SET_CALLS = True
 # Keep Django's content type cache per schema instead of emptying it at every schema
-# switch (tenants.adapters.content_types).
-EXTRA_SET_TENANT_METHOD_PATH = (
-    "tenants.adapters.content_types.skip_clear_on_schema_switch"
-)
+# switch (tenants.adapters.django).
+EXTRA_SET_TENANT_METHOD_PATH = "tenants.adapters.django.skip_clear_on_schema_switch"
 ROOT_URLCONF = "cms_project.urls_tenants"
 # The migrated schema every new tenant is cloned from
 # (see tenants.provisioning.creation).
@@ -116,8 +114,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # public pages: admission, rate limit and page cache in one round trip, before
     # sessions, CSRF and authentication, so that a cached hit pays for none of them
-    "content.hot_path.PublicPageMiddleware",
-    "tenants.tariffs.admission.TenantAdmissionMiddleware",
+    "tenants.request_path.middleware.PublicPageMiddleware",
+    "tenants.request_path.middleware.TenantAdmissionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -177,6 +175,9 @@ STORAGES = {
 }
 
 REDIS_URL = env_str("REDIS_URL")
+# Prefix of every Redis key this installation writes (tenants.redis_store.keys), so
+# installations or test runs sharing one Redis never meet.
+CMS_REDIS_KEY_PREFIX = env_str("CMS_REDIS_KEY_PREFIX", "")
 # Every alias gets the tenant key function: without it Wagtail's site root paths (and
 # any other cached value) would be shared between tenants.
 _TENANT_KEYS = {
@@ -189,6 +190,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         **_TENANT_KEYS,
+        "KEY_PREFIX": CMS_REDIS_KEY_PREFIX,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "IGNORE_EXCEPTIONS": True,
@@ -196,12 +198,15 @@ CACHES = {
             "SOCKET_TIMEOUT": 0.5,
         },
     },
-    # Rate counters: errors surface, so tenants.tariffs.limits can count them and
-    # apply the fail-open / fail-closed policy instead of silently not counting.
-    "ratelimit": {
+    # State: rate counters, concurrency slots, the fair queue, usage counters. Errors
+    # surface, so callers (tenants.tariffs.limits, ...) apply the fail-open /
+    # fail-closed policy instead of silently not counting. Must be the same Redis as
+    # "default": the request decision reads the page cache in the same script.
+    "state": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         **_TENANT_KEYS,
+        "KEY_PREFIX": CMS_REDIS_KEY_PREFIX,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": 0.5,
@@ -250,13 +255,14 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # Tariff enforcement (tenants.tariffs.limits, tenants.tariffs.admission).
-RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_USE_CACHE = "state"
 CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
 CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
 CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
 CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
-# Per-tenant page cache for anonymous visitors (content.page_cache); 0 turns it off.
+# Per-tenant page cache for anonymous visitors (tenants.request_path.page_cache);
+# 0 turns it off.
 # Publishing purges a tenant's pages at once; the lifetime bounds staleness from
 # changes that send no page signal (site settings, snippets, images).
 CMS_PAGE_CACHE_SECONDS = env_int("CMS_PAGE_CACHE_SECONDS", 300)

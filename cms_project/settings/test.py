@@ -11,8 +11,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
 
 # Keys of test runs never meet a development server's keys in a shared Redis.
+CMS_REDIS_KEY_PREFIX = "test"
 for _alias in CACHES.values():  # noqa: F405
-    _alias["KEY_PREFIX"] = "test"
+    _alias["KEY_PREFIX"] = CMS_REDIS_KEY_PREFIX
 # A worker of a running `make up` sharing this Redis must not take the tests' tasks.
 CELERY_TASK_DEFAULT_QUEUE = "tests"
 CMS_JOBS_QUEUE = env_str("CMS_JOBS_QUEUE", "tests")  # noqa: F405

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from tenants.errors import TenantError
+from tenants.redis_store.keys import platform_key, state_redis
 from tenants.redis_store.scripts import script
 
 
@@ -173,14 +174,12 @@ return redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), ARGV[2])
 
 
 def _redis():
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("ratelimit")
+    return state_redis()
 
 
 def key_prefix() -> str:
-    """Keys of one Celery queue's fair queue (``cms:fairq:<queue>:``)."""
-    return f"cms:fairq:{jobs_queue()}:"
+    """Keys of one Celery queue's fair queue (``cms[:<env>]:fairq:<queue>:``)."""
+    return platform_key("fairq", jobs_queue()) + ":"
 
 
 def jobs_queue() -> str:
@@ -294,3 +293,19 @@ def clear(*, schema: str | None = None) -> None:
     client.srem(f"{prefix}inflight-schemas", schema)
     client.lrem(f"{prefix}ring", 0, schema)
     client.lrem(f"{prefix}new", 0, schema)
+
+
+def queue_depths() -> dict[str, int]:
+    """Jobs waiting per tenant schema (for the metrics' queue depth)."""
+    client = _redis()
+    prefix = key_prefix()
+    schemas = sorted(
+        member.decode() if isinstance(member, bytes) else member
+        for member in client.smembers(f"{prefix}members")
+    )
+    if not schemas:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for schema in schemas:
+        pipe.llen(f"{prefix}jobs:{schema}")
+    return dict(zip(schemas, map(int, pipe.execute()), strict=True))

@@ -101,12 +101,12 @@ def finish_task(task=None, retval=None, state=None, **kwargs) -> None:
     try:
         outcome = publish_job_outcome(task, retval, state)
         if outcome is not None:
-            from tenants.metering import usage
+            from tenants.metering import counters
             from tenants.observability import metrics
 
             tenant, result = outcome
             labels = metrics.tenant_labels
-            busiest = usage.record_publish_job(
+            busiest = counters.record_publish_job(
                 schema=tenant,
                 refresh_labels=metrics.top_tenants() if labels.refresh_due() else 0,
             )

@@ -3,7 +3,7 @@
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from tenants.metering.usage import UsageRow
+from tenants.metering.reports import UsageRow
 
 WIDTH = 720
 HEIGHT = 180

@@ -14,25 +14,25 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 
-from tenants.metering import usage
+from tenants.metering import counters, reports
 from tenants.metering.chart import daily_requests_svg
 
 CHART_DAYS = 30
-OPERATOR_COLUMNS = ("slug", "plan", *usage.COUNTERS, *usage.SNAPSHOTS)
+OPERATOR_COLUMNS = ("slug", "plan", *counters.COUNTERS, *counters.SNAPSHOTS)
 OPERATOR_PAGE_SIZE = 100
 
 
 def tenant_usage(request: HttpRequest) -> HttpResponse:
     """This tenant's period usage against its plan, and the last 30 days."""
     tenant = request.tenant
-    start, end = usage.period_bounds()
-    period = usage.usage_days(tenant=tenant, start=start, end=end)
-    recent = usage.usage_days(
+    start, end = reports.period_bounds()
+    period = reports.usage_days(tenant=tenant, start=start, end=end)
+    recent = reports.usage_days(
         tenant=tenant, start=end - dt.timedelta(days=CHART_DAYS - 1), end=end
     )
-    totals = usage.period_totals(period)
-    lines = usage.usage_against_plan(
-        tenant=tenant, totals=totals, current=usage.current_snapshot(tenant)
+    totals = reports.period_totals(period)
+    lines = reports.usage_against_plan(
+        tenant=tenant, totals=totals, current=reports.current_snapshot(tenant)
     )
     return TemplateResponse(
         request,
@@ -63,9 +63,9 @@ def operator_usage(request: HttpRequest) -> HttpResponse:
             f"Sort by one of {', '.join(OPERATOR_COLUMNS)} with dir=asc or dir=desc.",
             content_type="text/plain",
         )
-    start, end = usage.period_bounds()
+    start, end = reports.period_bounds()
     rows = sorted(
-        usage.all_tenants_usage(start=start, end=end),
+        reports.all_tenants_usage(start=start, end=end),
         key=lambda row: (row[sort], row["slug"]),
         reverse=direction == "desc",
     )

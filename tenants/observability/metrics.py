@@ -9,7 +9,7 @@ process's own registry is used.
 Cardinality: a label per tenant would grow without bound (10,000 tenants times status
 classes times histogram buckets). Only the ``CMS_METRICS_TOP_TENANTS`` busiest tenants
 of the last minute (from the shared traffic window in Redis,
-``tenants.metering.usage``) get their own ``tenant`` label; all others are added up
+``tenants.metering.counters``) get their own ``tenant`` label; all others are added up
 under ``tenant="other"``, the operator's host under ``public`` and unknown hosts
 under ``unknown``. Every process reads the same top list (refreshed inside the
 request's usage pipeline, no extra round trip), so a tenant has one label everywhere
@@ -36,6 +36,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from tenants.jobs.fair_queue import queue_depths
 
 logger = logging.getLogger(__name__)
 
@@ -150,30 +152,6 @@ class QueueDepthCollector:
         for label, depth in sorted(totals.items()):
             family.add_metric([label], depth)
         yield family
-
-
-def queue_depths() -> dict[str, int]:
-    from django_redis import get_redis_connection
-
-    client = get_redis_connection("ratelimit")
-    try:
-        from tenants.jobs import fair_queue
-    except ImportError:  # pragma: no cover - before the fair queue existed
-        fair_queue = None
-    if fair_queue is not None:
-        prefix = fair_queue.key_prefix()
-        schemas = sorted(
-            member.decode() if isinstance(member, bytes) else member
-            for member in client.smembers(f"{prefix}members")
-        )
-        if schemas:
-            pipe = client.pipeline(transaction=False)
-            for schema in schemas:
-                pipe.llen(f"{prefix}jobs:{schema}")
-            return dict(zip(schemas, map(int, pipe.execute()), strict=True))
-        return {}
-    queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-    return {OTHER: int(client.llen(queue))}
 
 
 def render_metrics() -> bytes:

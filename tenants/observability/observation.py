@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject, empty
 
-from tenants.metering import usage
+from tenants.adapters.django import is_unevaluated
+from tenants.metering import counters
 from tenants.observability import log_context, metrics
+from tenants.request_state import request_state
 
 access_logger = logging.getLogger("cms.access")
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def user_id(request: HttpRequest) -> str:
     user = getattr(request, "user", None)
     if user is None:
         return "-"
-    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+    if is_unevaluated(user):
         return "-"
     return str(user.pk) if user.is_authenticated else "-"
 
@@ -55,9 +56,9 @@ def observed(
     started: float | None = None,
 ) -> HttpResponse:
     """Run ``respond`` as an observed request: id in and out, then the access-log
-    event, metrics and usage counts. The first middleware, and content.edge for the
-    pages it answers before Django's handler (``started``: when it began, by
-    ``time.perf_counter``)."""
+    event, metrics and usage counts. The first middleware, and
+    tenants.request_path.edge for the pages it answers before Django's handler
+    (``started``: when it began, by ``time.perf_counter``)."""
     request_id = log_context.accepted_request_id(
         request.META.get(log_context.REQUEST_ID_META)
     )
@@ -106,10 +107,11 @@ class RequestObservationMiddleware:
 
 
 def _meter(request: HttpRequest, tenant: str, status: int, seconds: float) -> None:
-    """Usage counters: the request's one Redis round trip (tenants.metering.usage)."""
+    """Usage counters: the request's one Redis round trip
+    (tenants.metering.counters)."""
     refresh = metrics.top_tenants() if metrics.tenant_labels.refresh_due() else 0
     try:
-        busiest = usage.record_request(
+        busiest = counters.record_request(
             schema=tenant,
             request=request,
             status=status,
@@ -119,7 +121,7 @@ def _meter(request: HttpRequest, tenant: str, status: int, seconds: float) -> No
     except Exception as exc:  # noqa: BLE001 - metering never fails a request
         logger.warning("usage not recorded: %s", exc)
         try:
-            usage.run_deferred(request)  # a slot is never left to its lease
+            counters.run_deferred(request)  # a slot is never left to its lease
         except Exception as again:  # noqa: BLE001
             logger.warning("deferred Redis work not done: %s", again)
         return
@@ -134,14 +136,15 @@ def _observe(
     seconds: float,
 ) -> None:
     tenant = tenant_name(request)
+    state = request_state(request)
     metrics.record_request(
         tenant=tenant,
         status=status,
         seconds=seconds,
-        rejection=getattr(response, "cms_rejection", None),
+        rejection=state.rejection,
     )
-    # a cached page is metered by the script that answered it (content.hot_path)
-    metered = getattr(request, "cms_metered", False)
+    # a cached page is metered by the script that answered it
+    metered = state.metered
     if tenant not in (PUBLIC_TENANT, UNKNOWN_TENANT) and not metered:
         _meter(request, tenant, status, seconds)
     access_logger.info(

@@ -7,7 +7,6 @@ when it changed. So a change reaches every process within that interval, and the
 path costs one dictionary lookup plus, a few times a second, one Redis GET.
 """
 
-import copy
 import logging
 import threading
 import time
@@ -15,18 +14,21 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.models.base import ModelState
+from django.db import DEFAULT_DB_ALIAS, connection, router
 from django.http import HttpRequest
-from django.http.request import split_domain_port
-from django_redis import get_redis_connection
 from wagtail.models import Site
 
+from tenants.adapters.wagtail import find_site
 from tenants.models import Domain, Tenant
+from tenants.redis_store.keys import cache_redis, platform_key
 
 logger = logging.getLogger(__name__)
 
-GENERATION_KEY = "cms:tenant-map:generation"
+
+def generation_key() -> str:
+    return platform_key("tenant-map", "generation")
+
+
 # An unbounded map would let random Host headers grow a worker's memory without end.
 MAX_CACHED_HOSTS = 20_000
 
@@ -47,7 +49,7 @@ class _TenantMap:
             return
         self._checked_at = now
         try:
-            generation = get_redis_connection("default").get(GENERATION_KEY)
+            generation = cache_redis().get(generation_key())
         except Exception:  # noqa: BLE001 - Redis down must not take pages down
             logger.warning("tenant map: Redis unreachable, dropping local map")
             generation = None
@@ -105,6 +107,15 @@ def _load_tenant(host: str) -> Tenant | None:
     return domain.tenant if domain else None
 
 
+def request_host(request: HttpRequest) -> str:
+    """The Host header without port, lower-case; raw so a bad host cannot raise here."""
+    host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+    host = host.strip().lower()
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
 def resolve_tenant(host: str) -> Tenant | None:
     """Return the tenant serving ``host`` (lower-case, without port), or None."""
     return _tenant_map.get(host)
@@ -117,16 +128,13 @@ def tenant_site(request: HttpRequest) -> Site | None:
     Found by Wagtail's own lookup once per schema, hostname and port, and kept with the
     host map (a Site saved or deleted anywhere bumps its generation). Each request gets
     its own copy without the loaded root page, so that the page is read fresh."""
-    hostname = split_domain_port(request._get_raw_host())[0]
-    key = (connection.schema_name, hostname, request.get_port())
-    found = _tenant_map.site(key, lambda: Site._find_for_request(request))
+    key = (connection.schema_name, request_host(request), request.get_port())
+    found = _tenant_map.site(key, lambda: find_site(request))
     if found is None:
         return None
-    site = copy.copy(found)
-    site._state = ModelState()
-    site._state.adding = False
-    site._state.db = found._state.db
-    return site
+    names = [field.attname for field in Site._meta.concrete_fields]
+    database = router.db_for_read(Site) or DEFAULT_DB_ALIAS
+    return Site.from_db(database, names, [getattr(found, name) for name in names])
 
 
 def _site_changed(sender, **kwargs) -> None:
@@ -147,6 +155,6 @@ def invalidate_tenant_map() -> None:
     """Make every process drop its host map (after tenant, domain or plan writes)."""
     _tenant_map.clear()
     try:
-        get_redis_connection("default").incr(GENERATION_KEY)
+        cache_redis().incr(generation_key())
     except Exception:
         logger.exception("tenant map: could not bump the generation in Redis")

@@ -1,11 +1,16 @@
-"""The tenant gate: first middleware of every request.
+"""The tenant gate: which schema and URLconf a request gets, or its early answer.
 
 Host -> tenant (cached, tenants.registry.resolution), then: the operator's public
 hosts get the public schema and URLconf; unknown hosts a 404 page; suspended tenants
-a 503 page; everyone else runs in their own schema with the tenant URLconf.
+a 503 page; everyone else runs in their own schema with the tenant URLconf. ``gate``
+is the rule; the WSGI edge (tenants.request_path.edge) and ``TenantGateMiddleware``
+both apply it.
 """
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -13,16 +18,46 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import set_urlconf
 
-from tenants.registry.resolution import resolve_tenant, tenant_site
+from tenants.adapters.wagtail import attach_site
+from tenants.models import Tenant
+from tenants.registry.resolution import request_host, resolve_tenant, tenant_site
+from tenants.request_state import request_state
 
 
-def request_host(request: HttpRequest) -> str:
-    """The Host header without port, lower-case; raw so a bad host cannot raise here."""
-    host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
-    host = host.strip().lower()
-    if host.startswith("["):  # IPv6 literal
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
+class GateKind(Enum):
+    PUBLIC = "public"  # the operator's own host
+    UNKNOWN = "unknown"  # no tenant serves this host
+    SUSPENDED = "suspended"
+    TENANT = "tenant"
+
+
+@dataclass(frozen=True)
+class Gate:
+    kind: GateKind
+    host: str
+    tenant: Tenant | None = None
+
+
+@functools.cache
+def _public_hosts(configured: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(host.lower() for host in configured)
+
+
+def public_hosts() -> frozenset[str]:
+    """The operator's hosts (``CMS_PUBLIC_HOSTS``), lower-case."""
+    return _public_hosts(tuple(settings.CMS_PUBLIC_HOSTS))
+
+
+def gate(host: str) -> Gate:
+    """Where a request for ``host`` (lower-case, without port) belongs."""
+    if host in public_hosts():
+        return Gate(GateKind.PUBLIC, host)
+    tenant = resolve_tenant(host)
+    if tenant is None:
+        return Gate(GateKind.UNKNOWN, host)
+    if tenant.is_suspended:
+        return Gate(GateKind.SUSPENDED, host, tenant)
+    return Gate(GateKind.TENANT, host, tenant)
 
 
 def unknown_host_response(host: str) -> HttpResponse:
@@ -30,42 +65,38 @@ def unknown_host_response(host: str) -> HttpResponse:
     return HttpResponse(body, status=404)
 
 
-def suspended_response(tenant_name: str) -> HttpResponse:
+def suspended_response(request: HttpRequest, tenant_name: str) -> HttpResponse:
     body = render_to_string("tenants/suspended.html", {"tenant_name": tenant_name})
     response = HttpResponse(body, status=503)
     response["Retry-After"] = "3600"
-    response.cms_rejection = "suspended"
+    request_state(request).rejection = "suspended"
     return response
 
 
 class TenantGateMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.public_hosts = {host.lower() for host in settings.CMS_PUBLIC_HOSTS}
         # behind a transaction-mode pooler, a tenant's queries must share the
         # transaction that set its schema (tenants.db_backend)
         self.one_transaction_per_request = settings.CMS_DB_TRANSACTION_POOLING
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         connection.set_schema_to_public()
-        host = request_host(request)
-        if host in self.public_hosts:
+        decided = gate(request_host(request))
+        if decided.kind is GateKind.PUBLIC:
             request.tenant = None
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             set_urlconf(request.urlconf)
             return self.get_response(request)
-
-        tenant = resolve_tenant(host)
-        if tenant is None:
-            return unknown_host_response(host)
+        if decided.kind is GateKind.UNKNOWN:
+            return unknown_host_response(decided.host)
+        tenant = decided.tenant
         request.tenant = tenant  # also names the tenant in a suspended answer's log
-        if tenant.is_suspended:
-            return suspended_response(tenant.name)
+        if decided.kind is GateKind.SUSPENDED:
+            return suspended_response(request, tenant.name)
 
         connection.set_tenant(tenant)
-        # Wagtail reads it from here instead of querying for it
-        # (tenants.registry.resolution)
-        request._wagtail_site = tenant_site(request)
+        attach_site(request, tenant_site(request))
         request.urlconf = settings.ROOT_URLCONF
         set_urlconf(request.urlconf)
         try:

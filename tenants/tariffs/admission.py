@@ -6,50 +6,65 @@ gets an immediate 503 with Retry-After instead of queueing behind busy workers, 
 tenant's burst cannot occupy the shared pool.
 
 A slot is a member of a sorted set scored by its expiry time: released explicitly on
-every path (the middleware's ``finally``), and dropped by the next admission after its
-lease ends if the worker died holding it.
+every path, and dropped by the next admission after its lease ends if the worker died
+holding it. The rule is ``ADMISSION_LUA``: the stand-alone admission script and the
+public page decision (tenants.request_path.decision) both run it.
 """
 
 import json
-import logging
 import uuid
-from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
-from django_redis import get_redis_connection
 
-from tenants.redis_store.scripts import script
-from tenants.tariffs.limits import limiter_failures, wants_json
+from tenants.redis_store.keys import state_redis, tenant_key
+from tenants.redis_store.scripts import NOW_MS_LUA, compose, script
+from tenants.request_state import request_state
+from tenants.tariffs.limits import wants_json
 
-logger = logging.getLogger(__name__)
+# Needs NOW_MS_LUA. Check-and-take is atomic because it runs inside one script.
+ADMISSION_LUA = """
+local function slot_free(slots, cap, now)
+  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+  return redis.call('ZCARD', slots) < cap
+end
+local function take_slot(slots, token, lease, now)
+  redis.call('ZADD', slots, now + lease, token)
+  redis.call('PEXPIRE', slots, lease * 2)
+end
+"""
 
-# Atomic check-and-take using Redis' own clock, so hosts with skewed clocks agree.
-_ADMIT = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+# KEYS: slots; ARGV: cap, lease ms, token
+_ADMIT = compose(
+    NOW_MS_LUA,
+    ADMISSION_LUA,
+    body="""
+local now = now_ms()
+if slot_free(KEYS[1], tonumber(ARGV[1]), now) then
+  take_slot(KEYS[1], ARGV[3], tonumber(ARGV[2]), now)
   return 1
 end
 return 0
-"""
+""",
+)
 
 
 def slots_key(schema_name: str) -> str:
-    return f"cms:inflight:{schema_name}"
+    return tenant_key(schema_name, "inflight")
 
 
 def lease_ms() -> int:
     return int(getattr(settings, "CMS_CONCURRENCY_LEASE_SECONDS", 35) * 1000)
 
 
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
 def acquire_slot(schema_name: str, cap: int) -> str | None:
     """Take one of the tenant's ``cap`` slots; return its token, or None when full."""
-    token = uuid.uuid4().hex
+    token = new_token()
     admitted = script(_ADMIT)(
         keys=[slots_key(schema_name)], args=[cap, lease_ms(), token]
     )
@@ -57,11 +72,16 @@ def acquire_slot(schema_name: str, cap: int) -> str | None:
 
 
 def release_slot(schema_name: str, token: str) -> None:
-    get_redis_connection("ratelimit").zrem(slots_key(schema_name), token)
+    state_redis().zrem(slots_key(schema_name), token)
+
+
+def queue_release(pipe, schema_name: str, token: str) -> None:
+    """Add the release of a slot to a pipeline (the request's metering round trip)."""
+    pipe.zrem(slots_key(schema_name), token)
 
 
 def in_flight(schema_name: str) -> int:
-    return get_redis_connection("ratelimit").zcard(slots_key(schema_name))
+    return state_redis().zcard(slots_key(schema_name))
 
 
 def busy_response(request: HttpRequest) -> HttpResponse:
@@ -78,42 +98,5 @@ def busy_response(request: HttpRequest) -> HttpResponse:
         body = render_to_string("tenants/busy.html", {"retry_after": 1})
         response = HttpResponse(body, status=503)
     response["Retry-After"] = "1"
-    response.cms_rejection = "concurrent_requests"
+    request_state(request).rejection = "concurrent_requests"
     return response
-
-
-class TenantAdmissionMiddleware:
-    """Admission control for visitors and API clients; the admin is exempt so editors
-    are never locked out by their visitors."""
-
-    EXEMPT_PREFIXES = ("/admin/", "/static/", "/healthz", "/readyz")
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        tenant = getattr(request, "tenant", None)
-        if (
-            tenant is None
-            or getattr(request, "cms_admitted", False)  # content.hot_path did it
-            or request.path.startswith(self.EXEMPT_PREFIXES)
-        ):
-            return self.get_response(request)
-        try:
-            token = acquire_slot(tenant.schema_name, tenant.plan.concurrent_requests)
-        except Exception as exc:  # noqa: BLE001 - Redis down: decide by policy
-            limiter_failures["count"] += 1
-            if getattr(settings, "CMS_RATELIMIT_FAIL_CLOSED", False):
-                logger.error("admission unavailable, failing closed: %s", exc)
-                return busy_response(request)
-            logger.warning("admission unavailable, failing open: %s", exc)
-            return self.get_response(request)
-        if token is None:
-            return busy_response(request)
-        try:
-            return self.get_response(request)
-        finally:
-            try:
-                release_slot(tenant.schema_name, token)
-            except Exception:
-                logger.exception("could not release a concurrency slot")

@@ -24,14 +24,10 @@ from django.core.cache import caches
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
-from django_ratelimit import ALL
-from django_ratelimit.core import (
-    EXPIRATION_FUDGE,
-    _get_window,
-    _make_cache_key,
-    _split_rate,
-    get_usage,
-)
+from django_ratelimit.core import get_usage
+
+from tenants.adapters import ratelimit as ratelimit_internals
+from tenants.request_state import request_state
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +84,7 @@ def tenant_key(group: str, request: HttpRequest) -> str:
     return request.tenant.schema_name
 
 
-def _record_failure() -> None:
+def record_limiter_failure() -> None:
     with _failures_lock:
         limiter_failures["count"] += 1
 
@@ -108,7 +104,7 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
             increment=True,
         )
     except Exception as exc:
-        _record_failure()
+        record_limiter_failure()
         if getattr(settings, "CMS_RATELIMIT_FAIL_CLOSED", False):
             logger.error("rate limiter unavailable, failing closed: %s", exc)
             raise RateLimiterUnavailable(str(exc)) from exc
@@ -127,10 +123,22 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
     )
 
 
+# Counting on django-ratelimit's counter inside a script of another rule's round
+# trip: what its cache does for ``get_usage`` (``add`` the key with its expiry, then
+# ``incr``).
+RATE_COUNT_LUA = """
+local function count_rate(counter, expiry_s)
+  redis.call('SET', counter, 0, 'NX', 'EX', expiry_s)
+  return redis.call('INCR', counter)
+end
+"""
+
+
 @dataclass(frozen=True)
 class RateCounter:
     """django-ratelimit's counter of one request's dimension, for a caller that
-    counts in its own Redis round trip (content.hot_path)."""
+    counts in its own Redis round trip (tenants.request_path.decision), with
+    ``RATE_COUNT_LUA``."""
 
     dimension: str
     key: str
@@ -162,19 +170,25 @@ def rate_counter(request: HttpRequest, dimension: str) -> RateCounter | None:
     ):
         return None
     rate = plan_rate(dimension)(dimension, request)
-    limit, period = _split_rate(rate)
+    limit, period = ratelimit_internals.split_rate(rate)
     value = tenant_key(dimension, request)
-    window_end = _get_window(value, period)
+    window_end = ratelimit_internals.window_end(value, period)
     # the key changes once per window: hashing it once per window is enough
     memo = (connection.schema_name, dimension, rate, value, window_end)
     key = _counter_keys.get(memo)
     if key is None:
         cache = caches[settings.RATELIMIT_USE_CACHE]
-        key = cache.make_key(_make_cache_key(dimension, window_end, rate, value, ALL))
+        key = cache.make_key(
+            ratelimit_internals.counter_key(
+                group=dimension, window=window_end, rate=rate, value=value
+            )
+        )
         if len(_counter_keys) >= 10_000:
             _counter_keys.clear()
         _counter_keys[memo] = key
-    return RateCounter(dimension, key, limit, period + EXPIRATION_FUDGE, window_end)
+    return RateCounter(
+        dimension, key, limit, ratelimit_internals.counter_expiry(period), window_end
+    )
 
 
 _counter_keys: dict[tuple, str] = {}
@@ -211,7 +225,7 @@ def limited_response(request: HttpRequest, decision: LimitDecision) -> HttpRespo
     response["Retry-After"] = retry_after
     for name, value in decision.headers().items():
         response[name] = value
-    response.cms_rejection = decision.dimension  # the limit, for metrics
+    request_state(request).rejection = decision.dimension  # the limit, for metrics
     return response
 
 
@@ -227,7 +241,7 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
             render_to_string("tenants/busy.html", {"retry_after": 5}), status=503
         )
     response["Retry-After"] = "5"
-    response.cms_rejection = "limiter_unavailable"
+    request_state(request).rejection = "limiter_unavailable"
     return response
 
 
@@ -239,9 +253,10 @@ def api_dimension(request: HttpRequest) -> str:
 
 
 def counted_decision(request: HttpRequest, dimension: str) -> LimitDecision | None:
-    """The decision of a count already made for this request on the hot path
-    (content.hot_path), so that the decorator does not count it twice."""
-    decision = getattr(request, "cms_rate_decision", None)
+    """The decision of a count already made for this request on the public page
+    path (tenants.request_path.decision), so that the decorator does not count it
+    twice."""
+    decision = request_state(request).rate
     return (
         decision if decision is not None and decision.dimension == dimension else None
     )
@@ -301,7 +316,7 @@ def login_limited(view: Callable) -> Callable:
                     request, group=group, key=key, rate=rate, increment=True
                 )
             except Exception:  # noqa: BLE001 - fail open like the other limits
-                _record_failure()
+                record_limiter_failure()
                 logger.warning("login limiter unavailable, failing open")
                 continue
             if usage and usage["should_limit"]:

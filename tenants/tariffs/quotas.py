@@ -76,3 +76,16 @@ def check_upload_sizes(tenant: Tenant, sizes: list[int]) -> None:
             f"{tenant.plan.max_upload_mb} MB; this one has {largest / 1048576:.1f} MB. "
             "Upload a smaller file or upgrade the plan."
         )
+
+
+def stored_snapshot(tenant: Tenant) -> dict[str, int]:
+    """Storage, pages and users as the quotas count them, in ``tenant``'s schema
+    (for the usage rows and the Usage pages)."""
+    from django_tenants.utils import schema_context
+
+    with schema_context(tenant.schema_name):
+        return {
+            "storage_bytes": storage_bytes(),
+            "pages": page_count(),
+            "users": user_count(),
+        }

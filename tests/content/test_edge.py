@@ -12,7 +12,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from cms_project.wsgi import application
-from tenants.metering import usage
+from tenants.metering import flush
 from tenants.models import UsageDay
 from tenants.tariffs.admission import in_flight
 from tests.conftest import ACME_HOST, GLOBEX_HOST, all_slots_taken
@@ -128,7 +128,7 @@ def test_edge_hits_count_against_the_plan_are_metered_and_release_their_slot(
     assert "X-Request-ID" in refused.headers
     assert b"This site is very busy right now" in refused.body
     assert in_flight("acme") == 0
-    usage.flush_usage()
+    flush.flush_usage()
     day = UsageDay.objects.get(tenant__schema_name="acme")
     assert (day.public_reads, day.rejected_429) == (3, 1)
 
@@ -175,7 +175,7 @@ def test_when_the_round_trip_fails_django_decides_once(monkeypatch):
         tries.append(1)
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr("content.hot_path.script", unreachable)
+    monkeypatch.setattr("tenants.request_path.decision.script", unreachable)
 
     answer = wsgi("/")
 

@@ -12,7 +12,7 @@ from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
 from content.models import ArticlePage
-from tenants.metering import usage
+from tenants.metering import flush
 from tenants.models import UsageDay
 from tenants.registry.resolution import resolve_tenant
 from tenants.tariffs.admission import acquire_slot, in_flight
@@ -245,12 +245,12 @@ def test_slot_is_released_after_hits_misses_and_refusals(acme_client):
 
 def test_pages_are_served_and_metered_after_redis_forgot_its_scripts(acme_client):
     acme_client.get("/")  # both scripts (decision, metering) loaded once
-    get_redis_connection("ratelimit").script_flush()
+    get_redis_connection("state").script_flush()
 
     assert acme_client.get("/?page=2").status_code == 200  # decided and metered
     assert acme_client.get("/?page=2").status_code == 200  # a hit, metered in Lua
     assert in_flight("acme") == 0
-    usage.flush_usage()
+    flush.flush_usage()
     assert UsageDay.objects.get(tenant__schema_name="acme").public_reads == 3
 
 
@@ -258,7 +258,7 @@ def test_without_the_hot_path_the_regular_limits_apply(acme_client, monkeypatch)
     def broken(*args, **kwargs):
         raise ConnectionError("hot path down")
 
-    monkeypatch.setattr("content.hot_path.rate_counter", broken)
+    monkeypatch.setattr("tenants.request_path.decision.rate_counter", broken)
     call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=1")
 
     first, second = acme_client.get("/"), acme_client.get("/")

@@ -6,7 +6,8 @@ import pytest
 from django.test import RequestFactory
 
 from tenants.registry.resolution import resolve_tenant
-from tenants.tariffs.admission import TenantAdmissionMiddleware, acquire_slot, in_flight
+from tenants.request_path.middleware import TenantAdmissionMiddleware
+from tenants.tariffs.admission import acquire_slot, in_flight
 
 pytestmark = pytest.mark.django_db
 

@@ -81,10 +81,12 @@ def test_probes_are_not_admitted_logged_or_rate_limited(
 ):
     taken = []
     monkeypatch.setattr(
-        "tenants.tariffs.admission.acquire_slot",
+        "tenants.request_path.middleware.acquire_slot",
         lambda *args: taken.append(args) or "t",
     )
-    monkeypatch.setattr("tenants.tariffs.admission.release_slot", lambda *args: None)
+    monkeypatch.setattr(
+        "tenants.request_path.middleware.release_slot", lambda *args: None
+    )
     caplog.set_level(logging.INFO, logger="cms.access")
 
     assert acme_client.get("/healthz").status_code == 200

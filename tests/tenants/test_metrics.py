@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory, override_settings
 from prometheus_client import REGISTRY
 
-from tenants.metering import usage
+from tenants.metering import counters
 from tenants.observability import metrics
 from tests.conftest import all_slots_taken
 
@@ -114,8 +114,10 @@ def test_in_flight_gauge_counts_a_running_request(acme_client, monkeypatch):
         seen.append(_value("cms_requests_in_flight", tenant="acme"))
         return "token"
 
-    monkeypatch.setattr("tenants.tariffs.admission.acquire_slot", slot)
-    monkeypatch.setattr("tenants.tariffs.admission.release_slot", lambda *args: None)
+    monkeypatch.setattr("tenants.request_path.middleware.acquire_slot", slot)
+    monkeypatch.setattr(
+        "tenants.request_path.middleware.release_slot", lambda *args: None
+    )
     idle = _value("cms_requests_in_flight", tenant="acme")
 
     acme_client.get("/search/", {"q": "rockets"})
@@ -127,14 +129,14 @@ def test_in_flight_gauge_counts_a_running_request(acme_client, monkeypatch):
 def _traffic(schemas_and_counts: dict[str, int]) -> None:
     """Put requests into the shared traffic window, as the middleware does."""
     request = RequestFactory().get("/")
-    client = usage._redis()
+    client = counters.state_redis()
     pipe = client.pipeline(transaction=False)
-    key = f"{usage.key_prefix()}win:req:{usage.window_bucket()}"
+    key = counters.window_key("req", counters.window_bucket())
     for schema, count in schemas_and_counts.items():
         pipe.zincrby(key, count, schema)
     pipe.expire(key, 120)
     pipe.execute()
-    busiest = usage.record_request(
+    busiest = counters.record_request(
         schema="acme",
         request=request,
         status=200,

@@ -3,7 +3,7 @@ pipeline) for a tenant's request, none for the operator's host, and no query."""
 
 import pytest
 
-from tenants.metering import usage
+from tenants.metering import counters, flush
 from tenants.models import UsageDay
 from tenants.observability import metrics
 
@@ -40,8 +40,8 @@ class CountingRedis:
 
 @pytest.fixture
 def counting(monkeypatch):
-    counter = CountingRedis(usage._redis())
-    monkeypatch.setattr(usage, "_redis", lambda: counter)
+    counter = CountingRedis(counters.state_redis())
+    monkeypatch.setattr(counters, "state_redis", lambda: counter)
     return counter
 
 
@@ -70,7 +70,7 @@ def test_a_cached_page_is_metered_by_the_script_that_answered_it(
 
     response = acme_client.get("/")
     round_trips = counting.round_trips
-    usage.flush_usage()
+    flush.flush_usage()
 
     assert response["X-Page-Cache"] == "hit"
     # the top list is read in the regular metering round trip when it is due

@@ -110,8 +110,8 @@ def test_log_lines_inside_a_request_carry_tenant_and_id(acme_client, monkeypatch
         seen.append((log_context.tenant_var.get(), log_context.request_id_var.get()))
         return "token"
 
-    monkeypatch.setattr("tenants.tariffs.admission.acquire_slot", acquire_slot)
-    monkeypatch.setattr("tenants.tariffs.admission.release_slot", lambda *a: None)
+    monkeypatch.setattr("tenants.request_path.middleware.acquire_slot", acquire_slot)
+    monkeypatch.setattr("tenants.request_path.middleware.release_slot", lambda *a: None)
 
     acme_client.get("/search/", {"q": "rockets"}, HTTP_X_REQUEST_ID="inside-1")
 

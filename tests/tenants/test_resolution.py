@@ -5,7 +5,7 @@ from django.contrib.contenttypes.models import ContentType
 from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
-from tenants.registry.resolution import GENERATION_KEY, _tenant_map, resolve_tenant
+from tenants.registry.resolution import _tenant_map, generation_key, resolve_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def test_a_tenant_change_elsewhere_drops_hosts_and_kept_content_types(settings):
         assert ContentType.objects._cache
 
     # what tenant_delete/tenant_create in another process leave in Redis
-    get_redis_connection("default").incr(GENERATION_KEY)
+    get_redis_connection("default").incr(generation_key())
     resolve_tenant("acme.localhost")
 
     assert not ContentType.objects._cache

@@ -8,7 +8,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tenants.metering import usage
+from tenants.metering import counters, flush, reports
 from tenants.models import UsageDay
 from tests.conftest import all_slots_taken
 
@@ -36,7 +36,7 @@ def test_requests_are_counted_per_tenant_and_kind(acme_client, globex_client):
     acme_client.get("/admin/login/")  # the admin is not metered
     globex_client.get("/")
 
-    result = usage.flush_usage()
+    result = flush.flush_usage()
 
     assert result.batches == 1
     acme = _row("acme")
@@ -53,7 +53,7 @@ def test_rejections_are_counted(acme_client):
     with all_slots_taken("acme"):
         acme_client.get("/")
 
-    usage.flush_usage()
+    flush.flush_usage()
 
     acme = _row()
     assert (acme.public_reads, acme.rejected_429, acme.rejected_503) == (1, 1, 1)
@@ -61,11 +61,11 @@ def test_rejections_are_counted(acme_client):
 
 def test_flushes_add_up(acme_client):
     acme_client.get("/")
-    usage.flush_usage()
+    flush.flush_usage()
     acme_client.get("/")
     acme_client.get("/")
-    usage.flush_usage()
-    usage.flush_usage()  # nothing new: no change
+    flush.flush_usage()
+    flush.flush_usage()  # nothing new: no change
 
     assert _row().public_reads == 3
 
@@ -78,13 +78,13 @@ def test_a_flush_that_dies_before_commit_loses_nothing(acme_client, monkeypatch)
         raise RuntimeError("worker killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(usage, "_upsert", die)
+        patch.setattr(flush, "_upsert", die)
         with pytest.raises(RuntimeError):
-            usage.flush_usage()
+            flush.flush_usage()
     assert not UsageDay.objects.filter(tenant__schema_name="acme").exists()
     acme_client.get("/")  # counted in a fresh live hash meanwhile
 
-    result = usage.flush_usage()
+    result = flush.flush_usage()
 
     assert result.batches == 2  # the leftover batch, then the new one
     assert _row().public_reads == 5
@@ -98,24 +98,24 @@ def test_a_flush_that_dies_after_commit_adds_nothing_twice(acme_client, monkeypa
         raise RuntimeError("worker killed after commit")
 
     with monkeypatch.context() as patch:
-        patch.setattr(usage, "_forget_batch", die)
+        patch.setattr(flush, "_forget_batch", die)
         with pytest.raises(RuntimeError):
-            usage.flush_usage()
+            flush.flush_usage()
     assert _row().public_reads == 2
 
-    usage.flush_usage()  # finds the batch already applied: skips and deletes it
-    usage.flush_usage()
+    flush.flush_usage()  # finds the batch already applied: skips and deletes it
+    flush.flush_usage()
 
     assert _row().public_reads == 2
-    client = usage._redis()
-    assert client.scard(usage.batches_key()) == 0
+    client = counters.state_redis()
+    assert client.scard(counters.batches_key()) == 0
 
 
 def test_publish_jobs_are_metered(db):
-    usage.record_publish_job(schema="acme")
-    usage.record_publish_job(schema="acme")
+    counters.record_publish_job(schema="acme")
+    counters.record_publish_job(schema="acme")
 
-    usage.flush_usage()
+    flush.flush_usage()
 
     assert _row().publish_jobs == 2
 
@@ -125,7 +125,7 @@ def test_publish_jobs_are_metered(db):
 
 def test_usage_command_shows_days_and_totals_including_unflushed(acme_client):
     acme_client.get("/")
-    usage.flush_usage()
+    flush.flush_usage()
     acme_client.get("/")  # not flushed yet
     today = _today().isoformat()
 
@@ -150,7 +150,7 @@ def test_usage_command_writes_csv_with_a_row_per_day(acme_client):
         (start + dt.timedelta(days=n)).isoformat() for n in range(3)
     ]
     assert [row["api_reads"] for row in rows] == ["0", "0", "1"]
-    assert set(rows[0]) == {"day", *usage.COUNTERS, *usage.SNAPSHOTS}
+    assert set(rows[0]) == {"day", *counters.COUNTERS, *counters.SNAPSHOTS}
 
 
 @pytest.mark.parametrize(
@@ -202,5 +202,5 @@ def test_top_rejects_a_bad_limit():
 
 def test_p95_comes_from_the_latency_histogram():
     histogram = {0: 90, 3: 5, 6: 5}  # 90 under 10 ms, 5 under 100 ms, 5 under 1 s
-    assert usage._p95(histogram) == 100
-    assert usage._p95({}) is None
+    assert reports.p95(histogram) == 100
+    assert reports.p95({}) is None

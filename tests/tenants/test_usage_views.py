@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tenants.metering import usage
+from tenants.metering import flush
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def traffic(acme_client, globex_client):
         globex_client.get("/")
     for _ in range(2):
         globex_client.get("/api/v2/pages/")
-    usage.flush_usage()
+    flush.flush_usage()
 
 
 def test_tenant_sees_its_usage_against_the_plan_and_a_chart(traffic):

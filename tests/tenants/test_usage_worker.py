@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tenants.metering import usage
+from tenants.metering import counters, flush
 from tenants.models import UsageDay
 
 
@@ -37,11 +37,11 @@ def test_the_flush_task_runs_on_a_real_worker(committed, celery_worker):
     from tenants.tasks import flush_usage_task
     from tests.integration import wait_for
 
-    usage.flush_usage()  # start from an empty live hash
+    flush.flush_usage()  # start from an empty live hash
     UsageDay.objects.filter(day=_today()).delete()
     try:
         for _ in range(3):
-            usage.record_publish_job(schema="globex")
+            counters.record_publish_job(schema="globex")
 
         flush_usage_task.delay()
 
@@ -53,7 +53,7 @@ def test_the_flush_task_runs_on_a_real_worker(committed, celery_worker):
             what=f"the worker's flush (log: {celery_worker})",
         )
         assert row.pages > 0  # snapshot taken in globex's schema by the worker
-        assert usage._redis().hlen(usage.live_key()) == 0
+        assert counters.state_redis().hlen(counters.live_key()) == 0
     finally:
         UsageDay.objects.filter(day=_today()).delete()
         UsageFlush.objects.all().delete()

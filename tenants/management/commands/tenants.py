@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tenants.errors import TenantError
 from tenants.management.commands.migrate import fleet_summary
-from tenants.metering import usage
+from tenants.metering import counters, reports
 from tenants.models import Tenant
 from tenants.provisioning import bulk, lifecycle, portability
 from tenants.provisioning import creation as provisioning
@@ -261,13 +261,13 @@ class Command(BaseCommand):
 
     def handle_usage(self, options: dict) -> None:
         tenant = tenant_get(options["slug"])
-        start, end = usage.period_bounds()
+        start, end = reports.period_bounds()
         if options["start"]:
-            start = usage.parse_day(options["start"], option="--from")
+            start = reports.parse_day(options["start"], option="--from")
         if options["end"]:
-            end = usage.parse_day(options["end"], option="--to")
-        rows = usage.usage_days(tenant=tenant, start=start, end=end)
-        columns = [*usage.COUNTERS, *usage.SNAPSHOTS]
+            end = reports.parse_day(options["end"], option="--to")
+        rows = reports.usage_days(tenant=tenant, start=start, end=end)
+        columns = [*counters.COUNTERS, *counters.SNAPSHOTS]
         if options["csv"]:
             writer = csv.writer(self.stdout, lineterminator="\n")
             writer.writerow(["day", *columns])
@@ -292,7 +292,7 @@ class Command(BaseCommand):
                     for c, w in zip(columns, widths, strict=True)
                 )
             )
-        totals = usage.period_totals(rows)
+        totals = reports.period_totals(rows)
         self.stdout.write(
             f"{'TOTAL':<12}"
             + " ".join(
@@ -301,7 +301,7 @@ class Command(BaseCommand):
         )
 
     def handle_top(self, options: dict) -> None:
-        rows = usage.top_tenants(limit=options["limit"])
+        rows = reports.top_tenants(limit=options["limit"])
         if options["json"]:
             self.stdout.write(
                 json.dumps([row.__dict__ for row in rows], indent=2, default=str)

@@ -1,4 +1,11 @@
-"""Django's content type cache, kept per schema instead of dropped at every switch.
+"""Django's private names, used in this module only.
+
+- The content type cache (``ContentTypeManager._cache``), kept per schema instead of
+  dropped at every switch (below).
+- Whether a lazy object (``request.user``) was evaluated
+  (``SimpleLazyObject._wrapped``), so that logging a request never loads its session.
+
+Django's content type cache, kept per schema instead of dropped at every switch:
 
 Content type ids are rows of each schema's own ``django_content_type`` table, so they
 may differ between schemas. django-tenants therefore empties Django's process-wide
@@ -16,6 +23,7 @@ migrations create or remove content types, in tests) still empties the whole cac
 import threading
 
 from django.db import connections
+from django.utils.functional import SimpleLazyObject, empty
 
 _switching = threading.local()
 
@@ -53,3 +61,14 @@ def install_schema_scoped_cache() -> None:
 
     if not isinstance(ContentType.objects._cache, SchemaScopedContentTypeCache):
         ContentType.objects._cache = SchemaScopedContentTypeCache()
+
+
+def has_schema_scoped_cache() -> bool:
+    from django.contrib.contenttypes.models import ContentType
+
+    return isinstance(ContentType.objects._cache, SchemaScopedContentTypeCache)
+
+
+def is_unevaluated(value: object) -> bool:
+    """A ``SimpleLazyObject`` whose function has not run yet."""
+    return isinstance(value, SimpleLazyObject) and value._wrapped is empty

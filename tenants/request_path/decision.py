@@ -1,0 +1,228 @@
+"""The decision a public page request gets, in one Redis round trip.
+
+For GET and HEAD requests of the views marked ``public_pages``, one Lua script, run
+with the tenant's keys, applies the rules of the request path in order - each rule
+written once, in the module that owns it, and composed here:
+
+1. admission (tenants.tariffs.admission, ``ADMISSION_LUA``): over the plan's
+   ``concurrent_requests`` the request is refused (503) and nothing is counted;
+2. the count against ``public_reads_per_minute`` on django-ratelimit's own counter
+   (tenants.tariffs.limits, ``RATE_COUNT_LUA``): over the limit, 429;
+3. for a request the cache policy allows, the page cache
+   (tenants.request_path.page_cache, ``PAGE_LOOKUP_LUA``): a current entry is
+   returned and the request metered right there (tenants.metering.counters,
+   ``METER_LUA``) - a hit is answered, counted and metered in this one round trip and
+   holds no slot beyond it;
+4. otherwise a slot is taken for the view to render in; it is released in the
+   request's metering round trip after the response.
+
+The script runs where the data is, so the check-then-take of the slot and the count
+are atomic, and nothing waits on a second round trip before a cached page goes out.
+If Redis fails the decision is None and the regular path decides (the admission
+middleware and the ``tariff_limited`` decorator, with the fail-open or fail-closed
+policy). ``PageDecision`` is typed and travels in the request's state
+(tenants.request_state), from the WSGI edge into Django when the edge could not answer.
+"""
+
+import logging
+import pickle
+from dataclasses import dataclass
+from enum import IntEnum
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
+
+from tenants.metering.counters import METER_LUA, defer_to_metering, request_counts
+from tenants.models import Tenant
+from tenants.observability import metrics
+from tenants.redis_store.scripts import NOW_MS_LUA, compose, script
+from tenants.request_path.page_cache import (
+    PAGE_LOOKUP_LUA,
+    STATUS_HEADER,
+    CachedPage,
+    cache_seconds,
+    entry_key,
+    generation_key,
+    is_cacheable_request,
+)
+from tenants.request_state import request_state
+from tenants.tariffs.admission import (
+    ADMISSION_LUA,
+    busy_response,
+    lease_ms,
+    new_token,
+    queue_release,
+    slots_key,
+)
+from tenants.tariffs.limits import (
+    RATE_COUNT_LUA,
+    LimitDecision,
+    limited_response,
+    rate_counter,
+)
+
+logger = logging.getLogger(__name__)
+
+READ_DIMENSION = "public_reads_per_minute"
+UNUSED_KEY = "-"
+
+
+class Outcome(IntEnum):
+    REFUSED = 0  # over the concurrency cap
+    LIMITED = 1  # over the plan's rate
+    HIT = 2  # answered from the page cache
+    RENDER = 3  # a slot is held; the view renders
+
+
+# KEYS: slots, rate counter, generation, page entry, day counters, traffic window,
+#       latency histogram
+# ARGV: cap, lease ms, slot token, rate expiry s, rate limit ('' = none), look up the
+#       page ('1'/'0'), meter a hit ('1'/'0'), day counter field, schema, latency
+#       bucket, window expiry s
+_DECIDE = compose(
+    NOW_MS_LUA,
+    ADMISSION_LUA,
+    RATE_COUNT_LUA,
+    PAGE_LOOKUP_LUA,
+    METER_LUA,
+    body="""
+local now = now_ms()
+if not slot_free(KEYS[1], tonumber(ARGV[1]), now) then
+  return {0, 0}
+end
+local count = 0
+if ARGV[5] ~= '' then
+  count = count_rate(KEYS[2], tonumber(ARGV[4]))
+  if count > tonumber(ARGV[5]) then
+    return {1, count}
+  end
+end
+local generation = false
+if ARGV[6] == '1' then
+  local page
+  generation, page = cached_page(KEYS[3], KEYS[4])
+  if page then
+    if ARGV[7] == '1' then
+      meter(KEYS[5], ARGV[8], KEYS[6], KEYS[7], ARGV[10], ARGV[9], tonumber(ARGV[11]))
+    end
+    return {2, count, generation, page}
+  end
+end
+take_slot(KEYS[1], ARGV[3], tonumber(ARGV[2]), now)
+return {3, count, generation}
+""",
+)
+
+
+@dataclass(frozen=True)
+class PageDecision:
+    """What the round trip decided for one public page request."""
+
+    outcome: Outcome
+    schema_name: str
+    token: str
+    rate: LimitDecision | None
+    looked_up: bool
+    metered: bool = False
+    generation: int | None = None
+    entry: CachedPage | None = None
+
+    def release(self, pipe) -> None:
+        queue_release(pipe, self.schema_name, self.token)
+
+
+def _hit_metering(
+    request: HttpRequest, tenant: Tenant, seconds: float, meter: bool
+) -> tuple[list, list]:
+    """The script's keys and arguments for metering a hit; place holders when it
+    will not meter one, so that a page to render builds none."""
+    if not meter:
+        return [UNUSED_KEY] * 3, ["", tenant.schema_name, 0, 0]
+    counts = request_counts(
+        schema=tenant.schema_name, request=request, status=200, seconds=seconds
+    )
+    return (
+        [counts.live_key, counts.requests_key, counts.latency_key],
+        [
+            counts.live_field or "",
+            tenant.schema_name,
+            counts.latency_bucket,
+            counts.ttl,
+        ],
+    )
+
+
+def decide_page_request(
+    request: HttpRequest, tenant: Tenant, *, seconds_so_far: float = 0.0
+) -> PageDecision | None:
+    """Run the decision for a public page ``request`` of ``tenant``. None when Redis
+    failed (the regular path then applies the policy)."""
+    schema = tenant.schema_name
+    try:
+        counter = rate_counter(request, READ_DIMENSION)
+        look_up = cache_seconds() > 0 and is_cacheable_request(request)
+        # the busiest-tenants refresh rides on the regular metering round trip
+        meter_hit = look_up and not metrics.tenant_labels.refresh_due()
+        meter_keys, meter_args = _hit_metering(
+            request, tenant, seconds_so_far, meter_hit
+        )
+        token = new_token()
+        reply = script(_DECIDE)(
+            keys=[
+                slots_key(schema),
+                counter.key if counter else UNUSED_KEY,
+                generation_key(schema),
+                entry_key(schema, request),
+                *meter_keys,
+            ],
+            args=[
+                tenant.plan.concurrent_requests,
+                lease_ms(),
+                token,
+                counter.expiry_seconds if counter else 0,
+                counter.limit if counter else "",
+                "1" if look_up else "0",
+                "1" if meter_hit else "0",
+                *meter_args,
+            ],
+        )
+    except Exception as exc:  # noqa: BLE001 - the regular path applies the policy
+        logger.warning("public page decision unavailable: %s", exc)
+        return None
+    outcome, count = Outcome(int(reply[0])), int(reply[1])
+    return PageDecision(
+        outcome=outcome,
+        schema_name=schema,
+        token=token,
+        rate=counter.decision(count)
+        if counter and outcome is not Outcome.REFUSED
+        else None,
+        looked_up=look_up,
+        metered=outcome is Outcome.HIT and meter_hit,
+        generation=int(reply[2]) if len(reply) > 2 and reply[2] else None,
+        entry=pickle.loads(reply[3]) if outcome is Outcome.HIT else None,
+    )
+
+
+def apply_decision(request: HttpRequest, decision: PageDecision) -> HttpResponse | None:
+    """Act on the decision: refuse (503, 429), answer a cache hit, or None to let
+    the view render (its slot released in the metering round trip)."""
+    if decision.outcome is Outcome.REFUSED:
+        return busy_response(request)
+    state = request_state(request)
+    state.admitted = True
+    state.rate = decision.rate
+    if decision.outcome is Outcome.LIMITED:
+        return limited_response(request, decision.rate)
+    if decision.outcome is Outcome.RENDER:
+        defer_to_metering(request, decision.release)
+        return None
+    state.metered = decision.metered  # counted by the script
+    response = decision.entry.response()
+    # Signed-in editors get other content: downstream caches must know.
+    patch_vary_headers(response, ("Cookie",))
+    response[STATUS_HEADER] = "hit"
+    if decision.rate is not None:
+        for name, value in decision.rate.headers().items():
+            response[name] = value
+    return response
