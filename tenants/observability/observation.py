@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from tenants.adapters.django import is_unevaluated
 from tenants.metering import counters
 from tenants.observability import log_context, metrics
+from tenants.request_path.client_address import client_ip
 from tenants.request_state import request_state
 
 access_logger = logging.getLogger("cms.access")
@@ -157,6 +158,7 @@ def _observe(
             "tenant": tenant,
             "request_id": request.request_id,
             "user_id": user_id(request),
+            "client_ip": client_ip(request),
             "method": request.method,
             "path": request.path,
             "status": status,
