@@ -6,6 +6,7 @@ from django_tenants.models import DomainMixin, TenantMixin
 # Limit dimensions a Plan carries. The names are relied on by tools and commands.
 LIMIT_FIELDS = (
     "public_reads_per_minute",
+    "public_reads_per_client_per_minute",
     "api_reads_per_minute",
     "api_writes_per_minute",
     "publish_jobs_per_hour",
@@ -23,6 +24,9 @@ class Plan(models.Model):
     name = models.SlugField(max_length=40, unique=True)
     title = models.CharField(max_length=100)
     public_reads_per_minute = models.PositiveIntegerField()
+    # one client's share of the tenant's reads, so that one visitor (or bot) flooding
+    # a site leaves its other visitors served
+    public_reads_per_client_per_minute = models.PositiveIntegerField(default=120)
     api_reads_per_minute = models.PositiveIntegerField()
     api_writes_per_minute = models.PositiveIntegerField()
     publish_jobs_per_hour = models.PositiveIntegerField()

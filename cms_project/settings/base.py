@@ -270,6 +270,9 @@ CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 # Publishing purges a tenant's pages at once; the lifetime bounds staleness from
 # changes that send no page signal (site settings, snippets, images).
 CMS_PAGE_CACHE_SECONDS = env_int("CMS_PAGE_CACHE_SECONDS", 300)
+# Query parameters that change a cached page (comma-separated); any other parameter
+# (utm_*, a cache-buster) is ignored by the page cache's entry names.
+CMS_PAGE_CACHE_QUERY_PARAMS = env_list("CMS_PAGE_CACHE_QUERY_PARAMS", [])
 # Metrics (tenants.observability.metrics): /metrics on the public host exists only
 # with a token or an allow-list. Only the busiest CMS_METRICS_TOP_TENANTS tenants get
 # their own label.

@@ -6,8 +6,10 @@ written once, in the module that owns it, and composed here:
 
 1. admission (tenants.tariffs.admission, ``ADMISSION_LUA``): over the plan's
    ``concurrent_requests`` the request is refused (503) and nothing is counted;
-2. the count against ``public_reads_per_minute`` on django-ratelimit's own counter
-   (tenants.tariffs.limits, ``RATE_COUNT_LUA``): over the limit, 429;
+2. the counts on django-ratelimit's own counters (tenants.tariffs.limits,
+   ``RATE_COUNT_LUA``): first the client's share
+   (``public_reads_per_client_per_minute``: over it, 429, and the tenant's allowance
+   is not touched), then the tenant's ``public_reads_per_minute`` (over it, 429);
 3. for a request the cache policy allows, the page cache
    (tenants.request_path.page_cache, ``PAGE_LOOKUP_LUA``): a current entry is
    returned and the request metered right there (tenants.metering.counters,
@@ -55,8 +57,10 @@ from tenants.tariffs.admission import (
     slots_key,
 )
 from tenants.tariffs.limits import (
+    PER_CLIENT,
     RATE_COUNT_LUA,
     LimitDecision,
+    RateCounter,
     limited_response,
     rate_counter,
 )
@@ -64,6 +68,7 @@ from tenants.tariffs.limits import (
 logger = logging.getLogger(__name__)
 
 READ_DIMENSION = "public_reads_per_minute"
+CLIENT_READ_DIMENSION = PER_CLIENT[READ_DIMENSION]
 UNUSED_KEY = "-"
 
 
@@ -74,11 +79,13 @@ class Outcome(IntEnum):
     RENDER = 3  # a slot is held; the view renders
 
 
-# KEYS: slots, rate counter, generation, page entry, day counters, traffic window,
-#       latency histogram
-# ARGV: cap, lease ms, slot token, rate expiry s, rate limit ('' = none), look up the
-#       page ('1'/'0'), meter a hit ('1'/'0'), day counter field, schema, latency
-#       bucket, window expiry s
+# KEYS: slots, tenant's rate counter, client's rate counter, generation, page entry,
+#       day counters, traffic window, latency histogram
+# ARGV: cap, lease ms, slot token, tenant's rate expiry s, tenant's limit ('' = none),
+#       client's rate expiry s, client's limit ('' = none), look up the page
+#       ('1'/'0'), meter a hit ('1'/'0'), day counter field, schema, latency bucket,
+#       window expiry s
+# Reply: outcome, tenant's count, client's count[, generation[, page]]
 _DECIDE = compose(
     NOW_MS_LUA,
     ADMISSION_LUA,
@@ -88,28 +95,34 @@ _DECIDE = compose(
     body="""
 local now = now_ms()
 if not slot_free(KEYS[1], tonumber(ARGV[1]), now) then
-  return {0, 0}
+  return {0, 0, 0}
 end
-local count = 0
+local count, client_count = 0, 0
+if ARGV[7] ~= '' then
+  client_count = count_rate(KEYS[3], tonumber(ARGV[6]))
+  if client_count > tonumber(ARGV[7]) then
+    return {1, 0, client_count}
+  end
+end
 if ARGV[5] ~= '' then
   count = count_rate(KEYS[2], tonumber(ARGV[4]))
   if count > tonumber(ARGV[5]) then
-    return {1, count}
+    return {1, count, client_count}
   end
 end
 local generation = false
-if ARGV[6] == '1' then
+if ARGV[8] == '1' then
   local page
-  generation, page = cached_page(KEYS[3], KEYS[4])
+  generation, page = cached_page(KEYS[4], KEYS[5])
   if page then
-    if ARGV[7] == '1' then
-      meter(KEYS[5], ARGV[8], KEYS[6], KEYS[7], ARGV[10], ARGV[9], tonumber(ARGV[11]))
+    if ARGV[9] == '1' then
+      meter(KEYS[6], ARGV[10], KEYS[7], KEYS[8], ARGV[12], ARGV[11], tonumber(ARGV[13]))
     end
-    return {2, count, generation, page}
+    return {2, count, client_count, generation, page}
   end
 end
 take_slot(KEYS[1], ARGV[3], tonumber(ARGV[2]), now)
-return {3, count, generation}
+return {3, count, client_count, generation}
 """,
 )
 
@@ -160,6 +173,7 @@ def decide_page_request(
     schema = tenant.schema_name
     try:
         counter = rate_counter(request, READ_DIMENSION)
+        client_counter = rate_counter(request, CLIENT_READ_DIMENSION)
         look_up = cache_seconds() > 0 and is_cacheable_request(request)
         # the busiest-tenants refresh rides on the regular metering round trip
         meter_hit = look_up and not metrics.tenant_labels.refresh_due()
@@ -171,6 +185,7 @@ def decide_page_request(
             keys=[
                 slots_key(schema),
                 counter.key if counter else UNUSED_KEY,
+                client_counter.key if client_counter else UNUSED_KEY,
                 generation_key(schema),
                 entry_key(schema, request),
                 *meter_keys,
@@ -181,6 +196,8 @@ def decide_page_request(
                 token,
                 counter.expiry_seconds if counter else 0,
                 counter.limit if counter else "",
+                client_counter.expiry_seconds if client_counter else 0,
+                client_counter.limit if client_counter else "",
                 "1" if look_up else "0",
                 "1" if meter_hit else "0",
                 *meter_args,
@@ -189,19 +206,33 @@ def decide_page_request(
     except Exception as exc:  # noqa: BLE001 - the regular path applies the policy
         logger.warning("public page decision unavailable: %s", exc)
         return None
-    outcome, count = Outcome(int(reply[0])), int(reply[1])
+    outcome = Outcome(int(reply[0]))
     return PageDecision(
         outcome=outcome,
         schema_name=schema,
         token=token,
-        rate=counter.decision(count)
-        if counter and outcome is not Outcome.REFUSED
-        else None,
+        rate=None
+        if outcome is Outcome.REFUSED
+        else _rate_decision(counter, int(reply[1]), client_counter, int(reply[2])),
         looked_up=look_up,
         metered=outcome is Outcome.HIT and meter_hit,
-        generation=int(reply[2]) if len(reply) > 2 and reply[2] else None,
-        entry=pickle.loads(reply[3]) if outcome is Outcome.HIT else None,
+        generation=int(reply[3]) if len(reply) > 3 and reply[3] else None,
+        entry=pickle.loads(reply[4]) if outcome is Outcome.HIT else None,
     )
+
+
+def _rate_decision(
+    counter: RateCounter | None,
+    count: int,
+    client_counter: RateCounter | None,
+    client_count: int,
+) -> LimitDecision | None:
+    """The client's decision when it refused the request, else the tenant's."""
+    if client_counter is not None:
+        client = client_counter.decision(client_count)
+        if client.limited or counter is None:
+            return client
+    return counter.decision(count) if counter is not None else None
 
 
 def apply_decision(request: HttpRequest, decision: PageDecision) -> HttpResponse | None:

@@ -26,7 +26,8 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -74,6 +75,9 @@ class CachePolicy:
 
     request: Callable[[HttpRequest], bool]
     response: Callable[[HttpRequest, HttpResponse], bool]
+    # Query parameters that change what a cached page shows; every other one
+    # (``utm_*``, a random cache-buster) is left out of the entry's name.
+    query_params: frozenset[str] = field(default_factory=frozenset)
 
 
 def _anonymous_read(request: HttpRequest) -> bool:
@@ -112,11 +116,29 @@ def generation_key(schema: str) -> str:
     return tenant_key(schema, "page", "generation")
 
 
+def cache_query(query_string: str) -> str:
+    """The part of a query string that names a cached page: only the parameters the
+    policy and ``CMS_PAGE_CACHE_QUERY_PARAMS`` allow, in a fixed order. So
+    ``?utm_source=x`` or ``?b=<random>`` is the page without a query, and a flood of
+    made-up query strings is answered from the cache instead of rendering each."""
+    if not query_string:
+        return ""
+    allowed = _policy.query_params | frozenset(
+        getattr(settings, "CMS_PAGE_CACHE_QUERY_PARAMS", ())
+    )
+    kept = sorted(
+        (name, value)
+        for name, value in parse_qsl(query_string, keep_blank_values=True)
+        if name in allowed
+    )
+    return urlencode(kept)
+
+
 def entry_key(schema: str, request: HttpRequest) -> str:
-    """Host (with port), path and query: the same path on two hosts of one tenant may
-    render different absolute URLs."""
+    """Host (with port), path and the query's allowed part: the same path on two
+    hosts of one tenant may render different absolute URLs."""
     host = request.META.get("HTTP_HOST", "").lower()
-    query = request.META.get("QUERY_STRING", "")
+    query = cache_query(request.META.get("QUERY_STRING", ""))
     digest = hashlib.sha256(f"{host}\n{request.path}\n{query}".encode()).hexdigest()
     return tenant_key(schema, "page", "entry", digest[:40])
 

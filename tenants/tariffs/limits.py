@@ -27,15 +27,15 @@ from django.template.loader import render_to_string
 from django_ratelimit.core import get_usage
 
 from tenants.adapters import ratelimit as ratelimit_internals
-from tenants.request_state import request_state
-
 from tenants.request_path.client_address import client_ip
+from tenants.request_state import request_state
 
 logger = logging.getLogger(__name__)
 
 # Window of each rate dimension, in django-ratelimit's period letters.
 RATE_WINDOWS = {
     "public_reads_per_minute": ("m", 60),
+    "public_reads_per_client_per_minute": ("m", 60),
     "api_reads_per_minute": ("m", 60),
     "api_writes_per_minute": ("m", 60),
     "publish_jobs_per_hour": ("h", 3600),
@@ -80,9 +80,18 @@ def plan_rate(dimension: str) -> Callable[[str, HttpRequest], str | None]:
     return rate
 
 
-def tenant_key(group: str, request: HttpRequest) -> str:
-    """One counter per tenant: the plan is the tenant's share of the pool, whoever
-    its visitors are. (The cache key function adds the schema as well.)"""
+# A dimension counted per client inside the tenant's own: checked first, so that a
+# client over its share is refused without using up the tenant's allowance.
+PER_CLIENT = {"public_reads_per_minute": "public_reads_per_client_per_minute"}
+_CLIENT_DIMENSIONS = frozenset(PER_CLIENT.values())
+
+
+def rate_key(group: str, request: HttpRequest) -> str:
+    """What a dimension counts per: the tenant (its plan is its share of the pool,
+    whoever its visitors are), or for a per-client dimension the client's address
+    (tenants.request_path.client_address). The cache key function adds the schema."""
+    if group in _CLIENT_DIMENSIONS:
+        return "client:" + (client_ip(request) or "-")
     return request.tenant.schema_name
 
 
@@ -101,7 +110,7 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
         usage = get_usage(
             request,
             group=dimension,
-            key=tenant_key,
+            key=rate_key,
             rate=plan_rate(dimension),
             increment=True,
         )
@@ -173,7 +182,7 @@ def rate_counter(request: HttpRequest, dimension: str) -> RateCounter | None:
         return None
     rate = plan_rate(dimension)(dimension, request)
     limit, period = ratelimit_internals.split_rate(rate)
-    value = tenant_key(dimension, request)
+    value = rate_key(dimension, request)
     window_end = ratelimit_internals.window_end(value, period)
     # the key changes once per window: hashing it once per window is enough
     memo = (connection.schema_name, dimension, rate, value, window_end)
@@ -264,6 +273,19 @@ def counted_decision(request: HttpRequest, dimension: str) -> LimitDecision | No
     )
 
 
+def _count_with_client_share(
+    request: HttpRequest, dimension: str
+) -> LimitDecision | None:
+    """Count the client's share first (if the dimension has one), then the tenant's;
+    a client over its share is refused without counting against the tenant."""
+    client_dimension = PER_CLIENT.get(dimension)
+    if client_dimension is not None:
+        client_decision = check_rate(request, client_dimension)
+        if client_decision is not None and client_decision.limited:
+            return client_decision
+    return check_rate(request, dimension)
+
+
 def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
     """Decorate a view so each call counts against the plan's ``dimension`` (a name,
     or a function of the request returning one)."""
@@ -275,7 +297,7 @@ def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
             decision = counted_decision(request, name)
             if decision is None:
                 try:
-                    decision = check_rate(request, name)
+                    decision = _count_with_client_share(request, name)
                 except RateLimiterUnavailable:
                     return unavailable_response(request)
             if decision is not None and decision.limited:

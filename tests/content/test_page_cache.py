@@ -16,7 +16,7 @@ from tenants.metering import flush
 from tenants.models import UsageDay
 from tenants.registry.resolution import resolve_tenant
 from tenants.tariffs.admission import acquire_slot, in_flight
-from tenants.tariffs.limits import plan_rate, tenant_key
+from tenants.tariffs.limits import plan_rate, rate_key
 from tests.conftest import ACME_HOST
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +183,8 @@ def test_two_tenants_with_the_same_path_never_share_an_entry(
     assert "Globex Corporation" in globex.content.decode()
 
 
-def test_query_string_and_host_are_part_of_the_key(acme_client):
+def test_host_and_allowed_query_parameters_are_part_of_the_key(acme_client, settings):
+    settings.CMS_PAGE_CACHE_QUERY_PARAMS = ["page"]
     acme_client.get("/")
     _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Other key")
 
@@ -192,6 +193,21 @@ def test_query_string_and_host_are_part_of_the_key(acme_client):
 
     assert "Other key" in with_query.content.decode()
     assert "Other key" in with_port.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query", ["?b=81723", "?utm_source=news&utm_medium=mail", "?page=2", "?x"]
+)
+def test_query_strings_that_do_not_change_the_page_share_its_entry(acme_client, query):
+    """A cache-buster (or a tracking parameter) is served from the cache: a flood of
+    made-up query strings cannot make every request render."""
+    acme_client.get("/")
+    _retitle_behind_the_cache("acme", "acme-launches-the-mark-iv", "Stale on purpose")
+
+    response = acme_client.get("/" + query)
+
+    assert response["X-Page-Cache"] == "hit"
+    assert "Stale on purpose" not in response.content.decode()
 
 
 def test_not_found_and_posts_are_not_cached(acme_client):
@@ -222,7 +238,7 @@ def test_hot_path_counts_on_django_ratelimits_own_counter(acme_client):
         usage = get_usage(
             request,
             group="public_reads_per_minute",
-            key=tenant_key,
+            key=rate_key,
             rate=plan_rate("public_reads_per_minute"),
         )
     # a POST is counted by django-ratelimit's get_usage in the view's decorator
@@ -280,3 +296,66 @@ def test_a_page_that_raises_still_releases_its_slot(monkeypatch):
 
     assert response.status_code == 500
     assert in_flight("acme") == 0
+
+
+def _visitor(address: str) -> Client:
+    return Client(HTTP_HOST=ACME_HOST, REMOTE_ADDR=address)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_one_client_over_its_share_leaves_other_visitors_served(db, settings, cached):
+    """One client flooding a site (cached pages, or uncached ones) is refused at its
+    own share; the tenant's allowance is not used up, so another client still reads."""
+    settings.CMS_PAGE_CACHE_SECONDS = 300 if cached else 0
+    call_command(
+        "plans",
+        "update",
+        "pro",
+        "--limit",
+        "public_reads_per_minute=6",
+        "--limit",
+        "public_reads_per_client_per_minute=3",
+    )
+    flooder, reader = _visitor("203.0.113.7"), _visitor("198.51.100.20")
+
+    statuses = [flooder.get("/").status_code for _ in range(10)]
+
+    assert statuses == [200] * 3 + [429] * 7
+    refused = flooder.get("/")
+    assert '"public-reads-per-client-per-minute";q=3' in refused["RateLimit-Policy"]
+    assert [reader.get("/").status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_the_client_share_holds_behind_a_trusted_proxy(db, settings):
+    settings.CMS_TRUSTED_PROXIES = ["127.0.0.1/32"]
+    call_command(
+        "plans", "update", "pro", "--limit", "public_reads_per_client_per_minute=2"
+    )
+
+    def via_proxy(client_address: str) -> int:
+        return (
+            Client(
+                HTTP_HOST=ACME_HOST,
+                REMOTE_ADDR="127.0.0.1",
+                HTTP_X_FORWARDED_FOR=client_address,
+            )
+            .get("/")
+            .status_code
+        )
+
+    assert [via_proxy("203.0.113.7") for _ in range(3)] == [200, 200, 429]
+    assert via_proxy("198.51.100.20") == 200
+
+
+def test_search_counts_the_client_share_too(db):
+    """Views outside the one-round-trip decision (search) count the same share through
+    the rate-limit decorator."""
+    call_command(
+        "plans", "update", "pro", "--limit", "public_reads_per_client_per_minute=2"
+    )
+    flooder, reader = _visitor("203.0.113.7"), _visitor("198.51.100.20")
+
+    statuses = [flooder.get("/search/", {"q": f"x{n}"}).status_code for n in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert reader.get("/search/", {"q": "rocket"}).status_code == 200

@@ -84,15 +84,17 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(plan, indent=2))
             return
-        self.stdout.write(f"{'name:':<26}{plan['name']}")
-        self.stdout.write(f"{'title:':<26}{plan['title']}")
+        names = ["name", "title", *LIMIT_FIELDS, *plan["features"]]
+        width = max(len(name) for name in names) + 2
+        self.stdout.write(f"{'name:':<{width}}{plan['name']}")
+        self.stdout.write(f"{'title:':<{width}}{plan['title']}")
         for field in LIMIT_FIELDS:
-            self.stdout.write(f"{field + ':':<26}{plan['limits'][field]}")
+            self.stdout.write(f"{field + ':':<{width}}{plan['limits'][field]}")
         for name, value in plan["features"].items():
             shown = (
                 ("on" if value else "off") if FEATURES[name].kind == "switch" else value
             )
-            self.stdout.write(f"{name + ':':<26}{shown}")
+            self.stdout.write(f"{name + ':':<{width}}{shown}")
 
     def handle_create(self, options: dict) -> None:
         plan = tariffs.plan_create(

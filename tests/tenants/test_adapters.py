@@ -1,0 +1,79 @@
+"""The adapters are the only users of dependencies' private names: each test here
+fails loudly when a dependency changes what the platform relies on."""
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.test import RequestFactory
+from django.utils.functional import SimpleLazyObject
+from django_ratelimit.core import get_usage
+from wagtail.models import Site
+
+from tenants.adapters import django as django_internals
+from tenants.adapters import ratelimit as ratelimit_internals
+from tenants.adapters import wagtail as wagtail_internals
+from tenants.models import Tenant
+from tests.conftest import ACME_HOST
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def acme_schema():
+    tenant = Tenant.objects.select_related("plan").get(schema_name="acme")
+    connection.set_tenant(tenant)
+    yield tenant
+    connection.set_schema_to_public()
+
+
+def test_get_usage_counts_on_the_key_the_ratelimit_adapter_computes(acme_schema):
+    request = RequestFactory().get("/", HTTP_HOST=ACME_HOST)
+    rate = "7/m"
+    limit, period = ratelimit_internals.split_rate(rate)
+    assert (limit, period) == (7, 60)
+    value = "adapter-probe"
+    key = caches["state"].make_key(
+        ratelimit_internals.counter_key(
+            group="adapter-test",
+            window=ratelimit_internals.window_end(value, period),
+            rate=rate,
+            value=value,
+        )
+    )
+    for _ in range(3):
+        usage = get_usage(
+            request,
+            group="adapter-test",
+            key=lambda group, request: value,
+            rate=rate,
+            increment=True,
+        )
+    assert usage["count"] == 3
+    client = caches["state"].client.get_client(write=False)
+    assert int(client.get(key)) == 3
+    assert 0 < client.ttl(key) <= ratelimit_internals.counter_expiry(period)
+
+
+def test_wagtail_finds_the_attached_site_without_a_query(
+    acme_schema, django_assert_num_queries
+):
+    request = RequestFactory().get("/", HTTP_HOST=ACME_HOST)
+    found = wagtail_internals.find_site(request)
+    assert found is not None and found == Site.find_for_request(
+        RequestFactory().get("/", HTTP_HOST=ACME_HOST)
+    )
+    wagtail_internals.attach_site(request, found)
+    with django_assert_num_queries(0):
+        assert Site.find_for_request(request) is found
+
+
+def test_django_content_type_cache_is_the_schema_scoped_one():
+    assert django_internals.has_schema_scoped_cache()
+
+
+def test_django_lazy_objects_report_whether_they_ran():
+    lazy = SimpleLazyObject(lambda: "user")
+    assert django_internals.is_unevaluated(lazy)
+    str(lazy)
+    assert not django_internals.is_unevaluated(lazy)
+    assert not django_internals.is_unevaluated("not lazy")
