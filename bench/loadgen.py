@@ -128,7 +128,12 @@ def sweep(
 class Schedule:
     """``rate`` requests per second to ``host``, with at most ``connections`` in
     flight (a request due while all are busy waits, and the wait counts); ``port``,
-    when set, sends this schedule to another server than ``open_loop``'s."""
+    when set, sends this schedule to another server than ``open_loop``'s.
+
+    ``clients``: the requests name these client addresses in turn in
+    ``X-Forwarded-For`` (the server must trust 127.0.0.1 as a proxy), so that one
+    schedule can be many visitors or exactly one. ``bust_cache``: each request adds a
+    query string of its own (``?b=<n>``), as a cache-busting flood does."""
 
     host: str
     rate: float
@@ -136,6 +141,15 @@ class Schedule:
     connections: int = 16
     timeout: float = 10.0
     port: int | None = None
+    clients: tuple[str, ...] = ()
+    bust_cache: bool = False
+
+    def request_target(self, index: int) -> tuple[str, dict[str, str]]:
+        path = f"{self.path}?b={index}" if self.bust_cache else self.path
+        headers = {"Host": self.host}
+        if self.clients:
+            headers["X-Forwarded-For"] = self.clients[index % len(self.clients)]
+        return path, headers
 
 
 @dataclass
@@ -187,7 +201,8 @@ def _run_schedule(
                 conn = http.client.HTTPConnection(
                     "127.0.0.1", port, timeout=schedule.timeout
                 )
-                conn.request("GET", schedule.path, headers={"Host": schedule.host})
+                path, headers = schedule.request_target(index)
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 conn.close()

@@ -8,19 +8,28 @@ all in one run:
 1. baseline: three quiet tenants (plan ``pro``) each get a steady open-loop load well
    within their plan;
 2. flood: the same, while a fourth tenant on a small plan of its own sends 20 times its
-   plan's public reads per minute; baseline and flood blocks alternate (``--rounds``),
-   so that a disturbance from outside the benchmark is less likely to land in one
-   phase only;
-3. the cost of the limit decision itself, in-process against the same Redis: taking
+   plan's public reads per minute, from many clients;
+3. bust: the same flood, each request with a query string of its own (``?b=<n>``), as
+   a cache-busting flood sends: it must cost no more than the cached flood;
+4. client flood: the quiet tenants as before, while one client floods a fifth tenant
+   (plan ``pro``) at twice the tenant's whole allowance and another client of that
+   tenant reads at a modest rate: the other client must keep being served (the
+   per-client share, ``public_reads_per_client_per_minute``);
+   the four phases alternate in blocks (``--rounds``), so that a disturbance from
+   outside the benchmark is less likely to land in one phase only;
+5. the cost of the limit decision itself, in-process against the same Redis: taking
    and releasing a concurrency slot and counting the request against the rate limit,
    as the middleware and the view decorator do for every public page.
 
-Quiet tenants' latency is measured from the moment each request was due, so queueing
-behind the flood counts; anything but a 200 for a quiet tenant is an error. It prints a
-table, writes ``bench/results/noisy_neighbour.json`` and ``noisy_neighbour.png``; the
-last line is ``RESULT quiet_p99_ratio=X quiet_errors=N noisy_limited_share=X
-limit_overhead_ms=X``, where the ratio is the worst quiet tenant's p99 under the flood
-over its own baseline p99.
+Clients are told apart by ``X-Forwarded-For`` (the pool trusts 127.0.0.1 as its
+proxy, as it would trust Caddy or HAProxy): each quiet tenant's load comes from 20
+visitors, the noisy flood from 64. Quiet tenants' latency is measured from the moment
+each request was due, so queueing behind the flood counts; anything but a 200 for a
+quiet tenant is an error. It prints a table, writes
+``bench/results/noisy_neighbour.json`` and ``noisy_neighbour.png``; the last line is
+``RESULT quiet_p99_ratio=X quiet_errors=N noisy_limited_share=X limit_overhead_ms=X
+bust_quiet_p99_ratio=X same_tenant_other_client_ok_share=X``, where a ratio is the
+worst quiet tenant's p99 in that phase over its own baseline p99.
 
 Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py --help)
 """
@@ -43,7 +52,15 @@ PORT = 18433
 QUIET = [f"nb_quiet{i}" for i in (1, 2, 3)]
 NOISY = "nb_noisy"
 NOISY_PLAN = "nb-noisy"
+SHARED = "nb_shared"  # one client floods it while another reads
 LIMITED = (429, 503)
+PHASES = ("baseline", "flood", "bust", "client_flood")
+FLOODER, OTHER_CLIENT = "192.0.2.66", "192.0.2.99"
+OTHER_CLIENT_RATE = 5.0
+
+
+def clients(prefix: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}.{n}" for n in range(1, count + 1))
 
 
 def host(slug: str) -> str:
@@ -67,7 +84,7 @@ def set_up_tenants(*, noisy_reads_per_minute: int, noisy_cap: int) -> None:
             "concurrent_requests": noisy_cap,
         },
     )
-    for slug in QUIET:
+    for slug in [*QUIET, SHARED]:
         tenant_create(
             slug=slug,
             name=slug,
@@ -94,7 +111,7 @@ def clear_limit_counters() -> None:
     from tenants.tariffs.admission import slots_key
 
     client = get_redis_connection("state")
-    for slug in [*QUIET, NOISY]:
+    for slug in [*QUIET, NOISY, SHARED]:
         # "<schema>:<prefix>:<version>:rl:<digest>" (django-tenants' key function)
         for pattern in (f"{slug}:*:rl:*", slots_key(slug)):
             keys = list(client.scan_iter(match=pattern, count=1000))
@@ -134,48 +151,83 @@ def summarize_noisy(result) -> dict:
     }
 
 
-def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
-    """Both load phases against one gunicorn pool."""
-    from bench.loadgen import Schedule, open_loop, sweep
-    from cms_project import devstack
+def phase_schedules(args, quiet_rate: float, noisy_rate: float) -> dict:
+    """Each phase's load: the quiet tenants always, plus that phase's flood."""
+    from bench.loadgen import Schedule
 
     quiet = [
-        Schedule(host=host(slug), rate=quiet_rate, connections=8) for slug in QUIET
+        Schedule(
+            host=host(slug),
+            rate=quiet_rate,
+            connections=8,
+            clients=clients(f"198.51.{100 + index}", 20),
+        )
+        for index, slug in enumerate(QUIET)
     ]
-    noisy = Schedule(host=host(NOISY), rate=noisy_rate, connections=32)
+    many = clients("203.0.113", 64)
+    noisy = Schedule(host=host(NOISY), rate=noisy_rate, connections=32, clients=many)
+    busting = Schedule(
+        host=host(NOISY), rate=noisy_rate, connections=32, clients=many, bust_cache=True
+    )
+    flooder = Schedule(
+        host=host(SHARED),
+        rate=args.client_flood_rate,
+        connections=32,
+        clients=(FLOODER,),
+    )
+    other = Schedule(
+        host=host(SHARED),
+        rate=OTHER_CLIENT_RATE,
+        connections=4,
+        clients=(OTHER_CLIENT,),
+    )
+    return {
+        "baseline": quiet,
+        "flood": [*quiet, noisy],
+        "bust": [*quiet, busting],
+        "client_flood": [*quiet, flooder, other],
+    }
+
+
+def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
+    """Every load phase against one gunicorn pool, in alternating blocks."""
+    from bench.loadgen import open_loop, sweep
+    from cms_project import devstack
+
+    schedules = phase_schedules(args, quiet_rate, noisy_rate)
     log = Path(tempfile.gettempdir()) / "bench-noisy_neighbour-gunicorn.log"
     env = gunicorn_env(workers=args.workers)
+    env["CMS_TRUSTED_PROXIES"] = "127.0.0.1/32"
     if args.page_cache_seconds is not None:
         env["CMS_PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)
     process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=args.workers)
     block = args.seconds / args.rounds
-    blocks: dict[str, list] = {"baseline": [], "flood": []}
+    blocks: dict[str, list] = {phase: [] for phase in PHASES}
     spans: list[tuple[str, float, float]] = []  # phase, wall-clock start and end
+    everyone = [host(slug) for slug in [*QUIET, NOISY, SHARED]]
     try:
         # every tenant's caches and database connections warm in every worker
-        sweep(PORT, [s.host for s in [*quiet, noisy]], repeat=4 * args.workers)
+        sweep(PORT, everyone, repeat=4 * args.workers)
         # and a short open-loop run, not measured: the first block must not pay for
         # anything cold (it would flatter whichever phase comes second)
-        open_loop(PORT, [*quiet, noisy], seconds=3)
+        open_loop(PORT, schedules["flood"], seconds=3)
         # from here on the counters run as in production: the noisy tenant gets its
         # plan's reads per (fixed, 60 s) window, however the blocks fall
         clear_limit_counters()
         for round_number in range(1, args.rounds + 1):
-            out(
-                f"== round {round_number}/{args.rounds}, baseline: 3 quiet tenants "
-                f"at {quiet_rate:g} req/s each, {block:g} s"
-            )
-            began = time.time()
-            blocks["baseline"].append(open_loop(PORT, quiet, seconds=block))
-            spans.append(("baseline", began, time.time()))
-            out(
-                f"== round {round_number}/{args.rounds}, flood: the same, plus the "
-                f"noisy tenant at {noisy_rate:g} req/s ({args.flood_factor:g}x its "
-                f"plan), {block:g} s"
-            )
-            began = time.time()
-            blocks["flood"].append(open_loop(PORT, [*quiet, noisy], seconds=block))
-            spans.append(("flood", began, time.time()))
+            for phase in PHASES:
+                out(
+                    f"== round {round_number}/{args.rounds}, {phase}: "
+                    + ", ".join(
+                        f"{s.host} {s.rate:g}/s"
+                        + (" (cache-busting)" if s.bust_cache else "")
+                        for s in schedules[phase]
+                    )
+                    + f", {block:g} s"
+                )
+                began = time.time()
+                blocks[phase].append(open_loop(PORT, schedules[phase], seconds=block))
+                spans.append((phase, began, time.time()))
     finally:
         devstack.stop_process(process)
     phases = {phase: merge_blocks(results) for phase, results in blocks.items()}
@@ -187,14 +239,20 @@ def server_side(log: Path, spans: list[tuple[str, float, float]]) -> dict:
     (JSON lines, production's log format): it tells time in the application from
     time waiting for a worker or a CPU outside it."""
     durations: dict[str, dict[str, list[float]]] = {
-        phase: {"quiet": [], "noisy": []} for phase in ("baseline", "flood")
+        phase: {"quiet": [], "noisy": []} for phase in PHASES
     }
     for line in log.read_text(errors="replace").splitlines():
         if not line.startswith("{") or '"cms.access"' not in line:
             continue
         event = json.loads(line)
         tenant = event.get("tenant", "")
-        kind = "quiet" if tenant in QUIET else "noisy" if tenant == NOISY else None
+        kind = (
+            "quiet"
+            if tenant in QUIET
+            else "noisy"
+            if tenant in (NOISY, SHARED)
+            else None
+        )
         if kind is None or "duration_ms" not in event:
             continue
         when = datetime.fromisoformat(event["time"]).timestamp()
@@ -253,6 +311,9 @@ def measure_limit_overhead(calls: int) -> dict:
     timings = []
     try:
         for index in range(calls + 200):
+            # a visitor of its own per call: the per-client share must not refuse
+            # the measured calls (a refusal skips the cache lookup)
+            request.META["REMOTE_ADDR"] = f"198.18.{index // 250}.{index % 250}"
             began = time.perf_counter()
             decision = decide_page_request(request, tenant)
             pipe = redis.pipeline(transaction=False)
@@ -297,6 +358,13 @@ def main() -> int:
         "--noisy-cap", type=int, default=2, help="the noisy plan's concurrency cap"
     )
     parser.add_argument("--flood-factor", type=float, default=20)
+    parser.add_argument(
+        "--client-flood-rate",
+        type=float,
+        default=100,
+        help="req/s of the one client flooding a pro tenant (its plan: 50/s for "
+        "the tenant, 12.5/s per client)",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--overhead-calls", type=int, default=5000)
     parser.add_argument(
@@ -341,10 +409,19 @@ def main() -> int:
         for phase, results in phases.items()
     }
     noisy = summarize_noisy(phases["flood"][len(QUIET)])
-    ratios = [
-        flood["p99_ms"] / base["p99_ms"]
-        for base, flood in zip(quiet["baseline"], quiet["flood"], strict=True)
-    ]
+    busting = summarize_noisy(phases["bust"][len(QUIET)])
+    flooder = summarize_noisy(phases["client_flood"][len(QUIET)])
+    other = phases["client_flood"][len(QUIET) + 1]
+    other_ok_share = other.count(200) / other.requests if other.requests else 0.0
+
+    def worst_ratio(phase: str) -> list[float]:
+        return [
+            during["p99_ms"] / base["p99_ms"]
+            for base, during in zip(quiet["baseline"], quiet[phase], strict=True)
+        ]
+
+    ratios = worst_ratio("flood")
+    bust_ratios = worst_ratio("bust")
     quiet_errors = sum(row["errors"] for rows in quiet.values() for row in rows)
     figures = {
         "settings": {
@@ -370,6 +447,21 @@ def main() -> int:
             for phase, values in pooled.items()
         },
         "noisy": noisy,
+        "bust": busting,
+        "client_flood": {
+            "flooder": flooder,
+            "other_client": {
+                "rate": OTHER_CLIENT_RATE,
+                "requests": other.requests,
+                "ok": other.count(200),
+                "ok_share": other_ok_share,
+                "statuses": {
+                    str(s): other.statuses.count(s) for s in set(other.statuses)
+                },
+            },
+        },
+        "bust_quiet_p99_ratio_worst": max(bust_ratios),
+        "same_tenant_other_client_ok_share": other_ok_share,
         "limit_overhead": overhead,
         "in_django": in_django,
         "quiet_p99_ratio_worst": max(ratios),
@@ -382,9 +474,20 @@ def main() -> int:
     plot(phases, figures)
     report(figures, ratios)
     out(
+        "p99 bust / baseline per quiet tenant: "
+        + ", ".join(f"{ratio:.2f}" for ratio in bust_ratios)
+    )
+    out(
+        f"client flood: the flooder ({args.client_flood_rate:g}/s) got "
+        f"{flooder['ok']} x 200, {flooder['status_429']} x 429; the other client "
+        f"of the same tenant got {other.count(200)} of {other.requests} served"
+    )
+    out(
         f"RESULT quiet_p99_ratio={max(ratios):.3f} quiet_errors={quiet_errors} "
         f"noisy_limited_share={noisy['limited_share']:.3f} "
-        f"limit_overhead_ms={overhead['p50_ms']:.3f}"
+        f"limit_overhead_ms={overhead['p50_ms']:.3f} "
+        f"bust_quiet_p99_ratio={max(bust_ratios):.3f} "
+        f"same_tenant_other_client_ok_share={other_ok_share:.3f}"
     )
     return 0
 
