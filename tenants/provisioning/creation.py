@@ -23,7 +23,6 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
-from django_redis import get_redis_connection
 from django_tenants.utils import quote_schema_name, schema_context, schema_exists
 
 from tenants.errors import (
@@ -35,6 +34,7 @@ from tenants.errors import (
 )
 from tenants.models import Domain, Plan, Tenant
 from tenants.provisioning.cloning import clone_template
+from tenants.redis_store.keys import cache_redis, tenant_key_pattern
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import plan_get
 from tenants.registry.validation import normalize_tenant_domain, validate_slug
@@ -245,11 +245,14 @@ def tenant_create(
 
 
 def _purge_tenant_cache(schema_name: str) -> None:
-    """Drop the tenant's cache keys: a later tenant with the same slug starts clean."""
-    client = get_redis_connection("default")
-    keys = list(client.scan_iter(match=f"{schema_name}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    """Drop the tenant's keys - Django's cache (its key function starts with the
+    schema) and the platform's own (slots, page cache): a later tenant with the same
+    slug starts clean."""
+    client = cache_redis()
+    for pattern in (f"{schema_name}:*", tenant_key_pattern(schema_name)):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 def tenant_delete(*, slug: str, confirm: bool) -> None:

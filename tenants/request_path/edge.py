@@ -40,7 +40,7 @@ from tenants.request_path.decision import (
 from tenants.request_path.gate import GateKind, gate
 from tenants.request_path.page_cache import cache_seconds
 from tenants.request_path.public_pages import serves_pages
-from tenants.request_state import request_state
+from tenants.request_state import STATE_KEY, request_state
 from tenants.tariffs.admission import release_slot
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class PageCacheEdge:
     def _release_unclaimed(environ: dict) -> None:
         """Django answered without reaching ``PublicPageMiddleware`` (the tenant map
         changed in between, say): release the slot taken for it."""
-        state = environ.get("cms.request_state")
+        state = environ.get(STATE_KEY)
         if state is None or not state.page_decided or state.page is None:
             return
         decision, state.page = state.page, None
