@@ -21,6 +21,9 @@ from hypothesis import settings as hypothesis_settings
 from content.demo import seed_demo
 from tenants.registry.resolution import _tenant_map
 
+# Under CI=true a skipped test fails (tests/ci_plugin.py).
+pytest_plugins = ["tests.ci_plugin"]
+
 ACME_HOST = "acme.localhost"
 GLOBEX_HOST = "globex.localhost"
 
