@@ -218,8 +218,17 @@ def _one_cycle(graph: dict[str, list[str]], members: set[str]) -> str:
     return start
 
 
+# Underscored by name but documented public API of Django (the Model _meta API, the
+# managers every model has).
+PUBLIC_UNDERSCORED = frozenset({"_meta", "_default_manager", "_base_manager"})
+
+
 def _is_private(name: str) -> bool:
-    return name.startswith("_") and not name.startswith("__")
+    return (
+        name.startswith("_")
+        and not name.startswith("__")
+        and name not in PUBLIC_UNDERSCORED
+    )
 
 
 def _dependency(name: str) -> bool:
