@@ -343,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_live:
         answers, detail = live_service_answers(lock=args.lock)
         if answers:
-            sys.stdout.write(f"The live vulnerability service answers ({detail}).\n")
+            sys.stdout.write(
+                f"The live vulnerability service answers ({detail}): pip-audit checks "
+                f"the {len(read_lock(args.lock))} pinned packages of {args.lock}.\n"
+            )
             return 0
         sys.stdout.write(
             f"The live vulnerability service cannot be reached: {detail}\n"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from cms_project.advisories import default_snapshot
-from tests.integration import REPO_ROOT
+from tests.integration import REPO_ROOT, free_port
 
 SNAPSHOT = default_snapshot()
 SNAPSHOT_DATE = "2024-10-10"
@@ -122,3 +122,52 @@ def test_the_project_lock_has_no_known_vulnerability_in_the_snapshot(snapshot):
         f"No known vulnerability in the pinned versions (as of {SNAPSHOT_DATE})."
         in result.stdout
     )
+
+
+@pytest.fixture
+def fake_pypi(monkeypatch):
+    """A local stand-in for PyPI's JSON API that knows only amqp 5.4.2."""
+    import http.server
+    import json
+    import threading
+
+    from cms_project import advisories
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/pypi/amqp/5.4.2/json":
+                body = json.dumps({"info": {}, "vulnerabilities": []}).encode()
+                self.send_response(200)
+            else:
+                body = b"{}"
+                self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(
+        advisories,
+        "LIVE_SERVICE_URL",
+        f"http://127.0.0.1:{server.server_port}/pypi/{{name}}/{{version}}/json",
+    )
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_live_service_is_used_when_it_answers_for_a_pin(tmp_path, fake_pypi):
+    from cms_project.advisories import live_service_answers
+
+    known, unknown = tmp_path / "known.lock", tmp_path / "unknown.lock"
+    known.write_text("amqp==5.4.2\n")
+    unknown.write_text("amqp==9.9.9\n")
+
+    assert live_service_answers(lock=known)[0] is True
+    answers, why = live_service_answers(lock=unknown)
+    assert answers is False
+    assert "HTTP Error 404" in why
