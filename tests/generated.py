@@ -25,9 +25,10 @@ from hypothesis import settings as hypothesis_settings
 from tests.ci_plugin import running_in_ci
 
 LOCAL_EXAMPLES = 100
-# The nine generated tests, measured on this 2-core machine (shared, loaded): 67 s
-# under `cms`; 298 s at 4x, where random inputs also run longer than the fixed ones.
-# 3x keeps CI's two suite runs a few minutes longer, not ten.
+# The nine generated tests, timed on this 2-core machine while shared (load 11-16):
+# 67 s under `cms`; under `ci` 182 s at 3x (327 s on a busier run) and 298 s at 4x.
+# The isolation test is over half of it (~3 s an example). 3x adds about two minutes
+# to each of CI's two suite runs.
 CI_SCALE = 3
 
 hypothesis_settings.register_profile(
