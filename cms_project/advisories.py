@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         sys.stdout.write(
-            f"The live vulnerability service cannot be reached: {detail}\n"
+            f"The live vulnerability service cannot be used here: {detail}\n"
         )
         return 1
     return audit_lock(lock=args.lock, snapshot_path=args.snapshot or default_snapshot())
