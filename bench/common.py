@@ -51,6 +51,8 @@ def gunicorn_env(*, workers: int) -> dict[str, str]:
     env["GUNICORN_WORKERS"] = str(workers)
     env["DJANGO_SETTINGS_MODULE"] = "cms_project.settings.production"
     env.setdefault("SECRET_KEY", "bench-" + "k" * 60)
+    # production settings have no default host list; the bench hosts vary per run
+    env.setdefault("ALLOWED_HOSTS", "*")
     env["SECURE_SSL_REDIRECT"] = "false"
     return env
 

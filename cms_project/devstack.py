@@ -156,12 +156,40 @@ def _stop_redis() -> None:
 # --- entry points ---------------------------------------------------------------------
 
 
+PRODUCTION_SETTINGS = "cms_project.settings.production"
+
+
+def is_production_settings(settings_module: str | None) -> bool:
+    """Whether ``settings_module`` is the production settings (or named like them:
+    ``deploy.settings.production``): their databases are never throw-away ones."""
+    if not settings_module:
+        return False
+    return settings_module == PRODUCTION_SETTINGS or (
+        settings_module.rsplit(".", 1)[-1] == "production"
+    )
+
+
 def ensure_service_urls(*, keep_running: bool = False) -> list[str]:
     """Set DATABASE_URL / REDIS_URL to embedded servers when they are unset.
 
     Returns the names of the servers this call started; unless ``keep_running``, they
-    are stopped when this process exits.
+    are stopped when this process exits. Under production settings it starts nothing
+    and refuses unset URLs: a production process that silently ran on an empty
+    throw-away database would look healthy while serving nobody's data.
     """
+    settings_module = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if is_production_settings(settings_module):
+        missing = [
+            name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)
+        ]
+        if missing:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"Set {' and '.join(missing)}: production settings never start "
+                f"the embedded development servers."
+            )
+        return []
     started = []
     (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)
     if not os.environ.get("DATABASE_URL"):

@@ -15,25 +15,24 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import setup_databases, teardown_databases
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 
 from content.demo import seed_demo
 from tenants.registry.resolution import _tenant_map
 
+# Under CI=true a skipped test fails (tests/ci_plugin.py).
+pytest_plugins = ["tests.ci_plugin"]
+
 ACME_HOST = "acme.localhost"
 GLOBEX_HOST = "globex.localhost"
 
-# Generated tests (isolation, fuzzing): the same examples every run, so CI is
-# reproducible; no per-example deadline (requests hit a real database); the db fixture
-# holds one transaction for all examples of a test, which is what they expect.
-hypothesis_settings.register_profile(
-    "cms",
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-hypothesis_settings.load_profile("cms")
+
+def pytest_configure(config):
+    """Generated tests: derandomized here, exploring under CI=true; loaded before any
+    test module is imported, since their example counts scale with the profile
+    (tests/generated.py). Imported here, after tests.ci_plugin is registered."""
+    from tests.generated import load_profile
+
+    load_profile()
 
 
 @pytest.fixture(scope="session")

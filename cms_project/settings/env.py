@@ -38,11 +38,18 @@ def env_int(name: str, default: int) -> int:
         ) from None
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
+def env_list(name: str, default: list[str] | None) -> list[str]:
+    """A comma-separated list; with ``default=None`` it is required and not empty."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None and default is not None:
         return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    if default is None and not items:
+        raise ImproperlyConfigured(
+            f"Set the environment variable {name} to a comma-separated list "
+            f"(it has no default in these settings)."
+        )
+    return items
 
 
 def env_networks(name: str, default: list[str]) -> list[str]:

@@ -1,7 +1,9 @@
 """Production: secrets without defaults, HTTPS everywhere, strict hosts.
 
-Starts only when SECRET_KEY, DATABASE_URL and REDIS_URL are set, so a missing secret
-fails at boot instead of running with a development default.
+Starts only when SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL are set, so a
+missing secret or host list fails at boot instead of running with a development
+default. ``manage.py`` never starts the embedded development servers under these
+settings (``cms_project.devstack.ensure_service_urls``).
 """
 
 from cms_project.settings.base import *  # noqa: F403
@@ -9,7 +11,10 @@ from cms_project.settings.env import env_bool, env_choice, env_int, env_list, en
 
 SECRET_KEY = env_str("SECRET_KEY")
 DEBUG = False
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+# No default: the operator states which host names reach Django (e.g. ".example.com"
+# for the tenants under the base domain plus the custom domains' hosts, or "*" to
+# leave host validation to the tenant gate alone).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", None)
 CMS_SITE_SCHEME = "https"
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -121,3 +121,20 @@ def test_page_quota_blocks_growth_but_deletes_nothing(acme_client):
     assert "allows 2 pages" in body["message"]
     pages_after = json.loads(acme_client.get("/api/v2/pages/").content)["meta"]
     assert pages_after["total_count"] == pages_before
+
+
+@pytest.mark.parametrize("endpoint", ["pages", "images", "documents"])
+@pytest.mark.parametrize(
+    ("operator", "status"), [("0", 400), ("xor", 400), ("AND", 200), ("or", 200)]
+)
+def test_search_operator_is_checked(acme_client, endpoint, operator, status):
+    # found by the CI profile of the fuzz tests: Wagtail passed it on unchecked (a 500)
+    response = acme_client.get(
+        f"/api/v2/{endpoint}/", {"search": "mark", "search_operator": operator}
+    )
+
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert json.loads(response.content) == {
+            "message": "search_operator must be 'and' or 'or'"
+        }

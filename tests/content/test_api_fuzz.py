@@ -12,10 +12,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import ACME_HOST
+from tests.generated import examples
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = hypothesis_settings(max_examples=60)
+FUZZ = hypothesis_settings(max_examples=examples(60))
 ADMIN = "Basic " + base64.b64encode(b"admin:acme-admin-demo").decode()
 
 text = st.text(

@@ -25,6 +25,7 @@ from content.demo import create_editor
 from tenants.models import Plan, Tenant
 from tenants.provisioning.creation import tenant_create, tenant_delete
 from tenants.tariffs.plans import plan_create
+from tests.ci_plugin import tool_unavailable
 from tests.integration import free_port, process_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -119,7 +120,7 @@ def install_chromium() -> str | None:
 def chromium() -> Path:
     reason = install_chromium()
     if reason:
-        pytest.skip(f"browser tests need Chromium: {reason}")
+        tool_unavailable(f"browser tests need Chromium: {reason}")
     return CHROMIUM
 
 

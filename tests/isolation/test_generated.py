@@ -17,6 +17,7 @@ from wagtail.models import Site
 
 from content.models import ArticlePage
 from tests.conftest import ACME_HOST, GLOBEX_HOST
+from tests.generated import examples
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def _plant(schema: str, slug: str, title: str, file_name: str, secret: str) -> d
         }
 
 
-@hypothesis_settings(max_examples=12)
+@hypothesis_settings(max_examples=examples(12))
 @given(slug=slugs, title=titles, file_name=file_names)
 def test_colliding_names_never_cross_tenants(slug, title, file_name, settings):
     # Examples roll back their pages, but not Redis: a page cached by one example

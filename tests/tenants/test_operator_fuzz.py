@@ -8,9 +8,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.generated import examples
+
 pytestmark = pytest.mark.django_db
 
-FUZZ = hypothesis_settings(max_examples=50)
+FUZZ = hypothesis_settings(max_examples=examples(50))
 TOKEN = "fuzz-metrics-token"
 text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),

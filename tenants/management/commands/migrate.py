@@ -17,6 +17,14 @@ from tenants.provisioning.fleet import ProgressBar, migrate_fleet
 class Command(MigrateSchemasCommand):
     def add_arguments(self, parser):
         super().add_arguments(parser)
+        # django-tenants adds --schema without help; argparse has no public handle on
+        # an option once added, so the text is set on its action.
+        for action in parser._actions:
+            if "--schema" in action.option_strings and not action.help:
+                action.help = (
+                    "Migrate this one schema only (django-tenants' own path), "
+                    "instead of the public schema, the template and every tenant."
+                )
         parser.add_argument(
             "--tenant-parallel",
             type=int,

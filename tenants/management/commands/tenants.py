@@ -15,6 +15,8 @@ from tenants.provisioning import creation as provisioning
 from tenants.provisioning.fleet import ProgressBar, migrate_fleet
 from tenants.registry.selectors import tenant_as_dict, tenant_get, tenant_list
 
+SLUG_HELP = "The tenant's slug (its schema name)."
+
 
 class Command(BaseCommand):
     help = "Create, list, change and delete tenants."
@@ -25,81 +27,115 @@ class Command(BaseCommand):
         create = actions.add_parser(
             "create", help="Provision a new tenant, or many with --from-csv."
         )
-        create.add_argument("slug", nargs="?")
-        create.add_argument("--name")
+        create.add_argument(
+            "slug", nargs="?",
+            help="The tenant's slug, also its schema name (omit with --from-csv).",
+        )  # fmt: skip
+        create.add_argument(
+            "--name", help="Display name (required without --from-csv)."
+        )
         create.add_argument(
             "--domain", action="append", default=[], dest="domains",
             help="Host name; repeat for more. The first is primary.",
         )  # fmt: skip
-        create.add_argument("--plan")
+        create.add_argument(
+            "--plan", help="Its plan (tariff; required without --from-csv)."
+        )
         create.add_argument(
             "--from-csv", dest="csv", metavar="FILE",
             help="Columns slug,name,domain,plan,admin_email; bad rows are reported "
             "and skipped.",
         )  # fmt: skip
-        create.add_argument("--admin-email")
-        create.add_argument("--admin-password")
+        create.add_argument(
+            "--admin-email",
+            help="E-mail of its first admin user (default: admin@ the first domain).",
+        )
+        create.add_argument(
+            "--admin-password",
+            help="That admin's password (default: a random one, printed once).",
+        )
 
         listing = actions.add_parser("list", help="List tenants.")
-        listing.add_argument("--json", action="store_true")
+        listing.add_argument("--json", action="store_true", help="Print JSON.")
 
         show = actions.add_parser("show", help="Show one tenant.")
-        show.add_argument("slug")
-        show.add_argument("--json", action="store_true")
+        show.add_argument("slug", help=SLUG_HELP)
+        show.add_argument("--json", action="store_true", help="Print JSON.")
 
         set_plan = actions.add_parser("set-plan", help="Move a tenant to a plan.")
-        set_plan.add_argument("slug")
-        set_plan.add_argument("plan")
+        set_plan.add_argument("slug", help=SLUG_HELP)
+        set_plan.add_argument("plan", help="The new plan's name.")
 
         for name, help_text in (
             ("add-domain", "Add a host name to a tenant."),
             ("remove-domain", "Remove a host name from a tenant."),
         ):
             sub = actions.add_parser(name, help=help_text)
-            sub.add_argument("slug")
-            sub.add_argument("host")
+            sub.add_argument("slug", help=SLUG_HELP)
+            sub.add_argument("host", help="The host name, e.g. www.shop.example.com.")
 
         for name, help_text in (
             ("suspend", "Serve a 503 page instead of the tenant's site."),
             ("resume", "Serve a suspended tenant again."),
         ):
-            actions.add_parser(name, help=help_text).add_argument("slug")
+            actions.add_parser(name, help=help_text).add_argument(
+                "slug", help=SLUG_HELP
+            )
 
         delete = actions.add_parser("delete", help="Drop a tenant with its data.")
-        delete.add_argument("slug")
+        delete.add_argument("slug", help=SLUG_HELP)
         delete.add_argument("--yes", action="store_true", help="Confirm the deletion.")
         delete.add_argument(
             "--backup", metavar="FILE.tar.gz", help="Export the tenant first."
         )
 
         export = actions.add_parser("export", help="Write a tenant to an archive.")
-        export.add_argument("slug")
-        export.add_argument("-o", "--output", required=True, metavar="FILE.tar.gz")
+        export.add_argument("slug", help=SLUG_HELP)
+        export.add_argument(
+            "-o", "--output", required=True, metavar="FILE.tar.gz",
+            help="The archive to write (data and media).",
+        )  # fmt: skip
 
         restore = actions.add_parser("import", help="Restore an archive as a tenant.")
-        restore.add_argument("archive", metavar="FILE.tar.gz")
-        restore.add_argument("--slug", required=True)
-        restore.add_argument("--domain", action="append", required=True, dest="domains")
+        restore.add_argument(
+            "archive", metavar="FILE.tar.gz", help="An archive from `tenants export`."
+        )
+        restore.add_argument(
+            "--slug", required=True, help="The new tenant's slug (and schema name)."
+        )
+        restore.add_argument(
+            "--domain", action="append", required=True, dest="domains",
+            help="Host name of the new tenant; repeat for more. The first is primary.",
+        )  # fmt: skip
         restore.add_argument("--plan", help="Default: the plan in the archive.")
 
         migrate = actions.add_parser(
             "migrate", help="Migrate the template and every tenant, in parallel."
         )
-        migrate.add_argument("--parallel", type=int, default=2)
+        migrate.add_argument(
+            "--parallel", type=int, default=2, help="Tenants migrated at once."
+        )
 
         usage_parser = actions.add_parser(
             "usage", help="A tenant's metered use per day (default: this month)."
         )
-        usage_parser.add_argument("slug")
-        usage_parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
-        usage_parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
+        usage_parser.add_argument("slug", help=SLUG_HELP)
+        usage_parser.add_argument(
+            "--from", dest="start", metavar="YYYY-MM-DD",
+            help="First day (default: the first of this month, UTC).",
+        )  # fmt: skip
+        usage_parser.add_argument(
+            "--to", dest="end", metavar="YYYY-MM-DD", help="Last day (default: today)."
+        )
         usage_parser.add_argument("--csv", action="store_true", help="CSV on stdout.")
 
         top = actions.add_parser(
             "top", help="The busiest tenants of the last minute, right now."
         )
-        top.add_argument("--limit", type=int, default=20)
-        top.add_argument("--json", action="store_true")
+        top.add_argument(
+            "--limit", type=int, default=20, help="How many tenants (default 20)."
+        )
+        top.add_argument("--json", action="store_true", help="Print JSON.")
 
     @property
     def _raw_stderr(self):
