@@ -12,3 +12,8 @@ class ContentConfig(AppConfig):
 
         install_policy()
         connect_purge_signals()
+
+        from content.models import new_home_page
+        from tenants.provisioning.creation import register_home_page
+
+        register_home_page(new_home_page)

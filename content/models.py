@@ -95,3 +95,8 @@ class BackgroundJob(models.Model):
 
     def __str__(self) -> str:
         return self.label or f"{self.kind} #{self.pk}"
+
+
+def new_home_page(tenant) -> HomePage:
+    """A new tenant's home page, unsaved (tenants.provisioning adds it to the tree)."""
+    return HomePage(title=tenant.name, slug="home", intro=f"Welcome to {tenant.name}.")

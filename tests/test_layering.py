@@ -42,22 +42,13 @@ KNOWN_PRIVATE_NAMES = frozenset(
 # --- known violations: each set must shrink to empty ----------------------------------
 
 # (a) "module imports module"
-KNOWN_TENANTS_IMPORTS_CONTENT: set[str] = {
-    "tenants.provisioning.creation imports content.models",
-}
+KNOWN_TENANTS_IMPORTS_CONTENT: set[str] = set()
 # (b) the modules of each cycle (a strongly connected component), sorted
 KNOWN_CYCLES: set[str] = {
     "content.jobs, content.scheduling, content.task_backend, content.tasks",
 }
 # (c) "module: what it uses"
-KNOWN_PRIVATE_USES: set[str] = {
-    "tenants.registry.resolution: <object>._get_raw_host",
-    "tenants.registry.resolution: wagtail.models.Site._find_for_request",
-    "tenants.request_path.gate: <object>._wagtail_site",
-    "tenants.tariffs.limits: from django_ratelimit.core import _get_window",
-    "tenants.tariffs.limits: from django_ratelimit.core import _make_cache_key",
-    "tenants.tariffs.limits: from django_ratelimit.core import _split_rate",
-}
+KNOWN_PRIVATE_USES: set[str] = set()
 
 
 # --- reading the imports --------------------------------------------------------------

@@ -14,12 +14,14 @@ import functools
 import logging
 import secrets
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
@@ -129,17 +131,27 @@ def ensure_template_schema(*, verbosity: int = 0) -> bool:
     return True
 
 
+# The unsaved home page of a new tenant's site. Content registers it at start-up
+# (``register_home_page``): the platform knows that a site has a home page, not
+# which page type it is.
+_home_page_factory: Callable[[Tenant], object] | None = None
+
+
+def register_home_page(factory: Callable[[Tenant], object]) -> None:
+    global _home_page_factory
+    _home_page_factory = factory
+
+
 def _create_site_and_home(tenant: Tenant, primary_domain: str) -> None:
     from wagtail.models import Page, Site
 
-    from content.models import HomePage
-
+    if _home_page_factory is None:
+        raise ImproperlyConfigured(
+            "No home page type registered (tenants.provisioning.creation."
+            "register_home_page): is the content app installed?"
+        )
     root = Page.get_first_root_node()
-    home = HomePage(
-        title=tenant.name,
-        slug="home",
-        intro=f"Welcome to {tenant.name}.",
-    )
+    home = _home_page_factory(tenant)
     root.add_child(instance=home)
     home.save_revision().publish()
     Site.objects.create(
