@@ -101,6 +101,10 @@ def _edit_url(page: Page, job: BackgroundJob) -> str:
 def publish_through_the_queue(request, page):
     """Wagtail has checked ``can_publish`` (and the edit lock) and saved the revision:
     queue its publish and go back to the editor, which shows the job's status."""
+    if page.live and page.live_revision_id is None and page.first_published_at is None:
+        # Wagtail's create view adds a page to be published as live (its model
+        # default) and lets the publish fill it in: until the job runs it is a draft
+        Page.objects.filter(pk=page.pk).update(live=False, has_unpublished_changes=True)
     revision = page.get_latest_revision()
     try:
         job = queue_publish(

@@ -328,6 +328,7 @@ def test_wagtail_search_index_updates_run_on_the_worker_in_the_tenants_schema(
 
     assert found == [page_id]
     assert _search("globex", "zanzibarquokka") == []
+
     # through the fair queue, as acme's background jobs (not listed for editors)
     def index_jobs_done():
         with schema_context("acme"):
