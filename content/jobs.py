@@ -354,7 +354,8 @@ def run_claimed_job(
         send_tokens(1)
     else:
         fair_queue.finish(schema=schema, job_ref=str(job_id))
-        _meter(schema=schema, status=status)
+        if status != "gone":  # a job deleted before it ran did no work
+            _meter(schema=schema, status=status)
     logger.info("job %s of %s: %s", job_id, schema, status)
     return TokenOutcome(schema, job_id, status)
 

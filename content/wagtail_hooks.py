@@ -243,6 +243,60 @@ def enforce_page_quota_on_copy(request, page):
     return None
 
 
+# Set on a copy request whose "publish copies" box was ticked: Wagtail then copies
+# the pages as drafts and ``publish_copies_through_the_queue`` queues their publish.
+PUBLISH_COPIES = "cms_publish_copies"
+
+
+@hooks.register("before_copy_page")
+def copy_as_drafts(request, page):
+    """Take "publish copies" out of the form before Wagtail sees it (Wagtail would
+    copy live pages live, inside the request)."""
+    if request.method == "POST" and request.POST.get("publish_copies"):
+        post = request.POST.copy()
+        post.pop("publish_copies")
+        request.POST = post
+        setattr(request, PUBLISH_COPIES, True)
+    return None
+
+
+@hooks.register("after_copy_page")
+def publish_copies_through_the_queue(request, page, new_page):
+    """Queue a publish of each copy whose original was live, if the user may
+    publish under the new parent (Wagtail's rule for "publish copies")."""
+    if not getattr(request, PUBLISH_COPIES, False) or new_page.alias_of_id:
+        return None
+    parent = new_page.get_parent()
+    if not parent.permissions_for_user(request.user).can_publish_subpage():
+        return None
+    originals = list(page.get_descendants(inclusive=True).order_by("path"))
+    copies = list(new_page.get_descendants(inclusive=True).order_by("path"))
+    if len(originals) != len(copies):
+        copies, originals = copies[:1], originals[:1]  # copied without subpages
+    to_publish = [
+        copy for original, copy in zip(originals, copies, strict=True) if original.live
+    ]
+    if not to_publish:
+        return None
+    try:
+        enqueue_jobs(
+            kind="publish",
+            args_list=[
+                publish_job_args(copy, user_id=request.user.pk) for copy in to_publish
+            ],
+            labels=[f"Publish “{copy.title}” (copy)" for copy in to_publish],
+            user_id=request.user.pk,
+            page_ids=[copy.pk for copy in to_publish],
+        )
+    except QUEUE_ERRORS as exc:
+        messages.error(request, f"The copies were not queued for publishing: {exc}")
+    else:
+        messages.success(
+            request, f"{len(to_publish)} copied page(s) queued for publishing."
+        )
+    return None
+
+
 # --- the listing's marker and menus -----------------------------------------------
 
 

@@ -322,3 +322,93 @@ def test_an_older_revision_never_replaces_a_newer_live_one(admin):
     assert old_done.result["superseded"] is True
     with schema_context("acme"):
         assert Page.objects.get(pk=article.pk).live_revision_id == newer.pk
+
+
+def test_approving_the_last_workflow_step_queues_the_publish(admin, editor):
+    article = _draft("Needs approval")
+    editor.post(
+        f"/admin/pages/{article.pk}/edit/",
+        _form("Needs approval", article.slug, **{"action-submit": "submit"}),
+    )
+    with schema_context("acme"):
+        page = Page.objects.get(pk=article.pk)
+        task_state = page.current_workflow_task_state
+        assert task_state is not None, "the editor's submit started the workflow"
+
+    response = admin.post(
+        f"/admin/pages/workflow/action/{article.pk}/approve/{task_state.pk}/",
+        {"comment": ""},
+    )
+
+    assert response.status_code in (200, 302)
+    [job] = _jobs(page_id=article.pk)
+    assert job.kind == "workflow_publish"
+    with schema_context("acme"):
+        assert not Page.objects.get(pk=article.pk).live
+        assert job.requested_by.username == "admin"
+    assert _run(job).status == Status.DONE
+    with schema_context("acme"):
+        assert Page.objects.get(pk=article.pk).live
+
+
+def test_copy_with_publish_copies_queues_the_copies(admin):
+    article = _draft("Original live")
+    with schema_context("acme"):
+        article.get_latest_revision().publish()
+        parent_id = article.get_parent().pk
+
+    response = admin.post(
+        f"/admin/pages/{article.pk}/copy/",
+        {
+            "new_title": "Copied live",
+            "new_slug": "copied-live",
+            "new_parent_page": parent_id,
+            "publish_copies": "on",
+        },
+    )
+
+    assert response.status_code == 302
+    with schema_context("acme"):
+        copy = Page.objects.get(slug="copied-live")
+        assert not copy.live  # copied as a draft, not published in the request
+    [job] = _jobs(page_id=copy.pk)
+    assert _run(job).status == Status.DONE
+    with schema_context("acme"):
+        assert Page.objects.get(pk=copy.pk).live
+
+
+def test_a_subtree_publish_runs_in_slices_with_progress(admin, settings):
+    settings.CMS_PUBLISH_SLICE_PAGES = 2
+    parent = _draft("Slice parent")
+    with schema_context("acme"):
+        # ArticlePage allows no children: build the subtree under the draft article
+        # with plain pages, as an import would
+        for index in range(4):
+            child = ArticlePage(title=f"Slice child {index}", live=False)
+            Page.objects.get(pk=parent.pk).add_child(instance=child)
+            child.save_revision()
+
+    admin.post(
+        f"/admin/content/publish-in-background/{parent.pk}/",
+        {"action": "publish_subtree"},
+    )
+    [job] = _jobs(page_id=parent.pk)
+    assert job.kind == "publish_subtree"
+
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(
+            run_claimed_job(schema="acme", job_id=job.pk, attempt=1).status
+        )
+        with schema_context("acme"):
+            job.refresh_from_db()
+        if job.status == Status.QUEUED:
+            status = admin.get(f"/admin/content/jobs/{job.pk}/status/").json()
+            assert status["status"] == "running"
+            assert (status["done"], status["total"]) == (job.progress_done, 5)
+
+    assert outcomes == ["sliced", "sliced", "done"]
+    assert (job.progress_done, job.progress_total) == (5, 5)
+    with schema_context("acme"):
+        live = Page.objects.get(pk=parent.pk).get_descendants(inclusive=True).live()
+        assert live.count() == 5
