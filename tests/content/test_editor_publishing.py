@@ -397,9 +397,7 @@ def test_a_subtree_publish_runs_in_slices_with_progress(admin, settings):
 
     outcomes = []
     for _ in range(3):
-        outcomes.append(
-            run_claimed_job(schema="acme", job_id=job.pk, attempt=1).status
-        )
+        outcomes.append(run_claimed_job(schema="acme", job_id=job.pk, attempt=1).status)
         with schema_context("acme"):
             job.refresh_from_db()
         if job.status == Status.QUEUED:
