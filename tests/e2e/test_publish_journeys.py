@@ -97,7 +97,7 @@ def test_moderator_approves_a_workflow_and_the_page_goes_live_through_the_worker
         _start_article(journey, SHOP, title=title, text=text)
         _publish(journey, action="Submit to Moderators approval")
         expect(
-            page.get_by_text(re.compile(r"submitted to Moderators approval"))
+            page.get_by_text(f"Page '{title}' has been submitted for moderation.")
         ).to_be_visible()
 
     moderator = journey.new_page()
@@ -141,7 +141,7 @@ def test_bulk_publish_of_a_subtree_shows_its_progress(
                 f"&next=/admin/pages/{home.pk}/",
             )
         )
-        page.get_by_label(re.compile("subpages", re.I)).check()
+        page.get_by_label("Include descendants").check()
         page.get_by_role("button", name=re.compile("Yes, publish", re.I)).click()
         expect(
             page.get_by_text("1 page(s) and their subpages queued for publishing.")
