@@ -20,7 +20,7 @@ from wagtail.images.views.images import CreateView as ImageCreateView
 from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 
 from content.api import api_router
-from content.api_write import ArticleWriteView
+from content.api_write import ArticleWriteView, JobStatusView
 from content.media import serve_tenant_media
 from content.quota_views import storage_checked
 from content.search import search_view
@@ -31,6 +31,7 @@ from tenants.tariffs.limits import api_dimension, login_limited, tariff_limited
 public_read = tariff_limited("public_reads_per_minute")
 serve_page = public_pages(public_read(wagtail_views.serve))
 article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
+job_status = tariff_limited(api_dimension)(JobStatusView.as_view())
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -56,6 +57,7 @@ urlpatterns = [
     path("documents/", include(wagtaildocs_urls)),
     path("api/v2/articles/", article_write, name="api-article-create"),
     path("api/v2/articles/<int:page_id>/", article_write, name="api-article-update"),
+    path("api/v2/jobs/<int:job_id>/", job_status, name="api-job-status"),
     path("api/v2/", api_router.urls),
     re_path(
         r"^media/tenants/(?P<schema>[^/]+)/(?P<path>.+)$",

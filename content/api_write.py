@@ -5,11 +5,17 @@ Wagtail's API v2 is read-only; API clients of a headless site also need to write
 Clients authenticate as one of the tenant's own users (HTTP Basic or the admin
 session), so the tenant's Wagtail permissions apply unchanged. Writes count against
 the plan's ``api_writes_per_minute`` and creation against ``max_pages``.
+
+``"publish": true`` never publishes inside the request: the revision is saved, a
+publish job is queued on the fair queue (Wagtail's permission checked first, and again
+by the job) and the answer is ``202 Accepted`` with the job's URL
+(``/api/v2/jobs/<id>/``), which reports queued / running / done / failed.
 """
 
 import datetime
 
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.html import escape
 from django.utils.text import slugify
 from rest_framework import serializers, status
@@ -17,9 +23,11 @@ from rest_framework.authentication import BasicAuthentication, SessionAuthentica
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from wagtail.models import Site
+from wagtail.models import Page, Site
 
-from content.models import ArticlePage
+from content.jobs import EnqueueFailed, HourlyLimitExceeded, job_status
+from content.models import ArticlePage, BackgroundJob
+from content.publish_jobs import queue_publish
 from tenants.tariffs.quotas import QuotaExceeded, check_pages
 
 
@@ -52,6 +60,40 @@ def _error(code: str, message: str, http_status: int) -> Response:
     return Response({"error": code, "message": message}, status=http_status)
 
 
+def _job_url(job: BackgroundJob) -> str:
+    return reverse("api-job-status", args=[job.pk])
+
+
+def _job_json(job: BackgroundJob) -> dict:
+    return {**job_status(job).as_json(), "url": _job_url(job)}
+
+
+def _may_publish(article, user) -> bool:
+    permissions = article.permissions_for_user(user)
+    return permissions.can_publish() and not permissions.page_locked()
+
+
+def _queue_publish(request, article, revision, *, created: bool) -> Response:
+    """Queue the revision's publish: 202 with the job, or a readable refusal (the
+    revision stays saved as a draft)."""
+    try:
+        job = queue_publish(
+            page_id=article.pk, revision_id=revision.pk, user_id=request.user.pk
+        )
+    except (HourlyLimitExceeded, EnqueueFailed) as exc:
+        saved = "created" if created else "saved"
+        return _error(
+            "publish_refused",
+            f"The article was {saved} as a draft (id {article.pk}) but not queued "
+            f"for publishing: {exc}",
+            429 if isinstance(exc, HourlyLimitExceeded) else 503,
+        )
+    body = {**_article_json(article), "job": _job_json(job)}
+    return Response(
+        body, status=status.HTTP_202_ACCEPTED, headers={"Location": _job_url(job)}
+    )
+
+
 class ArticleWriteView(APIView):
     authentication_classes = [BasicAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
@@ -65,8 +107,11 @@ class ArticleWriteView(APIView):
             )
         data = serializer.validated_data
         home = Site.objects.get(is_default_site=True).root_page
-        if not home.permissions_for_user(request.user).can_add_subpage():
+        home_permissions = home.permissions_for_user(request.user)
+        if not home_permissions.can_add_subpage():
             return _error("forbidden", "You may not add pages to this site.", 403)
+        if data["publish"] and not home_permissions.can_publish_subpage():
+            return _error("forbidden", "You may not publish pages on this site.", 403)
         try:
             check_pages(request.tenant)
         except QuotaExceeded as exc:
@@ -95,8 +140,7 @@ class ArticleWriteView(APIView):
             )
         revision = article.save_revision(user=request.user)
         if data["publish"]:
-            revision.publish(user=request.user)
-            article.refresh_from_db()
+            return _queue_publish(request, article, revision, created=True)
         return Response(_article_json(article), status=status.HTTP_201_CREATED)
 
     def patch(self, request, page_id: int):
@@ -112,6 +156,8 @@ class ArticleWriteView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = serializer.validated_data
+        if data.get("publish") and not _may_publish(article, request.user):
+            return _error("forbidden", "You may not publish this article.", 403)
         article = article.get_latest_revision_as_object()
         for field in ("title", "intro", "publication_date"):
             if field in data:
@@ -119,7 +165,30 @@ class ArticleWriteView(APIView):
         if "text" in data:
             article.body = _body_from_text(data["text"])
         revision = article.save_revision(user=request.user)
+        # the answer shows the saved revision, live or not as the page is now
+        article.live = ArticlePage.objects.filter(pk=page_id, live=True).exists()
         if data.get("publish"):
-            revision.publish(user=request.user)
-        article = ArticlePage.objects.get(pk=page_id)
+            return _queue_publish(request, article, revision, created=False)
         return Response(_article_json(article))
+
+
+class JobStatusView(APIView):
+    """GET /api/v2/jobs/<id>/: a background job of this tenant (the table lives in
+    its schema, so another tenant's job id is simply not found). Visible to the user
+    who queued it and to users who may edit its page."""
+
+    authentication_classes = [BasicAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request, job_id: int):
+        job = BackgroundJob.objects.filter(pk=job_id).first()
+        if job is None or not _may_see(job, request.user):
+            return _error("not_found", f"No job with id {job_id}.", 404)
+        return Response(_job_json(job))
+
+
+def _may_see(job: BackgroundJob, user) -> bool:
+    if job.requested_by_id == user.pk or user.is_superuser:
+        return True
+    page = Page.objects.filter(pk=job.page_id).first() if job.page_id else None
+    return page is not None and page.permissions_for_user(user).can_edit()

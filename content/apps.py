@@ -1,4 +1,7 @@
+import importlib
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ContentConfig(AppConfig):
@@ -9,6 +12,7 @@ class ContentConfig(AppConfig):
 
     def ready(self) -> None:
         from content.page_cache import connect_purge_signals, install_policy
+        from content.publish_jobs import register_job_kinds
 
         install_policy()
         connect_purge_signals()
@@ -17,3 +21,9 @@ class ContentConfig(AppConfig):
         from tenants.provisioning.creation import register_home_page
 
         register_home_page(new_home_page)
+
+        # Job kinds register themselves with the fair queue (tenants.jobs.kinds),
+        # which knows nothing of content; tests and plug-ins add their own modules.
+        register_job_kinds()
+        for module in settings.CMS_BACKGROUND_JOB_MODULES:
+            importlib.import_module(module)

@@ -1,11 +1,14 @@
 """Background jobs of a tenant, run on the shared Celery pool in fair order.
 
 ``enqueue_jobs`` stores each job as a ``BackgroundJob`` row in the current tenant's
-schema (captured from the connection: no caller passes a schema), counts it against the
-plan's ``publish_jobs_per_hour``, and, once the transaction commits, hands its id to the
-fair queue (``tenants.jobs.fair_queue``) and sends one anonymous token task per job. A
-worker running a token pops the next job in round-robin order across tenants and runs
-it in that tenant's schema (``run_next_job``).
+schema (captured from the connection: no caller passes a schema) with the request id
+of the click that queued it, counts it against the plan's ``publish_jobs_per_hour``,
+and, once the transaction commits, hands its id to the fair queue
+(``tenants.jobs.fair_queue``, capped by the plan's ``publish_concurrency``) and sends
+one anonymous token task per job, by name. A worker running a token pops the next job
+in round-robin order across tenants and runs it in that tenant's schema
+(``run_next_job``); the kinds of job are registered with ``tenants.jobs.kinds`` by
+``ContentConfig.ready``.
 
 Exactly once: a job's row is locked while it runs and marked ``done`` in the same
 transaction as its work, and every executor is idempotent. A worker killed mid-job
@@ -14,35 +17,46 @@ its tenant's list and runs again, so a publish ends with exactly one published
 revision. Transient database errors are retried with exponential backoff (the job
 keeps its in-flight slot meanwhile); any other error, or too many attempts, ends the
 job ``failed`` with the reason, which editors see in the admin.
+
+Big jobs run in slices: an executor that returns ``NextSlice`` commits what it did
+(and its progress), and the job goes back to the end of its tenant's list, so other
+tenants' jobs run between its slices. Each finished job is metered here, where it
+runs (usage and metrics of its tenant).
 """
 
-import importlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
+from cms_project.celery import app
 from content.models import BackgroundJob
 from tenants.jobs import fair_queue
 from tenants.jobs.fair_queue import HourlyLimitExceeded
-from tenants.jobs.task_context import bind_task_tenant
+from tenants.jobs.kinds import UnknownJobKind, get_job_kind
+from tenants.jobs.task_context import bind_job_context, current_request_id
+from tenants.metering import counters
 from tenants.models import Tenant
+from tenants.observability import metrics
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+# The Celery task that spends a token (content.tasks); sent by name.
+RUN_NEXT_JOB_TASK = "content.run_next_job"
 
 __all__ = [
     "HourlyLimitExceeded",
     "JobError",
+    "NextSlice",
     "NoTenant",
     "enqueue_job",
     "enqueue_jobs",
-    "job_kind",
+    "retry_job",
     "run_claimed_job",
     "run_next_job",
 ]
@@ -61,39 +75,16 @@ class EnqueueFailed(JobError):
     """The fair queue or the broker could not take the job."""
 
 
+class NotRetryable(JobError):
+    """Only a failed job can be queued again."""
+
+
 @dataclass(frozen=True)
-class JobKind:
-    name: str
-    run: Callable[[BackgroundJob], dict | None]
-    counts_against_plan: bool
+class NextSlice:
+    """Returned by an executor that did one slice of a big job: what it did is
+    committed with the job's progress and the job waits for its next turn."""
 
-
-_KINDS: dict[str, JobKind] = {}
-_modules_loaded = False
-
-
-def job_kind(name: str, *, counts_against_plan: bool = True) -> Callable:
-    """Register an executor: ``run(job) -> result`` in the job's tenant schema, inside
-    a transaction. It must be idempotent (it may run again after a crash)."""
-
-    def register(function: Callable[[BackgroundJob], dict | None]) -> Callable:
-        _KINDS[name] = JobKind(name, function, counts_against_plan)
-        return function
-
-    return register
-
-
-def get_kind(name: str) -> JobKind:
-    global _modules_loaded
-    if not _modules_loaded:
-        importlib.import_module("content.publish_jobs")
-        for module in getattr(settings, "CMS_BACKGROUND_JOB_MODULES", []):
-            importlib.import_module(module)
-        _modules_loaded = True
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise JobError(f"Unknown job kind {name!r}.") from None
+    result: dict = field(default_factory=dict)
 
 
 def _current_tenant() -> Tenant:
@@ -109,11 +100,29 @@ def _current_tenant() -> Tenant:
     return tenant
 
 
+def _kind(name: str):
+    try:
+        return get_job_kind(name)
+    except UnknownJobKind as exc:
+        raise JobError(str(exc)) from None
+
+
 def enqueue_job(
-    *, kind: str, args: dict, label: str = "", user_id: int | None = None
+    *,
+    kind: str,
+    args: dict,
+    label: str = "",
+    user_id: int | None = None,
+    page_id: int | None = None,
 ) -> BackgroundJob:
     """Queue one job of the current tenant; see ``enqueue_jobs``."""
-    return enqueue_jobs(kind=kind, args_list=[args], labels=[label], user_id=user_id)[0]
+    return enqueue_jobs(
+        kind=kind,
+        args_list=[args],
+        labels=[label],
+        user_id=user_id,
+        page_ids=[page_id],
+    )[0]
 
 
 def enqueue_jobs(
@@ -122,48 +131,94 @@ def enqueue_jobs(
     args_list: list[dict],
     labels: list[str] | None = None,
     user_id: int | None = None,
+    page_ids: list[int | None] | None = None,
 ) -> list[BackgroundJob]:
     """Queue jobs of the current tenant (the connection's schema), all or none.
 
     Raises ``HourlyLimitExceeded`` when the plan's publish jobs per hour would be
     exceeded (nothing is queued then), ``NoTenant`` outside a tenant schema.
     """
-    job_kind_ = get_kind(kind)
+    job_kind = _kind(kind)
     tenant = _current_tenant()
     if not args_list:
         return []
-    if job_kind_.counts_against_plan:
+    if job_kind.counts_against_plan:
         fair_queue.take_hourly_allowance(
             schema=tenant.schema_name,
             count=len(args_list),
             limit=tenant.plan.publish_jobs_per_hour,
         )
     labels = labels or [""] * len(args_list)
+    page_ids = page_ids or [None] * len(args_list)
+    request_id = current_request_id()
     jobs = BackgroundJob.objects.bulk_create(
-        BackgroundJob(kind=kind, args=args, label=label, requested_by_id=user_id)
-        for args, label in zip(args_list, labels, strict=True)
+        BackgroundJob(
+            kind=kind,
+            args=args,
+            label=label,
+            requested_by_id=user_id,
+            page_id=page_id,
+            request_id=request_id,
+        )
+        for args, label, page_id in zip(args_list, labels, page_ids, strict=True)
     )
-    schema = tenant.schema_name
-    ids = [job.pk for job in jobs]
-    transaction.on_commit(lambda: _dispatch(schema=schema, job_ids=ids))
+    _dispatch_on_commit(tenant=tenant, job_ids=[job.pk for job in jobs])
     return jobs
 
 
-def _dispatch(*, schema: str, job_ids: list[int]) -> None:
+def retry_job(*, job_id: int, user_id: int | None = None) -> BackgroundJob:
+    """Queue a failed job of the current tenant again (the admin's Retry), as
+    ``user_id`` when given. It counts against the hourly allowance like a new job; a
+    sliced job carries on where it stopped; its kind re-checks permissions when it
+    runs."""
+    tenant = _current_tenant()
+    with transaction.atomic():
+        job = BackgroundJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            raise NotRetryable(f"No job with id {job_id}.")
+        if job.status != BackgroundJob.Status.FAILED:
+            raise NotRetryable(f"Job {job_id} is {job.status}; only failed jobs retry.")
+        if _kind(job.kind).counts_against_plan:
+            fair_queue.take_hourly_allowance(
+                schema=tenant.schema_name,
+                count=1,
+                limit=tenant.plan.publish_jobs_per_hour,
+            )
+        job.status = BackgroundJob.Status.QUEUED
+        job.reason = ""
+        job.attempts = 0
+        job.started_at = job.finished_at = None
+        job.request_id = current_request_id() or job.request_id
+        if user_id is not None:
+            # the job re-checks the permission of whoever asked for it last
+            job.requested_by_id = user_id
+            if "user_id" in job.args:
+                job.args = {**job.args, "user_id": user_id}
+        job.save(
+            update_fields=[
+                "status", "reason", "attempts", "started_at", "finished_at",
+                "request_id", "requested_by", "args",
+            ]
+        )  # fmt: skip
+        _dispatch_on_commit(tenant=tenant, job_ids=[job.pk])
+    return job
+
+
+def _dispatch_on_commit(*, tenant: Tenant, job_ids: list[int]) -> None:
+    schema = tenant.schema_name
+    cap = tenant.plan.publish_concurrency
+    transaction.on_commit(lambda: _dispatch(schema=schema, job_ids=job_ids, cap=cap))
+
+
+def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
     """After commit: hand the jobs to the fair queue and send one token each. If the
     queue or broker is down the jobs end ``failed`` with the reason, never silently
     lost."""
     try:
-        fair_queue.push(
-            schema=schema,
-            job_refs=[str(pk) for pk in job_ids],
-            cap=settings.CMS_JOBS_IN_FLIGHT_PER_TENANT,
-        )
+        fair_queue.push(schema=schema, job_refs=[str(pk) for pk in job_ids], cap=cap)
         send_tokens(len(job_ids))
     except Exception as exc:
         logger.exception("could not queue jobs %s of %s", job_ids, schema)
-        from django_tenants.utils import schema_context
-
         with schema_context(schema):
             BackgroundJob.objects.filter(
                 pk__in=job_ids, status=BackgroundJob.Status.QUEUED
@@ -178,12 +233,11 @@ def _dispatch(*, schema: str, job_ids: list[int]) -> None:
 def send_tokens(count: int, *, countdown: float | None = None) -> None:
     """Send ``count`` run-the-next-job tokens (Celery retries broker errors with its
     default publish retry policy)."""
-    from content.tasks import run_next_job_task
-
     for _ in range(count):
         # A token belongs to no tenant (it runs whichever job is next): the public
         # schema header spares the worker a tenant lookup per token.
-        run_next_job_task.apply_async(
+        app.send_task(
+            RUN_NEXT_JOB_TASK,
             queue=fair_queue.jobs_queue(),
             countdown=countdown,
             retry=True,
@@ -237,6 +291,9 @@ def backoff_seconds(attempt: int) -> float:
     return min(settings.CMS_JOB_RETRY_BACKOFF_MAX_SECONDS, base * 2 ** (attempt - 1))
 
 
+SLICED = "sliced"
+
+
 def run_claimed_job(
     *, schema: str, job_id: int, attempt: int | None = None
 ) -> TokenOutcome:
@@ -246,15 +303,13 @@ def run_claimed_job(
     Raises ``RetryLater`` after a transient error with attempts left (the job keeps its
     in-flight slot until then).
     """
-    from django_tenants.utils import schema_context
-
     Status = BackgroundJob.Status
-    bind_task_tenant(schema)  # the job's log lines carry its tenant
+    bind_job_context(schema=schema)  # the job's log lines carry its tenant
     if attempt is None:
         attempt = fair_queue.count_attempt(schema=schema, job_ref=str(job_id))
     with schema_context(schema):
         try:
-            status = _run_in_schema(job_id, attempt)
+            status = _run_in_schema(schema, job_id, attempt)
         except TRANSIENT_ERRORS as exc:
             connection.close_if_unusable_or_obsolete()
             if attempt < settings.CMS_JOB_MAX_ATTEMPTS:
@@ -292,12 +347,36 @@ def run_claimed_job(
                 finished=True,
             )
             status = Status.FAILED
-    fair_queue.finish(schema=schema, job_ref=str(job_id))
+    if status == SLICED:
+        # back to the end of the tenant's list: other tenants run before its next
+        # slice; the token it spent is replaced
+        fair_queue.requeue(schema=schema, job_ref=str(job_id))
+        send_tokens(1)
+    else:
+        fair_queue.finish(schema=schema, job_ref=str(job_id))
+        if status != "gone":  # a job deleted before it ran did no work
+            _meter(schema=schema, status=status)
     logger.info("job %s of %s: %s", job_id, schema, status)
     return TokenOutcome(schema, job_id, status)
 
 
-def _run_in_schema(job_id: int, attempt: int) -> str:
+def _meter(*, schema: str, status: str) -> None:
+    """Count a finished job in the tenant's usage and the worker's metrics; a
+    metering failure never fails the job."""
+    try:
+        labels = metrics.tenant_labels
+        busiest = counters.record_publish_job(
+            schema=schema,
+            refresh_labels=metrics.top_tenants() if labels.refresh_due() else 0,
+        )
+        if busiest is not None:
+            labels.update(busiest)
+        metrics.record_publish_job(tenant=schema, outcome=status)
+    except Exception:
+        logger.exception("could not count job outcome %s of %s", status, schema)
+
+
+def _run_in_schema(schema: str, job_id: int, attempt: int) -> str:
     """One transaction: lock the job row (a duplicate run of the same job waits, then
     sees it done), run the work, mark it done. While it runs, the admin shows it as
     running from the fair queue's in-flight set, which costs no extra commit."""
@@ -307,25 +386,30 @@ def _run_in_schema(job_id: int, attempt: int) -> str:
             job = BackgroundJob.objects.select_for_update().filter(pk=job_id).first()
             if job is None:
                 return "gone"
+            bind_job_context(schema=schema, request_id=job.request_id)
             if job.status in (Status.DONE, Status.FAILED):
                 return job.status
             job.attempts = attempt
-            job.started_at = timezone.now()
+            job.started_at = job.started_at or timezone.now()
             if attempt > settings.CMS_JOB_MAX_ATTEMPTS:
                 raise JobError(
                     f"Gave up after {attempt - 1} attempts: the worker running it "
                     "stopped each time."
                 )
-            job.result = get_kind(job.kind).run(job)
-            job.status = Status.DONE
+            outcome = _kind(job.kind).run(job)
+            fields = [
+                "status", "reason", "result", "attempts", "started_at",
+                "progress_done", "progress_total",
+            ]  # fmt: skip
             job.reason = ""
+            if isinstance(outcome, NextSlice):
+                job.result = outcome.result
+                job.save(update_fields=fields)
+                return SLICED
+            job.result = outcome
+            job.status = Status.DONE
             job.finished_at = timezone.now()
-            job.save(
-                update_fields=[
-                    "status", "reason", "result", "attempts", "started_at",
-                    "finished_at",
-                ]
-            )  # fmt: skip
+            job.save(update_fields=[*fields, "finished_at"])
             return job.status
     except JobError as exc:
         # the job's own writes rolled back with the transaction
@@ -346,3 +430,65 @@ def _record(
     if finished:
         fields["finished_at"] = timezone.now()
     BackgroundJob.objects.filter(pk=job_id).update(**fields)
+
+
+# --- what editors see -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the editor's status panel and the API show it."""
+
+    id: int
+    kind: str
+    label: str
+    state: str  # queued, running, done, failed
+    position: int | None  # jobs of the tenant waiting before it, when queued
+    done: int
+    total: int
+    reason: str
+    page_id: int | None
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "label": self.label,
+            "status": self.state,
+            "position": self.position,
+            "done": self.done,
+            "total": self.total,
+            "reason": self.reason,
+            "page_id": self.page_id,
+        }
+
+
+def job_status(job: BackgroundJob) -> JobStatus:
+    """Where a job of the current tenant stands: its row says queued/done/failed; the
+    fair queue says whether a worker holds it (running) or how many jobs wait before
+    it. Without Redis the row alone answers."""
+    Status = BackgroundJob.Status
+    state = job.status
+    position = None
+    if state == Status.QUEUED:
+        schema = connection.schema_name
+        try:
+            if str(job.pk) in fair_queue.in_flight(schema=schema):
+                state = Status.RUNNING
+            else:
+                position = fair_queue.position(schema=schema, job_ref=str(job.pk))
+        except Exception:  # noqa: BLE001 - the status still shows without Redis
+            logger.warning("fair queue unavailable for the status of job %s", job.pk)
+        if state == Status.QUEUED and job.progress_done:
+            state = Status.RUNNING  # between two slices
+    return JobStatus(
+        id=job.pk,
+        kind=job.kind,
+        label=job.label,
+        state=str(state),
+        position=position,
+        done=job.progress_done,
+        total=job.progress_total,
+        reason=job.reason,
+        page_id=job.page_id,
+    )

@@ -86,6 +86,15 @@ class BackgroundJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # the page the job acts on (the root of a subtree): the editor's status panel and
+    # the page listing's "publishing" marker find a page's jobs by it
+    page_id = models.IntegerField(null=True, blank=True, db_index=True)
+    # the request id of the click (or API call) that queued it, bound into every log
+    # line the worker writes while running it
+    request_id = models.CharField(max_length=128, blank=True)
+    # pages done / total of a job that runs in slices (a subtree publish)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

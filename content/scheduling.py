@@ -5,6 +5,7 @@ import logging
 
 from django_tenants.utils import schema_context
 
+from content.jobs import enqueue_job
 from content.models import BackgroundJob
 from content.publishing import has_scheduled_work
 from tenants.models import Tenant
@@ -16,8 +17,6 @@ logger = logging.getLogger(__name__)
 def sweep_scheduled_publishing() -> list[str]:
     """Queue the go-live / expiry pass in each active tenant that has due work and no
     such pass pending; returns the schemas queued."""
-    from content.jobs import enqueue_job
-
     queued = []
     for tenant in tenant_list().filter(status=Tenant.Status.ACTIVE):
         with schema_context(tenant.schema_name):

@@ -1,27 +1,40 @@
 """A django-tasks backend that runs Wagtail's background work on the shared Celery
-pool, in the schema of the tenant that queued it.
+pool, through the same fair queue as publishing, in the schema of the tenant that
+queued it.
 
 Wagtail 8 queues its search-index and reference-index updates (and file deletions,
 focal points...) through django-tasks. The default ``ImmediateBackend`` runs them inside
 the request or job that saved the page, in its transaction: two publishes of the same
 tenant then update that tenant's search-index table concurrently and deadlock
-(``modelsearch`` refreshes every row's title norm on each update). Here a task is sent
-to Celery when the transaction commits, carrying the schema of the connection that
-queued it (tenant-schemas-celery's header), and the worker runs each tenant's tasks
-one at a time under a PostgreSQL advisory lock, so they never deadlock each other.
+(``modelsearch`` refreshes every row's title norm on each update). Here a tenant's
+task becomes a background job (kind ``wagtail_task``, not counted against the plan nor
+listed for editors) queued when the transaction commits, so one tenant's mass import
+waits its turn instead of delaying another tenant's index updates; the worker runs each
+tenant's tasks one at a time under a PostgreSQL advisory lock, so they never deadlock
+each other. Work queued outside a tenant (the public schema) goes to Celery directly.
 """
 
 import logging
 import zlib
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_tasks.backends.base import BaseTaskBackend
 from django_tasks.base import Task, TaskResult, TaskResultStatus
 from django_tasks.utils import get_random_id
 from django_tenants.utils import schema_context
 
+from cms_project.celery import app
+from content.jobs import JobError, enqueue_job
+from content.models import BackgroundJob
+
 logger = logging.getLogger(__name__)
+
+WAGTAIL_TASK_KIND = "wagtail_task"
+# The Celery task for work outside any tenant (content.tasks); sent by name.
+RUN_DJANGO_TASK = "content.run_django_task"
 
 
 class CeleryTaskBackend(BaseTaskBackend):
@@ -49,24 +62,40 @@ class CeleryTaskBackend(BaseTaskBackend):
         schema = connection.schema_name
         path = task.module_path
         call_args, call_kwargs = result.args, result.kwargs
-
-        def send() -> None:
-            from content.tasks import run_django_task
-
-            run_django_task.apply_async(
-                args=(path, call_args, call_kwargs),
-                headers={"_schema_name": schema},
-                retry=True,
+        if schema in (settings.PUBLIC_SCHEMA_NAME, settings.CMS_TEMPLATE_SCHEMA):
+            transaction.on_commit(
+                lambda: app.send_task(
+                    RUN_DJANGO_TASK,
+                    args=(path, call_args, call_kwargs),
+                    headers={"_schema_name": schema},
+                    retry=True,
+                )
             )
-
-        transaction.on_commit(send)
+        else:
+            enqueue_job(
+                kind=WAGTAIL_TASK_KIND,
+                args={"path": path, "args": call_args, "kwargs": call_kwargs},
+                label=f"Wagtail: {path.rsplit('.', 1)[-1]}",
+            )
         return result
+
+
+def run_wagtail_task(job: BackgroundJob) -> dict:
+    """The ``wagtail_task`` job kind: run the queued task in the job's schema."""
+    try:
+        run_in_tenant(
+            schema=connection.schema_name,
+            module_path=job.args["path"],
+            args=job.args.get("args", []),
+            kwargs=job.args.get("kwargs", {}),
+        )
+    except (KeyError, ImportError) as exc:
+        raise JobError(f"Cannot run Wagtail task: {exc}") from exc
+    return {}
 
 
 def run_in_tenant(*, schema: str, module_path: str, args: list, kwargs: dict):
     """Run a django-tasks task function in ``schema``, one task per tenant at a time."""
-    from django.utils.module_loading import import_string
-
     task = import_string(module_path)
     function = task.func if isinstance(task, Task) else task
     lock_key = zlib.crc32(f"django-tasks:{schema}".encode())

@@ -1,20 +1,24 @@
-"""Celery tasks of the content app.
+"""Celery tasks of the content app: thin interfaces over ``content.jobs``,
+``content.scheduling`` and ``content.task_backend``.
 
 Tasks take no schema argument from callers: ``content.jobs`` records the schema of the
 connection that queues a job, and the anonymous token task below runs whichever job is
-next in fair order, in that job's schema. ``publish_page_task`` is the plain FIFO path
-(kept for comparison in ``bench/publish_fairness``).
+next in fair order, in that job's schema. Other modules send these tasks by name, so
+nothing imports this module but Celery's autodiscovery.
 """
 
 import logging
 
 from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cms_project.celery import app
-from content.publishing import PublishError, publish_page
+from content.jobs import RUN_NEXT_JOB_TASK, RetryLater, run_claimed_job, run_next_job
+from content.jobs import send_tokens as send_job_tokens
+from content.scheduling import sweep_scheduled_publishing
+from content.task_backend import RUN_DJANGO_TASK, run_in_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -22,22 +26,22 @@ logger = logging.getLogger(__name__)
 # max_retries=None: content.jobs counts attempts itself (CMS_JOB_MAX_ATTEMPTS).
 # Redis (fair queue) or broker errors: the token comes back with backoff; the job it
 # may hold keeps its lease meanwhile, and is reclaimed when the lease expires.
+# picks_its_tenant: the job, not the sender, gives the log context its tenant.
 @app.task(
     bind=True,
-    name="content.run_next_job",
+    name=RUN_NEXT_JOB_TASK,
     ignore_result=True,
     max_retries=None,
     autoretry_for=(RedisConnectionError, KombuOperationalError),
     retry_backoff=True,
     retry_backoff_max=60,
+    picks_its_tenant=True,
 )
 def run_next_job_task(
     self, schema: str | None = None, job_id: int | None = None
 ) -> dict:
     """One token: run the next job in fair order (or, on a retry, the job this token
     already holds; ``schema`` and ``job_id`` are set only by ``self.retry``)."""
-    from content.jobs import RetryLater, run_claimed_job, run_next_job
-
     try:
         if job_id is not None and schema is not None:
             outcome = run_claimed_job(schema=schema, job_id=job_id)
@@ -59,8 +63,6 @@ def run_next_job_task(
 def sweep_scheduled_publishing_task() -> dict:
     """Celery beat: queue Wagtail's go-live / expiry pass for every active tenant with
     due work, through the fair queue (replaces a cron of ``publish_scheduled``)."""
-    from content.scheduling import sweep_scheduled_publishing
-
     queued = sweep_scheduled_publishing()
     return {"queued": queued}
 
@@ -69,25 +71,21 @@ def sweep_scheduled_publishing_task() -> dict:
 def job_watchdog_task() -> None:
     """Celery beat: one spare token, so jobs whose worker died are reclaimed when
     their lease expires even if no other job is queued meanwhile."""
-    from content.jobs import send_tokens
-
-    send_tokens(1)
+    send_job_tokens(1)
 
 
 @worker_ready.connect
 def _reclaim_on_worker_start(sender=None, **kwargs) -> None:
     """A worker that starts (perhaps replacing a killed one) looks for orphaned jobs."""
-    from content.jobs import send_tokens
-
     try:
-        send_tokens(1)
+        send_job_tokens(1)
     except Exception:
         logger.exception("could not send the start-up token")
 
 
 @app.task(
     bind=True,
-    name="content.run_django_task",
+    name=RUN_DJANGO_TASK,
     ignore_result=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
@@ -95,34 +93,8 @@ def _reclaim_on_worker_start(sender=None, **kwargs) -> None:
     max_retries=5,
 )
 def run_django_task(self, module_path: str, args: list, kwargs: dict) -> None:
-    """Wagtail's django-tasks work (search and reference index updates...) in the
-    schema that queued it (``content.task_backend``)."""
-    from django.db import connection
-
-    from content.task_backend import run_in_tenant
-
+    """Wagtail's django-tasks work queued outside any tenant (the public schema):
+    tenants' work goes through the fair queue (``content.task_backend``)."""
     run_in_tenant(
         schema=connection.schema_name, module_path=module_path, args=args, kwargs=kwargs
     )
-
-
-@app.task(
-    bind=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
-def publish_page_task(
-    self, page_id: int, revision_id: int | None = None, user_id: int | None = None
-) -> dict:
-    try:
-        outcome = publish_page(
-            page_id=page_id, revision_id=revision_id, user_id=user_id
-        )
-    except PublishError as exc:
-        logger.warning("publish of page %s failed: %s", page_id, exc)
-        return {"page_id": page_id, "status": "failed", "reason": str(exc)}
-    status = "already-live" if outcome.already_live else "published"
-    logger.info("page %s revision %s: %s", page_id, outcome.revision_id, status)
-    return {"page_id": page_id, "revision_id": outcome.revision_id, "status": status}

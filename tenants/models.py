@@ -10,6 +10,7 @@ LIMIT_FIELDS = (
     "api_reads_per_minute",
     "api_writes_per_minute",
     "publish_jobs_per_hour",
+    "publish_concurrency",
     "concurrent_requests",
     "max_pages",
     "max_users",
@@ -30,6 +31,9 @@ class Plan(models.Model):
     api_reads_per_minute = models.PositiveIntegerField()
     api_writes_per_minute = models.PositiveIntegerField()
     publish_jobs_per_hour = models.PositiveIntegerField()
+    # background jobs of one tenant running at once across the whole worker pool
+    # (tenants.jobs.fair_queue); further jobs wait while other tenants' jobs run
+    publish_concurrency = models.PositiveIntegerField(default=2)
     concurrent_requests = models.PositiveIntegerField()
     max_pages = models.PositiveIntegerField()
     max_users = models.PositiveIntegerField()

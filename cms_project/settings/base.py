@@ -236,13 +236,18 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Background jobs (content.jobs, tenants.jobs.fair_queue): fair order across tenants.
 CMS_JOBS_QUEUE = env_str("CMS_JOBS_QUEUE", "celery")
-CMS_JOBS_IN_FLIGHT_PER_TENANT = env_int("CMS_JOBS_IN_FLIGHT_PER_TENANT", 2)
+# Jobs of one tenant running at once: the plan's publish_concurrency.
 CMS_JOB_LEASE_SECONDS = env_int("CMS_JOB_LEASE_SECONDS", 600)
 CMS_JOB_MAX_ATTEMPTS = env_int("CMS_JOB_MAX_ATTEMPTS", 5)
 CMS_JOB_RETRY_BACKOFF_MS = env_int("CMS_JOB_RETRY_BACKOFF_MS", 2000)
 CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
 CMS_JOB_CAPPED_RETRY_SECONDS = 0.5
 CMS_BACKGROUND_JOB_MODULES: list[str] = []
+# A subtree publish runs in slices of this many pages, each taking its turn in the
+# fair queue: another tenant's single publish waits at most about one slice.
+CMS_PUBLISH_SLICE_PAGES = env_int("CMS_PUBLISH_SLICE_PAGES", 50)
+# Approving the last step of a workflow queues the publish as a background job.
+WAGTAIL_FINISH_WORKFLOW_ACTION = "content.workflow.publish_approved_workflow"
 # Wagtail's own background work (search and reference index updates...) runs on the
 # Celery pool, in the schema that queued it, after the transaction commits.
 TASKS = {"default": {"BACKEND": "content.task_backend.CeleryTaskBackend"}}

@@ -168,9 +168,32 @@ end
 return 1
 """
 
+# A job that did one slice of its work goes back to the end of its tenant's list (and
+# the tenant to the back of the ring, not among the newcomers: it had its turn), so
+# other tenants' jobs run between its slices.
+_REQUEUE = """
+local prefix, schema, ref = ARGV[1], ARGV[2], ARGV[3]
+local inflight = prefix .. 'inflight:' .. schema
+redis.call('ZREM', inflight, ref)
+redis.call('HDEL', prefix .. 'attempts:' .. schema, ref)
+if redis.call('ZCARD', inflight) == 0 then
+  redis.call('SREM', prefix .. 'inflight-schemas', schema)
+end
+redis.call('RPUSH', prefix .. 'jobs:' .. schema, ref)
+if redis.call('SADD', prefix .. 'members', schema) == 1 then
+  redis.call('RPUSH', prefix .. 'ring', schema)
+end
+return redis.call('LLEN', prefix .. 'jobs:' .. schema)
+"""
+
 _EXTEND = """
 return redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), ARGV[2])
 """
+
+
+# The in-flight cap of a tenant whose cap was never pushed (its jobs were queued by an
+# older release): the plan's cap arrives with its next push.
+DEFAULT_CAP = 1
 
 
 def _redis():
@@ -213,7 +236,9 @@ def take_hourly_allowance(*, schema: str, count: int, limit: int) -> int:
 
 def push(*, schema: str, job_refs: list[str], cap: int) -> int:
     """Append jobs to the tenant's list (oldest first) and put the tenant on the ring;
-    returns the tenant's pending count. ``cap`` is its in-flight cap, kept for pops."""
+    returns the tenant's pending count. ``cap`` is its in-flight cap (the plan's
+    ``publish_concurrency``), kept for pops: a plan change applies from the next
+    push."""
     if not job_refs:
         return 0
     return int(
@@ -228,7 +253,7 @@ def pop(*, now: float | None = None) -> Claim:
             key_prefix(),
             repr(time.time() if now is None else now),
             lease_seconds(),
-            settings.CMS_JOBS_IN_FLIGHT_PER_TENANT,
+            DEFAULT_CAP,
         ]
     )
     schema = schema.decode() if isinstance(schema, bytes) else schema
@@ -247,6 +272,19 @@ def pop(*, now: float | None = None) -> Claim:
 def finish(*, schema: str, job_ref: str) -> None:
     """Release a job's in-flight slot (done, failed, or gone)."""
     script(_FINISH)(args=[key_prefix(), schema, str(job_ref)])
+
+
+def requeue(*, schema: str, job_ref: str) -> int:
+    """Release a job's in-flight slot and queue it again at the end of its tenant's
+    list (a job that runs in slices); returns the tenant's pending count."""
+    return int(script(_REQUEUE)(args=[key_prefix(), schema, str(job_ref)]))
+
+
+def position(*, schema: str, job_ref: str) -> int | None:
+    """How many of the tenant's jobs wait before this one (0: it is next), or None
+    when it is not waiting (running, finished, or unknown)."""
+    found = _redis().lpos(f"{key_prefix()}jobs:{schema}", str(job_ref))
+    return None if found is None else int(found)
 
 
 def extend_lease(*, schema: str, job_ref: str, seconds: float) -> None:

@@ -1,14 +1,13 @@
-"""The request id and tenant travel with a Celery task into the worker's log lines;
-publish jobs are counted per tenant and outcome when their task ends.
+"""The request id and tenant travel with a Celery task into the worker's log lines.
 
 At publish the current request id and tenant go into the task's message headers; in
-the worker they are bound before the task runs and cleared after it, so a publish
-that fails in the worker can be traced back to the click (or API call) that queued it.
+the worker they are bound before the task runs and cleared after it, so work that
+fails in the worker can be traced back to the click (or API call) that queued it.
 
-Fair-queue tokens (``content.run_next_job``) are anonymous: the job they run may
-belong to another tenant than the request that sent the token, so a token gets a
-fresh request id and its tenant is bound when the job is claimed
-(``bind_task_tenant``, called by ``content.jobs``).
+A task declared with ``picks_its_tenant=True`` (a fair-queue token) is anonymous: the
+job it runs may belong to another tenant than the request that sent it, so it gets a
+fresh request id, and whoever runs the job binds the job's own tenant and request id
+(``bind_job_context``). This module knows no task by name.
 """
 
 import logging
@@ -26,8 +25,6 @@ from tenants.observability import log_context
 
 logger = logging.getLogger(__name__)
 
-# Fair-queue tokens: the job (and its tenant) is chosen in the worker.
-ANONYMOUS_TASKS = frozenset({"content.run_next_job"})
 REQUEST_ID_HEADER = "cms_request_id"
 TENANT_HEADER = "cms_tenant"
 
@@ -59,7 +56,7 @@ def bind_task_context(task=None, **kwargs) -> None:
     if task is None:
         return
     log_context.clear()
-    if task.name in ANONYMOUS_TASKS:
+    if getattr(task, "picks_its_tenant", False):
         # whoever sent the token, the job it runs may be another tenant's
         log_context.bind(request_id=log_context.new_request_id())
         return
@@ -69,54 +66,25 @@ def bind_task_context(task=None, **kwargs) -> None:
     )
 
 
-def bind_task_tenant(schema: str) -> None:
-    """For tasks that pick their tenant while running (fair-queue tokens)."""
-    log_context.bind(tenant=schema)
+def current_request_id() -> str:
+    """The request id of the request (or task) running now, '' outside one: a job
+    records it when queued."""
+    request_id = log_context.request_id_var.get()
+    return "" if request_id == "-" else request_id
 
 
-# Tasks that run publish jobs (the fair queue's tokens and the plain FIFO task).
-PUBLISH_TASKS = frozenset({"content.run_next_job", "content.tasks.publish_page_task"})
-
-
-def publish_job_outcome(task, retval, state: str | None) -> tuple[str, str] | None:
-    """(tenant, outcome) of a finished publish task, None for other tasks and for
-    tokens that found no job."""
-    if task is None or task.name not in PUBLISH_TASKS:
-        return None
-    context_tenant = log_context.tenant_var.get()
-    if isinstance(retval, dict) and retval.get("status"):
-        if task.name == "content.run_next_job":
-            tenant = retval.get("schema")
-        else:
-            tenant = context_tenant
-        return (tenant, str(retval["status"])) if tenant and tenant != "-" else None
-    if state == "FAILURE" and context_tenant != "-":
-        return context_tenant, "error"
-    return None
+def bind_job_context(*, schema: str, request_id: str = "") -> None:
+    """For tasks that pick their job while running (fair-queue tokens): the job's log
+    lines carry its tenant and the request id of the click that queued it."""
+    if request_id:
+        log_context.bind(tenant=schema, request_id=request_id)
+    else:
+        log_context.bind(tenant=schema)
 
 
 @task_postrun.connect(dispatch_uid="cms_request_context_postrun")
-def finish_task(task=None, retval=None, state=None, **kwargs) -> None:
-    """Count a publish job (metrics and usage), then clear the context."""
-    try:
-        outcome = publish_job_outcome(task, retval, state)
-        if outcome is not None:
-            from tenants.metering import counters
-            from tenants.observability import metrics
-
-            tenant, result = outcome
-            labels = metrics.tenant_labels
-            busiest = counters.record_publish_job(
-                schema=tenant,
-                refresh_labels=metrics.top_tenants() if labels.refresh_due() else 0,
-            )
-            if busiest is not None:
-                labels.update(busiest)
-            metrics.record_publish_job(tenant=tenant, outcome=result)
-    except Exception:
-        logger.exception("could not count a publish job")
-    finally:
-        log_context.clear()
+def finish_task(**kwargs) -> None:
+    log_context.clear()
 
 
 @worker_process_shutdown.connect(dispatch_uid="cms_metrics_process_dead")

@@ -14,7 +14,7 @@ def seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0005_plan_features")]
+    dependencies = [("tenants", "0006_plan_publish_concurrency")]
 
     operations = [
         migrations.AddField(

@@ -16,6 +16,13 @@ def _basic(username: str, password: str) -> str:
 ACME_ADMIN = _basic("admin", "acme-admin-demo")
 
 
+def _run_job(job_id: int) -> str:
+    """Run a queued job as a worker would (a real worker: test_publish_queue_worker)."""
+    from content.jobs import run_claimed_job
+
+    return run_claimed_job(schema="acme", job_id=job_id, attempt=1).status
+
+
 def test_page_listing_shows_only_the_tenants_pages(acme_client, globex_client):
     acme = json.loads(
         acme_client.get("/api/v2/pages/?type=content.ArticlePage").content
@@ -36,9 +43,20 @@ def test_create_and_publish_an_article(acme_client):
         HTTP_AUTHORIZATION=ACME_ADMIN,
     )
 
-    assert response.status_code == 201, response.content
+    # queued, not published in the request
+    assert response.status_code == 202, response.content
     body = json.loads(response.content)
-    assert body["live"] is True
+    assert body["live"] is False
+    job = body["job"]
+    assert job["url"] == f"/api/v2/jobs/{job['id']}/" == response["Location"]
+    assert job["status"] == "queued"
+    assert acme_client.get("/from-the-api/").status_code == 404
+
+    assert _run_job(job["id"]) == "done"
+
+    status = acme_client.get(job["url"], HTTP_AUTHORIZATION=ACME_ADMIN)
+    assert status.status_code == 200
+    assert json.loads(status.content)["status"] == "done"
     page = acme_client.get("/from-the-api/")
     assert page.status_code == 200
     assert "<p>Second.</p>" in page.content.decode()
@@ -62,9 +80,41 @@ def test_update_an_article(acme_client):
         HTTP_AUTHORIZATION=ACME_ADMIN,
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert json.loads(response.content)["title"] == "Final"
-    assert json.loads(response.content)["live"] is True
+    assert _run_job(json.loads(response.content)["job"]["id"]) == "done"
+    live = acme_client.get(f"/api/v2/pages/{created['id']}/")
+    assert json.loads(live.content)["title"] == "Final"
+
+
+def test_job_status_is_tenant_scoped_and_needs_a_user(acme_client, globex_client):
+    created = acme_client.post(
+        "/api/v2/articles/",
+        {"title": "Scoped job", "publish": True},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=ACME_ADMIN,
+    )
+    url = json.loads(created.content)["job"]["url"]
+
+    assert acme_client.get(url).status_code in (401, 403)
+    # globex's admin asks globex's table: the id is not there (or not this job)
+    other = globex_client.get(
+        url, HTTP_AUTHORIZATION=_basic("admin", "globex-admin-demo")
+    )
+    assert other.status_code == 404
+    assert json.loads(other.content)["error"] == "not_found"
+
+
+def test_an_editor_may_not_publish_through_the_api(acme_client):
+    response = acme_client.post(
+        "/api/v2/articles/",
+        {"title": "Editor's try", "publish": True},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=_basic("editor", "acme-editor-demo"),
+    )
+
+    assert response.status_code == 403
+    assert "may not publish" in json.loads(response.content)["message"]
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def _publish(journey: Journey, *, action: str = "Publish"):
 
 
 def test_editor_publishes_an_article_with_an_image_and_sees_it_live(
-    journey, image_file
+    journey, image_file, celery_worker
 ):
     page = journey.page
     title = "Mark V lands on the mesa"
@@ -106,11 +106,14 @@ def test_editor_publishes_an_article_with_an_image_and_sees_it_live(
         expect(chooser).to_have_count(0)
         expect(page.locator("[data-chooser-title]").last).to_have_text(IMAGE_TITLE)
 
-    with journey.step("publish the article"):
+    with journey.step("publish the article: queued, then live through the worker"):
         _publish(journey)
         expect(
-            page.get_by_text(f"Page '{title}' created and published")
+            page.get_by_text(f"“{title}” is saved and queued for publishing.")
         ).to_be_visible()
+        expect(page.locator("#cms-publish-status")).to_have_text(
+            "Published: the page is live.", timeout=60_000
+        )
 
     visitor = journey.new_page()
     with journey.step("a visitor finds it on the home page", page=visitor):
@@ -156,12 +159,15 @@ def test_scheduled_article_goes_live_through_the_celery_worker(journey, celery_w
         dialog.get_by_role("button", name="Save schedule").click()
         expect(page.get_by_text("Once scheduled:")).to_be_visible()
 
-    with journey.step("publish: the article is scheduled, not live"):
+    with journey.step("publish: the worker schedules the article, not live"):
         _set_value(page.locator("#id_go_live_at"), go_live_value)
         _publish(journey, action="Schedule to publish")
         expect(
-            page.get_by_text(re.compile(rf"Page '{title}'.* scheduled"))
+            page.get_by_text(f"“{title}” is saved and queued for publishing.")
         ).to_be_visible()
+        expect(page.locator("#cms-publish-status")).to_contain_text(
+            "goes live at its scheduled time"
+        )
         assert timezone.now() < go_live, (
             "publishing took longer than the schedule's lead time; the article went "
             "live at once, so this run proves nothing about scheduling"

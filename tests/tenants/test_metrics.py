@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory, override_settings
 from prometheus_client import REGISTRY
 
-from tenants.metering import counters
+from tenants.metering import counters, flush
 from tenants.observability import metrics
 from tests.conftest import all_slots_taken
 
@@ -203,21 +203,39 @@ def test_queue_depth_reads_the_fair_queue(db):
         fair_queue.clear()
 
 
-def test_publish_jobs_are_counted_by_tenant_and_outcome():
-    from tenants.jobs.task_context import publish_job_outcome
+def _publish_jobs_metered(schema: str) -> int:
+    from django.db.models import Sum
 
-    class Task:
-        def __init__(self, name):
-            self.name = name
+    from tenants.models import UsageDay
 
-    token = Task("content.run_next_job")
-    assert publish_job_outcome(
-        token, {"schema": "acme", "status": "done"}, "SUCCESS"
-    ) == ("acme", "done")
-    assert (
-        publish_job_outcome(token, {"schema": None, "status": "idle"}, "SUCCESS")
-        is None
+    flush.flush_usage()
+    rows = UsageDay.objects.filter(tenant__schema_name=schema)
+    return rows.aggregate(total=Sum("publish_jobs"))["total"] or 0
+
+
+def test_a_job_is_metered_where_it_runs_by_tenant_and_outcome():
+    """The runner counts each finished job (usage and metrics) for the job's tenant;
+    no Celery signal is involved."""
+    from django_tenants.utils import schema_context
+
+    from content.jobs import run_claimed_job
+    from content.models import BackgroundJob
+
+    with schema_context("acme"):
+        done = BackgroundJob.objects.create(kind="test.noop")
+        failed = BackgroundJob.objects.create(kind="test.broken")
+    before_done = _value("cms_publish_jobs_total", tenant="acme", outcome="done")
+    before_failed = _value("cms_publish_jobs_total", tenant="acme", outcome="failed")
+    before_usage = _publish_jobs_metered("acme")
+
+    assert run_claimed_job(schema="acme", job_id=done.pk, attempt=1).status == "done"
+    outcome = run_claimed_job(schema="acme", job_id=failed.pk, attempt=1)
+
+    assert outcome.status == "failed"
+    assert _value("cms_publish_jobs_total", tenant="acme", outcome="done") == (
+        before_done + 1
     )
-    assert (
-        publish_job_outcome(Task("other.task"), {"status": "done"}, "SUCCESS") is None
+    assert _value("cms_publish_jobs_total", tenant="acme", outcome="failed") == (
+        before_failed + 1
     )
+    assert _publish_jobs_metered("acme") == before_usage + 2

@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django_tenants.utils import schema_context
 
+from tenants.jobs import fair_queue
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 from tests.integration import (
     REPO_ROOT,
@@ -89,6 +91,7 @@ def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
         GUNICORN_ACCESSLOG="/dev/null",
     )
     queue = f"obs-metrics-{uuid.uuid4().hex[:6]}"
+    env["CMS_JOBS_QUEUE"] = queue  # the worker takes the fair queue's tokens there
     worker_log = tmp_path / "worker.log"
     worker = subprocess.Popen(
         [
@@ -152,11 +155,12 @@ def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
         assert delta("cms_request_duration_seconds_count", tenant="acme") == 45
         assert _sample(after, "cms_requests_in_flight", tenant="acme") == 0
 
-        # a publish job run by the Celery worker shows up in the same scrape
-        from content.tasks import publish_page_task
+        # a publish job run by the Celery worker, metered where it runs, shows up
+        # in the same scrape
+        from content.jobs import enqueue_job
 
-        with schema_context("acme"):
-            publish_page_task.apply_async(args=[987_654_321], queue=queue)
+        with override_settings(CMS_JOBS_QUEUE=queue), schema_context("acme"):
+            enqueue_job(kind="publish", args={"page_id": 987_654_321})
         wait_for(
             lambda: (
                 _sample(
@@ -173,3 +177,5 @@ def test_counts_add_up_exactly_across_gunicorn_workers_and_a_celery_worker(
     finally:
         stop_process(web)
         stop_process(worker)
+        with override_settings(CMS_JOBS_QUEUE=queue):
+            fair_queue.clear()
