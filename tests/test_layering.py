@@ -245,8 +245,9 @@ def _private_uses(module: Module) -> Iterator[tuple[str, int]]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if _dependency(alias.name):
-                    local = alias.asname or alias.name.partition(".")[0]
-                    origins[local] = alias.asname and alias.name or local
+                    # `import a.b` binds `a`; `import a.b as c` binds `c` to `a.b`
+                    top = alias.name.partition(".")[0]
+                    origins[alias.asname or top] = alias.name if alias.asname else top
                 if any(_is_private(part) for part in alias.name.split(".")):
                     if _dependency(alias.name):
                         yield f"import {alias.name}", node.lineno
@@ -345,6 +346,8 @@ PLANTED = {
     ),
     "tenants/limits.py": (
         "from django_ratelimit import core as ratelimit_core\n"
+        "import django_ratelimit.core as ratelimit_module\n"
+        "def key():\n    return ratelimit_module._make_cache_key\n"
         "from django.contrib.contenttypes.models import ContentType\n"
         "if TYPE_CHECKING:\n    from content import models\n"
         "def window(rate):\n    return ratelimit_core._get_window('x', rate)\n"
@@ -380,6 +383,7 @@ def test_planted_violations_are_found(planted_modules):
     }
     assert private_dependency_uses(planted_modules).keys() == {
         "tenants.limits: django_ratelimit.core._get_window",
+        "tenants.limits: django_ratelimit.core._make_cache_key",
         "tenants.limits: django.contrib.contenttypes.models.ContentType.objects._cache",
         "tenants.limits: getattr(<object>, '_wagtail_site')",
         "content.edge: <object>._get_raw_host",
