@@ -14,6 +14,7 @@ from cms_project.settings.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     env_str,
 )
 
@@ -29,6 +30,9 @@ CMS_PUBLIC_HOSTS = env_list("CMS_PUBLIC_HOSTS", [CMS_BASE_DOMAIN, "127.0.0.1"])
 # Tenant hosts are validated by the tenant middleware against the Domain table, so
 # Django's own check accepts any host; production narrows it with ALLOWED_HOSTS.
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+# Proxies (Caddy, HAProxy, a load balancer) whose X-Forwarded-For is believed, as
+# CIDRs; the client's address is decided in tenants.request_path.client_address.
+CMS_TRUSTED_PROXIES = env_networks("CMS_TRUSTED_PROXIES", [])
 CMS_SITE_SCHEME = env_str("CMS_SITE_SCHEME", "http")
 CMS_SITE_PORT = env_int("CMS_SITE_PORT", 8000)
 

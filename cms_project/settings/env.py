@@ -45,6 +45,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of addresses or CIDR networks, each checked at start."""
+    import ipaddress
+
+    values = env_list(name, default)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list addresses or networks (CIDR), not {value!r}."
+            ) from None
+    return values
+
+
 def env_choice(name: str, default: str, choices: list[str]) -> str:
     value = env_str(name, default)
     if value not in choices:

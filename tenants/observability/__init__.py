@@ -3,5 +3,6 @@ request, Prometheus metrics with bounded tenant labels, health and readiness pro
 
 Owns: what a request or task leaves behind for operators.
 May import: ``tenants.models``, ``tenants.metering``, ``tenants.redis_store``,
-``tenants.registry``.
+``tenants.registry``, ``tenants.request_path.client_address`` (a leaf: who the
+client is).
 """

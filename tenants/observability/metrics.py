@@ -37,6 +37,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from tenants.request_path.client_address import client_ip
+
 logger = logging.getLogger(__name__)
 
 OTHER = "other"
@@ -195,7 +197,7 @@ def _client_allowed(request: HttpRequest) -> bool:
     if not allowed:
         return True
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(client_ip(request))
     except ValueError:
         return False
     return any(

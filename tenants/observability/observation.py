@@ -18,6 +18,7 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from tenants.metering import usage
 from tenants.observability import log_context, metrics
+from tenants.request_path.client_address import client_ip
 
 access_logger = logging.getLogger("cms.access")
 logger = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def _observe(
             "tenant": tenant,
             "request_id": request.request_id,
             "user_id": user_id(request),
+            "client_ip": client_ip(request),
             "method": request.method,
             "path": request.path,
             "status": status,

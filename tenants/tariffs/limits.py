@@ -33,6 +33,8 @@ from django_ratelimit.core import (
     get_usage,
 )
 
+from tenants.request_path.client_address import client_ip
+
 logger = logging.getLogger(__name__)
 
 # Window of each rate dimension, in django-ratelimit's period letters.
@@ -276,11 +278,11 @@ def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
 
 def _login_key(group: str, request: HttpRequest) -> str:
     username = request.POST.get("username", "").strip().lower()[:150]
-    return f"{request.META.get('REMOTE_ADDR', '')}:{username}"
+    return f"{client_ip(request)}:{username}"
 
 
 def _ip_key(group: str, request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return client_ip(request)
 
 
 def login_limited(view: Callable) -> Callable:
