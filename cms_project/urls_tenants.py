@@ -7,6 +7,7 @@ not (editors are never locked out by their visitors) except for its login, which
 limited against password guessing.
 """
 
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from wagtail import urls as wagtail_urls
 from wagtail import views as wagtail_views
@@ -64,6 +65,23 @@ urlpatterns = [
     ),
     path("search/", public_read(search_view), name="search"),
     path("sitemap.xml", public_pages(public_read(sitemap)), name="sitemap"),
+    # Page privacy's own views (unlock a password-protected page, log in to see a
+    # page for signed-in users or groups) before the page-serving pattern, which
+    # would otherwise take "_util/..." for a page path and answer 404.
+    path(
+        "_util/authenticate_with_password/<int:page_view_restriction_id>/<int:page_id>/",
+        login_limited(wagtail_views.authenticate_with_password),
+        name="wagtailcore_authenticate_with_password",
+    ),
+    path(
+        "_util/login/",
+        login_limited(
+            auth_views.LoginView.as_view(
+                template_name=wagtail_urls.WAGTAIL_FRONTEND_LOGIN_TEMPLATE
+            )
+        ),
+        name="wagtailcore_login",
+    ),
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
     path("", include(wagtail_urls)),
 ]

@@ -6,6 +6,7 @@ from django.urls import path, reverse
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
+from content.page_cache import note_served_page
 from content.views import background_jobs, publish_in_background
 from tenants.tariffs.quotas import QuotaExceeded, check_pages, check_users
 
@@ -30,6 +31,12 @@ def register_background_jobs_menu_item():
         icon_name="cogs",
         order=900,
     )
+
+
+@hooks.register("before_serve_page", order=-100)
+def remember_served_page(page, request, serve_args, serve_kwargs):
+    """The page cache's policy asks about the served page's privacy."""
+    note_served_page(request, page)
 
 
 @hooks.register("before_create_page")
