@@ -15,6 +15,7 @@ from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.admin.views.account import LoginView
 from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
+from wagtail.documents.views import serve as wagtail_document_views
 from wagtail.documents.views.documents import CreateView as DocumentCreateView
 from wagtail.documents.views.multiple import AddView as DocumentMultipleAddView
 from wagtail.images.views.images import CreateView as ImageCreateView
@@ -23,7 +24,7 @@ from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 from content.api import api_router
 from content.api_write import ArticleWriteView
 from content.hot_path import public_pages
-from content.media import serve_tenant_media
+from content.media import protected, serve_tenant_media
 from content.quota_views import storage_checked
 from content.search import search_view
 from tenants.observability.health import healthz, readyz
@@ -54,6 +55,18 @@ urlpatterns = [
         storage_checked(DocumentMultipleAddView.as_view(), "wagtaildocs:index"),
     ),
     path("admin/", include(wagtailadmin_urls)),
+    # Wagtail's document view (collection privacy checked there), with the same
+    # headers as the media route; its password form is a password guess like a login.
+    re_path(
+        r"^documents/(\d+)/(.*)$",
+        protected(wagtail_document_views.serve),
+        name="wagtaildocs_serve",
+    ),
+    path(
+        "documents/authenticate_with_password/<int:restriction_id>/",
+        login_limited(wagtail_document_views.authenticate_with_password),
+        name="wagtaildocs_authenticate_with_password",
+    ),
     path("documents/", include(wagtaildocs_urls)),
     path("api/v2/articles/", article_write, name="api-article-create"),
     path("api/v2/articles/<int:page_id>/", article_write, name="api-article-update"),
