@@ -16,16 +16,11 @@ from wagtail.admin.views.account import LoginView
 from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views import serve as wagtail_document_views
-from wagtail.documents.views.documents import CreateView as DocumentCreateView
-from wagtail.documents.views.multiple import AddView as DocumentMultipleAddView
-from wagtail.images.views.images import CreateView as ImageCreateView
-from wagtail.images.views.multiple import AddView as ImageMultipleAddView
 
 from content.api import api_router
 from content.api_write import ArticleWriteView
 from content.hot_path import public_pages
 from content.media import protected, serve_tenant_media
-from content.quota_views import storage_checked
 from content.search import search_view
 from tenants.observability.health import healthz, readyz
 from tenants.tariffs.limits import api_dimension, login_limited, tariff_limited
@@ -38,22 +33,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("admin/login/", login_limited(LoginView.as_view()), name="wagtailadmin_login"),
-    path(
-        "admin/images/add/",
-        storage_checked(ImageCreateView.as_view(), "wagtailimages:index"),
-    ),
-    path(
-        "admin/images/multiple/add/",
-        storage_checked(ImageMultipleAddView.as_view(), "wagtailimages:index"),
-    ),
-    path(
-        "admin/documents/add/",
-        storage_checked(DocumentCreateView.as_view(), "wagtaildocs:index"),
-    ),
-    path(
-        "admin/documents/multiple/add/",
-        storage_checked(DocumentMultipleAddView.as_view(), "wagtaildocs:index"),
-    ),
     path("admin/", include(wagtailadmin_urls)),
     # Wagtail's document view (collection privacy checked there), with the same
     # headers as the media route; its password form is a password guess like a login.

@@ -292,6 +292,10 @@ WAGTAILDOCS_EXTENSIONS = [
 ]
 # Site-wide ceiling for one uploaded file; each plan's max_upload_mb is checked below it
 CMS_MAX_UPLOAD_MB = env_int("CMS_MAX_UPLOAD_MB", 200)
+# Every form that stores an image or a document checks the plan's per-file size and
+# storage quota (content.upload_forms): add, multiple add, choosers, replace on edit.
+WAGTAILIMAGES_IMAGE_FORM_BASE = "content.upload_forms.PlanCheckedImageForm"
+WAGTAILDOCS_DOCUMENT_FORM_BASE = "content.upload_forms.PlanCheckedDocumentForm"
 WAGTAILIMAGES_MAX_UPLOAD_SIZE = CMS_MAX_UPLOAD_MB * 1024 * 1024
 WAGTAILDOCS_MAX_UPLOAD_SIZE = CMS_MAX_UPLOAD_MB * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000

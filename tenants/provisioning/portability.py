@@ -35,6 +35,7 @@ from tenants.provisioning.creation import (
 )
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import tenant_get
+from tenants.tariffs.quotas import check_imported_uploads
 
 FORMAT_VERSION = 1
 
@@ -246,6 +247,18 @@ def _restore_sequences(schema: str, archived: dict[str, int | None]) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
+# Originals count against the plan; renditions are derived from them.
+UPLOAD_FOLDERS = ("media/original_images/", "media/documents/")
+
+
+def _upload_sizes(archive: tarfile.TarFile) -> list[int]:
+    return [
+        member.size
+        for member in archive.getmembers()
+        if member.isfile() and member.name.startswith(UPLOAD_FOLDERS)
+    ]
+
+
 def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
     target = tenant_media_dir(slug)
     staging = Path(tempfile.mkdtemp(prefix=f"import-{slug}-", dir=target.parent))
@@ -286,6 +299,8 @@ def tenant_import(
             domains=domains,
             plan=plan or manifest["plan"],
         )
+        # the uploads it brings within the plan, like any other upload
+        check_imported_uploads(plan_obj, _upload_sizes(archive))
         ensure_template_schema()
         _check_migration_state(manifest)
         with transaction.atomic():
