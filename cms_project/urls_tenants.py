@@ -12,7 +12,7 @@ from django.urls import include, path, re_path
 from wagtail import urls as wagtail_urls
 from wagtail import views as wagtail_views
 from wagtail.admin import urls as wagtailadmin_urls
-from wagtail.admin.views.account import LoginView
+from wagtail.admin.views.account import LoginView, PasswordResetView
 from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views import serve as wagtail_document_views
@@ -23,7 +23,8 @@ from content.hot_path import public_pages
 from content.media import protected, serve_tenant_media
 from content.search import search_view
 from tenants.observability.health import healthz, readyz
-from tenants.tariffs.limits import api_dimension, login_limited, tariff_limited
+from tenants.tariffs.limits import api_dimension, tariff_limited
+from tenants.tariffs.login_limits import login_limited, posted_field, url_argument
 
 public_read = tariff_limited("public_reads_per_minute")
 serve_page = public_pages(public_read(wagtail_views.serve))
@@ -32,7 +33,14 @@ article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # Every way to present a password, or to ask for a new one, is login-limited
+    # (tenants.tariffs.login_limits): per client, per account, before any hashing.
     path("admin/login/", login_limited(LoginView.as_view()), name="wagtailadmin_login"),
+    path(
+        "admin/password_reset/",
+        login_limited(PasswordResetView.as_view(), account=posted_field("email")),
+        name="wagtailadmin_password_reset",
+    ),
     path("admin/", include(wagtailadmin_urls)),
     # Wagtail's document view (collection privacy checked there), with the same
     # headers as the media route; its password form is a password guess like a login.
@@ -43,7 +51,10 @@ urlpatterns = [
     ),
     path(
         "documents/authenticate_with_password/<int:restriction_id>/",
-        login_limited(wagtail_document_views.authenticate_with_password),
+        login_limited(
+            wagtail_document_views.authenticate_with_password,
+            account=url_argument("restriction_id"),
+        ),
         name="wagtaildocs_authenticate_with_password",
     ),
     path("documents/", include(wagtaildocs_urls)),
@@ -62,7 +73,10 @@ urlpatterns = [
     # would otherwise take "_util/..." for a page path and answer 404.
     path(
         "_util/authenticate_with_password/<int:page_view_restriction_id>/<int:page_id>/",
-        login_limited(wagtail_views.authenticate_with_password),
+        login_limited(
+            wagtail_views.authenticate_with_password,
+            account=url_argument("page_view_restriction_id"),
+        ),
         name="wagtailcore_authenticate_with_password",
     ),
     path(

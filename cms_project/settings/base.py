@@ -259,6 +259,7 @@ CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
 CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
 CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
+CMS_LOGIN_RATE_PER_ACCOUNT = env_str("CMS_LOGIN_RATE_PER_ACCOUNT", "100/h")
 CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 # Per-tenant page cache for anonymous visitors (content.page_cache); 0 turns it off.
 # Publishing purges a tenant's pages at once; the lifetime bounds staleness from

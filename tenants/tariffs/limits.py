@@ -33,8 +33,6 @@ from django_ratelimit.core import (
     get_usage,
 )
 
-from tenants.request_path.client_address import client_ip
-
 logger = logging.getLogger(__name__)
 
 # Window of each rate dimension, in django-ratelimit's period letters.
@@ -274,49 +272,3 @@ def tariff_limited(dimension: str | Callable[[HttpRequest], str]) -> Callable:
         return wrapper
 
     return decorator
-
-
-def _login_key(group: str, request: HttpRequest) -> str:
-    username = request.POST.get("username", "").strip().lower()[:150]
-    return f"{client_ip(request)}:{username}"
-
-
-def _ip_key(group: str, request: HttpRequest) -> str:
-    return client_ip(request)
-
-
-def login_limited(view: Callable) -> Callable:
-    """Stop password guessing at the admin login: a limit per client IP and username,
-    and a looser one per client IP. Only POSTs (attempts) count."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.method != "POST":
-            return view(request, *args, **kwargs)
-        checks = (
-            ("login_ip_user", _login_key, settings.CMS_LOGIN_RATE_PER_USER),
-            ("login_ip", _ip_key, settings.CMS_LOGIN_RATE_PER_IP),
-        )
-        for group, key, rate in checks:
-            try:
-                usage = get_usage(
-                    request, group=group, key=key, rate=rate, increment=True
-                )
-            except Exception:  # noqa: BLE001 - fail open like the other limits
-                _record_failure()
-                logger.warning("login limiter unavailable, failing open")
-                continue
-            if usage and usage["should_limit"]:
-                count, period = rate.split("/")
-                decision = LimitDecision(
-                    dimension=group,
-                    limit=usage["limit"],
-                    window_seconds={"s": 1, "m": 60, "h": 3600}[period[-1]],
-                    remaining=0,
-                    reset_seconds=max(1, usage["time_left"]),
-                    limited=True,
-                )
-                return limited_response(request, decision)
-        return view(request, *args, **kwargs)
-
-    return wrapper

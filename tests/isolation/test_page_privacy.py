@@ -3,6 +3,7 @@ its password, a page for signed-in users or a group lets them in through the sit
 login, and nobody else sees it - not from the cache, not in the home page's listing."""
 
 import pytest
+from django.test import Client
 from wagtail.models import PageViewRestriction
 
 from tests.isolation.privacy import (
@@ -142,3 +143,18 @@ def test_policy_never_stores_a_page_under_a_restriction(acme, on):
     connection.set_schema_to_public()
     restrict(acme.schema, target_id, "login")
     assert not cacheable()
+
+
+def test_a_page_password_is_limited_per_restriction_across_clients(acme, settings):
+    settings.CMS_LOGIN_RATE_PER_ACCOUNT = "3/m"
+    restriction_id = restrict(acme.schema, acme.article_id, "password")
+    action = f"/_util/authenticate_with_password/{restriction_id}/{acme.article_id}/"
+
+    statuses = [
+        Client(HTTP_HOST=acme.host, REMOTE_ADDR=f"203.0.113.{n}")
+        .post(action, {"password": "guess", "return_url": "/twin/"})
+        .status_code
+        for n in range(4)
+    ]
+
+    assert statuses == [200, 200, 200, 429]
