@@ -273,6 +273,9 @@ CMS_METRICS_ALLOW_IPS = env_list("CMS_METRICS_ALLOW_IPS", [])
 CMS_METRICS_TOP_TENANTS = env_int("CMS_METRICS_TOP_TENANTS", 50)
 CMS_METRICS_LABEL_REFRESH_SECONDS = env_int("CMS_METRICS_LABEL_REFRESH_SECONDS", 30)
 CMS_READINESS_TIMEOUT_SECONDS = 2
+# /readyz keeps its result this long per process, so probes cannot open connections
+# per call (tenants.observability.health).
+CMS_READINESS_CACHE_SECONDS = env_int("CMS_READINESS_CACHE_SECONDS", 2)
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
 # No single admin base URL: every tenant's admin lives at its own domain, and links in
