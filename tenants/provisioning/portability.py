@@ -52,6 +52,13 @@ class ExportSummary:
     media_files: int
 
 
+# Left out of every archive: live sessions would let whoever holds the archive (or
+# the installation it is imported into) act as the tenant's signed-in users.
+# Password hashes stay, so users can sign in after an import; the archive is
+# written owner-only (0600) for that reason.
+UNEXPORTED_TABLES = frozenset({"django_session"})
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -108,6 +115,10 @@ def tenant_export(*, slug: str, output: Path) -> ExportSummary:
     temporary = output.with_name(output.name + ".partial")
     in_outer_transaction = connection.in_atomic_block
     try:
+        # owner-only from the first byte: the archive holds the tenant's users
+        temporary.unlink(missing_ok=True)
+        temporary.touch(mode=0o600)
+        temporary.chmod(0o600)
         with tarfile.open(temporary, "w:gz") as archive, transaction.atomic():
             if not in_outer_transaction:
                 # One snapshot for every table; must be the transaction's first
@@ -117,7 +128,11 @@ def tenant_export(*, slug: str, output: Path) -> ExportSummary:
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
             cursor = connection.cursor()
-            tables = _tables(cursor, schema)
+            tables = {
+                table: columns
+                for table, columns in _tables(cursor, schema).items()
+                if table not in UNEXPORTED_TABLES
+            }
             raw = cursor.cursor  # psycopg cursor, for COPY
             for table, columns in tables.items():
                 buffer = bytearray()
