@@ -1,7 +1,8 @@
 """Generated matrix of privacy: restriction kind (password, login, groups) x where it
 sits (the page or an ancestor) x what happens while pages are cached (added, changed
 to another kind, removed) x every surface that could show the page (the page read
-cold and warm, the home listing, search, the sitemap, the API's listing and detail),
+cold and warm, the same through the WSGI edge that answers cached pages before
+Django, the home listing, search, the sitemap, the API's listing and detail),
 through HTTP with the tenant's Host header. And the same for documents: a
 collection's restriction x (Wagtail's document view, the media route, the API).
 
@@ -12,9 +13,13 @@ Examples are rolled back, Redis is not: each example starts with the tenant's pa
 cache purged and the rate counters cleared, so no example sees another's state.
 """
 
+import io
+import sys
+
 import pytest
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection, transaction
 from django.test import Client
 from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
@@ -24,6 +29,7 @@ from hypothesis import strategies as st
 from wagtail.documents.models import Document
 from wagtail.models import Collection, CollectionViewRestriction, Page
 
+from cms_project.wsgi import application
 from content.page_cache import purge_tenant_pages
 from tests.isolation.privacy import (
     GROUP,
@@ -49,6 +55,36 @@ places = st.sampled_from(("page", "ancestor"))
 changes = st.sampled_from(("added", "changed", "removed"))
 
 
+def _through_the_edge(host: str, path: str) -> str:
+    """GET ``path`` through the WSGI application gunicorn serves (content.edge).
+    Django's handler closes the connection after a request (the test client's does
+    not), which would end the example's transaction: not while this runs."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": host,
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+    }
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        result = application(environ, lambda status, headers, exc_info=None: None)
+        body = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return body.decode(errors="replace")
+
+
 def _fresh_example(schema: str) -> None:
     with schema_context(schema):
         purge_tenant_pages()
@@ -64,6 +100,8 @@ def _page_surfaces(client: Client, twin) -> dict[str, bool]:
     """Whether each surface shows the twin article to ``client``."""
     cold = client.get(TWIN_PATH)
     warm = client.get(TWIN_PATH)
+    edge_cold = _through_the_edge(twin.host, TWIN_PATH)
+    edge_warm = _through_the_edge(twin.host, TWIN_PATH)
     listing = client.get("/")
     search = client.get("/search/", {"q": twin.secret})
     sitemap = client.get("/sitemap.xml")
@@ -75,6 +113,8 @@ def _page_surfaces(client: Client, twin) -> dict[str, bool]:
     return {
         "page cold": twin.secret in cold.content.decode(),
         "page warm": twin.secret in warm.content.decode(),
+        "edge cold": twin.secret in edge_cold,
+        "edge warm": twin.secret in edge_warm,
         "listing": twin.secret in listing.content.decode(),
         "search": f'href="{TWIN_PATH}"' in search.content.decode(),
         "sitemap": TWIN_PATH in sitemap.content.decode(),
