@@ -6,12 +6,14 @@ from django.views.generic import TemplateView
 from tenants.metering.views import OperatorLoginView, operator_usage
 from tenants.observability.health import healthz, readyz
 from tenants.observability.metrics import metrics_view
+from tenants.tariffs.login_limits import login_limited
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
-    path("ops/login/", OperatorLoginView.as_view(), name="ops-login"),
+    # limited like every password form (tenants.tariffs.login_limits)
+    path("ops/login/", login_limited(OperatorLoginView.as_view()), name="ops-login"),
     path("ops/usage/", operator_usage, name="ops-usage"),
     path(
         "", TemplateView.as_view(template_name="public_home.html"), name="public-home"

@@ -7,26 +7,24 @@ is not (editors are never locked out by their visitors) except for its login, wh
 limited against password guessing.
 """
 
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from wagtail import urls as wagtail_urls
 from wagtail import views as wagtail_views
 from wagtail.admin import urls as wagtailadmin_urls
-from wagtail.admin.views.account import LoginView
+from wagtail.admin.views.account import LoginView, PasswordResetView
 from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
-from wagtail.documents.views.documents import CreateView as DocumentCreateView
-from wagtail.documents.views.multiple import AddView as DocumentMultipleAddView
-from wagtail.images.views.images import CreateView as ImageCreateView
-from wagtail.images.views.multiple import AddView as ImageMultipleAddView
+from wagtail.documents.views import serve as wagtail_document_views
 
 from content.api import api_router
 from content.api_write import ArticleWriteView, JobStatusView
-from content.media import serve_tenant_media
-from content.quota_views import storage_checked
+from content.media import protected, serve_tenant_media
 from content.search import search_view
 from tenants.observability.health import healthz, readyz
 from tenants.request_path.public_pages import public_pages
-from tenants.tariffs.limits import api_dimension, login_limited, tariff_limited
+from tenants.tariffs.limits import api_dimension, tariff_limited
+from tenants.tariffs.login_limits import login_limited, posted_field, url_argument
 
 public_read = tariff_limited("public_reads_per_minute")
 serve_page = public_pages(public_read(wagtail_views.serve))
@@ -36,24 +34,30 @@ job_status = tariff_limited(api_dimension)(JobStatusView.as_view())
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # Every way to present a password, or to ask for a new one, is login-limited
+    # (tenants.tariffs.login_limits): per client, per account, before any hashing.
     path("admin/login/", login_limited(LoginView.as_view()), name="wagtailadmin_login"),
     path(
-        "admin/images/add/",
-        storage_checked(ImageCreateView.as_view(), "wagtailimages:index"),
-    ),
-    path(
-        "admin/images/multiple/add/",
-        storage_checked(ImageMultipleAddView.as_view(), "wagtailimages:index"),
-    ),
-    path(
-        "admin/documents/add/",
-        storage_checked(DocumentCreateView.as_view(), "wagtaildocs:index"),
-    ),
-    path(
-        "admin/documents/multiple/add/",
-        storage_checked(DocumentMultipleAddView.as_view(), "wagtaildocs:index"),
+        "admin/password_reset/",
+        login_limited(PasswordResetView.as_view(), account=posted_field("email")),
+        name="wagtailadmin_password_reset",
     ),
     path("admin/", include(wagtailadmin_urls)),
+    # Wagtail's document view (collection privacy checked there), with the same
+    # headers as the media route; its password form is a password guess like a login.
+    re_path(
+        r"^documents/(\d+)/(.*)$",
+        protected(wagtail_document_views.serve),
+        name="wagtaildocs_serve",
+    ),
+    path(
+        "documents/authenticate_with_password/<int:restriction_id>/",
+        login_limited(
+            wagtail_document_views.authenticate_with_password,
+            account=url_argument("restriction_id"),
+        ),
+        name="wagtaildocs_authenticate_with_password",
+    ),
     path("documents/", include(wagtaildocs_urls)),
     path("api/v2/articles/", article_write, name="api-article-create"),
     path("api/v2/articles/<int:page_id>/", article_write, name="api-article-update"),
@@ -66,6 +70,26 @@ urlpatterns = [
     ),
     path("search/", public_read(search_view), name="search"),
     path("sitemap.xml", public_pages(public_read(sitemap)), name="sitemap"),
+    # Page privacy's own views (unlock a password-protected page, log in to see a
+    # page for signed-in users or groups) before the page-serving pattern, which
+    # would otherwise take "_util/..." for a page path and answer 404.
+    path(
+        "_util/authenticate_with_password/<int:page_view_restriction_id>/<int:page_id>/",
+        login_limited(
+            wagtail_views.authenticate_with_password,
+            account=url_argument("page_view_restriction_id"),
+        ),
+        name="wagtailcore_authenticate_with_password",
+    ),
+    path(
+        "_util/login/",
+        login_limited(
+            auth_views.LoginView.as_view(
+                template_name=wagtail_urls.WAGTAIL_FRONTEND_LOGIN_TEMPLATE
+            )
+        ),
+        name="wagtailcore_login",
+    ),
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
     path("", include(wagtail_urls)),
 ]

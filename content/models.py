@@ -24,8 +24,11 @@ class HomePage(Page):
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
+        # .public(): an article under any view restriction (its own or an
+        # ancestor's) is not named here, for anybody - this page is cached
         context["articles"] = (
             ArticlePage.objects.live()
+            .public()
             .child_of(self)
             .order_by("-publication_date", "-pk")[:20]
         )

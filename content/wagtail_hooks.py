@@ -33,6 +33,7 @@ from wagtail.models import Page
 
 from content.jobs import EnqueueFailed, HourlyLimitExceeded, enqueue_jobs
 from content.models import BackgroundJob
+from content.page_cache import note_served_page
 from content.publish_jobs import (
     pending_page_jobs,
     publish_job_args,
@@ -88,6 +89,12 @@ def register_background_jobs_menu_item():
         icon_name="cogs",
         order=900,
     )
+
+
+@hooks.register("before_serve_page", order=-100)
+def remember_served_page(page, request, serve_args, serve_kwargs):
+    """The page cache's policy asks about the served page's privacy."""
+    note_served_page(request, page)
 
 
 # --- the page editor's Publish and Unpublish --------------------------------------

@@ -269,6 +269,7 @@ CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
 CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
 CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
+CMS_LOGIN_RATE_PER_ACCOUNT = env_str("CMS_LOGIN_RATE_PER_ACCOUNT", "100/h")
 CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 # Per-tenant page cache for anonymous visitors (tenants.request_path.page_cache);
 # 0 turns it off.
@@ -286,6 +287,9 @@ CMS_METRICS_ALLOW_IPS = env_list("CMS_METRICS_ALLOW_IPS", [])
 CMS_METRICS_TOP_TENANTS = env_int("CMS_METRICS_TOP_TENANTS", 50)
 CMS_METRICS_LABEL_REFRESH_SECONDS = env_int("CMS_METRICS_LABEL_REFRESH_SECONDS", 30)
 CMS_READINESS_TIMEOUT_SECONDS = 2
+# /readyz keeps its result this long per process, so probes cannot open connections
+# per call (tenants.observability.health).
+CMS_READINESS_CACHE_SECONDS = env_int("CMS_READINESS_CACHE_SECONDS", 2)
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
 # No single admin base URL: every tenant's admin lives at its own domain, and links in
@@ -306,6 +310,10 @@ WAGTAILDOCS_EXTENSIONS = [
 ]
 # Site-wide ceiling for one uploaded file; each plan's max_upload_mb is checked below it
 CMS_MAX_UPLOAD_MB = env_int("CMS_MAX_UPLOAD_MB", 200)
+# Every form that stores an image or a document checks the plan's per-file size and
+# storage quota (content.upload_forms): add, multiple add, choosers, replace on edit.
+WAGTAILIMAGES_IMAGE_FORM_BASE = "content.upload_forms.PlanCheckedImageForm"
+WAGTAILDOCS_DOCUMENT_FORM_BASE = "content.upload_forms.PlanCheckedDocumentForm"
 WAGTAILIMAGES_MAX_UPLOAD_SIZE = CMS_MAX_UPLOAD_MB * 1024 * 1024
 WAGTAILDOCS_MAX_UPLOAD_SIZE = CMS_MAX_UPLOAD_MB * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000

@@ -6,10 +6,16 @@ so a database outage does not make the orchestrator restart every web process.
 with a short timeout, and answers 503 naming the parts that failed so the balancer
 stops sending traffic and the operator sees where to look. Neither is rate-limited,
 admitted against a tenant's concurrency cap, logged or counted.
+
+Because ``/readyz`` is anonymous and outside every limit, its result is kept per
+process for ``CMS_READINESS_CACHE_SECONDS`` (2 s): a flood of probes opens at most
+three connections per process per interval, not three per call, and concurrent
+callers in one process wait for the one check that is running (single flight).
 """
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -73,9 +79,7 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
-def readiness() -> dict[str, str]:
-    """Each part's state: ``ok`` or ``fail`` (the reason goes to the log, not to the
-    anonymous caller)."""
+def _run_checks() -> dict[str, str]:
     results = {}
     for name, check in READINESS_CHECKS.items():
         started = time.perf_counter()
@@ -93,6 +97,31 @@ def readiness() -> dict[str, str]:
         else:
             results[name] = "ok"
     return results
+
+
+_readiness_lock = threading.Lock()
+_last_readiness: tuple[float, dict[str, str]] | None = None
+
+
+def forget_readiness() -> None:
+    """Drop the kept result (tests, or after reconfiguring the services)."""
+    global _last_readiness
+    with _readiness_lock:
+        _last_readiness = None
+
+
+def readiness() -> dict[str, str]:
+    """Each part's state: ``ok`` or ``fail`` (the reason goes to the log, not to the
+    anonymous caller), at most ``CMS_READINESS_CACHE_SECONDS`` old."""
+    global _last_readiness
+    keep = float(getattr(settings, "CMS_READINESS_CACHE_SECONDS", 2))
+    with _readiness_lock:
+        now = time.monotonic()
+        if _last_readiness is not None and now - _last_readiness[0] < keep:
+            return dict(_last_readiness[1])
+        results = _run_checks()
+        _last_readiness = (time.monotonic(), results)
+        return dict(results)
 
 
 def _json(body: dict, status: int) -> HttpResponse:

@@ -26,7 +26,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # Ids from clients or proxies are echoed into logs and headers: keep them short and
 # plain so they cannot forge log fields or inject header lines.
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
 def new_request_id() -> str:
@@ -35,7 +35,7 @@ def new_request_id() -> str:
 
 def accepted_request_id(candidate: str | None) -> str:
     """The caller's id when it is safe to echo, else a fresh one."""
-    if candidate and _SAFE_REQUEST_ID.match(candidate):
+    if candidate and _SAFE_REQUEST_ID.fullmatch(candidate):
         return candidate
     return new_request_id()
 

@@ -35,6 +35,7 @@ from tenants.provisioning.creation import (
 )
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import tenant_get
+from tenants.tariffs.quotas import check_imported_uploads
 
 FORMAT_VERSION = 1
 
@@ -49,6 +50,13 @@ class ExportSummary:
     tables: int
     rows: int
     media_files: int
+
+
+# Left out of every archive: live sessions would let whoever holds the archive (or
+# the installation it is imported into) act as the tenant's signed-in users.
+# Password hashes stay, so users can sign in after an import; the archive is
+# written owner-only (0600) for that reason.
+UNEXPORTED_TABLES = frozenset({"django_session"})
 
 
 def _quote(identifier: str) -> str:
@@ -107,6 +115,10 @@ def tenant_export(*, slug: str, output: Path) -> ExportSummary:
     temporary = output.with_name(output.name + ".partial")
     in_outer_transaction = connection.in_atomic_block
     try:
+        # owner-only from the first byte: the archive holds the tenant's users
+        temporary.unlink(missing_ok=True)
+        temporary.touch(mode=0o600)
+        temporary.chmod(0o600)
         with tarfile.open(temporary, "w:gz") as archive, transaction.atomic():
             if not in_outer_transaction:
                 # One snapshot for every table; must be the transaction's first
@@ -116,7 +128,11 @@ def tenant_export(*, slug: str, output: Path) -> ExportSummary:
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
             cursor = connection.cursor()
-            tables = _tables(cursor, schema)
+            tables = {
+                table: columns
+                for table, columns in _tables(cursor, schema).items()
+                if table not in UNEXPORTED_TABLES
+            }
             raw = cursor.cursor  # psycopg cursor, for COPY
             for table, columns in tables.items():
                 buffer = bytearray()
@@ -246,6 +262,18 @@ def _restore_sequences(schema: str, archived: dict[str, int | None]) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
+# Originals count against the plan; renditions are derived from them.
+UPLOAD_FOLDERS = ("media/original_images/", "media/documents/")
+
+
+def _upload_sizes(archive: tarfile.TarFile) -> list[int]:
+    return [
+        member.size
+        for member in archive.getmembers()
+        if member.isfile() and member.name.startswith(UPLOAD_FOLDERS)
+    ]
+
+
 def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
     target = tenant_media_dir(slug)
     staging = Path(tempfile.mkdtemp(prefix=f"import-{slug}-", dir=target.parent))
@@ -286,6 +314,8 @@ def tenant_import(
             domains=domains,
             plan=plan or manifest["plan"],
         )
+        # the uploads it brings within the plan, like any other upload
+        check_imported_uploads(plan_obj, _upload_sizes(archive))
         ensure_template_schema()
         _check_migration_state(manifest)
         with transaction.atomic():

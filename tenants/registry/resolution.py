@@ -5,6 +5,14 @@ tenants, domains or plans bumps a generation counter in Redis; a process compare
 generation with Redis at most every ``CMS_TENANT_CACHE_CHECK_SECONDS`` and drops its map
 when it changed. So a change reaches every process within that interval, and the hot
 path costs one dictionary lookup plus, a few times a second, one Redis GET.
+
+Unknown hosts cost no query either: with the map, each process keeps the set of every
+host name a tenant owns (one query per generation, names only). A Host header outside
+that set is unknown at once, whatever random names a flood sends, and never enters the
+map, so it cannot evict the tenants that are known. The set is the negative cache: it
+is bounded by the number of real domains (not by what clients send), and dropped with
+the map whenever the generation changes - a domain added anywhere is found within the
+check interval.
 """
 
 import logging
@@ -37,6 +45,8 @@ class _TenantMap:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: dict[str, Tenant | None] = {}
+        # every host some tenant owns; None until loaded for this generation
+        self._known: frozenset[str] | None = None
         # (schema, hostname, port) -> the Wagtail Site Wagtail would find, or None
         self._sites: dict[tuple[str, str, int], Site | None] = {}
         self._generation: bytes | None = None
@@ -54,8 +64,10 @@ class _TenantMap:
             logger.warning("tenant map: Redis unreachable, dropping local map")
             generation = None
             self._hosts = {}
+            self._known = None
         if generation != self._generation:
             self._hosts = {}
+            self._known = None
             self._sites = {}
             self._generation = generation
             # A tenant deleted and created again under its slug (an import, say) may
@@ -67,6 +79,13 @@ class _TenantMap:
             self._check_generation()
             if host in self._hosts:
                 return self._hosts[host]
+            known = self._known
+        if known is None:
+            known = _load_known_hosts()
+            with self._lock:
+                self._known = known
+        if host not in known:
+            return None  # unknown: no query, and nothing remembered about it
         tenant = _load_tenant(host)
         with self._lock:
             if len(self._hosts) >= MAX_CACHED_HOSTS:
@@ -90,11 +109,22 @@ class _TenantMap:
     def clear(self) -> None:
         with self._lock:
             self._hosts = {}
+            self._known = None
             self._sites = {}
             self._checked_at = 0.0
 
 
 _tenant_map = _TenantMap()
+
+
+def _load_known_hosts() -> frozenset[str]:
+    """Every host name served by a tenant (templates serve none): one query."""
+    return frozenset(
+        name.lower()
+        for name in Domain.objects.exclude(
+            tenant__status=Tenant.Status.TEMPLATE
+        ).values_list("domain", flat=True)
+    )
 
 
 def _load_tenant(host: str) -> Tenant | None:

@@ -6,7 +6,8 @@ from django.conf import settings
 
 from tenants.errors import DomainTaken, InvalidDomain, InvalidSlug
 
-SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+# Matched with fullmatch: "^...$" with match() would let a trailing newline through.
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,47}")
 # Names PostgreSQL or this product use for their own schemas, plus names that would
 # confuse operators reading a URL or a log line.
 RESERVED_SLUGS = frozenset(
@@ -23,12 +24,12 @@ RESERVED_SLUGS = frozenset(
         "postgres",
     }
 )
-HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def validate_slug(slug: str) -> str:
     """Return the slug if it can safely be a schema name, else raise InvalidSlug."""
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         raise InvalidSlug(
             f"Invalid slug {slug!r}: use 2-48 lowercase letters, digits or "
             "underscores, starting with a letter."
@@ -45,7 +46,7 @@ def normalize_domain(host: str) -> str:
     if (
         not domain
         or len(domain) > 253
-        or not all(HOST_LABEL.match(label) for label in labels)
+        or not all(HOST_LABEL.fullmatch(label) for label in labels)
     ):
         raise InvalidDomain(
             f"Invalid domain {host!r}: give a host name such as shop.example.com, "

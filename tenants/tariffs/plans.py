@@ -10,7 +10,7 @@ from tenants.models import LIMIT_FIELDS, Plan
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import plan_get
 
-PLAN_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+PLAN_NAME = re.compile(r"[a-z][a-z0-9-]{1,39}")
 MAX_LIMIT = 2_000_000_000
 
 
@@ -58,7 +58,7 @@ def plan_create(
 ) -> Plan:
     """Create a tariff; limits not given are copied from ``base`` (all are required
     without one), and so are features (unset ones take their declared default)."""
-    if not PLAN_NAME.match(name):
+    if not PLAN_NAME.fullmatch(name):
         raise InvalidLimit(
             f"Invalid plan name {name!r}: use 2-40 lowercase letters, digits or "
             "hyphens, starting with a letter."

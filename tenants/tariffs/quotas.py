@@ -3,13 +3,21 @@
 Checked when something is created (admin, API, uploads). A downgrade below the current
 usage never deletes anything: it only blocks further growth until usage is back under
 the plan.
+
+Every stored upload passes ``check_upload`` (the per-file size and the storage quota):
+Wagtail's image and document forms call it for every way the admin stores a file
+(add, multiple add, chooser upload, replacing a file on edit; content.upload_forms),
+and an import checks the files it brings with ``check_imported_uploads``.
 """
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Sum
 
 from tenants.errors import TenantError
-from tenants.models import Tenant
+from tenants.models import Plan, Tenant
 
 
 class QuotaExceeded(TenantError):
@@ -64,6 +72,48 @@ def check_storage(tenant: Tenant, adding_bytes: int) -> None:
             f"uploads and this site uses {used / 1048576:.1f} MB; this upload needs "
             f"{adding_bytes / 1048576:.1f} MB more. Delete files or upgrade the plan."
         )
+
+
+def active_tenant() -> Tenant | None:
+    """The tenant whose schema is active: the one the gate set for a request, else
+    looked up by schema (a command or task inside ``schema_context``)."""
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant):
+        return tenant
+    schema = getattr(connection, "schema_name", None)
+    if not schema:
+        return None
+    return Tenant.objects.select_related("plan").filter(schema_name=schema).first()
+
+
+def check_upload(tenant: Tenant, *, size: int, replacing: int = 0) -> None:
+    """The one rule for a file about to be stored: within the plan's size for one
+    file, and within the storage quota once stored (a file it replaces gives its
+    size back, so a smaller replacement is growth of nothing and always allowed)."""
+    check_upload_sizes(tenant, [size])
+    adding = size - replacing
+    if adding > 0:
+        check_storage(tenant, adding)
+
+
+def check_imported_uploads(plan: Plan, sizes: list[int]) -> None:
+    """The files an import brings within ``plan``: each within the per-file size,
+    all of them within the storage quota. Checked before anything is created."""
+    check_upload_sizes(_OnPlan(plan), sizes)
+    limit = plan.storage_mb * 1024 * 1024
+    total = sum(sizes)
+    if total > limit:
+        raise QuotaExceeded(
+            f"The plan ({plan.title}) allows {plan.storage_mb} MB of uploads and the "
+            f"archive holds {total / 1048576:.1f} MB. Import it on a larger plan."
+        )
+
+
+@dataclass(frozen=True)
+class _OnPlan:
+    """A tenant-to-be: the checks read only its plan."""
+
+    plan: Plan
 
 
 def check_upload_sizes(tenant: Tenant, sizes: list[int]) -> None:

@@ -8,9 +8,19 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from tenants.observability import health
+from tenants.observability.health import forget_readiness
 from tests.integration import free_port
 
 HOSTS = ["localhost", "acme.localhost", "globex.localhost"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    """Each test sees its own services, not the last test's kept result."""
+    forget_readiness()
+    yield
+    forget_readiness()
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -97,3 +107,41 @@ def test_probes_are_not_admitted_logged_or_rate_limited(
     acme_client.get("/search/", {"q": "rockets"})  # admitted and logged
     assert len(taken) == 1
     assert len([r for r in caplog.records if r.name == "cms.access"]) == 1
+
+
+def test_readyz_keeps_its_result_briefly(db, monkeypatch, settings):
+    """A flood of probes costs one round of checks per interval, not one per call."""
+    runs = []
+    monkeypatch.setattr(
+        health,
+        "READINESS_CHECKS",
+        {"database": lambda: runs.append("database")},
+    )
+    client = Client(HTTP_HOST="acme.localhost")
+
+    settings.CMS_READINESS_CACHE_SECONDS = 60
+    answers = [client.get("/readyz").status_code for _ in range(20)]
+    assert answers == [200] * 20
+    assert runs == ["database"]
+
+    settings.CMS_READINESS_CACHE_SECONDS = 0  # expired: checked again
+    client.get("/readyz")
+    assert runs == ["database", "database"]
+
+
+def test_a_failure_is_kept_too_and_clears_after_the_interval(db, monkeypatch, settings):
+    state = {"up": False}
+
+    def database() -> None:
+        if not state["up"]:
+            raise ConnectionError("down")
+
+    monkeypatch.setattr(health, "READINESS_CHECKS", {"database": database})
+    settings.CMS_READINESS_CACHE_SECONDS = 60
+    client = Client(HTTP_HOST="localhost")
+
+    assert client.get("/readyz").status_code == 503
+    state["up"] = True
+    assert client.get("/readyz").status_code == 503  # kept
+    forget_readiness()
+    assert client.get("/readyz").status_code == 200
