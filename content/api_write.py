@@ -2,8 +2,11 @@
 PATCH /api/v2/articles/<id>/.
 
 Wagtail's API v2 is read-only; API clients of a headless site also need to write.
-Clients authenticate as one of the tenant's own users (HTTP Basic or the admin
-session), so the tenant's Wagtail permissions apply unchanged. Writes count against
+Clients authenticate with an API token of the tenant or an admin session
+(``content.integrations.authentication``, the one place API clients are
+authenticated); a token acts as the user who made it, within its scopes (``write``
+to create and edit, ``publish`` to publish), so the tenant's Wagtail permissions
+apply unchanged. Writes count against
 the plan's ``api_writes_per_minute`` and creation against ``max_pages``.
 """
 
@@ -13,12 +16,15 @@ from django.core.exceptions import ValidationError
 from django.utils.html import escape
 from django.utils.text import slugify
 from rest_framework import serializers, status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from wagtail.models import Site
 
+from content.integrations.authentication import (
+    ApiClientAuthentication,
+    TokenScopesAuthenticated,
+    require_scope,
+)
 from content.models import ArticlePage
 from tenants.tariffs.quotas import QuotaExceeded, check_pages
 
@@ -53,8 +59,8 @@ def _error(code: str, message: str, http_status: int) -> Response:
 
 
 class ArticleWriteView(APIView):
-    authentication_classes = [BasicAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [ApiClientAuthentication]
+    permission_classes = [TokenScopesAuthenticated]
 
     def post(self, request):
         serializer = ArticleWriteSerializer(data=request.data)
@@ -64,6 +70,8 @@ class ArticleWriteView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = serializer.validated_data
+        if data["publish"]:
+            require_scope(request, "publish")
         home = Site.objects.get(is_default_site=True).root_page
         if not home.permissions_for_user(request.user).can_add_subpage():
             return _error("forbidden", "You may not add pages to this site.", 403)
@@ -112,6 +120,8 @@ class ArticleWriteView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = serializer.validated_data
+        if data.get("publish"):
+            require_scope(request, "publish")
         article = article.get_latest_revision_as_object()
         for field in ("title", "intro", "publication_date"):
             if field in data:

@@ -95,3 +95,11 @@ class BackgroundJob(models.Model):
 
     def __str__(self) -> str:
         return self.label or f"{self.kind} #{self.pk}"
+
+
+# Integrations (API tokens, webhooks) keep their models in their own module.
+from content.integrations.models import (  # noqa: E402, F401
+    ApiTokenGrant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)

@@ -126,3 +126,30 @@ def publish_page_task(
     status = "already-live" if outcome.already_live else "published"
     logger.info("page %s revision %s: %s", page_id, outcome.revision_id, status)
     return {"page_id": page_id, "revision_id": outcome.revision_id, "status": status}
+
+
+@app.task(
+    name="content.queue_webhook_retry",
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def queue_webhook_retry_task(delivery_id: int) -> None:
+    """A webhook retry whose backoff is over goes onto the fair queue (runs in the
+    schema that scheduled it)."""
+    from content.integrations.webhooks import queue_scheduled
+
+    queue_scheduled(delivery_id=delivery_id)
+
+
+@app.task(name="content.deliver_webhook_fifo", ignore_result=True)
+def deliver_webhook_fifo_task(delivery_id: int) -> dict:
+    """Plain FIFO delivery, bypassing the fair queue: kept only for comparison in
+    ``bench/webhooks`` (like ``publish_page_task`` for publishing)."""
+    from django.db import transaction
+
+    from content.integrations.webhooks import deliver
+
+    with transaction.atomic():
+        return deliver(delivery_id=delivery_id)
