@@ -6,6 +6,12 @@ from django.urls import path, reverse
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
+from content.integrations.views import (
+    api_token_revoke,
+    api_tokens,
+    webhook_endpoint,
+    webhooks_index,
+)
 from content.views import background_jobs, publish_in_background
 from tenants.tariffs.quotas import QuotaExceeded, check_pages, check_users
 
@@ -19,7 +25,38 @@ def register_publishing_urls():
             name="content_publish_in_background",
         ),
         path("content/jobs/", background_jobs, name="content_background_jobs"),
+        path("content/api-tokens/", api_tokens, name="content_api_tokens"),
+        path(
+            "content/api-tokens/<int:grant_id>/revoke/",
+            api_token_revoke,
+            name="content_api_token_revoke",
+        ),
+        path("content/webhooks/", webhooks_index, name="content_webhooks"),
+        path(
+            "content/webhooks/<int:endpoint_id>/",
+            webhook_endpoint,
+            name="content_webhook_endpoint",
+        ),
     ]
+
+
+class AdminsOnlyMenuItem(MenuItem):
+    def is_shown(self, request) -> bool:
+        return request.user.is_superuser
+
+
+@hooks.register("register_settings_menu_item")
+def register_api_tokens_menu_item():
+    return AdminsOnlyMenuItem(
+        "API tokens", reverse("content_api_tokens"), icon_name="key", order=800
+    )
+
+
+@hooks.register("register_settings_menu_item")
+def register_webhooks_menu_item():
+    return AdminsOnlyMenuItem(
+        "Webhooks", reverse("content_webhooks"), icon_name="link", order=810
+    )
 
 
 @hooks.register("register_reports_menu_item")
