@@ -202,7 +202,7 @@ def _take_hourly_allowance(count: int) -> int:
     """How many of ``count`` deliveries are over the plan's hourly allowance (the
     counter is per tenant: the cache's keys carry the schema)."""
     limit = tenant_feature(_current_tenant(), "webhook_deliveries_per_hour")
-    key = f"webhooks:deliveries:{int(timezone.now().timestamp() // 3600)}"
+    key = hourly_counter_key()
     cache = caches["default"]
     cache.add(key, 0, timeout=3700)
     try:
@@ -213,6 +213,10 @@ def _take_hourly_allowance(count: int) -> int:
     if used is None:  # cache unavailable: deliver rather than lose events
         return 0
     return max(0, min(count, used - limit))
+
+
+def hourly_counter_key() -> str:
+    return f"webhooks:deliveries:{int(timezone.now().timestamp() // 3600)}"
 
 
 def _current_tenant() -> Tenant:
