@@ -306,9 +306,9 @@ def test_admin_registers_an_endpoint_sees_the_log_and_redelivers():
             "/admin/content/webhooks/",
             {"url": receiver.url(), "events": ["page.published", "webhook.test"]},
         )
-        secret = re.search(
-            r'id="endpoint-secret">([^<]+)<', created.content.decode()
-        )[1]
+        secret = re.search(r'id="endpoint-secret">([^<]+)<', created.content.decode())[
+            1
+        ]
         with schema_context("acme"):
             endpoint = WebhookEndpoint.objects.get()
         page = f"/admin/content/webhooks/{endpoint.pk}/"

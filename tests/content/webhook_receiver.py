@@ -46,9 +46,8 @@ def webhook_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            receiver.received.append(
-                Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            receiver.received.append(Received(self.path, headers, body))
             time.sleep(receiver.delays.get(self.path, 0))
             if self.path in receiver.redirects:
                 self.send_response(302)
