@@ -86,7 +86,9 @@ def test_admin_connects_a_token_and_a_webhook_and_sees_the_delivery(
                 journey, SHOP, title="Webhook launch", text="Announced by webhook."
             )
             _publish(journey)
-            expect(page.get_by_text("'Webhook launch' has been published")).to_be_visible()
+            expect(
+                page.get_by_text("Page 'Webhook launch' created and published")
+            ).to_be_visible()
 
         with journey.step("the receiver got the signed event"):
             wait_for(
