@@ -24,7 +24,7 @@ from tests.integration import free_port, start_gunicorn, stop_process, wait_for
 
 
 @pytest.fixture
-def committed(django_db_blocker):
+def committed(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         yield
         connection.set_schema_to_public()
@@ -79,8 +79,8 @@ def test_tokens_through_gunicorn(committed, api_token, tmp_path):
             port, ACME_HOST, "POST", "/api/v2/articles/", writer, {"title": "Live 1"}
         )
 
-        token_revoke(grant=_grant(reader))
         with schema_context("acme"):
+            token_revoke(grant=_grant(reader))
             ApiTokenGrant.objects.filter(pk=_grant(expiring).pk).update(
                 expires_at=timezone.now() - datetime.timedelta(seconds=1)
             )
