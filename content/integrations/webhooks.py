@@ -177,18 +177,19 @@ def emit(
         "timestamp": timezone.now().isoformat(),
         "data": {**data, "actor": actor_data(actor)},
     }
-    over = _take_hourly_allowance(len(endpoints))
+    # the last ``over`` endpoints of this event are over the hourly allowance
+    first_over = len(endpoints) - _take_hourly_allowance(len(endpoints))
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(
             endpoint=endpoint,
             message_id=message_id,
             event=event,
             payload=payload,
-            status=Status.FAILED if index < over else Status.QUEUED,
+            status=Status.FAILED if index >= first_over else Status.QUEUED,
             error=(
                 "Not sent: the plan's webhook deliveries per hour are used up; "
                 "redeliver it later."
-                if index < over
+                if index >= first_over
                 else ""
             ),
         )
