@@ -2,6 +2,7 @@
 Django's for what Wagtail does not signal). Connected once from ``ContentConfig``."""
 
 import logging
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.models.signals import post_save, pre_delete
@@ -11,7 +12,7 @@ from wagtail.models import Page
 from wagtail.signals import page_published, page_unpublished, post_page_move
 
 from content.integrations.models import WebhookEvent
-from content.integrations.webhooks import emit, page_data
+from content.integrations.webhooks import emit, page_data, subscribed_endpoints
 
 logger = logging.getLogger(__name__)
 
@@ -25,27 +26,36 @@ def _in_tenant() -> bool:
     )
 
 
-def _emit(event: str, data: dict, actor=None) -> None:
-    """Emit, but never fail the editor's change because of a webhook (logged)."""
+def _emit(event: str, make_data: Callable[[], dict], actor=None) -> None:
+    """Emit, but never fail the editor's change because of a webhook (logged). The
+    payload is built only when an endpoint wants the event (a large subtree deleted
+    without endpoints costs one query per page, not a URL lookup too)."""
     if not _in_tenant():
         return
     try:
-        emit(event=event, data=data, actor=actor or get_active_log_context().user)
+        endpoints = subscribed_endpoints(event)
+        if endpoints:
+            emit(
+                event=event,
+                data=make_data(),
+                actor=actor or get_active_log_context().user,
+                endpoints=endpoints,
+            )
     except Exception:
         logger.exception("could not emit webhook event %s", event)
 
 
 def on_published(sender, instance, revision=None, **kwargs) -> None:
     actor = getattr(revision, "user", None) if revision is not None else None
-    _emit(WebhookEvent.PAGE_PUBLISHED, page_data(instance), actor)
+    _emit(WebhookEvent.PAGE_PUBLISHED, lambda: page_data(instance), actor)
 
 
 def on_unpublished(sender, instance, **kwargs) -> None:
-    _emit(WebhookEvent.PAGE_UNPUBLISHED, page_data(instance))
+    _emit(WebhookEvent.PAGE_UNPUBLISHED, lambda: page_data(instance))
 
 
 def on_deleted(sender, instance, **kwargs) -> None:
-    _emit(WebhookEvent.PAGE_DELETED, page_data(instance))
+    _emit(WebhookEvent.PAGE_DELETED, lambda: page_data(instance))
 
 
 def on_moved(sender, instance, parent_page_before, parent_page_after, **kwargs):
@@ -53,7 +63,7 @@ def on_moved(sender, instance, parent_page_before, parent_page_after, **kwargs):
         return  # a reorder among siblings, not a move
     _emit(
         WebhookEvent.PAGE_MOVED,
-        page_data(
+        lambda: page_data(
             instance,
             extra={
                 "from": {
@@ -74,7 +84,7 @@ def on_document_saved(sender, instance, created: bool, **kwargs) -> None:
         return
     _emit(
         WebhookEvent.DOCUMENT_CREATED,
-        {
+        lambda: {
             "document": {
                 "id": instance.pk,
                 "title": instance.title,

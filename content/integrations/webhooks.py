@@ -152,6 +152,10 @@ def actor_data(user: AbstractBaseUser | None) -> dict | None:
     return {"id": user.pk, "username": user.get_username()}
 
 
+def subscribed_endpoints(event: str) -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.filter(enabled=True, events__contains=[event]))
+
+
 def emit(
     *,
     event: str,
@@ -164,11 +168,7 @@ def emit(
     back change is never sent."""
     if event not in EVENTS:
         raise WebhookError(f"Unknown event {event!r}.")
-    if endpoints is None:
-        endpoints = WebhookEndpoint.objects.filter(
-            enabled=True, events__contains=[event]
-        )
-    endpoints = list(endpoints)
+    endpoints = list(subscribed_endpoints(event) if endpoints is None else endpoints)
     if not endpoints:
         return []
     message_id = f"msg_{secrets.token_urlsafe(18)}"
