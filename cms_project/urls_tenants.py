@@ -4,7 +4,8 @@ Public pages and the API are wrapped in the tariff's rate limits here (public pa
 are marked with ``public_pages``: tenants.request_path.decision counts their GETs
 against the same limit in the round trip that also reads the page cache); the admin
 is not (editors are never locked out by their visitors) except for its login, which is
-limited against password guessing.
+limited against password guessing. API clients are authenticated in one place,
+``content.integrations.authentication`` (token or session; no HTTP Basic).
 """
 
 from django.contrib.auth import views as auth_views

@@ -1,7 +1,10 @@
 """The headless content API (Wagtail API v2), per tenant at /api/v2/.
 
 Every endpoint counts against the tenant's plan: reads against
-``api_reads_per_minute``, writes against ``api_writes_per_minute``.
+``api_reads_per_minute``, writes against ``api_writes_per_minute``. Clients are
+authenticated by ``content.integrations.authentication`` (DRF's default classes: a
+tenant's Bearer token with the ``read`` scope, or an admin session, never HTTP Basic);
+anonymous reads of live public pages stay allowed.
 """
 
 from wagtail.api.v2.filters import SearchFilter

@@ -2,8 +2,11 @@
 PATCH /api/v2/articles/<id>/.
 
 Wagtail's API v2 is read-only; API clients of a headless site also need to write.
-Clients authenticate as one of the tenant's own users (HTTP Basic or the admin
-session), so the tenant's Wagtail permissions apply unchanged. Writes count against
+Clients authenticate with an API token of the tenant or an admin session
+(``content.integrations.authentication``, the one place API clients are
+authenticated); a token acts as the user who made it, within its scopes (``write``
+to create and edit, ``publish`` to publish), so the tenant's Wagtail permissions
+apply unchanged. Writes count against
 the plan's ``api_writes_per_minute`` and creation against ``max_pages``.
 
 ``"publish": true`` never publishes inside the request: the revision is saved, a
@@ -19,12 +22,15 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.text import slugify
 from rest_framework import serializers, status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from wagtail.models import Page, Site
 
+from content.integrations.authentication import (
+    ApiClientAuthentication,
+    TokenScopesAuthenticated,
+    require_scope,
+)
 from content.jobs import EnqueueFailed, HourlyLimitExceeded, job_status
 from content.models import ArticlePage, BackgroundJob
 from content.publish_jobs import queue_publish
@@ -95,8 +101,8 @@ def _queue_publish(request, article, revision, *, created: bool) -> Response:
 
 
 class ArticleWriteView(APIView):
-    authentication_classes = [BasicAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [ApiClientAuthentication]
+    permission_classes = [TokenScopesAuthenticated]
 
     def post(self, request):
         serializer = ArticleWriteSerializer(data=request.data)
@@ -106,6 +112,8 @@ class ArticleWriteView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = serializer.validated_data
+        if data["publish"]:
+            require_scope(request, "publish")
         home = Site.objects.get(is_default_site=True).root_page
         home_permissions = home.permissions_for_user(request.user)
         if not home_permissions.can_add_subpage():
@@ -156,8 +164,10 @@ class ArticleWriteView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         data = serializer.validated_data
-        if data.get("publish") and not _may_publish(article, request.user):
-            return _error("forbidden", "You may not publish this article.", 403)
+        if data.get("publish"):
+            require_scope(request, "publish")
+            if not _may_publish(article, request.user):
+                return _error("forbidden", "You may not publish this article.", 403)
         article = article.get_latest_revision_as_object()
         for field in ("title", "intro", "publication_date"):
             if field in data:
@@ -177,8 +187,8 @@ class JobStatusView(APIView):
     its schema, so another tenant's job id is simply not found). Visible to the user
     who queued it and to users who may edit its page."""
 
-    authentication_classes = [BasicAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [ApiClientAuthentication]
+    permission_classes = [TokenScopesAuthenticated]
 
     def get(self, request, job_id: int):
         job = BackgroundJob.objects.filter(pk=job_id).first()

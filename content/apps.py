@@ -11,6 +11,7 @@ class ContentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from content.integrations.signals import connect_webhook_signals
         from content.page_cache import connect_purge_signals, install_policy
         from content.publish_jobs import register_job_kinds
 
@@ -27,3 +28,6 @@ class ContentConfig(AppConfig):
         register_job_kinds()
         for module in settings.CMS_BACKGROUND_JOB_MODULES:
             importlib.import_module(module)
+
+        # also registers the webhook delivery job kind (content.jobs)
+        connect_webhook_signals()

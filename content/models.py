@@ -112,3 +112,11 @@ class BackgroundJob(models.Model):
 def new_home_page(tenant) -> HomePage:
     """A new tenant's home page, unsaved (tenants.provisioning adds it to the tree)."""
     return HomePage(title=tenant.name, slug="home", intro=f"Welcome to {tenant.name}.")
+
+
+# Integrations (API tokens, webhooks) keep their models in their own module.
+from content.integrations.models import (  # noqa: E402, F401
+    ApiTokenGrant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)

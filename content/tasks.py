@@ -98,3 +98,30 @@ def run_django_task(self, module_path: str, args: list, kwargs: dict) -> None:
     run_in_tenant(
         schema=connection.schema_name, module_path=module_path, args=args, kwargs=kwargs
     )
+
+
+@app.task(
+    name="content.queue_webhook_retry",
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def queue_webhook_retry_task(delivery_id: int) -> None:
+    """A webhook retry whose backoff is over goes onto the fair queue (runs in the
+    schema that scheduled it)."""
+    from content.integrations.webhooks import queue_scheduled
+
+    queue_scheduled(delivery_id=delivery_id)
+
+
+@app.task(name="content.deliver_webhook_fifo", ignore_result=True)
+def deliver_webhook_fifo_task(delivery_id: int) -> dict:
+    """Plain FIFO delivery, bypassing the fair queue: kept only for comparison in
+    ``bench/webhooks``."""
+    from django.db import transaction
+
+    from content.integrations.webhooks import deliver
+
+    with transaction.atomic():
+        return deliver(delivery_id=delivery_id)

@@ -31,6 +31,12 @@ from wagtail.admin.views.pages.bulk_actions.unpublish import UnpublishBulkAction
 from wagtail.admin.widgets.button import ListingButton
 from wagtail.models import Page
 
+from content.integrations.views import (
+    api_token_revoke,
+    api_tokens,
+    webhook_endpoint,
+    webhooks_index,
+)
 from content.jobs import EnqueueFailed, HourlyLimitExceeded, enqueue_jobs
 from content.models import BackgroundJob
 from content.page_cache import note_served_page
@@ -78,7 +84,38 @@ def register_publishing_urls():
             page_publish_status,
             name="content_page_publish_status",
         ),
+        path("content/api-tokens/", api_tokens, name="content_api_tokens"),
+        path(
+            "content/api-tokens/<int:grant_id>/revoke/",
+            api_token_revoke,
+            name="content_api_token_revoke",
+        ),
+        path("content/webhooks/", webhooks_index, name="content_webhooks"),
+        path(
+            "content/webhooks/<int:endpoint_id>/",
+            webhook_endpoint,
+            name="content_webhook_endpoint",
+        ),
     ]
+
+
+class AdminsOnlyMenuItem(MenuItem):
+    def is_shown(self, request) -> bool:
+        return request.user.is_superuser
+
+
+@hooks.register("register_settings_menu_item")
+def register_api_tokens_menu_item():
+    return AdminsOnlyMenuItem(
+        "API tokens", reverse("content_api_tokens"), icon_name="key", order=800
+    )
+
+
+@hooks.register("register_settings_menu_item")
+def register_webhooks_menu_item():
+    return AdminsOnlyMenuItem(
+        "Webhooks", reverse("content_webhooks"), icon_name="link", order=810
+    )
 
 
 @hooks.register("register_reports_menu_item")

@@ -83,6 +83,36 @@ def globex_client(db) -> Client:
     return Client(HTTP_HOST=GLOBEX_HOST)
 
 
+@pytest.fixture
+def api_token():
+    """Make an API token of a demo tenant acting as one of its users; returns the
+    secret. Needs database access (``db`` or committed) from the test."""
+    from django.contrib.auth import get_user_model
+    from django_tenants.utils import schema_context
+
+    from content.integrations.tokens import token_create
+    from tenants.models import Tenant
+
+    def make(
+        slug: str = "acme",
+        scopes: tuple[str, ...] = ("read", "write", "publish"),
+        *,
+        username: str = "admin",
+        expires_at=None,
+    ) -> str:
+        with schema_context(slug):
+            created = token_create(
+                tenant=Tenant.objects.select_related("plan").get(schema_name=slug),
+                user=get_user_model().objects.get(username=username),
+                name=f"test token ({', '.join(scopes)})",
+                scopes=list(scopes),
+                expires_at=expires_at,
+            )
+        return created.plaintext
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, tmp_path_factory):
     """A real Celery worker process on the test database and broker."""

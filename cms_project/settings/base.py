@@ -263,6 +263,33 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# The APIs (Wagtail API v2 and content.api_write) authenticate in one place: a tenant's
+# Bearer token or an admin session, never HTTP Basic (content.integrations).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "content.integrations.authentication.ApiClientAuthentication"
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["content.integrations.authentication.TokenScopes"],
+    "EXCEPTION_HANDLER": "content.integrations.api_errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# Webhooks (content.integrations.webhooks, content.integrations.egress).
+# Destinations must be https unless CMS_WEBHOOKS_ALLOW_HTTP; loopback, private,
+# link-local and the platform's own addresses are refused after DNS resolution unless
+# CMS_WEBHOOKS_ALLOW_PRIVATE (tests) or listed in CMS_WEBHOOKS_ALLOW_NETWORKS.
+CMS_WEBHOOKS_ALLOW_HTTP = env_bool("CMS_WEBHOOKS_ALLOW_HTTP", False)
+CMS_WEBHOOKS_ALLOW_PRIVATE = env_bool("CMS_WEBHOOKS_ALLOW_PRIVATE", False)
+CMS_WEBHOOKS_ALLOW_NETWORKS = env_list("CMS_WEBHOOKS_ALLOW_NETWORKS", [])
+CMS_WEBHOOKS_DENY_NETWORKS = env_list("CMS_WEBHOOKS_DENY_NETWORKS", [])
+CMS_WEBHOOKS_MAX_REDIRECTS = env_int("CMS_WEBHOOKS_MAX_REDIRECTS", 0)
+CMS_WEBHOOKS_TIMEOUT_SECONDS = env_int("CMS_WEBHOOKS_TIMEOUT_SECONDS", 10)
+CMS_WEBHOOKS_RESPONSE_MAX_BYTES = env_int("CMS_WEBHOOKS_RESPONSE_MAX_BYTES", 65536)
+CMS_WEBHOOKS_RETRY_BASE_MS = env_int("CMS_WEBHOOKS_RETRY_BASE_MS", 30000)
+CMS_WEBHOOKS_RETRY_MAX_SECONDS = env_int("CMS_WEBHOOKS_RETRY_MAX_SECONDS", 4 * 3600)
+CMS_WEBHOOKS_RETRY_FOR_SECONDS = env_int("CMS_WEBHOOKS_RETRY_FOR_SECONDS", 86400)
+CMS_WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("CMS_WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
+
 # Tariff enforcement (tenants.tariffs.limits, tenants.tariffs.admission).
 RATELIMIT_USE_CACHE = "state"
 CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)

@@ -24,3 +24,12 @@ CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])  # no
 LOGGING["handlers"]["console"]["formatter"] = CMS_LOG_FORMAT  # noqa: F405
 # In-process tests see index updates at once; tests of the Celery path override this.
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+# Webhook tests start their receivers on 127.0.0.1 over plain http; the SSRF tests
+# turn private addresses off again. Retries and disabling come fast.
+CMS_WEBHOOKS_ALLOW_HTTP = env_bool("CMS_WEBHOOKS_ALLOW_HTTP", True)  # noqa: F405
+CMS_WEBHOOKS_ALLOW_PRIVATE = env_bool("CMS_WEBHOOKS_ALLOW_PRIVATE", True)  # noqa: F405
+CMS_WEBHOOKS_RETRY_BASE_MS = env_int("CMS_WEBHOOKS_RETRY_BASE_MS", 200)  # noqa: F405
+CMS_WEBHOOKS_DISABLE_AFTER_FAILURES = env_int(  # noqa: F405
+    "CMS_WEBHOOKS_DISABLE_AFTER_FAILURES", 4
+)
+CMS_WEBHOOKS_TIMEOUT_SECONDS = env_int("CMS_WEBHOOKS_TIMEOUT_SECONDS", 5)  # noqa: F405

@@ -178,6 +178,8 @@ def server_port(e2e_tenants, tmp_path_factory) -> Iterator[int]:
         ),
         log_path=tmp_path_factory.mktemp("e2e-gunicorn") / "gunicorn.log",
         workers=2,
+        # two workers booting Wagtail on a shared 2-core machine can take over a minute
+        timeout=180,
     )
     yield port
     devstack.stop_process(process)

@@ -4,7 +4,6 @@ approving a workflow, a bulk publish of a subtree with its progress, and an edit
 may not publish finding no way to (button, bulk, API, crafted POST).
 """
 
-import base64
 import re
 
 import pytest
@@ -213,12 +212,23 @@ def test_an_editor_who_may_not_publish_finds_no_way_to(
         )
         expect(page).to_have_url(journey.url(SHOP, "/admin/"))
 
-    with journey.step("the write API refuses to publish"):
-        credentials = base64.b64encode(f"{WRITER}:{WRITER_PASSWORD}".encode()).decode()
+    with journey.step("the write API refuses to publish, even with a publish token"):
+        from django.contrib.auth import get_user_model
+
+        from content.integrations.tokens import token_create
+        from tenants.models import Tenant
+
+        with orm_access(django_db_blocker), schema_context(SHOP.slug):
+            secret = token_create(
+                tenant=Tenant.objects.select_related("plan").get(schema_name=SHOP.slug),
+                user=get_user_model().objects.get(username=WRITER),
+                name="writer's script",
+                scopes=["read", "write", "publish"],
+            ).plaintext
         response = page.request.patch(
             journey.url(SHOP, f"/api/v2/articles/{draft_id}/"),
             data={"publish": True},
-            headers={"Authorization": f"Basic {credentials}"},
+            headers={"Authorization": f"Bearer {secret}"},
         )
         assert response.status == 403, response.text()
 

@@ -1,0 +1,337 @@
+"""Webhook delivery fairness: does one tenant's slow endpoint delay another tenant's
+deliveries on the shared worker pool?
+
+Runs in a database of its own (``<name>_bench_webhooks``, dropped and re-created) on
+the configured PostgreSQL and Redis, with one real Celery worker pool (prefork,
+``--concurrency`` processes) for every step, and one receiver in this process (a
+threaded ``http.server`` on 127.0.0.1): tenant A's endpoint answers after
+``--slow-seconds`` (5 s), tenant B's at once. Steps:
+
+1. idle: B publishes one page on an otherwise idle pool (repeated, median taken);
+2. FIFO: A publishes ``--pages`` pages (one delivery each, sent as plain Celery tasks,
+   ``deliver_webhook_fifo_task``), then B one;
+3. fair: the same through the fair queue (``content.jobs``: round robin across
+   tenants, at most ``CMS_JOBS_IN_FLIGHT_PER_TENANT`` of a tenant's jobs at once);
+4. throughput: B sends ``--burst`` test events to its fast endpoint through the fair
+   queue; deliveries per second from the first emit to the last arrival.
+
+B's latency runs from the start of its publish (a new revision published in this
+process) to the receiver reading the request. A FIFO step
+waits at most ``--fifo-timeout`` seconds for B (B sits behind all of A's deliveries:
+hundreds of seconds); its ratio is then a lower bound, marked ``>=``. Between steps
+the queues are emptied and A's undelivered events dropped. Last line: ``RESULT
+delivery_fair_latency_ratio=X delivery_fifo_latency_ratio=X deliveries_per_s=X``.
+
+Usage: make bench-webhooks  (options: python bench/webhooks/run.py -h)
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+from bench.common import REPO, out, use_bench_database
+
+QUEUE = "bench-webhooks"
+TENANTS = {"a": "wh_alpha", "b": "wh_bravo"}
+
+
+class Receiver:
+    """Arrival times of page ids (and test events) per path."""
+
+    def __init__(self, slow_seconds: float) -> None:
+        self.slow_seconds = slow_seconds
+        self.lock = threading.Lock()
+        self.arrivals: dict[str, list[tuple[float, dict]]] = {"/slow": [], "/fast": []}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self) -> None:
+                arrived = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    receiver.arrivals.setdefault(self.path, []).append(
+                        (arrived, json.loads(body))
+                    )
+                if self.path == "/slow":
+                    time.sleep(receiver.slow_seconds)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        from tests.integration import free_port
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.server.request_queue_size = 256
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def page_arrival(self, page_id: int, since: float) -> float | None:
+        with self.lock:
+            for arrived, payload in self.arrivals["/fast"]:
+                page = payload.get("data", {}).get("page") or {}
+                if page.get("id") == page_id and arrived >= since:
+                    return arrived
+        return None
+
+    def count(self, path: str, since: float) -> tuple[int, float]:
+        with self.lock:
+            times = [t for t, _ in self.arrivals.get(path, []) if t >= since]
+        return len(times), max(times, default=since)
+
+
+def start_worker(concurrency: int, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
+            "--pool", "prefork", "--concurrency", str(concurrency), "-Q", QUEUE,
+            "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+        ],
+        cwd=REPO, env=dict(os.environ), stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def make_pages(schema: str, count: int) -> list[int]:
+    from django_tenants.utils import schema_context
+    from wagtail.models import Site
+
+    from content.models import ArticlePage
+
+    ids = []
+    with schema_context(schema):
+        home = Site.objects.get(is_default_site=True).root_page
+        for index in range(count):
+            page = ArticlePage(title=f"Bench {index}", intro="x", live=False)
+            home.add_child(instance=page)
+            ids.append(page.pk)
+    return ids
+
+
+def publish(schema: str, ids: list[int], mode: str) -> None:
+    """Publish each page (a new revision): the webhook events go out through the fair
+    queue, or in ``fifo`` mode as plain Celery tasks."""
+    from django.db import transaction
+    from django_tenants.utils import schema_context
+
+    from content.integrations import webhooks
+    from content.models import ArticlePage
+    from content.tasks import deliver_webhook_fifo_task
+
+    fair_queue_jobs = webhooks._queue
+
+    def plain_celery(deliveries) -> None:
+        pks = [delivery.pk for delivery in deliveries]
+        transaction.on_commit(
+            lambda: [
+                deliver_webhook_fifo_task.apply_async(
+                    kwargs={"delivery_id": pk}, queue=QUEUE
+                )
+                for pk in pks
+            ]
+        )
+
+    webhooks._queue = plain_celery if mode == "fifo" else fair_queue_jobs
+    try:
+        with schema_context(schema):
+            for page in ArticlePage.objects.filter(pk__in=ids):
+                page.intro = f"revision {time.time()}"
+                page.save_revision().publish()
+    finally:
+        webhooks._queue = fair_queue_jobs
+
+
+def reset_queues() -> None:
+    """Empty the broker queue and the fair queue, and drop undelivered events."""
+    from django_tenants.utils import schema_context
+
+    from cms_project.celery import app
+    from content.integrations.models import WebhookDelivery
+    from tenants.jobs import fair_queue
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+    fair_queue.clear()
+    for schema in TENANTS.values():
+        with schema_context(schema):
+            WebhookDelivery.objects.filter(status="queued").update(status="failed")
+
+
+def wait_for_b(receiver: Receiver, page_id: int, since: float, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        arrived = receiver.page_arrival(page_id, since)
+        if arrived is not None:
+            return arrived
+        time.sleep(0.02)
+    return None
+
+
+def run_step(mode, receiver, a_ids, b_id, *, timeout, settle) -> tuple[float, bool]:
+    """A's pages (if any), then B's one; B's latency and whether it was measured."""
+    if a_ids:
+        publish(TENANTS["a"], a_ids, mode)
+    b_started = time.time()
+    publish(TENANTS["b"], [b_id], mode)
+    arrived = wait_for_b(receiver, b_id, b_started, timeout)
+    reset_queues()
+    time.sleep(settle)  # deliveries in progress finish
+    if arrived is None:
+        return timeout, False
+    return arrived - b_started, True
+
+
+def throughput(receiver: Receiver, burst: int, timeout: float) -> float:
+    from django_tenants.utils import schema_context
+
+    from content.integrations import webhooks
+    from content.integrations.models import WebhookEndpoint
+
+    began = time.time()
+    with schema_context(TENANTS["b"]):
+        endpoint = WebhookEndpoint.objects.get(url=receiver.url("/fast"))
+        for _ in range(burst):
+            webhooks.send_test_event(endpoint=endpoint, actor=None)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count, last = receiver.count("/fast", began)
+        if count >= burst:
+            return burst / (last - began)
+        time.sleep(0.05)
+    count, last = receiver.count("/fast", began)
+    return count / (time.time() - began)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=500, help="tenant A's publishes")
+    parser.add_argument("--slow-seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=4, help="worker processes")
+    parser.add_argument("--idle-runs", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=200, help="throughput step")
+    parser.add_argument("--fifo-timeout", type=float, default=90)
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+    if min(args.pages, args.concurrency, args.idle_runs, args.burst) < 1:
+        parser.error("--pages, --concurrency, --idle-runs, --burst must be >= 1")
+
+    use_bench_database("bench_webhooks")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
+    os.environ.update(
+        CMS_JOBS_QUEUE=QUEUE,
+        CMS_WEBHOOKS_ALLOW_HTTP="true",
+        CMS_WEBHOOKS_ALLOW_PRIVATE="true",
+        CMS_WEBHOOKS_TIMEOUT_SECONDS=str(int(args.slow_seconds) + 5),
+        LOG_LEVEL="WARNING",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django_tenants.utils import schema_context
+
+    from content.integrations import webhooks
+    from tenants.models import Tenant
+    from tenants.provisioning.creation import tenant_create
+
+    out("== setting up a fresh benchmark database (migrate, two tenants)")
+    call_command("migrate", verbosity=0)
+    call_command(
+        "plans", "update", "enterprise",
+        "--feature", "webhook_deliveries_per_hour=1000000",
+    )  # fmt: skip
+    receiver = Receiver(args.slow_seconds)
+    for key, slug in TENANTS.items():
+        tenant_create(
+            slug=slug,
+            name=slug,
+            domains=[f"{slug.replace('_', '-')}.localhost"],
+            plan="enterprise",
+            admin_password="bench-password-1",
+        )
+        tenant = Tenant.objects.select_related("plan").get(schema_name=slug)
+        with schema_context(slug):
+            webhooks.endpoint_create(
+                tenant=tenant,
+                url=receiver.url("/slow" if key == "a" else "/fast"),
+                events=["page.published", "webhook.test"],
+            )
+    reset_queues()
+    out(f"== {args.pages} pages for tenant A, one for B")
+    a_ids = make_pages(TENANTS["a"], args.pages)
+    (b_id,) = make_pages(TENANTS["b"], 1)
+
+    log = Path(tempfile.mkdtemp(prefix="bench-webhooks-")) / "worker.log"
+    worker = start_worker(args.concurrency, log)
+    settle = args.slow_seconds + 1
+    try:
+        time.sleep(3)
+        run_step("fair", receiver, [], b_id, timeout=args.timeout, settle=0.5)
+        out(f"== idle pool: B alone, {args.idle_runs} runs (worker log {log})")
+        idle = statistics.median(
+            run_step("fair", receiver, [], b_id, timeout=args.timeout, settle=0.5)[0]
+            for _ in range(args.idle_runs)
+        )
+        out(f"== FIFO: A publishes {args.pages} (plain Celery deliveries), then B")
+        fifo, fifo_measured = run_step(
+            "fifo", receiver, a_ids, b_id, timeout=args.fifo_timeout, settle=settle
+        )
+        out(f"== fair: A publishes {args.pages} (fair queue), then B")
+        fair, fair_measured = run_step(
+            "fair", receiver, a_ids, b_id, timeout=args.timeout, settle=settle
+        )
+        out(f"== throughput: B sends {args.burst} test events (fair queue)")
+        per_s = throughput(receiver, args.burst, args.timeout)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+    out()
+    out(
+        f"pool: {args.concurrency} worker processes; A: {args.pages} events to an "
+        f"endpoint answering after {args.slow_seconds:g} s"
+    )
+    header = f"{'step':<8}{'B publish-to-delivery s':>26}{'x idle':>10}"
+    out(header)
+    out("-" * len(header))
+    out(f"{'idle':<8}{idle:>26.3f}{1:>10.2f}")
+    steps = (("FIFO", fifo, fifo_measured), ("fair", fair, fair_measured))
+    for name, value, measured in steps:
+        bound = "" if measured else ">="
+        seconds = bound + format(value, ".3f")
+        ratio = bound + format(value / idle, ".2f")
+        out(f"{name:<8}{seconds:>26}{ratio:>10}")
+    out(f"fair-queue throughput (fast endpoint): {per_s:.1f} deliveries/s")
+    fair_sign = "" if fair_measured else ">="
+    fifo_sign = "" if fifo_measured else ">="
+    out(
+        f"RESULT delivery_fair_latency_ratio={fair_sign}{fair / idle:.3f} "
+        f"delivery_fifo_latency_ratio={fifo_sign}{fifo / idle:.3f} "
+        f"deliveries_per_s={per_s:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
