@@ -23,3 +23,10 @@ CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])  # no
 LOGGING["handlers"]["console"]["formatter"] = CMS_LOG_FORMAT  # noqa: F405
 # In-process tests see index updates at once; tests of the Celery path override this.
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+# Backups written by tests never mix with a development server's.
+CMS_BACKUP_DIR = VAR_DIR / "test-backups"  # noqa: F405
+CMS_BACKUP_QUEUE = "tests-backups"
+STORAGES["backups"] = {  # noqa: F405
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(CMS_BACKUP_DIR)},
+}

@@ -26,6 +26,7 @@ from django.db.migrations.loader import MigrationLoader
 from django_redis import get_redis_connection
 from django_tenants.utils import quote_schema_name, schema_context, schema_exists
 
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import (
     ConfirmationRequired,
     DomainTaken,
@@ -202,6 +203,7 @@ def tenant_create(
     plan: str,
     admin_email: str | None = None,
     admin_password: str | None = None,
+    actor: Actor | None = None,
 ) -> ProvisionedTenant:
     """Provision a tenant: schema cloned from the template, domains, Site, home page and
     an admin user. All or nothing."""
@@ -228,6 +230,13 @@ def tenant_create(
                 with schema_context(slug):
                     _create_site_and_home(tenant, hosts[0])
                     username = _create_admin(email, password_hash.result())
+                record_audit(
+                    action="tenant.created",
+                    actor=actor,
+                    tenant=slug,
+                    target=f"tenant {slug}",
+                    after={"name": tenant.name, "plan": plan, "domains": hosts},
+                )
         except Exception as exc:
             connection.set_schema_to_public()
             logger.exception("provisioning of tenant %s failed", slug)
@@ -252,7 +261,7 @@ def _purge_tenant_cache(schema_name: str) -> None:
         client.delete(*keys)
 
 
-def tenant_delete(*, slug: str, confirm: bool) -> None:
+def tenant_delete(*, slug: str, confirm: bool, actor: Actor | None = None) -> None:
     """Drop the tenant's schema, rows, media and cache keys."""
     if not confirm:
         raise ConfirmationRequired(
@@ -274,6 +283,13 @@ def tenant_delete(*, slug: str, confirm: bool) -> None:
             cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(slug)} CASCADE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         Tenant.objects.filter(pk=tenant.pk).delete()
+        record_audit(
+            action="tenant.deleted",
+            actor=actor,
+            tenant=slug,
+            target=f"tenant {slug}",
+            before={"name": tenant.name, "plan": tenant.plan.name},
+        )
     invalidate_tenant_map()
     shutil.rmtree(tenant_media_dir(slug), ignore_errors=True)
     try:

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.models import Domain, Tenant
 from tenants.provisioning.cloning import clone_template
@@ -96,8 +97,13 @@ def _add_bytes(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
     archive.addfile(info, io.BytesIO(payload))
 
 
-def tenant_export(*, slug: str, output: Path) -> ExportSummary:
-    """Write the tenant's data and media to ``output`` (a consistent snapshot)."""
+def tenant_export(
+    *, slug: str, output: Path, actor: Actor | None = None, audit: bool = True
+) -> ExportSummary:
+    """Write the tenant's data and media to ``output`` (a consistent snapshot).
+
+    An export takes a tenant's data out, so it is audited; callers that record the
+    export themselves (a backup) pass ``audit=False``."""
     tenant = tenant_get(slug)
     output = Path(output)
     if output.parent and not output.parent.exists():
@@ -155,6 +161,14 @@ def tenant_export(*, slug: str, output: Path) -> ExportSummary:
         temporary.replace(output)
     finally:
         temporary.unlink(missing_ok=True)
+    if audit:
+        record_audit(
+            action="tenant.exported",
+            actor=actor,
+            tenant=schema,
+            target=f"tenant {schema}",
+            after={"path": str(output), "rows": rows, "media_files": media_files},
+        )
     return ExportSummary(
         path=output, tables=len(tables), rows=rows, media_files=media_files
     )
@@ -246,20 +260,28 @@ def _restore_sequences(schema: str, archived: dict[str, int | None]) -> None:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
+def extract_media_to(archive: tarfile.TarFile, staging: Path) -> int:
+    """Write the archive's media into the folder ``staging``; returns the count."""
+    count = 0
+    for member in archive.getmembers():
+        if not member.name.startswith("media/") or not member.isfile():
+            continue
+        relative = Path(member.name[len("media/") :])
+        destination = (staging / relative).resolve()
+        if staging.resolve() not in destination.parents:
+            raise ArchiveError(f"Refusing unsafe path in archive: {member.name!r}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with archive.extractfile(member) as source, destination.open("wb") as out:
+            shutil.copyfileobj(source, out)
+        count += 1
+    return count
+
+
 def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
     target = tenant_media_dir(slug)
     staging = Path(tempfile.mkdtemp(prefix=f"import-{slug}-", dir=target.parent))
     try:
-        for member in archive.getmembers():
-            if not member.name.startswith("media/") or not member.isfile():
-                continue
-            relative = Path(member.name[len("media/") :])
-            destination = (staging / relative).resolve()
-            if staging.resolve() not in destination.parents:
-                raise ArchiveError(f"Refusing unsafe path in archive: {member.name!r}")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.extractfile(member) as source, destination.open("wb") as out:
-                shutil.copyfileobj(source, out)
+        extract_media_to(archive, staging)
         if target.exists():
             shutil.rmtree(target)
         staging.replace(target)
@@ -268,9 +290,16 @@ def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
 
 
 def tenant_import(
-    *, archive_path: Path, slug: str, domains: list[str], plan: str | None = None
+    *,
+    archive_path: Path,
+    slug: str,
+    domains: list[str],
+    plan: str | None = None,
+    actor: Actor | None = None,
+    staging_of: str = "",
 ) -> Tenant:
-    """Restore an archive as a new tenant ``slug`` served at ``domains``."""
+    """Restore an archive as a new tenant ``slug`` served at ``domains``
+    (``staging_of``: the slug it is a staging copy of, for ``tenants clone``)."""
     archive_path = Path(archive_path)
     if not archive_path.is_file():
         raise ArchiveError(f"No such archive: {archive_path}")
@@ -290,7 +319,10 @@ def tenant_import(
         _check_migration_state(manifest)
         with transaction.atomic():
             tenant = Tenant.objects.create(
-                schema_name=slug, name=manifest["name"], plan=plan_obj
+                schema_name=slug,
+                name=manifest["name"],
+                plan=plan_obj,
+                staging_of=staging_of,
             )
             for index, host in enumerate(hosts):
                 Domain.objects.create(domain=host, tenant=tenant, is_primary=index == 0)
@@ -300,6 +332,18 @@ def tenant_import(
                 from wagtail.models import Site
 
                 Site.objects.filter(is_default_site=True).update(hostname=hosts[0])
+            record_audit(
+                action="tenant.cloned" if staging_of else "tenant.imported",
+                actor=actor,
+                tenant=slug,
+                target=f"tenant {slug}",
+                after={
+                    "from": staging_of or manifest["slug"],
+                    "archive": archive_path.name,
+                    "domains": hosts,
+                    "plan": plan_obj.name,
+                },
+            )
         connection.set_schema_to_public()
         try:
             tenant_media_dir(slug).parent.mkdir(parents=True, exist_ok=True)
