@@ -39,7 +39,7 @@ def test_every_operator_command_is_recorded_and_readable_by_tenants_audit():
     run("tenants", "suspend", "shop")
     run("tenants", "resume", "shop")
     run("plans", "create", "gold", "--from", "pro")
-    run("plans", "update", "gold", "--feature", "backup_every_hours=6")
+    run("plans", "update", "gold", "--feature", "backup_every_hours=5")
     run("tenants", "delete", "shop", "--yes")
 
     shop = audit_json("shop", "--json")
@@ -64,8 +64,8 @@ def test_every_operator_command_is_recorded_and_readable_by_tenants_audit():
     ]
     plan_entries = audit_json("--json", "--action", "plan.")
     assert [e["action"] for e in plan_entries][-2:] == ["plan.created", "plan.updated"]
-    assert plan_entries[-1]["before"]["features"].get("backup_every_hours") is None
-    assert plan_entries[-1]["after"]["features"]["backup_every_hours"] == 6
+    assert plan_entries[-1]["before"]["features"].get("backup_every_hours") != 5
+    assert plan_entries[-1]["after"]["features"]["backup_every_hours"] == 5
     # the human-readable listing names the actions too
     listing = run("tenants", "audit", "shop")
     assert "tenant.set_plan" in listing and "tenant.deleted" in listing

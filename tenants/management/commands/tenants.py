@@ -135,7 +135,10 @@ class Command(BaseCommand):
             help="From a date (2026-12-01), a date-time or an age (30m, 12h, 7d).",
         )  # fmt: skip
         audit.add_argument(
-            "--action", metavar="PREFIX", help="Only actions starting with this."
+            "--action",
+            dest="action_prefix",
+            metavar="PREFIX",
+            help="Only actions starting with this (e.g. tenant., login.).",
         )
         audit.add_argument(
             "--limit", type=int, default=None, help="Only the newest N entries."
@@ -391,7 +394,7 @@ class Command(BaseCommand):
         entries = trail.audit_entries(
             tenant=options["slug"],
             since=since,
-            action=options["action"],
+            action=options["action_prefix"],
             limit=options["limit"],
         )
         if options["json"]:
