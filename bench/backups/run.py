@@ -1,0 +1,214 @@
+"""Backups benchmark: how long a backup and an in-place restore of a realistic tenant
+take, and whether its visitors notice the restore.
+
+Runs in a database of its own (``<name>_bench_backups``, dropped and re-created).
+Steps:
+
+1. a tenant with ``--pages`` article pages (each with a revision) and ``--images``
+   small PNG images (made with Pillow);
+2. ``backup_s``: one on-demand backup (export, copy to the backup storage, SHA-256);
+3. a gunicorn pool (production settings) serves the tenant; a reader fetches one of
+   its article pages every 10 ms (cycling through them, so most reads render from
+   the database rather than the page cache) while ``restore_s``, an in-place restore
+   of that backup, runs in this process (checksum, shadow schema, verification,
+   swap);
+4. ``restore_read_gap_s``: the longest time between two successful reads from the
+   start of the restore to a second after it ended, and ``restore_failed_reads``:
+   reads in that window that did not answer 200.
+
+Last line: ``RESULT backup_s=X restore_s=X restore_read_gap_s=X
+restore_failed_reads=X``. Goals: no failed read, the gap at most 0.5 s.
+
+Usage: make bench-backups  (options: python bench/backups/run.py --help)
+"""
+
+import argparse
+import http.client
+import io
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+from bench.common import (
+    RESULTS,
+    create_unlimited_plan,
+    gunicorn_env,
+    out,
+    use_bench_database,
+)
+
+SLUG = "bigsite"
+HOST = "bigsite.localhost"
+
+
+def build_tenant(pages: int, images: int) -> list[str]:
+    """The tenant with its pages and images; returns the pages' paths."""
+    from django.core.files.images import ImageFile
+    from django.db import connection
+    from django_tenants.utils import schema_context
+    from PIL import Image as PILImage
+    from wagtail.images.models import Image
+    from wagtail.models import Site
+
+    from content.models import ArticlePage
+    from tenants.provisioning.creation import tenant_create
+
+    plan = create_unlimited_plan()
+    tenant_create(slug=SLUG, name="Big site", domains=[HOST], plan=plan)
+    paths = []
+    with schema_context(SLUG):
+        home = Site.objects.get(is_default_site=True).root_page.specific
+        for index in range(pages):
+            article = ArticlePage(
+                title=f"Article {index}",
+                slug=f"article-{index}",
+                intro=f"Intro of article {index}. " * 4,
+                body=[("paragraph", f"<p>Body of article {index}. " * 20 + "</p>")],
+            )
+            home.add_child(instance=article)
+            article.save_revision()
+            paths.append(f"/article-{index}/")
+            if (index + 1) % 200 == 0:
+                out(f"  ... {index + 1} pages")
+        for index in range(images):
+            buffer = io.BytesIO()
+            colour = (index % 256, (index * 7) % 256, (index * 13) % 256)
+            PILImage.new("RGB", (64, 64), colour).save(buffer, "PNG")
+            Image.objects.create(
+                title=f"Image {index}",
+                file=ImageFile(io.BytesIO(buffer.getvalue()), f"image-{index}.png"),
+            )
+    connection.set_schema_to_public()
+    return paths
+
+
+class Reader(threading.Thread):
+    """One GET every ``interval`` seconds, cycling through ``paths``."""
+
+    def __init__(self, port: int, paths: list[str], interval: float) -> None:
+        super().__init__(daemon=True)
+        self.port, self.paths, self.interval = port, paths, interval
+        self.samples: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        index = 0
+        while not self.stop.is_set():
+            path = self.paths[index % len(self.paths)]
+            index += 1
+            began = time.monotonic()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("GET", path, headers={"Host": HOST})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+                conn.close()
+            except OSError:
+                status = 0
+            self.samples.append((time.monotonic(), status))
+            time.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+
+
+def read_gap(samples: list[tuple[float, int]], start: float, end: float):
+    window = [(t, s) for t, s in samples if start <= t <= end]
+    failed = sum(1 for _, status in window if status != 200)
+    last_ok = start
+    gap = 0.0
+    for moment, status in window:
+        if status == 200:
+            gap = max(gap, moment - last_ok)
+            last_ok = moment
+    gap = max(gap, end - last_ok)
+    return gap, failed, len(window)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=1000, help="Article pages.")
+    parser.add_argument("--images", type=int, default=200, help="Images (PNG).")
+    parser.add_argument(
+        "--interval", type=float, default=0.01, help="Seconds between reads."
+    )
+    parser.add_argument("--port", type=int, default=18533, help="gunicorn's port.")
+    args = parser.parse_args()
+
+    use_bench_database("bench_backups")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
+    os.environ.setdefault(
+        "CMS_BACKUP_DIR", str(Path(tempfile.gettempdir()) / "bench-backups")
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from cms_project import devstack
+    from tenants.backups.restore import restore_backup
+    from tenants.backups.snapshots import backup_take
+
+    out("== setting up a fresh benchmark database (migrate, template)")
+    call_command("migrate", verbosity=0)
+    out(f"== a tenant with {args.pages} pages and {args.images} images")
+    paths = build_tenant(args.pages, args.images)
+
+    out("== backup")
+    began = time.perf_counter()
+    backup = backup_take(slug=SLUG)
+    backup_s = time.perf_counter() - began
+    out(f"   {backup_s:.2f} s, {backup.size_bytes / 2**20:.1f} MiB, {backup.rows} rows")
+
+    log = Path(tempfile.gettempdir()) / "bench-backups-gunicorn.log"
+    # a loaded machine boots Django slowly: wait longer than the default minute
+    pool = devstack.start_gunicorn(
+        args.port, env=gunicorn_env(workers=2), log_path=log, workers=2, timeout=300
+    )
+    try:
+        reader = Reader(args.port, paths, args.interval)
+        reader.start()
+        time.sleep(3)  # steady state before the restore
+        out("== restore in place under read load")
+        start = time.monotonic()
+        result = restore_backup(slug=SLUG, backup_id=backup.pk)
+        end = time.monotonic()
+        restore_s = end - start
+        time.sleep(1)
+        reader.stop.set()
+        reader.join()
+    finally:
+        devstack.stop_process(pool)
+    gap, failed, reads = read_gap(reader.samples, start, end + 1)
+    before = [s for t, s in reader.samples if t < start]
+    out(
+        f"   {restore_s:.2f} s; {result.rows} rows and {result.media_files} files "
+        f"verified; {reads} reads during it, {failed} failed, longest gap "
+        f"{gap:.3f} s ({len(before)} reads before it, "
+        f"{sum(1 for s in before if s != 200)} failed)"
+    )
+    figures = {
+        "pages": args.pages,
+        "images": args.images,
+        "backup_s": backup_s,
+        "backup_mib": backup.size_bytes / 2**20,
+        "restore_s": restore_s,
+        "restore_read_gap_s": gap,
+        "restore_failed_reads": failed,
+        "restore_reads": reads,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "backups.json").write_text(json.dumps(figures, indent=2))
+    out(
+        f"RESULT backup_s={backup_s:.2f} restore_s={restore_s:.2f} "
+        f"restore_read_gap_s={gap:.3f} restore_failed_reads={failed}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
