@@ -3,6 +3,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
+from tenants.backups.ops_views import operator_backups
 from tenants.metering.views import OperatorLoginView, operator_usage
 from tenants.observability.health import healthz, readyz
 from tenants.observability.metrics import metrics_view
@@ -13,6 +14,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("ops/login/", OperatorLoginView.as_view(), name="ops-login"),
     path("ops/usage/", operator_usage, name="ops-usage"),
+    path("ops/tenants/<str:slug>/backups/", operator_backups, name="ops-backups"),
     path(
         "", TemplateView.as_view(template_name="public_home.html"), name="public-home"
     ),

@@ -294,3 +294,60 @@ def test_writes_are_refused_with_retry_after_while_frozen_and_reads_served():
         "/admin/login/", {"username": "admin", "password": "acme-admin-demo"}
     )
     assert after.status_code == 302
+
+
+# --- the operator's backup page (/ops/) ---------------------------------------------
+
+
+def _operator(is_staff: bool = True) -> Client:
+    user = get_user_model().objects.create_user(
+        "operator", password="operator-test-pw", is_staff=is_staff
+    )
+    client = Client(HTTP_HOST="localhost", REMOTE_ADDR="198.51.100.7")
+    client.force_login(user)
+    return client
+
+
+def test_operator_backs_up_from_the_ops_page_and_it_is_audited(cleanup_archives):
+    from tenants.audit.models import AuditEntry
+
+    client = _operator()
+    response = client.post("/ops/tenants/acme/backups/", {"action": "backup"})
+
+    assert response.status_code == 302
+    backup = Backup.objects.filter(tenant_schema="acme").latest("id")
+    cleanup_archives.append(backup.storage_name)
+    page = client.get(response["Location"])
+    assert f"Backup {backup.pk} taken." in page.content.decode()
+    assert "Restore in place" in page.content.decode()
+    entry = AuditEntry.objects.filter(action="backup.manual").latest("id")
+    assert (entry.actor, entry.actor_kind, entry.source, entry.ip) == (
+        "operator",
+        "operator",
+        "ops",
+        "198.51.100.7",
+    )
+    assert entry.tenant_schema == "acme"
+
+
+def test_ops_page_refuses_bad_input_readably_and_outsiders(cleanup_archives):
+    run("backup", "globex")
+    other = Backup.objects.filter(tenant_schema="globex").latest("id")
+    cleanup_archives.append(other.storage_name)
+    client = _operator()
+
+    wrong = client.post(
+        "/ops/tenants/acme/backups/", {"action": "restore", "backup": str(other.pk)}
+    )
+    assert wrong.status_code == 400
+    assert "is a backup of" in wrong.content.decode()
+    assert client.post("/ops/tenants/nosuch/backups/").status_code == 404
+    assert (
+        client.post("/ops/tenants/acme/backups/", {"action": "undo"}).status_code == 400
+    )
+    anonymous = Client(HTTP_HOST="localhost").post(
+        "/ops/tenants/acme/backups/", {"action": "backup"}
+    )
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/ops/login/")
+    assert Backup.objects.filter(tenant_schema="acme").count() == 0
