@@ -34,7 +34,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.test import RequestFactory
+from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
@@ -48,9 +48,9 @@ from tenants.models import Domain, Tenant
 from tenants.provisioning import portability
 from tenants.provisioning.cloning import clone_template
 from tenants.provisioning.creation import (
-    _has_pending_migrations,
-    _purge_tenant_cache,
     ensure_template_schema,
+    has_pending_migrations,
+    purge_tenant_cache,
     tenant_media_dir,
 )
 from tenants.registry.resolution import invalidate_tenant_map
@@ -158,7 +158,8 @@ def _folder_checksums(folder: Path) -> dict[str, str]:
 
 
 def _render_home_page(tenant: Tenant, schema: str, hostname: str) -> None:
-    """Render the site's root page from ``schema`` as a visitor would get it."""
+    """Render the site's root page from ``schema`` as an anonymous visitor gets it."""
+    from django.contrib.auth.models import AnonymousUser
     from wagtail.models import Site
 
     with schema_context(schema):
@@ -166,14 +167,18 @@ def _render_home_page(tenant: Tenant, schema: str, hostname: str) -> None:
         site = site.first()
         if site is None:
             raise RestoreFailed("The restored data has no default site.")
-        request = RequestFactory().get("/", HTTP_HOST=hostname)
+        request = HttpRequest()
+        request.method = "GET"
+        request.path = request.path_info = "/"
+        request.META = {
+            "HTTP_HOST": hostname,
+            "SERVER_NAME": hostname,
+            "SERVER_PORT": str(site.port),
+        }
         request.tenant = tenant
-        request._wagtail_site = site
-        from django.contrib.auth.models import AnonymousUser
-
         request.user = AnonymousUser()
-        page = site.root_page.specific
-        response = page.serve(request)
+        request._wagtail_site = site
+        response = site.root_page.specific.serve(request)
         if hasattr(response, "render"):
             response.render()
         if response.status_code != 200:
@@ -229,7 +234,7 @@ def _after_swap(slug: str) -> None:
     connection.set_schema_to_public()
     invalidate_tenant_map()
     try:
-        _purge_tenant_cache(slug)
+        purge_tenant_cache(slug)
     except Exception:
         logger.exception("could not purge the cache keys of %s after a restore", slug)
 
@@ -260,19 +265,19 @@ def restore_backup(
             name=backup.storage_name, sha256=backup.sha256, into=Path(tmp)
         )
         with tarfile.open(archive_path, "r:gz") as archive:
-            manifest = portability._read_manifest(archive)
+            manifest = portability.read_manifest(archive)
             if manifest["slug"] != slug:
                 raise BackupNotUsable(
                     f"The archive of backup {backup.pk} holds {manifest['slug']!r}, "
                     f"not {slug!r}."
                 )
             ensure_template_schema()
-            portability._check_migration_state(manifest)
+            portability.check_migration_state(manifest)
             freeze_writes(slug=slug, seconds=FREEZE_SECONDS)
             try:
                 with transaction.atomic():
                     clone_template(shadow)
-                    portability._load_rows(archive, manifest, shadow)
+                    portability.load_rows(archive, manifest, shadow)
                 with schema_context(shadow):
                     from wagtail.models import Site
 
@@ -355,7 +360,7 @@ def restore_undo(*, slug: str, actor: Actor | None = None) -> Restore:
             f"(kept until {restore.undo_until:%Y-%m-%d %H:%M} UTC)."
         )
     ensure_template_schema()
-    if _has_pending_migrations(restore.previous_schema):
+    if has_pending_migrations(restore.previous_schema):
         raise NothingToUndo(
             f"The kept state of {slug!r} predates migrations applied since; it can "
             "no longer be swapped back."

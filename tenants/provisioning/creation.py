@@ -79,7 +79,7 @@ def _latest_migrations() -> frozenset[tuple[str, str]]:
     return frozenset(loader.graph.leaf_nodes())
 
 
-def _has_pending_migrations(schema_name: str) -> bool:
+def has_pending_migrations(schema_name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT app, name FROM {quote_schema_name(schema_name)}.django_migrations"
@@ -116,7 +116,7 @@ def ensure_template_schema(*, verbosity: int = 0) -> bool:
     if not schema_exists(name):
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {quote_schema_name(name)}")
-    elif not _has_pending_migrations(name):
+    elif not has_pending_migrations(name):
         return False
     call_command(
         "migrate_schemas",
@@ -253,7 +253,7 @@ def tenant_create(
     )
 
 
-def _purge_tenant_cache(schema_name: str) -> None:
+def purge_tenant_cache(schema_name: str) -> None:
     """Drop the tenant's cache keys: a later tenant with the same slug starts clean."""
     client = get_redis_connection("default")
     keys = list(client.scan_iter(match=f"{schema_name}:*", count=1000))
@@ -293,6 +293,6 @@ def tenant_delete(*, slug: str, confirm: bool, actor: Actor | None = None) -> No
     invalidate_tenant_map()
     shutil.rmtree(tenant_media_dir(slug), ignore_errors=True)
     try:
-        _purge_tenant_cache(slug)
+        purge_tenant_cache(slug)
     except Exception:
         logger.exception("could not purge cache keys of deleted tenant %s", slug)

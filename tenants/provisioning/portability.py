@@ -174,7 +174,7 @@ def tenant_export(
     )
 
 
-def _read_manifest(archive: tarfile.TarFile) -> dict:
+def read_manifest(archive: tarfile.TarFile) -> dict:
     try:
         member = archive.extractfile("manifest.json")
     except KeyError:
@@ -188,7 +188,7 @@ def _read_manifest(archive: tarfile.TarFile) -> dict:
     return manifest
 
 
-def _check_migration_state(manifest: dict) -> None:
+def check_migration_state(manifest: dict) -> None:
     with connection.cursor() as cursor:
         current = {tuple(row) for row in _migrations(cursor, template_schema_name())}
     archived = {tuple(row) for row in manifest["migrations"]}
@@ -203,7 +203,7 @@ def _check_migration_state(manifest: dict) -> None:
         )
 
 
-def _load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
+def load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
     raw = connection.cursor().cursor
     with connection.cursor() as cursor:
         existing = _tables(cursor, schema)
@@ -308,7 +308,7 @@ def tenant_import(
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"Cannot read {archive_path}: {exc}") from None
     with archive:
-        manifest = _read_manifest(archive)
+        manifest = read_manifest(archive)
         hosts, plan_obj = validate_new_tenant(
             slug=slug,
             name=manifest["name"],
@@ -316,7 +316,7 @@ def tenant_import(
             plan=plan or manifest["plan"],
         )
         ensure_template_schema()
-        _check_migration_state(manifest)
+        check_migration_state(manifest)
         with transaction.atomic():
             tenant = Tenant.objects.create(
                 schema_name=slug,
@@ -327,7 +327,7 @@ def tenant_import(
             for index, host in enumerate(hosts):
                 Domain.objects.create(domain=host, tenant=tenant, is_primary=index == 0)
             clone_template(slug)
-            _load_rows(archive, manifest, slug)
+            load_rows(archive, manifest, slug)
             with schema_context(slug):
                 from wagtail.models import Site
 

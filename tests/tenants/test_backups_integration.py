@@ -24,7 +24,6 @@ from tests.integration import (
     REPO_ROOT,
     free_port,
     process_env,
-    start_gunicorn,
     stop_process,
     wait_for,
 )
@@ -75,9 +74,16 @@ def committed(committed_tenant, django_db_blocker):
 
 @pytest.fixture(scope="module")
 def pool(committed_tenant, tmp_path_factory):
+    from cms_project import devstack
+
     port = free_port()
-    process = start_gunicorn(
-        port, tmp_path_factory.mktemp("gunicorn") / "log", workers=2
+    # as tests.integration.start_gunicorn, with more time to boot on a busy machine
+    process = devstack.start_gunicorn(
+        port,
+        env=process_env(GUNICORN_ACCESSLOG="/dev/null"),
+        log_path=tmp_path_factory.mktemp("gunicorn") / "log",
+        workers=2,
+        timeout=240,
     )
     yield port
     stop_process(process)
