@@ -1,5 +1,6 @@
 """Security events Django raises, recorded in the audit trail: failed logins, users
-created, changed or deleted, group and permission changes, in any tenant's schema.
+created, changed or deleted, group and permission changes (Django's and Wagtail's
+per-page and per-collection ones), in any tenant's schema.
 
 These are signal receivers on purpose: users and permissions change through Wagtail's
 admin, Django's own commands and the shell, and signals are the one place all of
@@ -121,6 +122,33 @@ def _group_deleted(sender, instance, **kwargs) -> None:
     record_audit(action="group.deleted", target=f"group {instance.name}")
 
 
+def _object_permission(instance) -> tuple[str, dict]:
+    """Wagtail's per-page and per-collection permissions of a group."""
+    where = "page" if hasattr(instance, "page_id") else "collection"
+    state = {
+        "group": instance.group.name,
+        where: getattr(instance, f"{where}_id"),
+        "permission": instance.permission.codename,
+    }
+    return f"group {instance.group.name}", state
+
+
+def _object_permission_saved(sender, instance, created=False, raw=False, **kwargs):
+    if raw:
+        return
+    target, state = _object_permission(instance)
+    action = "permissions.object_added" if created else "permissions.object_changed"
+    record_audit(action=action, target=target, after=state)
+
+
+def _object_permission_deleted(sender, instance, **kwargs) -> None:
+    try:
+        target, state = _object_permission(instance)
+    except Group.DoesNotExist:  # the group itself is being deleted (recorded)
+        return
+    record_audit(action="permissions.object_removed", target=target, before=state)
+
+
 def connect_security_signals() -> None:
     user_model = get_user_model()
     user_login_failed.connect(_login_failed, dispatch_uid="audit.login_failed")
@@ -131,6 +159,16 @@ def connect_security_signals() -> None:
     )
     post_save.connect(_group_saved, sender=Group, dispatch_uid="audit.group.save")
     post_delete.connect(_group_deleted, sender=Group, dispatch_uid="audit.group.del")
+    from wagtail.models import GroupCollectionPermission, GroupPagePermission
+
+    for model in (GroupPagePermission, GroupCollectionPermission):
+        label = model._meta.label
+        post_save.connect(
+            _object_permission_saved, sender=model, dispatch_uid=f"audit.{label}.save"
+        )
+        post_delete.connect(
+            _object_permission_deleted, sender=model, dispatch_uid=f"audit.{label}.del"
+        )
     for through in (
         user_model.groups.through,
         user_model.user_permissions.through,

@@ -182,3 +182,28 @@ def test_editors_who_are_not_admins_cannot_read_the_audit_log():
     assert login.status_code == 302
     response = client.get("/admin/audit-log/")
     assert response.status_code in {302, 403}
+
+
+def test_wagtail_page_permission_changes_are_recorded():
+    from django.contrib.auth.models import Permission
+    from wagtail.models import GroupPagePermission, Page
+
+    with schema_context("acme"):
+        group = Group.objects.create(name="Reviewers")
+        grant = GroupPagePermission.objects.create(
+            group=group,
+            page=Page.objects.get(depth=2),
+            permission=Permission.objects.get(codename="publish_page"),
+        )
+        grant.delete()
+    entries = list(
+        AuditEntry.objects.filter(
+            tenant_schema="acme", action__startswith="permissions.object"
+        ).order_by("id")
+    )
+    assert [e.action for e in entries][-2:] == [
+        "permissions.object_added",
+        "permissions.object_removed",
+    ]
+    assert entries[-1].before["permission"] == "publish_page"
+    assert entries[-1].target == "group Reviewers"
