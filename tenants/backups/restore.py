@@ -245,6 +245,13 @@ def restore_backup(
     """Replace tenant ``slug``'s data and media with backup ``backup_id``, live."""
     tenant = tenant_get(slug)
     backup = backup_get(backup_id=backup_id, slug=slug)
+    if backup.created_at < tenant.created_at:
+        # the slug was deleted and given again: that backup is someone else's data
+        raise BackupNotUsable(
+            f"Backup {backup.pk} was taken of an earlier tenant {slug!r} (deleted "
+            f"before this one was created on {tenant.created_at:%Y-%m-%d}); restore "
+            "it with `tenants import` under a new slug instead."
+        )
     if backup.status != Backup.Status.OK:
         raise BackupNotUsable(
             f"Backup {backup.pk} is {backup.status}, not a finished backup."

@@ -95,6 +95,15 @@ def test_bad_restore_input_is_a_clear_error_and_changes_nothing(cleanup_archives
         run("restore", "acme", "--backup", str(globex_backup.pk))
     with pytest.raises(CommandError, match="No tenant"):
         run("restore", "nosuch", "--backup", str(globex_backup.pk))
+    earlier = Backup.objects.create(
+        tenant_schema="acme", kind="manual", status="ok", sha256="0" * 64
+    )
+    Backup.objects.filter(pk=earlier.pk).update(
+        created_at=Tenant.objects.get(schema_name="acme").created_at
+        - dt.timedelta(days=1)
+    )
+    with pytest.raises(CommandError, match="taken of an earlier tenant 'acme'"):
+        run("restore", "acme", "--backup", str(earlier.pk))
     with pytest.raises(CommandError, match="has no restore that can be undone"):
         run("restore", "acme", "--undo")
     with pytest.raises(CommandError):
