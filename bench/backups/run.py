@@ -7,11 +7,11 @@ Steps:
 1. a tenant with ``--pages`` article pages (each with a revision) and ``--images``
    small PNG images (made with Pillow);
 2. ``backup_s``: one on-demand backup (export, copy to the backup storage, SHA-256);
-3. a gunicorn pool (production settings) serves the tenant; a reader fetches one of
-   its article pages every 10 ms (cycling through them, so most reads render from
-   the database rather than the page cache) while ``restore_s``, an in-place restore
-   of that backup, runs in this process (checksum, shadow schema, verification,
-   swap);
+3. a gunicorn pool (production settings, 2 workers) serves the tenant; readers send
+   a GET every 10 ms (not waiting for earlier answers), cycling through a hot set of
+   ``--hot-pages`` pages warmed first, while ``restore_s``, an in-place restore of
+   that backup, runs in this process (checksum, shadow schema, verification, swap;
+   the swap purges the tenant's page cache, so reads after it render again);
 4. ``restore_read_gap_s``: the longest time between two successful reads from the
    start of the restore to a second after it ended, and ``restore_failed_reads``:
    reads in that window that did not answer 200.
@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
@@ -87,45 +88,61 @@ def build_tenant(pages: int, images: int) -> list[str]:
     return paths
 
 
+def _get(port: int, path: str) -> int:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", path, headers={"Host": HOST})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response.status
+    except OSError:
+        return 0
+
+
 class Reader(threading.Thread):
-    """One GET every ``interval`` seconds, cycling through ``paths``."""
+    """Sends a GET every ``interval`` seconds, whether or not earlier ones have
+    answered (a pool of client threads, as many visitors would), cycling through
+    ``paths``; records when each answered and its status."""
 
     def __init__(self, port: int, paths: list[str], interval: float) -> None:
         super().__init__(daemon=True)
         self.port, self.paths, self.interval = port, paths, interval
         self.samples: list[tuple[float, int]] = []
         self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def _one(self, path: str) -> None:
+        status = _get(self.port, path)
+        with self._lock:
+            self.samples.append((time.monotonic(), status))
 
     def run(self) -> None:
-        index = 0
-        while not self.stop.is_set():
-            path = self.paths[index % len(self.paths)]
-            index += 1
-            began = time.monotonic()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                conn.request("GET", path, headers={"Host": HOST})
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-                conn.close()
-            except OSError:
-                status = 0
-            self.samples.append((time.monotonic(), status))
-            time.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=32) as clients:
+            index = 0
+            next_at = time.monotonic()
+            while not self.stop.is_set():
+                clients.submit(self._one, self.paths[index % len(self.paths)])
+                index += 1
+                next_at += self.interval
+                time.sleep(max(0.0, next_at - time.monotonic()))
 
 
 def read_gap(samples: list[tuple[float, int]], start: float, end: float):
-    window = [(t, s) for t, s in samples if start <= t <= end]
+    window = sorted((t, s) for t, s in samples if start <= t <= end)
     failed = sum(1 for _, status in window if status != 200)
     last_ok = start
-    gap = 0.0
+    gap, gap_at = 0.0, start
     for moment, status in window:
         if status == 200:
-            gap = max(gap, moment - last_ok)
+            if moment - last_ok > gap:
+                gap, gap_at = moment - last_ok, last_ok
             last_ok = moment
-    gap = max(gap, end - last_ok)
-    return gap, failed, len(window)
+    if end - last_ok > gap:
+        gap, gap_at = end - last_ok, last_ok
+    return gap, failed, len(window), gap_at - start
 
 
 def main() -> int:
@@ -136,9 +153,26 @@ def main() -> int:
         "--interval", type=float, default=0.01, help="Seconds between reads."
     )
     parser.add_argument("--port", type=int, default=18533, help="gunicorn's port.")
+    parser.add_argument(
+        "--hot-pages",
+        type=int,
+        default=20,
+        help="Pages the readers cycle through (a site's hot set, warmed first).",
+    )
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="Measure again on the tenant an earlier run built (skips building it).",
+    )
     args = parser.parse_args()
 
-    use_bench_database("bench_backups")
+    if args.reuse_database:
+        parts = urlsplit(os.environ["DATABASE_URL"])
+        os.environ["DATABASE_URL"] = urlunsplit(
+            parts._replace(path=f"{parts.path}_bench_backups")
+        )
+    else:
+        use_bench_database("bench_backups")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
     os.environ.setdefault(
@@ -153,10 +187,14 @@ def main() -> int:
     from tenants.backups.restore import restore_backup
     from tenants.backups.snapshots import backup_take
 
-    out("== setting up a fresh benchmark database (migrate, template)")
-    call_command("migrate", verbosity=0)
-    out(f"== a tenant with {args.pages} pages and {args.images} images")
-    paths = build_tenant(args.pages, args.images)
+    if args.reuse_database:
+        out("== reusing the tenant of an earlier run")
+        paths = [f"/article-{index}/" for index in range(args.pages)]
+    else:
+        out("== setting up a fresh benchmark database (migrate, template)")
+        call_command("migrate", verbosity=0)
+        out(f"== a tenant with {args.pages} pages and {args.images} images")
+        paths = build_tenant(args.pages, args.images)
 
     out("== backup")
     began = time.perf_counter()
@@ -170,9 +208,12 @@ def main() -> int:
         args.port, env=gunicorn_env(workers=2), log_path=log, workers=2, timeout=300
     )
     try:
-        reader = Reader(args.port, paths, args.interval)
+        hot = ["/", *paths[: args.hot_pages - 1]]
+        for path in hot:  # warm the workers and the page cache
+            _get(args.port, path)
+        reader = Reader(args.port, hot, args.interval)
         reader.start()
-        time.sleep(3)  # steady state before the restore
+        time.sleep(3.5)  # steady state before the restore
         out("== restore in place under read load")
         start = time.monotonic()
         result = restore_backup(slug=SLUG, backup_id=backup.pk)
@@ -183,14 +224,17 @@ def main() -> int:
         reader.join()
     finally:
         devstack.stop_process(pool)
-    gap, failed, reads = read_gap(reader.samples, start, end + 1)
+    gap, failed, reads, gap_at = read_gap(reader.samples, start, end + 1)
     before = [s for t, s in reader.samples if t < start]
+    baseline_gap = read_gap(reader.samples, start - 3, start)[0]
+    out(f"   longest gap in the 3 s before the restore: {baseline_gap:.3f} s")
     out(
         f"   {restore_s:.2f} s; {result.rows} rows and {result.media_files} files "
         f"verified; {reads} reads during it, {failed} failed, longest gap "
-        f"{gap:.3f} s ({len(before)} reads before it, "
+        f"{gap:.3f} s from {gap_at:.2f} s into it ({len(before)} reads before it, "
         f"{sum(1 for s in before if s != 200)} failed)"
     )
+    out(f"   steps (s from the start): {result.timings}")
     figures = {
         "pages": args.pages,
         "images": args.images,
@@ -200,6 +244,9 @@ def main() -> int:
         "restore_read_gap_s": gap,
         "restore_failed_reads": failed,
         "restore_reads": reads,
+        "restore_steps_s": result.timings,
+        "restore_gap_at_s": gap_at,
+        "baseline_gap_s": baseline_gap,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backups.json").write_text(json.dumps(figures, indent=2))

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,9 @@ class RestoreResult:
     tables: int
     rows: int
     media_files: int
+    # seconds from the start at which each step ended (fetched, frozen, built,
+    # verified, swapped, done): where a restore spends its time
+    timings: dict[str, float]
 
 
 def _quote(identifier: str) -> str:
@@ -267,10 +271,17 @@ def restore_backup(
     media_root.mkdir(parents=True, exist_ok=True)
     shadow_media = media_root / f".restore-{token}"
     previous_media = media_root / f".previous-{token}"
+    began = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def step(name: str) -> None:
+        timings[name] = round(time.monotonic() - began, 3)
+
     with _RestoreLock(slug), tempfile.TemporaryDirectory(prefix="restore-") as tmp:
         archive_path = fetch_verified(
             name=backup.storage_name, sha256=backup.sha256, into=Path(tmp)
         )
+        step("fetched")
         with tarfile.open(archive_path, "r:gz") as archive:
             manifest = portability.read_manifest(archive)
             if manifest["slug"] != slug:
@@ -281,6 +292,7 @@ def restore_backup(
             ensure_template_schema()
             portability.check_migration_state(manifest)
             freeze_writes(slug=slug, seconds=FREEZE_SECONDS)
+            step("frozen")
             try:
                 with transaction.atomic():
                     clone_template(shadow)
@@ -291,6 +303,7 @@ def restore_backup(
                     Site.objects.filter(is_default_site=True).update(hostname=primary)
                 shadow_media.mkdir()
                 media_files = portability.extract_media_to(archive, shadow_media)
+                step("built")
                 rows = verify_shadow(
                     tenant=tenant,
                     schema=shadow,
@@ -299,6 +312,7 @@ def restore_backup(
                     manifest=manifest,
                     hostname=primary,
                 )
+                step("verified")
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute(
                         f"ALTER SCHEMA {_quote(slug)} RENAME TO {_quote(previous)}"
@@ -339,13 +353,17 @@ def restore_backup(
                     f"Restoring {slug!r} from backup {backup.pk} failed before the "
                     f"swap; the live site is unchanged: {exc}"
                 ) from exc
+            step("swapped")
             _after_swap(slug)
             thaw_writes(slug=slug)
+            step("done")
+            logger.info("restore of %s from backup %s: %s", slug, backup.pk, timings)
             return RestoreResult(
                 restore=restore,
                 tables=len(manifest["tables"]),
                 rows=rows,
                 media_files=media_files,
+                timings=timings,
             )
 
 
