@@ -145,6 +145,37 @@ def read_gap(samples: list[tuple[float, int]], start: float, end: float):
     return gap, failed, len(window), gap_at - start
 
 
+def plot(samples, start: float, timings: dict[str, float]) -> None:
+    """Answered reads per 100 ms around the restore, with its steps marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(9, 3.5))
+    for wanted, colour, label in (
+        (True, "tab:green", "200"),
+        (False, "tab:red", "other"),
+    ):
+        moments = [t - start for t, s in samples if (s == 200) == wanted]
+        if moments:
+            axis.hist(
+                moments,
+                bins=[x / 10 for x in range(-35, int(max(moments) * 10) + 2)],
+                color=colour,
+                label=label,
+            )
+    for name, moment in timings.items():
+        axis.axvline(moment, color="grey", linewidth=0.8)
+        axis.text(moment, axis.get_ylim()[1] * 0.95, name, rotation=90, fontsize=7)
+    axis.set_xlabel("seconds since the restore started")
+    axis.set_ylabel("answers per 100 ms")
+    axis.set_title("Public reads of the tenant during an in-place restore")
+    axis.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(RESULTS / "backups.png", dpi=110)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=1000, help="Article pages.")
@@ -250,6 +281,7 @@ def main() -> int:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backups.json").write_text(json.dumps(figures, indent=2))
+    plot(reader.samples, start, result.timings)
     out(
         f"RESULT backup_s={backup_s:.2f} restore_s={restore_s:.2f} "
         f"restore_read_gap_s={gap:.3f} restore_failed_reads={failed}"
