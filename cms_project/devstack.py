@@ -300,6 +300,12 @@ def up() -> int:
             sys.executable, "-m", "celery", "-A", "cms_project", "worker",
             "--loglevel", "INFO", "--concurrency", "2",
         ],
+        # backups on a queue and worker of their own: never in publishing's way
+        "backup-worker": [
+            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
+            "--loglevel", "INFO", "--concurrency", "1", "-n", "backups@%h",
+            "-Q", os.environ.get("CMS_BACKUP_QUEUE", "backups"),
+        ],
         "beat": [
             sys.executable, "-m", "celery", "-A", "cms_project", "beat",
             "--loglevel", "INFO", "--schedule", str(beat_schedule),

@@ -3,6 +3,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
+from tenants.backups.ops_views import operator_backups
 from tenants.metering.views import OperatorLoginView, operator_usage
 from tenants.observability.health import healthz, readyz
 from tenants.observability.metrics import metrics_view
@@ -15,6 +16,7 @@ urlpatterns = [
     # limited like every password form (tenants.tariffs.login_limits)
     path("ops/login/", login_limited(OperatorLoginView.as_view()), name="ops-login"),
     path("ops/usage/", operator_usage, name="ops-usage"),
+    path("ops/tenants/<str:slug>/backups/", operator_backups, name="ops-backups"),
     path(
         "", TemplateView.as_view(template_name="public_home.html"), name="public-home"
     ),

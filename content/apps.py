@@ -29,5 +29,7 @@ class ContentConfig(AppConfig):
         for module in settings.CMS_BACKGROUND_JOB_MODULES:
             importlib.import_module(module)
 
-        # also registers the webhook delivery job kind (content.jobs)
+        from content.integrations.webhooks import register_webhook_job_kind
+
+        register_webhook_job_kind()
         connect_webhook_signals()

@@ -15,3 +15,7 @@ class TenantsConfig(AppConfig):
         from tenants.registry.resolution import connect_site_signals
 
         connect_site_signals()
+
+        from tenants.audit.security import connect_security_signals
+
+        connect_security_signals()

@@ -75,6 +75,12 @@ class Tenant(TenantMixin):
         max_length=20, choices=Status.choices, default=Status.ACTIVE
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The slug of the tenant this one is a staging copy of (``tenants clone``): its
+    # admin shows a banner and its pages tell search engines not to index them.
+    staging_of = models.CharField(max_length=63, blank=True, default="")
+    # Set while a restore replaces the tenant's data: writes are refused with
+    # Retry-After (tenants.backups.freeze); read from the host map, so free per request.
+    writes_frozen_until = models.DateTimeField(null=True, blank=True)
 
     # Provisioning creates and drops schemas explicitly (tenants.provisioning.creation).
     auto_create_schema = False
@@ -150,3 +156,8 @@ class UsageFlush(models.Model):
 
     def __str__(self) -> str:
         return self.batch
+
+
+# Models of sub-packages that live in the public schema (same app, own modules).
+from tenants.audit.models import AuditEntry  # noqa: E402, F401
+from tenants.backups.models import Backup, DataExport, Restore  # noqa: E402, F401

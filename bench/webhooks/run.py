@@ -11,7 +11,7 @@ threaded ``http.server`` on 127.0.0.1): tenant A's endpoint answers after
 2. FIFO: A publishes ``--pages`` pages (one delivery each, sent as plain Celery tasks,
    ``deliver_webhook_fifo_task``), then B one;
 3. fair: the same through the fair queue (``content.jobs``: round robin across
-   tenants, at most ``CMS_JOBS_IN_FLIGHT_PER_TENANT`` of a tenant's jobs at once);
+   tenants, at most the plan's ``publish_concurrency`` of a tenant's jobs at once);
 4. throughput: B sends ``--burst`` test events to its fast endpoint through the fair
    queue; deliveries per second from the first emit to the last arrival.
 

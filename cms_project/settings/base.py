@@ -113,6 +113,8 @@ MIDDLEWARE = [
     # first, so that every answer (404, 429, 503 included) is logged and counted
     "tenants.observability.observation.RequestObservationMiddleware",
     "tenants.request_path.gate.TenantGateMiddleware",
+    # staging copies answer noindex, cached pages included (tenants.backups.clone)
+    "tenants.backups.clone.StagingCopyMiddleware",
     "tenants.observability.observation.TenantContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -120,10 +122,14 @@ MIDDLEWARE = [
     # sessions, CSRF and authentication, so that a cached hit pays for none of them
     "tenants.request_path.middleware.PublicPageMiddleware",
     "tenants.request_path.middleware.TenantAdmissionMiddleware",
+    # writes wait out a restore's swap: 503 with Retry-After (tenants.backups.freeze)
+    "tenants.backups.freeze.WriteFreezeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # who changed users and permissions, for the audit trail (tenants.audit)
+    "tenants.audit.trail.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "content.middleware.TenantRedirectMiddleware",
@@ -261,6 +267,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tenants.flush_usage",
         "schedule": env_int("CMS_USAGE_FLUSH_SECONDS", 60),
     },
+    # queues the tenants whose backup slot has come, prunes expired backups
+    "schedule-backups": {
+        "task": "tenants.schedule_backups",
+        "schedule": env_int("CMS_BACKUP_SCHEDULE_SECONDS", 300),
+    },
 }
 
 # The APIs (Wagtail API v2 and content.api_write) authenticate in one place: a tenant's
@@ -289,6 +300,36 @@ CMS_WEBHOOKS_RETRY_BASE_MS = env_int("CMS_WEBHOOKS_RETRY_BASE_MS", 30000)
 CMS_WEBHOOKS_RETRY_MAX_SECONDS = env_int("CMS_WEBHOOKS_RETRY_MAX_SECONDS", 4 * 3600)
 CMS_WEBHOOKS_RETRY_FOR_SECONDS = env_int("CMS_WEBHOOKS_RETRY_FOR_SECONDS", 86400)
 CMS_WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("CMS_WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
+
+# Backups (tenants.backups): archives go to the "backups" storage (a folder here, or
+# an S3-compatible bucket through django-storages: docs/operations.md). Backup jobs
+# run from their own fair queue on their own Celery queue, so a worker that serves
+# only CMS_JOBS_QUEUE never spends a slot on a backup.
+CMS_BACKUP_DIR = Path(env_str("CMS_BACKUP_DIR", str(VAR_DIR / "backups")))
+CMS_BACKUP_S3_BUCKET = env_str("CMS_BACKUP_S3_BUCKET", "")
+CMS_BACKUP_QUEUE = env_str("CMS_BACKUP_QUEUE", "backups")
+CMS_BACKUP_LEASE_SECONDS = env_int("CMS_BACKUP_LEASE_SECONDS", 3600)
+# An in-place restore keeps the state it replaced this long for `restore --undo`.
+CMS_RESTORE_GRACE_HOURS = env_int("CMS_RESTORE_GRACE_HOURS", 24)
+# A tenant's own data export: its download link expires after this many seconds.
+CMS_DATA_EXPORT_LINK_SECONDS = env_int("CMS_DATA_EXPORT_LINK_SECONDS", 24 * 3600)
+STORAGES["backups"] = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": CMS_BACKUP_S3_BUCKET,
+            "endpoint_url": env_str("CMS_BACKUP_S3_ENDPOINT", "") or None,
+            "location": env_str("CMS_BACKUP_S3_PREFIX", "backups"),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
+    if CMS_BACKUP_S3_BUCKET
+    else {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(CMS_BACKUP_DIR)},
+    }
+)
 
 # Tariff enforcement (tenants.tariffs.limits, tenants.tariffs.admission).
 RATELIMIT_USE_CACHE = "state"

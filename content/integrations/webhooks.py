@@ -2,7 +2,7 @@
 
 An event (``emit``) becomes one ``WebhookDelivery`` row per subscribed endpoint and one
 background job each (``content.jobs``: the fair queue, round robin across tenants and
-at most ``CMS_JOBS_IN_FLIGHT_PER_TENANT`` of a tenant's jobs running at once, so one
+at most the plan's ``publish_concurrency`` of a tenant's jobs running at once, so one
 tenant's slow endpoint holds a few workers, never the pool). The plan's
 ``webhook_deliveries_per_hour`` bounds new events; over it the delivery is logged as
 failed with the reason and can be redelivered later.
@@ -34,8 +34,9 @@ from standardwebhooks.webhooks import Webhook
 
 from content.integrations import egress
 from content.integrations.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from content.jobs import BackgroundJob, JobError, enqueue_jobs, job_kind
+from content.jobs import BackgroundJob, JobError, enqueue_jobs
 from tenants.errors import TenantError
+from tenants.jobs.kinds import register_job_kind
 from tenants.models import Tenant
 from tenants.tariffs.features import check_feature_count, tenant_feature
 
@@ -284,7 +285,13 @@ def retry_delay(attempt: int) -> float:
     return min(settings.CMS_WEBHOOKS_RETRY_MAX_SECONDS, base * 2 ** (attempt - 1))
 
 
-@job_kind(DELIVERY_JOB, counts_against_plan=False)
+def register_webhook_job_kind() -> None:
+    """Deliveries are the platform's own work on the tenant's behalf: they do not
+    count against publish_jobs_per_hour (the plan's webhook_deliveries_per_hour
+    limits them)."""
+    register_job_kind(DELIVERY_JOB, run=run_delivery, counts_against_plan=False)
+
+
 def run_delivery(job: BackgroundJob) -> dict:
     """The job: deliver one logged attempt (idempotent: a delivery already
     attempted is left alone)."""

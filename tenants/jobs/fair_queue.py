@@ -200,9 +200,11 @@ def _redis():
     return state_redis()
 
 
-def key_prefix() -> str:
-    """Keys of one Celery queue's fair queue (``cms[:<env>]:fairq:<queue>:``)."""
-    return platform_key("fairq", jobs_queue()) + ":"
+def key_prefix(queue: str | None = None) -> str:
+    """Keys of one fair queue (``cms[:<env>]:fairq:<queue>:``): by default the publish
+    jobs' Celery queue; other job families (backups) pass their own name, so their
+    jobs never share a ring, a cap or a token with publishing."""
+    return platform_key("fairq", queue or jobs_queue()) + ":"
 
 
 def jobs_queue() -> str:
@@ -234,7 +236,9 @@ def take_hourly_allowance(*, schema: str, count: int, limit: int) -> int:
     return int(used)
 
 
-def push(*, schema: str, job_refs: list[str], cap: int) -> int:
+def push(
+    *, schema: str, job_refs: list[str], cap: int, queue: str | None = None
+) -> int:
     """Append jobs to the tenant's list (oldest first) and put the tenant on the ring;
     returns the tenant's pending count. ``cap`` is its in-flight cap (the plan's
     ``publish_concurrency``), kept for pops: a plan change applies from the next
@@ -242,17 +246,21 @@ def push(*, schema: str, job_refs: list[str], cap: int) -> int:
     if not job_refs:
         return 0
     return int(
-        script(_PUSH)(args=[key_prefix(), schema, max(1, cap), *map(str, job_refs)])
+        script(_PUSH)(
+            args=[key_prefix(queue), schema, max(1, cap), *map(str, job_refs)]
+        )
     )
 
 
-def pop(*, now: float | None = None) -> Claim:
+def pop(
+    *, now: float | None = None, queue: str | None = None, lease: int | None = None
+) -> Claim:
     """Take the next job in fair order and lease it to the caller."""
     schema, ref, reclaimed, capped, earliest, attempt = script(_POP)(
         args=[
-            key_prefix(),
+            key_prefix(queue),
             repr(time.time() if now is None else now),
-            lease_seconds(),
+            lease or lease_seconds(),
             DEFAULT_CAP,
         ]
     )
@@ -269,9 +277,9 @@ def pop(*, now: float | None = None) -> Claim:
     )
 
 
-def finish(*, schema: str, job_ref: str) -> None:
+def finish(*, schema: str, job_ref: str, queue: str | None = None) -> None:
     """Release a job's in-flight slot (done, failed, or gone)."""
-    script(_FINISH)(args=[key_prefix(), schema, str(job_ref)])
+    script(_FINISH)(args=[key_prefix(queue), schema, str(job_ref)])
 
 
 def requeue(*, schema: str, job_ref: str) -> int:
@@ -308,8 +316,8 @@ def in_flight(*, schema: str) -> set[str]:
     return {ref.decode() if isinstance(ref, bytes) else ref for ref in refs}
 
 
-def pending(*, schema: str) -> int:
-    return int(_redis().llen(f"{key_prefix()}jobs:{schema}"))
+def pending(*, schema: str, queue: str | None = None) -> int:
+    return int(_redis().llen(f"{key_prefix(queue)}jobs:{schema}"))
 
 
 def clear(*, schema: str | None = None) -> None:

@@ -14,7 +14,7 @@ def seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0006_plan_publish_concurrency")]
+    dependencies = [("tenants", "0008_backups_and_audit")]
 
     operations = [
         migrations.AddField(

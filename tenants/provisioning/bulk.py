@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tenants.audit.trail import Actor
 from tenants.errors import TenantError
 from tenants.provisioning.creation import ProvisionedTenant, tenant_create
 
@@ -36,7 +37,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def tenants_create_from_csv(
-    path: Path, *, on_row: Callable[[bool], None] | None = None
+    path: Path,
+    *,
+    on_row: Callable[[bool], None] | None = None,
+    actor: Actor | None = None,
 ) -> BulkResult:
     """Create a tenant per row; a bad row is recorded and the rest go on. Several
     domains in one row are separated by spaces or semicolons."""
@@ -51,6 +55,7 @@ def tenants_create_from_csv(
                 domains=domains,
                 plan=row["plan"],
                 admin_email=row.get("admin_email") or None,
+                actor=actor,
             )
         except TenantError as exc:
             result.failed.append((line, row["slug"], str(exc)))

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import quote_schema_name, schema_context, schema_exists
 
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import (
     ConfirmationRequired,
     DomainTaken,
@@ -80,7 +81,7 @@ def _latest_migrations() -> frozenset[tuple[str, str]]:
     return frozenset(loader.graph.leaf_nodes())
 
 
-def _has_pending_migrations(schema_name: str) -> bool:
+def has_pending_migrations(schema_name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT app, name FROM {quote_schema_name(schema_name)}.django_migrations"
@@ -117,7 +118,7 @@ def ensure_template_schema(*, verbosity: int = 0) -> bool:
     if not schema_exists(name):
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {quote_schema_name(name)}")
-    elif not _has_pending_migrations(name):
+    elif not has_pending_migrations(name):
         return False
     call_command(
         "migrate_schemas",
@@ -214,6 +215,7 @@ def tenant_create(
     plan: str,
     admin_email: str | None = None,
     admin_password: str | None = None,
+    actor: Actor | None = None,
 ) -> ProvisionedTenant:
     """Provision a tenant: schema cloned from the template, domains, Site, home page and
     an admin user. All or nothing."""
@@ -240,6 +242,13 @@ def tenant_create(
                 with schema_context(slug):
                     _create_site_and_home(tenant, hosts[0])
                     username = _create_admin(email, password_hash.result())
+                record_audit(
+                    action="tenant.created",
+                    actor=actor,
+                    tenant=slug,
+                    target=f"tenant {slug}",
+                    after={"name": tenant.name, "plan": plan, "domains": hosts},
+                )
         except Exception as exc:
             connection.set_schema_to_public()
             logger.exception("provisioning of tenant %s failed", slug)
@@ -256,7 +265,7 @@ def tenant_create(
     )
 
 
-def _purge_tenant_cache(schema_name: str) -> None:
+def purge_tenant_cache(schema_name: str) -> None:
     """Drop the tenant's keys - Django's cache (its key function starts with the
     schema) and the platform's own (slots, page cache): a later tenant with the same
     slug starts clean."""
@@ -267,7 +276,7 @@ def _purge_tenant_cache(schema_name: str) -> None:
             client.delete(*keys)
 
 
-def tenant_delete(*, slug: str, confirm: bool) -> None:
+def tenant_delete(*, slug: str, confirm: bool, actor: Actor | None = None) -> None:
     """Drop the tenant's schema, rows, media and cache keys."""
     if not confirm:
         raise ConfirmationRequired(
@@ -289,9 +298,16 @@ def tenant_delete(*, slug: str, confirm: bool) -> None:
             cursor.execute(f"DROP SCHEMA IF EXISTS {quote_schema_name(slug)} CASCADE")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         Tenant.objects.filter(pk=tenant.pk).delete()
+        record_audit(
+            action="tenant.deleted",
+            actor=actor,
+            tenant=slug,
+            target=f"tenant {slug}",
+            before={"name": tenant.name, "plan": tenant.plan.name},
+        )
     invalidate_tenant_map()
     shutil.rmtree(tenant_media_dir(slug), ignore_errors=True)
     try:
-        _purge_tenant_cache(slug)
+        purge_tenant_cache(slug)
     except Exception:
         logger.exception("could not purge cache keys of deleted tenant %s", slug)

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.models import Domain, Tenant
 from tenants.provisioning.cloning import clone_template
@@ -104,8 +105,13 @@ def _add_bytes(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
     archive.addfile(info, io.BytesIO(payload))
 
 
-def tenant_export(*, slug: str, output: Path) -> ExportSummary:
-    """Write the tenant's data and media to ``output`` (a consistent snapshot)."""
+def tenant_export(
+    *, slug: str, output: Path, actor: Actor | None = None, audit: bool = True
+) -> ExportSummary:
+    """Write the tenant's data and media to ``output`` (a consistent snapshot).
+
+    An export takes a tenant's data out, so it is audited; callers that record the
+    export themselves (a backup) pass ``audit=False``."""
     tenant = tenant_get(slug)
     output = Path(output)
     if output.parent and not output.parent.exists():
@@ -171,12 +177,20 @@ def tenant_export(*, slug: str, output: Path) -> ExportSummary:
         temporary.replace(output)
     finally:
         temporary.unlink(missing_ok=True)
+    if audit:
+        record_audit(
+            action="tenant.exported",
+            actor=actor,
+            tenant=schema,
+            target=f"tenant {schema}",
+            after={"path": str(output), "rows": rows, "media_files": media_files},
+        )
     return ExportSummary(
         path=output, tables=len(tables), rows=rows, media_files=media_files
     )
 
 
-def _read_manifest(archive: tarfile.TarFile) -> dict:
+def read_manifest(archive: tarfile.TarFile) -> dict:
     try:
         member = archive.extractfile("manifest.json")
     except KeyError:
@@ -190,7 +204,7 @@ def _read_manifest(archive: tarfile.TarFile) -> dict:
     return manifest
 
 
-def _check_migration_state(manifest: dict) -> None:
+def check_migration_state(manifest: dict) -> None:
     with connection.cursor() as cursor:
         current = {tuple(row) for row in _migrations(cursor, template_schema_name())}
     archived = {tuple(row) for row in manifest["migrations"]}
@@ -205,7 +219,7 @@ def _check_migration_state(manifest: dict) -> None:
         )
 
 
-def _load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
+def load_rows(archive: tarfile.TarFile, manifest: dict, schema: str) -> None:
     raw = connection.cursor().cursor
     with connection.cursor() as cursor:
         existing = _tables(cursor, schema)
@@ -274,20 +288,28 @@ def _upload_sizes(archive: tarfile.TarFile) -> list[int]:
     ]
 
 
+def extract_media_to(archive: tarfile.TarFile, staging: Path) -> int:
+    """Write the archive's media into the folder ``staging``; returns the count."""
+    count = 0
+    for member in archive.getmembers():
+        if not member.name.startswith("media/") or not member.isfile():
+            continue
+        relative = Path(member.name[len("media/") :])
+        destination = (staging / relative).resolve()
+        if staging.resolve() not in destination.parents:
+            raise ArchiveError(f"Refusing unsafe path in archive: {member.name!r}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with archive.extractfile(member) as source, destination.open("wb") as out:
+            shutil.copyfileobj(source, out)
+        count += 1
+    return count
+
+
 def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
     target = tenant_media_dir(slug)
     staging = Path(tempfile.mkdtemp(prefix=f"import-{slug}-", dir=target.parent))
     try:
-        for member in archive.getmembers():
-            if not member.name.startswith("media/") or not member.isfile():
-                continue
-            relative = Path(member.name[len("media/") :])
-            destination = (staging / relative).resolve()
-            if staging.resolve() not in destination.parents:
-                raise ArchiveError(f"Refusing unsafe path in archive: {member.name!r}")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.extractfile(member) as source, destination.open("wb") as out:
-                shutil.copyfileobj(source, out)
+        extract_media_to(archive, staging)
         if target.exists():
             shutil.rmtree(target)
         staging.replace(target)
@@ -296,9 +318,16 @@ def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
 
 
 def tenant_import(
-    *, archive_path: Path, slug: str, domains: list[str], plan: str | None = None
+    *,
+    archive_path: Path,
+    slug: str,
+    domains: list[str],
+    plan: str | None = None,
+    actor: Actor | None = None,
+    staging_of: str = "",
 ) -> Tenant:
-    """Restore an archive as a new tenant ``slug`` served at ``domains``."""
+    """Restore an archive as a new tenant ``slug`` served at ``domains``
+    (``staging_of``: the slug it is a staging copy of, for ``tenants clone``)."""
     archive_path = Path(archive_path)
     if not archive_path.is_file():
         raise ArchiveError(f"No such archive: {archive_path}")
@@ -307,7 +336,7 @@ def tenant_import(
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"Cannot read {archive_path}: {exc}") from None
     with archive:
-        manifest = _read_manifest(archive)
+        manifest = read_manifest(archive)
         hosts, plan_obj = validate_new_tenant(
             slug=slug,
             name=manifest["name"],
@@ -317,19 +346,34 @@ def tenant_import(
         # the uploads it brings within the plan, like any other upload
         check_imported_uploads(plan_obj, _upload_sizes(archive))
         ensure_template_schema()
-        _check_migration_state(manifest)
+        check_migration_state(manifest)
         with transaction.atomic():
             tenant = Tenant.objects.create(
-                schema_name=slug, name=manifest["name"], plan=plan_obj
+                schema_name=slug,
+                name=manifest["name"],
+                plan=plan_obj,
+                staging_of=staging_of,
             )
             for index, host in enumerate(hosts):
                 Domain.objects.create(domain=host, tenant=tenant, is_primary=index == 0)
             clone_template(slug)
-            _load_rows(archive, manifest, slug)
+            load_rows(archive, manifest, slug)
             with schema_context(slug):
                 from wagtail.models import Site
 
                 Site.objects.filter(is_default_site=True).update(hostname=hosts[0])
+            record_audit(
+                action="tenant.cloned" if staging_of else "tenant.imported",
+                actor=actor,
+                tenant=slug,
+                target=f"tenant {slug}",
+                after={
+                    "from": staging_of or manifest["slug"],
+                    "archive": archive_path.name,
+                    "domains": hosts,
+                    "plan": plan_obj.name,
+                },
+            )
         connection.set_schema_to_public()
         try:
             tenant_media_dir(slug).parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ import re
 
 from django.db import transaction
 
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.models import LIMIT_FIELDS, Plan
 from tenants.registry.resolution import invalidate_tenant_map
@@ -55,6 +56,7 @@ def plan_create(
     title: str = "",
     base: str | None = None,
     features: dict[str, int] | None = None,
+    actor: Actor | None = None,
 ) -> Plan:
     """Create a tariff; limits not given are copied from ``base`` (all are required
     without one), and so are features (unset ones take their declared default)."""
@@ -76,9 +78,22 @@ def plan_create(
             f"Missing limits: {', '.join(missing)} (give them with --limit, or copy "
             "the rest from a plan with --from)."
         )
-    return Plan.objects.create(
-        name=name, title=title or name.title(), features=chosen, **values
-    )
+    with transaction.atomic():
+        plan = Plan.objects.create(
+            name=name, title=title or name.title(), features=chosen, **values
+        )
+        record_audit(
+            action="plan.created",
+            actor=actor,
+            tenant="",
+            target=f"plan {plan.name}",
+            after=_plan_state(plan),
+        )
+    return plan
+
+
+def _plan_state(plan: Plan) -> dict:
+    return {"title": plan.title, **plan.limits(), "features": dict(plan.features)}
 
 
 def plan_update(
@@ -87,6 +102,7 @@ def plan_update(
     limits: dict[str, int],
     title: str = "",
     features: dict[str, int] | None = None,
+    actor: Actor | None = None,
 ) -> Plan:
     """Change a plan; every tenant on it sees the change within a second. Lowering a
     count never removes what tenants have, it only stops growth."""
@@ -97,6 +113,7 @@ def plan_update(
         )
     with transaction.atomic():
         plan = plan_get(name)
+        before = _plan_state(plan)
         for field, value in limits.items():
             setattr(plan, field, value)
         if features:
@@ -104,5 +121,13 @@ def plan_update(
         if title:
             plan.title = title
         plan.save()
+        record_audit(
+            action="plan.updated",
+            actor=actor,
+            tenant="",
+            target=f"plan {plan.name}",
+            before=before,
+            after=_plan_state(plan),
+        )
     invalidate_tenant_map()
     return plan

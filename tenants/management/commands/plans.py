@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tenants.audit.trail import Actor
 from tenants.errors import TenantError
 from tenants.models import LIMIT_FIELDS
 from tenants.registry.selectors import plan_as_dict, plan_get, plan_list
@@ -103,6 +104,7 @@ class Command(BaseCommand):
             title=options["title"],
             base=options["base"],
             features=parse_features(options["features"]),
+            actor=Actor.command_line(),
         )
         self.stdout.write(f"Created plan {plan.name}.")
 
@@ -114,6 +116,7 @@ class Command(BaseCommand):
             limits=limits,
             title=options["title"],
             features=features,
+            actor=Actor.command_line(),
         )
         changed = ", ".join(
             f"{name}={value}" for name, value in {**limits, **features}.items()

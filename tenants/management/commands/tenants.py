@@ -6,6 +6,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from tenants.audit import trail
+from tenants.audit.trail import Actor
+from tenants.backups import clone, data_export, restore, snapshots
 from tenants.errors import TenantError
 from tenants.management.commands.migrate import fleet_summary
 from tenants.metering import counters, reports
@@ -92,9 +95,72 @@ class Command(BaseCommand):
         export = actions.add_parser("export", help="Write a tenant to an archive.")
         export.add_argument("slug", help=SLUG_HELP)
         export.add_argument(
-            "-o", "--output", required=True, metavar="FILE.tar.gz",
-            help="The archive to write (data and media).",
+            "-o", "--output", required=True, metavar="FILE",
+            help="Where to write it (.tar.gz; .zip with --portable).",
         )  # fmt: skip
+        export.add_argument(
+            "--portable", action="store_true",
+            help="The tenant's own portable format instead of a restorable archive: "
+            "pages with revisions as JSON, images, documents, users without password "
+            "hashes (a zip).",
+        )  # fmt: skip
+
+        backup = actions.add_parser(
+            "backup", help="Take a backup of a tenant now, into the backup storage."
+        )
+        backup.add_argument("slug", help="The tenant's slug.")
+
+        backups = actions.add_parser("backups", help="List a tenant's backups.")
+        backups.add_argument("slug", help="The tenant's slug.")
+        backups.add_argument("--json", action="store_true", help="Print JSON.")
+
+        restore_in_place = actions.add_parser(
+            "restore",
+            help="Restore a tenant in place from one of its backups, without "
+            "downtime; or --undo the last restore.",
+        )
+        restore_in_place.add_argument("slug", help="The tenant's slug.")
+        which = restore_in_place.add_mutually_exclusive_group(required=True)
+        which.add_argument(
+            "--backup", metavar="ID", help="The backup to restore (see `backups`)."
+        )
+        which.add_argument(
+            "--undo", action="store_true",
+            help="Swap back the state the last restore replaced (within the grace "
+            "period, CMS_RESTORE_GRACE_HOURS).",
+        )  # fmt: skip
+
+        clone = actions.add_parser(
+            "clone", help="Copy a tenant (content, users, media) as a staging tenant."
+        )
+        clone.add_argument("slug", help="The tenant to copy.")
+        clone.add_argument("--to", required=True, metavar="NEW", help="The new slug.")
+        clone.add_argument(
+            "--domain", action="append", required=True, dest="domains",
+            help="Host name of the copy; repeat for more. The first is primary.",
+        )  # fmt: skip
+        clone.add_argument("--plan", help="Default: the original's plan.")
+
+        audit = actions.add_parser(
+            "audit", help="The audit trail: operator and security-relevant actions."
+        )
+        audit.add_argument(
+            "slug", nargs="?", help="Only this tenant's entries (default: all)."
+        )
+        audit.add_argument(
+            "--since", metavar="WHEN",
+            help="From a date (2026-12-01), a date-time or an age (30m, 12h, 7d).",
+        )  # fmt: skip
+        audit.add_argument(
+            "--action",
+            dest="action_prefix",
+            metavar="PREFIX",
+            help="Only actions starting with this (e.g. tenant., login.).",
+        )
+        audit.add_argument(
+            "--limit", type=int, default=None, help="Only the newest N entries."
+        )
+        audit.add_argument("--json", action="store_true", help="Print JSON lines.")
 
         restore = actions.add_parser("import", help="Restore an archive as a tenant.")
         restore.add_argument(
@@ -145,6 +211,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         handler = getattr(self, "handle_" + options["action"].replace("-", "_"))
+        # every service this command calls records its change as this operator
+        self.actor = Actor.command_line()
         try:
             handler(options)
         except TenantError as exc:
@@ -171,6 +239,7 @@ class Command(BaseCommand):
             plan=options["plan"],
             admin_email=options["admin_email"],
             admin_password=options["admin_password"],
+            actor=self.actor,
         )
         self.stdout.write(
             f"Created tenant {result.tenant.slug} on plan {options['plan']}."
@@ -187,7 +256,9 @@ class Command(BaseCommand):
 
     def handle_create_from_csv(self, path: str) -> None:
         bar = ProgressBar(bulk.count_rows(path), "Creating tenants", self._raw_stderr)
-        result = bulk.tenants_create_from_csv(path, on_row=bar.advance)
+        result = bulk.tenants_create_from_csv(
+            path, on_row=bar.advance, actor=self.actor
+        )
         for created in result.created:
             self.stdout.write(
                 f"created {created.tenant.slug}  {created.url}  admin login: "
@@ -226,25 +297,33 @@ class Command(BaseCommand):
         self.stdout.write(f"{'domains:':<16}{', '.join(row['domains'])}")
 
     def handle_set_plan(self, options: dict) -> None:
-        tenant = lifecycle.tenant_set_plan(slug=options["slug"], plan=options["plan"])
+        tenant = lifecycle.tenant_set_plan(
+            slug=options["slug"], plan=options["plan"], actor=self.actor
+        )
         self.stdout.write(f"Tenant {tenant.slug} is now on plan {tenant.plan.name}.")
 
     def handle_add_domain(self, options: dict) -> None:
-        domain = lifecycle.tenant_add_domain(slug=options["slug"], host=options["host"])
+        domain = lifecycle.tenant_add_domain(
+            slug=options["slug"], host=options["host"], actor=self.actor
+        )
         self.stdout.write(f"Added {domain.domain} to {options['slug']}.")
 
     def handle_remove_domain(self, options: dict) -> None:
-        lifecycle.tenant_remove_domain(slug=options["slug"], host=options["host"])
+        lifecycle.tenant_remove_domain(
+            slug=options["slug"], host=options["host"], actor=self.actor
+        )
         self.stdout.write(f"Removed {options['host'].lower()} from {options['slug']}.")
 
     def handle_suspend(self, options: dict) -> None:
         lifecycle.tenant_set_status(
-            slug=options["slug"], status=Tenant.Status.SUSPENDED
+            slug=options["slug"], status=Tenant.Status.SUSPENDED, actor=self.actor
         )
         self.stdout.write(f"Suspended {options['slug']}: its site now answers 503.")
 
     def handle_resume(self, options: dict) -> None:
-        lifecycle.tenant_set_status(slug=options["slug"], status=Tenant.Status.ACTIVE)
+        lifecycle.tenant_set_status(
+            slug=options["slug"], status=Tenant.Status.ACTIVE, actor=self.actor
+        )
         self.stdout.write(f"Resumed {options['slug']}.")
 
     def handle_delete(self, options: dict) -> None:
@@ -252,22 +331,118 @@ class Command(BaseCommand):
             if not options["yes"]:
                 provisioning.tenant_delete(slug=options["slug"], confirm=False)
             summary = portability.tenant_export(
-                slug=options["slug"], output=Path(options["backup"])
+                slug=options["slug"], output=Path(options["backup"]), actor=self.actor
             )
             self.stdout.write(f"Backup written to {summary.path}.")
-        provisioning.tenant_delete(slug=options["slug"], confirm=options["yes"])
+        provisioning.tenant_delete(
+            slug=options["slug"], confirm=options["yes"], actor=self.actor
+        )
         self.stdout.write(
             f"Deleted tenant {options['slug']}, its schema and its media."
         )
 
     def handle_export(self, options: dict) -> None:
+        if options["portable"]:
+            manifest = data_export.write_portable_export(
+                slug=options["slug"], output=Path(options["output"]), actor=self.actor
+            )
+            self.stdout.write(
+                f"Exported {options['slug']} (portable) to {options['output']}: "
+                f"{manifest['pages']} pages, {manifest['users']} users, "
+                f"{len(manifest['images'])} images, "
+                f"{len(manifest['documents'])} documents."
+            )
+            return
         summary = portability.tenant_export(
-            slug=options["slug"], output=Path(options["output"])
+            slug=options["slug"], output=Path(options["output"]), actor=self.actor
         )
         self.stdout.write(
             f"Exported {options['slug']} to {summary.path}: {summary.tables} tables, "
             f"{summary.rows} rows, {summary.media_files} media files."
         )
+
+    def handle_backup(self, options: dict) -> None:
+        backup = snapshots.backup_take(slug=options["slug"], actor=self.actor)
+        self.stdout.write(
+            f"Backup {backup.pk} of {backup.tenant_schema}: {backup.storage_name} "
+            f"({backup.size_bytes} bytes, sha256 {backup.sha256})."
+        )
+
+    def handle_backups(self, options: dict) -> None:
+        rows = [
+            snapshots.backup_as_dict(b)
+            for b in snapshots.backups_list(slug=options["slug"])
+        ]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            self.stdout.write(f"No backups of {options['slug']}.")
+            return
+        self.stdout.write(
+            f"{'ID':>6} {'TAKEN (UTC)':<20} {'KIND':<10} {'STATUS':<8} "
+            f"{'SIZE':>10}  SHA256"
+        )
+        for row in rows:
+            self.stdout.write(
+                f"{row['id']:>6} {row['created_at'][:19]:<20} {row['kind']:<10} "
+                f"{row['status']:<8} {row['size_bytes']:>10}  "
+                f"{(row['sha256'] or '-')[:16]}"
+            )
+
+    def handle_restore(self, options: dict) -> None:
+        if options["undo"]:
+            undone = restore.restore_undo(slug=options["slug"], actor=self.actor)
+            self.stdout.write(
+                f"Undid restore {undone.pk} of {options['slug']}: the state before "
+                "it is live again."
+            )
+            return
+        result = restore.restore_backup(
+            slug=options["slug"], backup_id=options["backup"], actor=self.actor
+        )
+        self.stdout.write(
+            f"Restored {options['slug']} from backup {options['backup']}: "
+            f"{result.tables} tables, {result.rows} rows, {result.media_files} media "
+            f"files verified and live. Undo until "
+            f"{result.restore.undo_until:%Y-%m-%d %H:%M} UTC with "
+            f"`tenants restore {options['slug']} --undo`."
+        )
+
+    def handle_clone(self, options: dict) -> None:
+        tenant = clone.tenant_clone(
+            slug=options["slug"],
+            to=options["to"],
+            domains=options["domains"],
+            plan=options["plan"],
+            actor=self.actor,
+        )
+        url = provisioning.tenant_url(options["domains"][0].lower())
+        self.stdout.write(
+            f"Cloned {options['slug']} as staging copy {tenant.slug}: {url}"
+        )
+
+    def handle_audit(self, options: dict) -> None:
+        since = trail.parse_since(options["since"]) if options["since"] else None
+        entries = trail.audit_entries(
+            tenant=options["slug"],
+            since=since,
+            action=options["action_prefix"],
+            limit=options["limit"],
+        )
+        if options["json"]:
+            for entry in entries:
+                self.stdout.write(json.dumps(trail.entry_as_dict(entry)))
+            return
+        if not entries:
+            self.stdout.write("No audit entries.")
+            return
+        for entry in entries:
+            where = entry.source + (f" {entry.ip}" if entry.ip else "")
+            self.stdout.write(
+                f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.tenant_schema or '-':<16} "
+                f"{entry.actor:<24} {where:<18} {entry.action:<28} {entry.target}"
+            )
 
     def handle_import(self, options: dict) -> None:
         tenant = portability.tenant_import(
@@ -275,6 +450,7 @@ class Command(BaseCommand):
             slug=options["slug"],
             domains=options["domains"],
             plan=options["plan"],
+            actor=self.actor,
         )
         url = provisioning.tenant_url(options["domains"][0].lower())
         self.stdout.write(f"Imported {options['archive']} as {tenant.slug}: {url}")
