@@ -3,6 +3,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
+from tenants.domains.tls_ask import tls_ask
 from tenants.metering.views import OperatorLoginView, operator_usage
 from tenants.observability.health import healthz, readyz
 from tenants.observability.metrics import metrics_view
@@ -11,6 +12,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    # Caddy's on-demand TLS ``ask`` (tenants.domains.tls_ask)
+    path("_tls/ask", tls_ask, name="tls-ask"),
     path("ops/login/", OperatorLoginView.as_view(), name="ops-login"),
     path("ops/usage/", operator_usage, name="ops-usage"),
     path(

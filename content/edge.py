@@ -36,6 +36,7 @@ from content.hot_path import (
     take_hot_path,
 )
 from content.page_cache import cache_seconds
+from tenants.domains.policy import add_hsts, canonical_location
 from tenants.observability.observation import in_tenant_context, observed
 from tenants.registry.resolution import resolve_tenant
 from tenants.request_path.gate import request_host
@@ -74,6 +75,8 @@ class PageCacheEdge:
             return None
         if settings.SECURE_SSL_REDIRECT and not request.is_secure():
             return None
+        if canonical_location(request, tenant) is not None:
+            return None  # Django redirects it to the primary domain
         if not serves_pages(settings.ROOT_URLCONF, request.path_info):
             return None
         return tenant
@@ -107,6 +110,7 @@ class PageCacheEdge:
         """A cached page, or a refusal (429 over the rate, 503 over the
         concurrency cap): a flooding tenant's refused requests cost no Django."""
         response = settle(request, hot_path)
+        add_hsts(request, response, request.tenant)
         return self.security.process_response(request, response)
 
     @staticmethod
