@@ -178,3 +178,26 @@ def published(dns_server):
     dns_server.clear()
     yield dns_server
     dns_server.clear()
+
+
+@pytest.fixture(scope="session")
+def tls_edge_app_port() -> int:
+    """The port of the pool Caddy proxies to (and asks): chosen before either starts."""
+    from tests.integration import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def tls_edge(dns_server, tls_edge_app_port, tmp_path_factory):
+    """ONE pebble and ONE Caddy (deploy/caddy/Caddyfile) for the whole session, in
+    front of the pool a module starts on ``tls_edge_app_port`` (tests/tls_edge.py)."""
+    from tests.tls_edge import start_tls_edge, stop_tls_edge
+
+    edge = start_tls_edge(
+        directory=tmp_path_factory.mktemp("tls-edge"),
+        dns_address=dns_server.address,
+        app_port=tls_edge_app_port,
+    )
+    yield edge
+    stop_tls_edge(edge)
