@@ -42,7 +42,18 @@ def verify_domain_task(self, domain_id: int) -> str:
 
 
 def schedule_domain_verification(domain_id: int) -> None:
-    """Queue the background check once the domain's row is committed."""
+    """Queue the background check once the domain's row is committed. A broker that
+    cannot be reached leaves the domain pending (checked on "verify now"), logged."""
+    import logging
+
     from django.db import transaction
 
-    transaction.on_commit(lambda: verify_domain_task.delay(domain_id))
+    def send() -> None:
+        try:
+            verify_domain_task.delay(domain_id)
+        except Exception:  # noqa: BLE001 - the domain is saved; only the retry is lost
+            logging.getLogger(__name__).warning(
+                "could not queue the verification of domain %s", domain_id
+            )
+
+    transaction.on_commit(send)

@@ -180,6 +180,24 @@ def test_other_domains_redirect_to_the_primary_keeping_path_and_query():
         )
     sitemap = Client(HTTP_HOST="shop.example.test").get("/sitemap.xml")
     assert "<loc>https://shop.example.test/" in sitemap.content.decode()
+    api = Client(HTTP_HOST="shop.example.test").get(
+        "/api/v2/pages/?type=content.HomePage&fields=_,html_url"
+    )
+    assert api.json()["items"][0]["meta"]["html_url"] == "https://shop.example.test/"
+
+    # a password reset asked for on another domain is asked for on the primary
+    from django.core import mail
+
+    reset = Client(HTTP_HOST="acme.localhost").post(
+        "/admin/password_reset/", {"email": "admin@acme.localhost"}, follow=True
+    )
+    assert reset.redirect_chain[0] == (
+        "https://shop.example.test/admin/password_reset/",
+        308,
+    )
+    assert mail.outbox and "://shop.example.test/admin/password_reset/confirm/" in (
+        mail.outbox[-1].body
+    )
 
     # the apex/www choice: make www primary and the apex redirects to it
     run("primary-domain", "acme", "www.shop.example.test")
