@@ -94,3 +94,18 @@ def test_the_ask_endpoint_is_only_on_the_operators_host():
         ASK, {"domain": "acme.localhost"}, follow=True
     )
     assert answer.status_code == 404
+
+
+def test_deleting_a_tenant_stops_issuance_for_its_domains(operator):
+    from tenants.provisioning.creation import tenant_create, tenant_delete
+
+    tenant_create(
+        slug="leaving", name="Leaving", domains=["leaving.localhost"], plan="pro"
+    )
+    add_verified("leaving", "leaving.example.test")
+    assert ask(operator, "leaving.example.test").status_code == 200
+
+    tenant_delete(slug="leaving", confirm=True)
+
+    assert ask(operator, "leaving.example.test").status_code == 403
+    assert ask(operator, "leaving.localhost").status_code == 403
