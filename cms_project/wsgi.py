@@ -15,3 +15,8 @@ if apps.is_installed("django_tenants") and apps.is_installed("content"):
     from tenants.request_path.edge import PageCacheEdge
 
     application = PageCacheEdge(application)
+
+# X-Forwarded-Proto is believed only from CMS_TRUSTED_PROXIES, edge included.
+from tenants.request_path.forwarded_proto import ForwardedProtoGuard  # noqa: E402
+
+application = ForwardedProtoGuard(application)

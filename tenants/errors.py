@@ -39,3 +39,8 @@ class ConfirmationRequired(TenantError):
 
 class ProvisioningFailed(TenantError):
     pass
+
+
+class DomainVerificationFailed(TenantError):
+    """Ownership of a domain could not be proven (yet): the message says what was
+    looked up and what was found."""

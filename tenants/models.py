@@ -81,6 +81,9 @@ class Tenant(TenantMixin):
     # Set while a restore replaces the tenant's data: writes are refused with
     # Retry-After (tenants.backups.freeze); read from the host map, so free per request.
     writes_frozen_until = models.DateTimeField(null=True, blank=True)
+    # Strict-Transport-Security on the tenant's hosts, once its admins opt in and its
+    # plan includes the ``hsts`` switch (tenants.domains.policy).
+    hsts_enabled = models.BooleanField(default=False)
 
     # Provisioning creates and drops schemas explicitly (tenants.provisioning.creation).
     auto_create_schema = False
@@ -102,7 +105,35 @@ class Tenant(TenantMixin):
 
 
 class Domain(DomainMixin):
-    """A host name served by one tenant; exactly one per tenant is primary."""
+    """A host name served by one tenant; exactly one per tenant is primary.
+
+    A domain is served only once ``verified``. Domains the operator gives (at creation,
+    or subdomains of the platform's base domain) are verified by construction; a
+    custom domain a tenant adds starts ``pending`` until its owner proves control
+    (tenants.domains.ownership), and becomes ``failed`` when the background retries
+    give up (a later check may still verify it).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        VERIFIED = "verified"
+        FAILED = "failed"
+
+    class Method(models.TextChoices):
+        DNS = "dns", "DNS TXT record"
+        HTTP = "http", "HTTP token"
+
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.VERIFIED
+    )
+    verification_token = models.CharField(max_length=64, blank=True, default="")
+    verification_method = models.CharField(
+        max_length=10, choices=Method.choices, default=Method.DNS
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(null=True, auto_now_add=True)
 
     class Meta:
         ordering = ["domain"]
@@ -116,6 +147,10 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+    @property
+    def is_verified(self) -> bool:
+        return self.status == self.Status.VERIFIED
 
 
 class UsageDay(models.Model):

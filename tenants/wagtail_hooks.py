@@ -1,5 +1,5 @@
-"""Admin wiring of the tenants app: the tenant's Usage page, its audit log, its data
-export, and the staging-copy banner."""
+"""Admin wiring of the tenants app: the tenant's Usage page, Settings -> Domains,
+its audit log, its data export, and the staging-copy banner."""
 
 from django.db import connection
 from django.urls import path, reverse
@@ -9,6 +9,7 @@ from wagtail.admin.menu import MenuItem
 
 from tenants.audit.views import tenant_audit_log
 from tenants.backups import data_export_views
+from tenants.domains.admin_views import tenant_domains_view
 from tenants.metering.views import tenant_usage
 
 
@@ -27,6 +28,7 @@ def register_usage_url():
             data_export_views.data_export_download,
             name="tenant_data_export_download",
         ),
+        path("domains/", tenant_domains_view, name="tenant_domains"),
     ]
 
 
@@ -38,6 +40,13 @@ def register_usage_menu_item():
 class AdminsOnlyMenuItem(MenuItem):
     def is_shown(self, request) -> bool:
         return request.user.is_superuser
+
+
+@hooks.register("register_settings_menu_item")
+def register_domains_menu_item():
+    return AdminsOnlyMenuItem(
+        "Domains", reverse("tenant_domains"), icon_name="site", order=150
+    )
 
 
 @hooks.register("register_admin_menu_item")

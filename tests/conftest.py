@@ -179,3 +179,54 @@ def all_slots_taken(schema: str) -> Iterator[None]:
     finally:
         for token in held:
             release_slot(schema, token)
+
+
+@pytest.fixture(scope="session")
+def dns_server():
+    """A DNS server on loopback answering for *.example.test (A 127.0.0.1 and the TXT
+    records a test publishes); the app's resolver (CMS_DNS_RESOLVER) points at it,
+    in this process and in workers started after it."""
+    from django.conf import settings
+
+    from tests.dns_server import TestDnsServer, free_udp_and_tcp_port
+
+    server = TestDnsServer(port=free_udp_and_tcp_port(), zones=("example.test",))
+    server.start()
+    previous = settings.CMS_DNS_RESOLVER
+    settings.CMS_DNS_RESOLVER = server.address
+    os.environ["CMS_DNS_RESOLVER"] = server.address
+    yield server
+    settings.CMS_DNS_RESOLVER = previous
+    os.environ.pop("CMS_DNS_RESOLVER", None)
+    server.stop()
+
+
+@pytest.fixture
+def published(dns_server):
+    """The test DNS server's TXT records, emptied after the test."""
+    dns_server.clear()
+    yield dns_server
+    dns_server.clear()
+
+
+@pytest.fixture(scope="session")
+def tls_edge_app_port() -> int:
+    """The port of the pool Caddy proxies to (and asks): chosen before either starts."""
+    from tests.integration import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def tls_edge(dns_server, tls_edge_app_port, tmp_path_factory):
+    """ONE pebble and ONE Caddy (deploy/caddy/Caddyfile) for the whole session, in
+    front of the pool a module starts on ``tls_edge_app_port`` (tests/tls_edge.py)."""
+    from tests.tls_edge import start_tls_edge, stop_tls_edge
+
+    edge = start_tls_edge(
+        directory=tmp_path_factory.mktemp("tls-edge"),
+        dns_address=dns_server.address,
+        app_port=tls_edge_app_port,
+    )
+    yield edge
+    stop_tls_edge(edge)

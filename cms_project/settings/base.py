@@ -32,9 +32,27 @@ CMS_PUBLIC_HOSTS = env_list("CMS_PUBLIC_HOSTS", [CMS_BASE_DOMAIN, "127.0.0.1"])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
 # Proxies (Caddy, HAProxy, a load balancer) whose X-Forwarded-For is believed, as
 # CIDRs; the client's address is decided in tenants.request_path.client_address.
+# X-Forwarded-Proto from anyone else is dropped before Django reads it
+# (tenants.request_path.forwarded_proto), and Django trusts the header only when
+# some proxy is trusted.
 CMS_TRUSTED_PROXIES = env_networks("CMS_TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if CMS_TRUSTED_PROXIES else None
+)
 CMS_SITE_SCHEME = env_str("CMS_SITE_SCHEME", "http")
 CMS_SITE_PORT = env_int("CMS_SITE_PORT", 8000)
+# Custom domains (tenants.domains): the resolver asked for _cms-challenge TXT records
+# ("" = the system's; "host" or "host:port", comma-separated), the public HTTPS port of
+# the TLS edge (Caddy), how often the background check retries a pending domain, and
+# how many certificate questions one client may ask Caddy's ask endpoint per minute.
+CMS_DNS_RESOLVER = env_str("CMS_DNS_RESOLVER", "")
+CMS_CUSTOM_DOMAIN_PORT = env_int("CMS_CUSTOM_DOMAIN_PORT", 443)
+CMS_DOMAIN_VERIFY_ATTEMPTS = env_int("CMS_DOMAIN_VERIFY_ATTEMPTS", 12)
+CMS_DOMAIN_VERIFY_RETRY_SECONDS = env_int("CMS_DOMAIN_VERIFY_RETRY_SECONDS", 60)
+CMS_DOMAIN_HTTP_CHECK_PORT = env_int("CMS_DOMAIN_HTTP_CHECK_PORT", 80)
+CMS_TLS_ASK_RATE = env_str("CMS_TLS_ASK_RATE", "120/m")
+# HSTS max-age a tenant that opted in sends (tenants.domains.policy)
+CMS_HSTS_SECONDS = env_int("CMS_HSTS_SECONDS", 31536000)
 
 SHARED_APPS = [
     # before django_tenants so that our `migrate` (which also migrates the template
@@ -110,11 +128,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CMS_DB_TRANSACTION_POOLING = env_bool("CMS_DB_TRANSACTION_POOLING", False)
 
 MIDDLEWARE = [
-    # first, so that every answer (404, 429, 503 included) is logged and counted
+    # before anything asks request.is_secure()
+    "tenants.request_path.forwarded_proto.ForwardedProtoMiddleware",
+    # first to answer, so that every answer (404, 429, 503 included) is logged and
+    # counted
     "tenants.observability.observation.RequestObservationMiddleware",
     "tenants.request_path.gate.TenantGateMiddleware",
     # staging copies answer noindex, cached pages included (tenants.backups.clone)
     "tenants.backups.clone.StagingCopyMiddleware",
+    # non-primary domains redirect to the primary; HSTS for tenants that opted in
+    "tenants.domains.policy.DomainPolicyMiddleware",
     "tenants.observability.observation.TenantContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

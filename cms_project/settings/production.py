@@ -17,10 +17,17 @@ DEBUG = False
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", None)
 CMS_SITE_SCHEME = "https"
 
+# TLS ends at Caddy on this host unless CMS_TRUSTED_PROXIES names other edges; its
+# X-Forwarded-Proto is believed, anybody else's dropped (tenants.request_path.
+# forwarded_proto), so an HTTPS redirect cannot be fooled or loop.
+CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# HSTS is each tenant's choice (its admin's Domains page, the plan's ``hsts`` switch;
+# tenants.domains.policy): a platform-wide header would commit customers' domains.
+# SECURE_HSTS_SECONDS still sets it for every host, the operator's own included.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = True
@@ -35,3 +42,7 @@ if not SECURE_HSTS_PRELOAD:
 # Log events as JSON lines (tenant, request id, ...) unless CMS_LOG_FORMAT=console.
 CMS_LOG_FORMAT = env_choice("CMS_LOG_FORMAT", "json", ["console", "json"])
 LOGGING["handlers"]["console"]["formatter"] = CMS_LOG_FORMAT  # noqa: F405
+
+# Per-tenant HSTS (above) is invisible to Django's deploy check.
+if not SECURE_HSTS_SECONDS:
+    SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "security.W004"]

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 
 from tenants.metering import counters, reports
 from tenants.metering.chart import daily_requests_svg
+from tenants.tariffs.features import FEATURES, plan_features
 
 CHART_DAYS = 30
 OPERATOR_COLUMNS = ("slug", "plan", *counters.COUNTERS, *counters.SNAPSHOTS)
@@ -44,9 +45,23 @@ def tenant_usage(request: HttpRequest) -> HttpResponse:
             "end": end,
             "lines": lines,
             "chart": daily_requests_svg(recent),
+            "features": plan_feature_lines(tenant.plan),
             "recent": recent,
         },
     )
+
+
+def plan_feature_lines(plan) -> list[dict]:
+    """The plan's feature switches and counts, worded for the tenant."""
+    lines = []
+    for name, value in plan_features(plan).items():
+        feature = FEATURES[name]
+        if feature.kind == "switch":
+            shown = "included" if value else "not included"
+        else:
+            shown = f"{value:,}"
+        lines.append({"name": name, "label": feature.help.capitalize(), "value": shown})
+    return lines
 
 
 class OperatorLoginView(LoginView):

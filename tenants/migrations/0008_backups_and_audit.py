@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0006_plan_publish_concurrency'),
+        ('tenants', '0007_domain_verification'),
     ]
 
     operations = [

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connection, router
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 from wagtail.models import Site
 
@@ -49,6 +50,9 @@ class _TenantMap:
         self._known: frozenset[str] | None = None
         # (schema, hostname, port) -> the Wagtail Site Wagtail would find, or None
         self._sites: dict[tuple[str, str, int], Site | None] = {}
+        # verified domains of active tenants: the names Caddy may get certificates
+        # for (tenants.domains.tls_ask), loaded whole once per generation
+        self._certificate_hosts: frozenset[str] | None = None
         self._generation: bytes | None = None
         self._checked_at = 0.0
 
@@ -69,6 +73,7 @@ class _TenantMap:
             self._hosts = {}
             self._known = None
             self._sites = {}
+            self._certificate_hosts = None
             self._generation = generation
             # A tenant deleted and created again under its slug (an import, say) may
             # number its content types differently: forget the ones kept per schema.
@@ -93,6 +98,16 @@ class _TenantMap:
             self._hosts[host] = tenant
         return tenant
 
+    def certificate_hosts(self) -> frozenset[str]:
+        with self._lock:
+            self._check_generation()
+            hosts = self._certificate_hosts
+        if hosts is None:
+            hosts = _load_certificate_hosts()
+            with self._lock:
+                self._certificate_hosts = hosts
+        return hosts
+
     def site(self, key: tuple[str, str, int], find: Callable[[], Site | None]):
         """The Site for ``key``, found by ``find`` the first time (the generation
         was checked by ``get`` for this request already)."""
@@ -111,6 +126,7 @@ class _TenantMap:
             self._hosts = {}
             self._known = None
             self._sites = {}
+            self._certificate_hosts = None
             self._checked_at = 0.0
 
 
@@ -118,23 +134,48 @@ _tenant_map = _TenantMap()
 
 
 def _load_known_hosts() -> frozenset[str]:
-    """Every host name served by a tenant (templates serve none): one query."""
+    """Every host name served by a tenant (verified domains; templates serve none):
+    one query."""
     return frozenset(
         name.lower()
-        for name in Domain.objects.exclude(
-            tenant__status=Tenant.Status.TEMPLATE
-        ).values_list("domain", flat=True)
+        for name in Domain.objects.filter(status=Domain.Status.VERIFIED)
+        .exclude(tenant__status=Tenant.Status.TEMPLATE)
+        .values_list("domain", flat=True)
     )
 
 
 def _load_tenant(host: str) -> Tenant | None:
+    """The tenant a verified domain serves, with ``primary_host`` (its canonical
+    domain, for tenants.domains.policy) read in the same query."""
+    primary = Domain.objects.filter(
+        tenant=OuterRef("tenant"), is_primary=True, status=Domain.Status.VERIFIED
+    ).values("domain")[:1]
     domain = (
         Domain.objects.select_related("tenant__plan")
-        .filter(domain=host)
+        .filter(domain=host, status=Domain.Status.VERIFIED)
         .exclude(tenant__status=Tenant.Status.TEMPLATE)
+        .annotate(primary_host=Subquery(primary))
         .first()
     )
-    return domain.tenant if domain else None
+    if domain is None:
+        return None
+    tenant = domain.tenant
+    tenant.primary_host = domain.primary_host or host
+    return tenant
+
+
+def _load_certificate_hosts() -> frozenset[str]:
+    return frozenset(
+        Domain.objects.filter(
+            status=Domain.Status.VERIFIED, tenant__status=Tenant.Status.ACTIVE
+        ).values_list("domain", flat=True)
+    )
+
+
+def certificate_hosts() -> frozenset[str]:
+    """Every verified domain of an active tenant, from the process's cache: one
+    query per generation, none per name asked about."""
+    return _tenant_map.certificate_hosts()
 
 
 def request_host(request: HttpRequest) -> str:

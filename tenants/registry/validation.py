@@ -62,3 +62,47 @@ def normalize_tenant_domain(host: str) -> str:
     if domain in {public.lower() for public in settings.CMS_PUBLIC_HOSTS}:
         raise DomainTaken(f"{domain!r} is the operator's own public host.")
     return domain
+
+
+def is_platform_domain(domain: str) -> bool:
+    """A subdomain of the operator's base domain: given out by the operator and so
+    verified by construction; never claimable by a tenant itself."""
+    base = settings.CMS_BASE_DOMAIN.lower()
+    return domain == base or domain.endswith("." + base)
+
+
+def normalize_custom_domain(host: str, *, by_operator: bool = False) -> str:
+    """Check a domain a tenant wants to bring (or the operator adds for one).
+
+    Refused with a message that says why: wildcards, internationalized names (their
+    ASCII ``xn--`` form is suggested), IP addresses, single-label names, the
+    operator's public hosts and - unless the operator adds it - anything under the
+    platform's base domain."""
+    raw = host.strip()
+    if "*" in raw:
+        raise InvalidDomain(
+            f"Wildcard domains such as {raw!r} are not supported: add each host name."
+        )
+    if not raw.isascii():
+        try:
+            ascii_form = raw.lower().rstrip(".").encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_form = ""
+        hint = f" Enter its ASCII form {ascii_form!r} instead." if ascii_form else ""
+        raise InvalidDomain(
+            f"Internationalized domain names such as {raw!r} are not accepted as "
+            f"typed.{hint}"
+        )
+    domain = normalize_tenant_domain(raw)
+    labels = domain.split(".")
+    if len(labels) < 2 or labels[-1].isdigit():
+        raise InvalidDomain(
+            f"Invalid domain {host!r}: give a full host name such as "
+            "shop.example.com (not an IP address or a single word)."
+        )
+    if not by_operator and is_platform_domain(domain):
+        raise DomainTaken(
+            f"{domain!r} belongs to the platform ({settings.CMS_BASE_DOMAIN}); "
+            "add a domain you own."
+        )
+    return domain

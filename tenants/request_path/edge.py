@@ -28,6 +28,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
 
+from tenants.domains.policy import add_hsts, canonical_location
 from tenants.models import Tenant
 from tenants.observability.observation import in_tenant_context, observed
 from tenants.registry.resolution import request_host
@@ -72,6 +73,8 @@ class PageCacheEdge:
             return None
         if settings.SECURE_SSL_REDIRECT and not request.is_secure():
             return None
+        if canonical_location(request, decided.tenant) is not None:
+            return None  # Django redirects it to the primary domain
         if not serves_pages(settings.ROOT_URLCONF, request.path_info):
             return None
         return decided.tenant
@@ -107,6 +110,7 @@ class PageCacheEdge:
         """A cached page, or a refusal (429 over the rate, 503 over the
         concurrency cap): a flooding tenant's refused requests cost no Django."""
         response = apply_decision(request, decision)
+        add_hsts(request, response, request.tenant)
         return self.security.process_response(request, response)
 
     @staticmethod

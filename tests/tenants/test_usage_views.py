@@ -54,6 +54,26 @@ def test_tenant_sees_its_usage_against_the_plan_and_a_chart(traffic):
     assert body.count('class="served"') == 30
 
 
+def test_the_usage_page_shows_the_plans_features(acme_client):
+    client = _admin_client(ACME_HOST, "acme-admin-demo")
+    body = client.get("/admin/usage/").content.decode()
+
+    def value(name: str) -> str:
+        match = re.search(
+            rf'<tr data-feature="{name}"><td>[^<]+</td><td class="value">([^<]+)</td>',
+            body,
+        )
+        assert match, f"no feature {name} on the page"
+        return match.group(1)
+
+    assert value("custom_domains") == "3"  # pro
+    assert value("hsts") == "included"
+    globex = _admin_client(GLOBEX_HOST, "globex-admin-demo")
+    body = globex.get("/admin/usage/").content.decode()
+    assert value("custom_domains") == "1"  # starter
+    assert value("hsts") == "not included"
+
+
 def test_a_tenant_cannot_see_another_tenants_usage(traffic):
     acme = _admin_client(ACME_HOST, "acme-admin-demo")
     globex = _admin_client(GLOBEX_HOST, "globex-admin-demo")

@@ -9,7 +9,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tenants.audit import trail
 from tenants.audit.trail import Actor
 from tenants.backups import clone, data_export, restore, snapshots
-from tenants.errors import TenantError
+from tenants.domains import ownership
+from tenants.domains.ownership import domain_as_dict, ownership_instructions
+from tenants.errors import DomainVerificationFailed, TenantError
 from tenants.management.commands.migrate import fleet_summary
 from tenants.metering import counters, reports
 from tenants.models import Tenant
@@ -17,6 +19,7 @@ from tenants.provisioning import bulk, lifecycle, portability
 from tenants.provisioning import creation as provisioning
 from tenants.provisioning.fleet import ProgressBar, migrate_fleet
 from tenants.registry.selectors import tenant_as_dict, tenant_get, tenant_list
+from tenants.tasks import schedule_domain_verification
 
 SLUG_HELP = "The tenant's slug (its schema name)."
 
@@ -69,13 +72,46 @@ class Command(BaseCommand):
         set_plan.add_argument("slug", help=SLUG_HELP)
         set_plan.add_argument("plan", help="The new plan's name.")
 
+        add_domain = actions.add_parser(
+            "add-domain",
+            help="Add a host name to a tenant: a subdomain of the platform serves at "
+            "once, a custom domain once its ownership is verified.",
+        )
+        add_domain.add_argument("slug")
+        add_domain.add_argument("host")
+        add_domain.add_argument(
+            "--method", choices=["dns", "http"], default="dns",
+            help="How ownership is proven: a TXT record _cms-challenge.DOMAIN (dns, "
+            "the default) or a token at /.well-known/cms-challenge/TOKEN (http).",
+        )  # fmt: skip
+        add_domain.add_argument(
+            "--verify", action="store_true",
+            help="Check ownership now; if not proven yet, exit non-zero (the domain "
+            "stays pending and is retried in the background).",
+        )  # fmt: skip
+
         for name, help_text in (
-            ("add-domain", "Add a host name to a tenant."),
-            ("remove-domain", "Remove a host name from a tenant."),
-        ):
+            ("remove-domain", "Remove a host name from a tenant (frees the name)."),
+            ("verify-domain", "Check a pending domain's ownership now."),
+            ("primary-domain", "Make a verified domain the tenant's primary: the "
+             "others redirect to it."),
+        ):  # fmt: skip
             sub = actions.add_parser(name, help=help_text)
             sub.add_argument("slug", help=SLUG_HELP)
             sub.add_argument("host", help="The host name, e.g. www.shop.example.com.")
+
+        domains = actions.add_parser(
+            "domains", help="A tenant's domains with their status and the record "
+            "that proves ownership.",
+        )  # fmt: skip
+        domains.add_argument("slug")
+        domains.add_argument("--json", action="store_true", help="JSON on stdout.")
+
+        hsts = actions.add_parser(
+            "hsts", help="Turn HSTS on or off for a tenant (needs the plan's hsts)."
+        )
+        hsts.add_argument("slug")
+        hsts.add_argument("state", choices=["on", "off"], help="on or off")
 
         for name, help_text in (
             ("suspend", "Serve a 503 page instead of the tenant's site."),
@@ -303,16 +339,71 @@ class Command(BaseCommand):
         self.stdout.write(f"Tenant {tenant.slug} is now on plan {tenant.plan.name}.")
 
     def handle_add_domain(self, options: dict) -> None:
-        domain = lifecycle.tenant_add_domain(
-            slug=options["slug"], host=options["host"], actor=self.actor
+        tenant = tenant_get(options["slug"])
+        domain = ownership.domain_add(
+            tenant=tenant,
+            host=options["host"],
+            method=options["method"],
+            by_operator=True,
+            actor=self.actor,
         )
-        self.stdout.write(f"Added {domain.domain} to {options['slug']}.")
+        if domain.is_verified:
+            self.stdout.write(f"Added {domain.domain} to {tenant.slug}.")
+            return
+        self.stdout.write(f"Added {domain.domain} to {tenant.slug} (pending).")
+        self.stdout.write(ownership_instructions(domain))
+        if not options["verify"]:
+            schedule_domain_verification(domain.pk)
+            self.stdout.write("Verification is retried in the background.")
+            return
+        self._verify(domain)
+
+    def handle_verify_domain(self, options: dict) -> None:
+        tenant = tenant_get(options["slug"])
+        self._verify(ownership.domain_get(tenant=tenant, host=options["host"]))
+
+    def _verify(self, domain) -> None:
+        try:
+            ownership.domain_verify(domain=domain)
+        except DomainVerificationFailed as exc:
+            schedule_domain_verification(domain.pk)
+            raise CommandError(
+                f"{domain.domain} is not verified yet: {exc} Retried in the background."
+            ) from exc
+        self.stdout.write(f"Verified {domain.domain}: it serves {domain.tenant.slug}.")
 
     def handle_remove_domain(self, options: dict) -> None:
-        lifecycle.tenant_remove_domain(
-            slug=options["slug"], host=options["host"], actor=self.actor
+        tenant = tenant_get(options["slug"])
+        ownership.domain_remove(tenant=tenant, host=options["host"], actor=self.actor)
+        self.stdout.write(f"Removed {options['host'].lower()} from {tenant.slug}.")
+
+    def handle_primary_domain(self, options: dict) -> None:
+        tenant = tenant_get(options["slug"])
+        domain = ownership.domain_make_primary(
+            tenant=tenant, host=options["host"], actor=self.actor
         )
-        self.stdout.write(f"Removed {options['host'].lower()} from {options['slug']}.")
+        self.stdout.write(f"{domain.domain} is now {tenant.slug}'s primary domain.")
+
+    def handle_domains(self, options: dict) -> None:
+        tenant = tenant_get(options["slug"])
+        rows = [domain_as_dict(domain) for domain in ownership.tenant_domains(tenant)]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            primary = " (primary)" if row["primary"] else ""
+            self.stdout.write(f"{row['domain']:<40}{row['status']:<10}{primary}")
+            if row["status"] != "verified":
+                self.stdout.write(f"    {row['instructions']}")
+                if row["last_error"]:
+                    self.stdout.write(f"    last check: {row['last_error']}")
+
+    def handle_hsts(self, options: dict) -> None:
+        tenant = tenant_get(options["slug"])
+        ownership.tenant_set_hsts(
+            tenant=tenant, enabled=options["state"] == "on", actor=self.actor
+        )
+        self.stdout.write(f"HSTS is {options['state']} for {tenant.slug}.")
 
     def handle_suspend(self, options: dict) -> None:
         lifecycle.tenant_set_status(

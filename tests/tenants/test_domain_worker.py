@@ -1,0 +1,57 @@
+"""The background verification as a real Celery worker runs it, on committed data."""
+
+import pytest
+
+from tenants.domains import ownership
+from tenants.models import Domain, Tenant
+
+
+@pytest.fixture
+def committed(django_db_blocker):
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        yield
+        Domain.objects.filter(domain__endswith=".worker.example.test").delete()
+        connection.set_schema_to_public()
+
+
+def test_a_worker_retries_until_the_record_appears_then_gives_up_on_others(
+    dns_server, committed, tmp_path
+):
+    from tests.integration import start_celery_worker, stop_process, wait_for
+
+    acme = Tenant.objects.get(schema_name="acme")
+    found = ownership.domain_add(tenant=acme, host="found.worker.example.test")
+    never = ownership.domain_add(tenant=acme, host="never.worker.example.test")
+    log = tmp_path / "worker.log"
+    # the worker sees the test DNS server (CMS_DNS_RESOLVER) and retries fast
+    import os
+
+    os.environ["CMS_DOMAIN_VERIFY_RETRY_SECONDS"] = "1"
+    os.environ["CMS_DOMAIN_VERIFY_ATTEMPTS"] = "3"
+    worker = start_celery_worker(log)
+    try:
+        from tenants.tasks import verify_domain_task
+
+        verify_domain_task.delay(found.pk)
+        verify_domain_task.delay(never.pk)
+        dns_server.publish_txt(
+            "_cms-challenge.found.worker.example.test", found.verification_token
+        )
+        wait_for(
+            lambda: Domain.objects.filter(pk=found.pk, status="verified").exists(),
+            timeout=60,
+            what=f"the worker to verify the domain (log: {log})",
+        )
+        failed = wait_for(
+            lambda: Domain.objects.filter(pk=never.pk, status="failed").first(),
+            timeout=60,
+            what=f"the worker to give up (log: {log})",
+        )
+        assert "No TXT record" in failed.last_error
+    finally:
+        stop_process(worker)
+        os.environ.pop("CMS_DOMAIN_VERIFY_RETRY_SECONDS")
+        os.environ.pop("CMS_DOMAIN_VERIFY_ATTEMPTS")
+        dns_server.clear()
