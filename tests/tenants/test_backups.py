@@ -9,6 +9,7 @@ pool: tests/tenants/test_backups_integration.py.
 import datetime as dt
 import io
 import json
+import shutil
 import time
 import zipfile
 from io import StringIO
@@ -209,8 +210,6 @@ def test_clone_is_an_independent_staging_copy():
     admin = staging.get("/admin/")
     assert b"Staging copy of acme" in admin.content
     assert tenant_media_dir("acme_staging") != tenant_media_dir("acme")
-    import shutil
-
     shutil.rmtree(tenant_media_dir("acme_staging"), ignore_errors=True)
 
 
