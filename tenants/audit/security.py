@@ -31,11 +31,11 @@ def _user_state(user) -> dict:
 
 def _login_failed(sender, credentials=None, request=None, **kwargs) -> None:
     username = str((credentials or {}).get("username", ""))[:150]
-    actor = (
-        Actor.from_request(request, source="login")
-        if request is not None
-        else Actor.system("login")
-    )
+    if request is None:
+        actor = Actor.system("login")
+    else:
+        source = "api" if request.path.startswith("/api/") else "login"
+        actor = Actor.anonymous_from(request, source=source)
     record_audit(
         action="login.failed",
         actor=actor,

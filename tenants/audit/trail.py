@@ -58,7 +58,20 @@ class Actor:
         )
 
     @classmethod
+    def for_user(cls, user, *, source: str, ip: str | None = None) -> "Actor":
+        """A tenant's user acting through ``source`` (``api`` with a token, ...)."""
+        return cls(
+            kind=AuditEntry.ActorKind.USER,
+            name=user.get_username(),
+            source=source,
+            ip=_valid_ip(ip or ""),
+        )
+
+    @classmethod
     def from_request(cls, request: HttpRequest, *, source: str = "") -> "Actor":
+        """The user of a Django request (session authentication). For a REST
+        framework request use ``for_user(request.user, source="api", ...)``: its
+        ``user`` authenticates on first access."""
         user = getattr(request, "user", None)
         ip = _valid_ip(request.META.get("REMOTE_ADDR", ""))
         if not source:
@@ -74,6 +87,18 @@ class Actor:
             return cls(kind=kind, name=user.get_username(), source=source, ip=ip)
         return cls(
             kind=AuditEntry.ActorKind.ANONYMOUS, name="anonymous", source=source, ip=ip
+        )
+
+    @classmethod
+    def anonymous_from(cls, request, *, source: str) -> "Actor":
+        """Someone not (yet) authenticated, e.g. a failed login. Reads only the
+        request's address: asking an API request for its user would authenticate
+        it again (and fail again, and recurse)."""
+        return cls(
+            kind=AuditEntry.ActorKind.ANONYMOUS,
+            name="anonymous",
+            source=source,
+            ip=_valid_ip(request.META.get("REMOTE_ADDR", "")),
         )
 
     @classmethod

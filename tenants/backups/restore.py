@@ -293,6 +293,7 @@ def restore_backup(
             portability.check_migration_state(manifest)
             freeze_writes(slug=slug, seconds=FREEZE_SECONDS)
             step("frozen")
+            swapped = False
             try:
                 with transaction.atomic():
                     clone_template(shadow)
@@ -340,9 +341,18 @@ def restore_backup(
                             "sha256": backup.sha256,
                         },
                     )
+                swapped = True
                 _swap_media(tenant_media_dir(slug), shadow_media, previous_media)
             except Exception as exc:
                 connection.set_schema_to_public()
+                if swapped:  # the data is live; only the media folders failed
+                    _after_swap(slug)
+                    thaw_writes(slug=slug)
+                    raise RestoreFailed(
+                        f"{slug!r} was restored from backup {backup.pk}, but its media "
+                        f"folder could not be swapped in ({exc}); undo with "
+                        f"`tenants restore {slug} --undo`."
+                    ) from exc
                 if schema_exists(shadow):
                     _drop_schema(shadow)
                 shutil.rmtree(shadow_media, ignore_errors=True)

@@ -207,3 +207,23 @@ def test_wagtail_page_permission_changes_are_recorded():
     ]
     assert entries[-1].before["permission"] == "publish_page"
     assert entries[-1].target == "group Reviewers"
+
+
+def test_failed_api_authentication_is_recorded_and_still_a_4xx():
+    import base64
+
+    credentials = base64.b64encode(b"admin:not-the-password").decode()
+    response = Client(HTTP_HOST="globex.localhost", REMOTE_ADDR="192.0.2.4").post(
+        "/api/v2/articles/",
+        {"title": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Basic {credentials}",
+    )
+
+    assert response.status_code in (401, 403)
+    entry = AuditEntry.objects.filter(action="login.failed").latest("id")
+    assert (entry.tenant_schema, entry.source, entry.ip) == (
+        "globex",
+        "api",
+        "192.0.2.4",
+    )

@@ -9,6 +9,7 @@ pool: tests/tenants/test_backups_integration.py.
 import datetime as dt
 import io
 import json
+import shutil
 import time
 import zipfile
 from io import StringIO
@@ -58,6 +59,14 @@ def test_backup_command_stores_an_archive_with_its_checksum(cleanup_archives):
     assert backup.size_bytes > 1000 and backup.rows > 50
     listing = run("backups", "acme")
     assert str(backup.pk) in listing and backup.sha256[:16] in listing
+    audit = run("audit", "acme", "--action", "backup.", "--json").splitlines()
+    entry = json.loads(audit[-1])
+    assert (entry["action"], entry["actor_kind"], entry["source"]) == (
+        "backup.manual",
+        "operator",
+        "cli",
+    )
+    assert entry["after"]["sha256"] == backup.sha256
     rows = json.loads(run("backups", "acme", "--json"))
     assert rows[-1]["id"] == backup.pk and rows[-1]["sha256"] == backup.sha256
     assert backup.pk not in [
@@ -176,6 +185,9 @@ def test_clone_is_an_independent_staging_copy():
     assert "staging copy acme_staging" in output
     copy = Tenant.objects.get(schema_name="acme_staging")
     assert copy.staging_of == "acme"
+    cloned = json.loads(run("audit", "acme_staging", "--json").splitlines()[-1])
+    assert cloned["action"] == "tenant.cloned"
+    assert cloned["after"]["from"] == "acme" and cloned["actor_kind"] == "operator"
     with schema_context("acme_staging"):
         page = Page.objects.get(slug="acme-launches-the-mark-iv")
         page.title = "Changed on staging"
@@ -198,8 +210,6 @@ def test_clone_is_an_independent_staging_copy():
     admin = staging.get("/admin/")
     assert b"Staging copy of acme" in admin.content
     assert tenant_media_dir("acme_staging") != tenant_media_dir("acme")
-    import shutil
-
     shutil.rmtree(tenant_media_dir("acme_staging"), ignore_errors=True)
 
 
