@@ -8,7 +8,8 @@ so it costs no query. HSTS is sent on HTTPS answers of tenants that opted in whi
 their plan includes it.
 
 Used by ``DomainPolicyMiddleware`` (right after the gate) and by the page-cache edge
-(tenants.request_path.edge), which must not answer a cached page on a non-canonical host.
+(tenants.request_path.edge), which must not answer a cached page on a non-canonical
+host.
 """
 
 from collections.abc import Callable

@@ -6,8 +6,8 @@ can send that header too. Django's ``SECURE_PROXY_SSL_HEADER`` trusts it wheneve
 is set, so the header is removed from requests whose peer (``REMOTE_ADDR``) is not
 one of ``CMS_TRUSTED_PROXIES`` (CIDRs) before Django (or the page-cache edge) looks
 at it; the setting itself is on only when trusted proxies are configured. Applied as
-a WSGI wrapper (cms_project.wsgi, before tenants.request_path.edge) and as the first middleware
-(requests that reach Django another way, such as the test client).
+a WSGI wrapper (cms_project.wsgi, before tenants.request_path.edge) and as the first
+middleware (requests that reach Django another way, such as the test client).
 """
 
 import functools
