@@ -19,8 +19,10 @@ from django.utils import timezone
 from wagtail.models import APIToken
 
 from content.integrations.models import ApiTokenGrant, TokenScope
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.models import Tenant
+from tenants.request_path.client_address import client_ip
 from tenants.tariffs.features import check_feature_count
 
 SCOPES = tuple(TokenScope.values)
@@ -41,9 +43,9 @@ class CreatedToken:
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """The client's address as recorded for a token's last use. The one place this
-    module asks; point it at the trusted-proxy aware lookup when that lands."""
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address as recorded for a token's last use (behind trusted
+    proxies, the client's, not the proxy's)."""
+    return client_ip(request) or None
 
 
 def active_tokens():
@@ -57,6 +59,7 @@ def token_create(
     name: str,
     scopes: list[str],
     expires_at: datetime.datetime | None = None,
+    actor: Actor | None = None,
 ) -> CreatedToken:
     """Create a token acting as ``user`` within ``scopes``; the plaintext is in the
     result only. Raises ``TokenError`` for unknown scopes or a past expiry and
@@ -79,13 +82,25 @@ def token_create(
             expires_at=expires_at,
             created_by=user,
         )
+        record_audit(
+            action="api_token.created",
+            actor=actor,
+            target=f"API token {name!r}",
+            after={"scopes": grant.scopes, "user": user.get_username()},
+        )
     return CreatedToken(grant=grant, plaintext=plaintext)
 
 
-def token_revoke(*, grant: ApiTokenGrant) -> None:
+def token_revoke(*, grant: ApiTokenGrant, actor: Actor | None = None) -> None:
     """Revoke at once: the next request with this token gets 401."""
     if grant.token.revoked_at is None:
-        grant.token.revoke()
+        with transaction.atomic():
+            grant.token.revoke()
+            record_audit(
+                action="api_token.revoked",
+                actor=actor,
+                target=f"API token {grant.token.name!r}",
+            )
 
 
 def authenticate_token(*, plaintext: str, request: HttpRequest) -> ApiTokenGrant:

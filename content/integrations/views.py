@@ -21,7 +21,12 @@ from content.integrations.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from tenants.audit.trail import Actor
 from tenants.errors import TenantError
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, source="admin")
 
 
 def _admins_only(request: HttpRequest) -> None:
@@ -55,6 +60,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 expires_at=form.cleaned_data["expires_at"],
+                actor=_actor(request),
             )
         except TenantError as exc:
             messages.error(request, str(exc))
@@ -76,7 +82,7 @@ def api_token_revoke(request: HttpRequest, grant_id: int) -> HttpResponse:
     grant = get_object_or_404(
         ApiTokenGrant.objects.select_related("token"), pk=grant_id
     )
-    tokens.token_revoke(grant=grant)
+    tokens.token_revoke(grant=grant, actor=_actor(request))
     messages.success(request, f"Token “{grant.token.name}” revoked.")
     return redirect("content_api_tokens")
 
@@ -103,7 +109,10 @@ def webhooks_index(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             created = webhooks.endpoint_create(
-                tenant=request.tenant, user=request.user, **form.cleaned_data
+                tenant=request.tenant,
+                user=request.user,
+                actor=_actor(request),
+                **form.cleaned_data,
             )
         except TenantError as exc:
             messages.error(request, str(exc))
@@ -138,7 +147,9 @@ def webhook_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         action = request.POST.get("action")
         try:
             if action == "save" and form.is_valid():
-                webhooks.endpoint_update(endpoint=endpoint, **form.cleaned_data)
+                webhooks.endpoint_update(
+                    endpoint=endpoint, actor=_actor(request), **form.cleaned_data
+                )
                 messages.success(request, "Endpoint saved.")
                 return redirect("content_webhook_endpoint", endpoint.pk)
             if action == "test":
@@ -146,7 +157,9 @@ def webhook_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                 messages.success(request, "Test event queued.")
                 return redirect("content_webhook_endpoint", endpoint.pk)
             if action == "rotate":
-                new_secret = webhooks.endpoint_rotate_secret(endpoint=endpoint)
+                new_secret = webhooks.endpoint_rotate_secret(
+                    endpoint=endpoint, actor=_actor(request)
+                )
             if action == "redeliver":
                 delivery = get_object_or_404(
                     WebhookDelivery, pk=request.POST.get("delivery"), endpoint=endpoint
@@ -155,7 +168,7 @@ def webhook_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                 messages.success(request, "Delivery queued again.")
                 return redirect("content_webhook_endpoint", endpoint.pk)
             if action == "delete":
-                endpoint.delete()
+                webhooks.endpoint_delete(endpoint=endpoint, actor=_actor(request))
                 messages.success(request, "Endpoint deleted.")
                 return redirect("content_webhooks")
         except TenantError as exc:

@@ -35,6 +35,7 @@ from standardwebhooks.webhooks import Webhook
 from content.integrations import egress
 from content.integrations.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from content.jobs import BackgroundJob, JobError, enqueue_jobs
+from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.jobs.kinds import register_job_kind
 from tenants.models import Tenant
@@ -81,6 +82,7 @@ def endpoint_create(
     events: Iterable[str],
     description: str = "",
     user: AbstractBaseUser | None = None,
+    actor: Actor | None = None,
 ) -> WebhookEndpoint:
     """Register an endpoint with a new secret (show ``endpoint.secret`` once). Raises
     ``WebhookError`` for a URL or events the platform refuses and
@@ -91,13 +93,24 @@ def endpoint_create(
         check_feature_count(
             tenant, "webhook_endpoints", current=WebhookEndpoint.objects.count()
         )
-        return WebhookEndpoint.objects.create(
+        endpoint = WebhookEndpoint.objects.create(
             url=url,
             events=events,
             description=description,
             secret=new_secret(),
             created_by=user,
         )
+        _audit("webhook.created", endpoint, actor, after=_endpoint_state(endpoint))
+    return endpoint
+
+
+def _endpoint_state(endpoint: WebhookEndpoint) -> dict:
+    return {"url": endpoint.url, "events": endpoint.events, "enabled": endpoint.enabled}
+
+
+def _audit(action: str, endpoint: WebhookEndpoint, actor: Actor | None, **states):
+    """Webhook changes are security-relevant: where a tenant's events are sent."""
+    record_audit(action=action, actor=actor, target=f"webhook {endpoint.url}", **states)
 
 
 def endpoint_update(
@@ -107,8 +120,10 @@ def endpoint_update(
     events: Iterable[str],
     description: str,
     enabled: bool,
+    actor: Actor | None = None,
 ) -> WebhookEndpoint:
     """Change an endpoint; enabling it again clears its failure count and reason."""
+    before = _endpoint_state(endpoint)
     endpoint.url = _clean_url(url)
     endpoint.events = _clean_events(events)
     endpoint.description = description
@@ -116,14 +131,32 @@ def endpoint_update(
         endpoint.consecutive_failures = 0
         endpoint.disabled_reason = ""
     endpoint.enabled = enabled
-    endpoint.save()
+    with transaction.atomic():
+        endpoint.save()
+        _audit(
+            "webhook.changed",
+            endpoint,
+            actor,
+            before=before,
+            after=_endpoint_state(endpoint),
+        )
     return endpoint
 
 
-def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+def endpoint_rotate_secret(
+    *, endpoint: WebhookEndpoint, actor: Actor | None = None
+) -> str:
     endpoint.secret = new_secret()
-    endpoint.save(update_fields=["secret"])
+    with transaction.atomic():
+        endpoint.save(update_fields=["secret"])
+        _audit("webhook.secret_rotated", endpoint, actor)
     return endpoint.secret
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor | None = None) -> None:
+    with transaction.atomic():
+        _audit("webhook.deleted", endpoint, actor, before=_endpoint_state(endpoint))
+        endpoint.delete()
 
 
 def page_data(page, *, extra: dict | None = None) -> dict:

@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from tenants.audit.models import AuditEntry
 from tenants.errors import TenantError
+from tenants.request_path.client_address import client_ip
 
 _current_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar(
     "audit_request", default=None
@@ -73,7 +74,7 @@ class Actor:
         framework request use ``for_user(request.user, source="api", ...)``: its
         ``user`` authenticates on first access."""
         user = getattr(request, "user", None)
-        ip = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+        ip = _valid_ip(client_ip(request))
         if not source:
             source = "api" if request.path.startswith("/api/") else "admin"
             if connection.schema_name == "public":
@@ -98,7 +99,7 @@ class Actor:
             kind=AuditEntry.ActorKind.ANONYMOUS,
             name="anonymous",
             source=source,
-            ip=_valid_ip(request.META.get("REMOTE_ADDR", "")),
+            ip=_valid_ip(client_ip(request)),
         )
 
     @classmethod

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from django_ratelimit.core import get_usage
 
 from tenants.registry.resolution import certificate_hosts
+from tenants.request_path.client_address import client_ip
 
 MAX_NAME_LENGTH = 253
 
@@ -31,7 +32,7 @@ def certificate_allowed(name: str) -> bool:
 
 
 def _client_key(group: str, request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return client_ip(request)
 
 
 def _refused(status: int = 403) -> HttpResponse:
