@@ -411,11 +411,15 @@ def _after_failure(delivery: WebhookDelivery) -> None:
 
 
 def _schedule(delivery_id: int, delay: float) -> None:
-    from content.tasks import queue_webhook_retry_task
+    from cms_project.celery import app
 
-    # sent from the tenant's schema: the task runs there (tenant-schemas-celery)
-    queue_webhook_retry_task.apply_async(
-        kwargs={"delivery_id": delivery_id}, countdown=delay, retry=True
+    # sent by name (no import of the tasks module), from the tenant's schema: the task
+    # runs there (tenant-schemas-celery adds the schema to what is sent)
+    app.send_task(
+        "content.queue_webhook_retry",
+        kwargs={"delivery_id": delivery_id},
+        countdown=delay,
+        retry=True,
     )
 
 

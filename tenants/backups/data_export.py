@@ -155,7 +155,7 @@ def write_portable_export(
 
 def data_export_request(*, tenant: Tenant, actor: Actor) -> DataExport:
     """Record a tenant's request for its data and queue the job that builds it."""
-    from tenants.tasks import build_data_export_task
+    from cms_project.celery import app
 
     with transaction.atomic():
         export = DataExport.objects.create(
@@ -167,7 +167,9 @@ def data_export_request(*, tenant: Tenant, actor: Actor) -> DataExport:
             tenant=tenant.schema_name,
             target=f"data export {export.pk}",
         )
-        transaction.on_commit(lambda: build_data_export_task.delay(export.pk))
+        transaction.on_commit(
+            lambda: app.send_task("tenants.build_data_export", args=[export.pk])
+        )
     return export
 
 

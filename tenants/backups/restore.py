@@ -39,6 +39,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
+from tenants.adapters.wagtail import attach_site
 from tenants.audit.trail import Actor, record_audit
 from tenants.backups.freeze import freeze_writes, thaw_writes
 from tenants.backups.models import Backup, Restore
@@ -181,7 +182,7 @@ def _render_home_page(tenant: Tenant, schema: str, hostname: str) -> None:
         }
         request.tenant = tenant
         request.user = AnonymousUser()
-        request._wagtail_site = site
+        attach_site(request, site)
         response = site.root_page.specific.serve(request)
         if hasattr(response, "render"):
             response.render()

@@ -97,10 +97,11 @@ def schedule_due_backups(*, now: dt.datetime | None = None) -> ScheduleResult:
 
 
 def send_backup_tokens(count: int, *, countdown: float | None = None) -> None:
-    from tenants.tasks import run_next_backup_task
+    from cms_project.celery import app
 
     for _ in range(count):
-        run_next_backup_task.apply_async(
+        app.send_task(
+            "tenants.run_next_backup",
             queue=settings.CMS_BACKUP_QUEUE,
             countdown=countdown,
             headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
