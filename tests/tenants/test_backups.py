@@ -253,12 +253,15 @@ def _admin(host: str, slug: str) -> Client:
 def test_tenant_admin_downloads_its_export_through_an_expiring_link(
     settings, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from tenants import tasks
+    from cms_project.celery import app
 
     built = []
-    monkeypatch.setattr(
-        tasks.build_data_export_task, "delay", lambda pk: built.append(pk)
-    )
+
+    def send_task(name, args=None, **options):
+        assert name == "tenants.build_data_export"
+        built.append(args[0])
+
+    monkeypatch.setattr(app, "send_task", send_task)
     client = _admin("acme.localhost", "acme")
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post("/admin/data-export/").status_code == 302
