@@ -97,9 +97,10 @@ def daily_requests_svg(rows: list[UsageRow]) -> SafeString:
         refused_h = plot_height * refused / top
         counts = row.counts
         title = (
-            f"{row.day:%a %d %b %Y}: {served:,} requests "
+            f"{row.day.isoformat()}: {served:,} requests "
             f"({counts['public_reads']:,} page reads, {counts['api_reads']:,} API "
-            f"reads, {counts['api_writes']:,} API writes), {refused:,} refused"
+            f"reads, {counts['api_writes']:,} API writes), {refused:,} refused "
+            f"({row.day:%A})"
         )
         label = ""
         # counted back from the last day, which is always named

@@ -119,6 +119,8 @@ def install_chromium() -> str | None:
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     reason = install_chromium()
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests need Chromium: {reason}")
     if reason:
         tool_unavailable(f"browser tests need Chromium: {reason}")
     return CHROMIUM

@@ -61,8 +61,8 @@ def test_the_chart_has_dates_scale_legend_and_hover_values():
     assert "Requests served" in svg and "Refused (429" in svg
     # each day: a tooltip with its figures and its total shown on hover
     day = re.search(r'<g class="day" data-day="2026-11-07">(.*?)</g>', svg).group(1)
-    assert "<title>Sat 07 Nov 2026: 50 requests (48 page reads, 2 API reads, " in day
-    assert "2 refused</title>" in day
+    assert "<title>2026-11-07: 50 requests (48 page reads, 2 API reads, " in day
+    assert "2 refused (Saturday)</title>" in day
     assert '<text class="value"' in day and ">52</text>" in day
     assert ".day:hover .value{visibility:visible}" in svg
     # bar heights follow the scale: day 29 (290 + 2) is 292/300 of the plot
