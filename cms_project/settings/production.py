@@ -7,7 +7,14 @@ settings (``cms_project.devstack.ensure_service_urls``).
 """
 
 from cms_project.settings.base import *  # noqa: F403
-from cms_project.settings.env import env_bool, env_choice, env_int, env_list, env_str
+from cms_project.settings.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_networks,
+    env_str,
+)
 
 SECRET_KEY = env_str("SECRET_KEY")
 DEBUG = False
@@ -20,7 +27,7 @@ CMS_SITE_SCHEME = "https"
 # TLS ends at Caddy on this host unless CMS_TRUSTED_PROXIES names other edges; its
 # X-Forwarded-Proto is believed, anybody else's dropped (tenants.request_path.
 # forwarded_proto), so an HTTPS redirect cannot be fooled or loop.
-CMS_TRUSTED_PROXIES = env_list("CMS_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+CMS_TRUSTED_PROXIES = env_networks("CMS_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 # HSTS is each tenant's choice (its admin's Domains page, the plan's ``hsts`` switch;

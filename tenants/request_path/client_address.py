@@ -51,6 +51,14 @@ def _is_trusted(address, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
+def is_trusted_proxy(remote_addr: str) -> bool:
+    """Whether a peer address is one of ``CMS_TRUSTED_PROXIES`` (whose forwarded
+    headers, X-Forwarded-For and X-Forwarded-Proto, are believed)."""
+    networks = trusted_proxies()
+    address = _address(remote_addr or "")
+    return bool(networks) and address is not None and _is_trusted(address, networks)
+
+
 def client_ip(request_or_environ: HttpRequest | Mapping[str, str]) -> str:
     """The address of the client that sent the request (a Django request or a WSGI
     environ): ``REMOTE_ADDR`` unless that is a trusted proxy, then the nearest

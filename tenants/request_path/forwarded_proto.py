@@ -10,35 +10,17 @@ a WSGI wrapper (cms_project.wsgi, before tenants.request_path.edge) and as the f
 middleware (requests that reach Django another way, such as the test client).
 """
 
-import functools
-import ipaddress
 from collections.abc import Callable, Iterable, MutableMapping
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from tenants.request_path.client_address import is_trusted_proxy
 
 HEADER = "HTTP_X_FORWARDED_PROTO"
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(cidrs: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs)
-
-
-def peer_is_trusted_proxy(remote_addr: str) -> bool:
-    networks = _networks(tuple(getattr(settings, "CMS_TRUSTED_PROXIES", ()) or ()))
-    if not networks:
-        return False
-    try:
-        address = ipaddress.ip_address(remote_addr.strip())
-    except ValueError:
-        return False
-    address = getattr(address, "ipv4_mapped", None) or address
-    return any(address in network for network in networks)
-
-
 def drop_untrusted_forwarded_proto(meta: MutableMapping[str, str]) -> None:
-    if HEADER in meta and not peer_is_trusted_proxy(meta.get("REMOTE_ADDR", "")):
+    if HEADER in meta and not is_trusted_proxy(meta.get("REMOTE_ADDR", "")):
         del meta[HEADER]
 
 
