@@ -168,6 +168,11 @@ class Editor:
             raise SystemExit(f"publish refused: {response.status_code} {response.text}")
         return clicked
 
+    def _csrf_token(self) -> str:
+        from django.conf import settings
+
+        return self.session.cookies[settings.CSRF_COOKIE_NAME]
+
     def _log_in(self) -> None:
         login = f"{self.base}/admin/login/"
         self.session.get(login, timeout=60)
@@ -198,7 +203,7 @@ class Editor:
             url,
             data={
                 "action": "publish_subtree",
-                "csrfmiddlewaretoken": self.session.cookies["csrftoken"],
+                "csrfmiddlewaretoken": self._csrf_token(),
             },
             allow_redirects=False,
             timeout=60,
@@ -338,7 +343,10 @@ def main() -> int:
     use_bench_database("bench_fair")
     env = process_env(args.concurrency)
     os.environ.update(
-        {k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DEBUG", "CMS_JOBS_QUEUE")}
+        {
+            k: env[k]
+            for k in ("DJANGO_SETTINGS_MODULE", "DEBUG", "CMS_JOBS_QUEUE", "LOG_LEVEL")
+        }
     )
     import django
 
