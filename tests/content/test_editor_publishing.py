@@ -224,6 +224,8 @@ def test_status_endpoint_and_listing_marker_follow_the_job(admin):
     assert queued["live"] is False
     assert job_json["status"] == "queued"
     assert f'data-cms-job="{job.pk}"' in listing and "Publishing…" in listing
+    # each page's menu offers "Publish with subpages…"
+    assert f"/admin/content/publish-in-background/{article.pk}/" in listing
     editor_page = admin.get(f"/admin/pages/{article.pk}/edit/?cms_job={job.pk}")
     assert 'id="cms-publish-status"' in editor_page.content.decode()
 
