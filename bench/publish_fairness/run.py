@@ -190,7 +190,7 @@ class Editor:
             data={
                 "username": "admin",
                 "password": PASSWORD,
-                "csrfmiddlewaretoken": self.session.cookies["csrftoken"],
+                "csrfmiddlewaretoken": self._csrf_token(),
             },
             allow_redirects=False,
             timeout=60,
