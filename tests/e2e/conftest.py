@@ -177,6 +177,8 @@ def server_port(e2e_tenants, tmp_path_factory) -> Iterator[int]:
         ),
         log_path=tmp_path_factory.mktemp("e2e-gunicorn") / "gunicorn.log",
         workers=2,
+        # a shared, loaded machine can take a minute to import the app in each worker
+        timeout=180,
     )
     yield port
     devstack.stop_process(process)
