@@ -109,7 +109,7 @@ def test_moderator_approves_a_workflow_and_the_page_goes_live_through_the_worker
             journey.url(SHOP, f"/admin/pages/{page_id}/edit/"), timeout=LIVE_TIMEOUT_MS
         )
         moderator.get_by_role("button", name="More actions").last.click()
-        moderator.get_by_role("button", name="Approve", exact=True).click()
+        moderator.get_by_role("button", name="Approve and Publish", exact=True).click()
 
     visitor = journey.new_page()
     with journey.step("the worker puts it live", page=visitor):
