@@ -1,8 +1,10 @@
 """Background work shared by every tenant: the fair queue (round robin across tenants,
-in-flight caps, hourly allowances) and the context a task carries (tenant, request id).
+in-flight caps from the plan's ``publish_concurrency``, hourly allowances), the
+registry of job kinds, and the context a task carries (tenant, request id).
 
-Owns: the order of jobs, not what a job does: job kinds register themselves from
-``content``.
+Owns: the order of jobs, not what a job does: the kinds of job register themselves
+with ``tenants.jobs.kinds`` from ``content``'s ``AppConfig.ready``; nothing here knows
+a content task's name or result.
 May import: ``tenants.models``, ``tenants.errors``, ``tenants.redis_store``,
-``tenants.observability``, ``tenants.tariffs``, ``tenants.metering``.
+``tenants.observability``, ``tenants.tariffs``, ``tenants.metering``. Never ``content``.
 """

@@ -224,6 +224,8 @@ def test_status_endpoint_and_listing_marker_follow_the_job(admin):
     assert queued["live"] is False
     assert job_json["status"] == "queued"
     assert f'data-cms-job="{job.pk}"' in listing and "Publishing…" in listing
+    # each page's menu offers "Publish with subpages…"
+    assert f"/admin/content/publish-in-background/{article.pk}/" in listing
     editor_page = admin.get(f"/admin/pages/{article.pk}/edit/?cms_job={job.pk}")
     assert 'id="cms-publish-status"' in editor_page.content.decode()
 
@@ -410,3 +412,26 @@ def test_a_subtree_publish_runs_in_slices_with_progress(admin, settings):
     with schema_context("acme"):
         live = Page.objects.get(pk=parent.pk).get_descendants(inclusive=True).live()
         assert live.count() == 5
+
+
+def test_revert_to_a_revision_and_publish_is_queued(admin):
+    article = _draft("Reverted title")
+    with schema_context("acme"):
+        first = article.get_latest_revision()
+        article.title = "Second title"
+        article.save_revision().publish()
+
+    response = admin.post(
+        f"/admin/pages/{article.pk}/revisions/{first.pk}/revert/",
+        _form("Reverted title", article.slug, **{"action-publish": "publish"}),
+    )
+
+    assert response.status_code == 302
+    [job] = _jobs(page_id=article.pk)
+    with schema_context("acme"):
+        assert Page.objects.get(pk=article.pk).title == "Second title"  # still live
+    assert _run(job).status == Status.DONE
+    with schema_context("acme"):
+        page = Page.objects.get(pk=article.pk)
+        assert page.title == "Reverted title"
+        assert page.live_revision_id == job.args["revision_id"] != first.pk
