@@ -42,6 +42,7 @@ from tenants.jobs.task_context import bind_job_context, current_request_id
 from tenants.metering import counters
 from tenants.models import Tenant
 from tenants.observability import metrics
+from tenants.observability.log_context import bind, request_id_var, unbind
 
 logger = logging.getLogger(__name__)
 
@@ -303,8 +304,17 @@ def run_claimed_job(
     Raises ``RetryLater`` after a transient error with attempts left (the job keeps its
     in-flight slot until then).
     """
+    # the job's log lines carry its tenant (and, once read, its request id); what
+    # the caller had is restored after
+    tokens = bind(tenant=schema, request_id=request_id_var.get())
+    try:
+        return _run_claimed_job(schema=schema, job_id=job_id, attempt=attempt)
+    finally:
+        unbind(tokens)
+
+
+def _run_claimed_job(*, schema: str, job_id: int, attempt: int | None) -> TokenOutcome:
     Status = BackgroundJob.Status
-    bind_job_context(schema=schema)  # the job's log lines carry its tenant
     if attempt is None:
         attempt = fair_queue.count_attempt(schema=schema, job_ref=str(job_id))
     with schema_context(schema):

@@ -10,11 +10,12 @@ nothing imports this module but Celery's autodiscovery.
 import logging
 
 from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cms_project.celery import app
+from content.integrations.webhooks import deliver, queue_scheduled
 from content.jobs import RUN_NEXT_JOB_TASK, RetryLater, run_claimed_job, run_next_job
 from content.jobs import send_tokens as send_job_tokens
 from content.scheduling import sweep_scheduled_publishing
@@ -110,8 +111,6 @@ def run_django_task(self, module_path: str, args: list, kwargs: dict) -> None:
 def queue_webhook_retry_task(delivery_id: int) -> None:
     """A webhook retry whose backoff is over goes onto the fair queue (runs in the
     schema that scheduled it)."""
-    from content.integrations.webhooks import queue_scheduled
-
     queue_scheduled(delivery_id=delivery_id)
 
 
@@ -119,9 +118,5 @@ def queue_webhook_retry_task(delivery_id: int) -> None:
 def deliver_webhook_fifo_task(delivery_id: int) -> dict:
     """Plain FIFO delivery, bypassing the fair queue: kept only for comparison in
     ``bench/webhooks``."""
-    from django.db import transaction
-
-    from content.integrations.webhooks import deliver
-
     with transaction.atomic():
         return deliver(delivery_id=delivery_id)
