@@ -13,5 +13,6 @@ application = get_wsgi_application()
 # benchmarks' plain and vanilla set-ups load other settings through this module.
 if apps.is_installed("django_tenants") and apps.is_installed("content"):
     from content.edge import PageCacheEdge
+    from tenants.resilience.wsgi import OutageGuard
 
-    application = PageCacheEdge(application)
+    application = OutageGuard(PageCacheEdge(application))

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from content.models import BackgroundJob
 from tenants.jobs import fair_queue
 from tenants.jobs.fair_queue import HourlyLimitExceeded
 from tenants.jobs.task_context import bind_task_tenant
 from tenants.models import Tenant
+from tenants.resilience import breakers
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +135,15 @@ def enqueue_jobs(
     if not args_list:
         return []
     if job_kind_.counts_against_plan:
-        fair_queue.take_hourly_allowance(
-            schema=tenant.schema_name,
-            count=len(args_list),
-            limit=tenant.plan.publish_jobs_per_hour,
-        )
+        try:
+            fair_queue.take_hourly_allowance(
+                schema=tenant.schema_name,
+                count=len(args_list),
+                limit=tenant.plan.publish_jobs_per_hour,
+            )
+        except RedisError as exc:
+            # refused before anything is stored: the editor is told, nothing is lost
+            raise EnqueueFailed(f"The job queue is unavailable: {exc}") from exc
     labels = labels or [""] * len(args_list)
     jobs = BackgroundJob.objects.bulk_create(
         BackgroundJob(kind=kind, args=args, label=label, requested_by_id=user_id)
@@ -150,16 +156,18 @@ def enqueue_jobs(
 
 
 def _dispatch(*, schema: str, job_ids: list[int]) -> None:
-    """After commit: hand the jobs to the fair queue and send one token each. If the
-    queue or broker is down the jobs end ``failed`` with the reason, never silently
-    lost."""
+    """After commit: hand the jobs to the fair queue and send one token each.
+
+    If the fair queue (Redis) cannot take them, the jobs end ``failed`` with the
+    reason and the caller gets ``EnqueueFailed``: refused, never silently lost. Once
+    they are in the fair queue they are kept: a token that cannot be sent (the
+    broker is out) is sent later by the watchdog (``resend_missing_tokens``)."""
     try:
         fair_queue.push(
             schema=schema,
             job_refs=[str(pk) for pk in job_ids],
             cap=settings.CMS_JOBS_IN_FLIGHT_PER_TENANT,
         )
-        send_tokens(len(job_ids))
     except Exception as exc:
         logger.exception("could not queue jobs %s of %s", job_ids, schema)
         from django_tenants.utils import schema_context
@@ -173,22 +181,54 @@ def _dispatch(*, schema: str, job_ids: list[int]) -> None:
                 finished_at=timezone.now(),
             )
         raise EnqueueFailed(f"The job queue is unavailable: {exc}") from exc
+    try:
+        send_tokens(len(job_ids))
+    except Exception as exc:  # noqa: BLE001 - the jobs are kept; the watchdog sends
+        logger.warning(
+            "jobs %s of %s are queued; their tokens could not be sent and will be "
+            "sent by the watchdog: %s",
+            job_ids,
+            schema,
+            exc,
+        )
 
 
 def send_tokens(count: int, *, countdown: float | None = None) -> None:
-    """Send ``count`` run-the-next-job tokens (Celery retries broker errors with its
-    default publish retry policy)."""
+    """Send ``count`` run-the-next-job tokens (Celery retries broker errors with
+    ``CELERY_TASK_PUBLISH_RETRY_POLICY``; while the broker's circuit breaker is open
+    this raises ``DependencyUnavailable`` at once)."""
     from content.tasks import run_next_job_task
 
     for _ in range(count):
         # A token belongs to no tenant (it runs whichever job is next): the public
         # schema header spares the worker a tenant lookup per token.
-        run_next_job_task.apply_async(
-            queue=fair_queue.jobs_queue(),
-            countdown=countdown,
-            retry=True,
-            headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
+        with breakers.broker.guard():
+            run_next_job_task.apply_async(
+                queue=fair_queue.jobs_queue(),
+                countdown=countdown,
+                retry=True,
+                headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
+            )
+
+
+def resend_missing_tokens(*, limit: int = 1000) -> int:
+    """The watchdog: send a token for each job waiting in the fair queue beyond the
+    tokens waiting in the broker (tokens lost with a broker outage, or never sent),
+    and always one, so that jobs of a dead worker are reclaimed when their lease
+    ends. Extra tokens are harmless (a token that finds nothing to do ends)."""
+    from cms_project.celery import app
+
+    waiting_jobs = sum(fair_queue.pending_by_tenant().values())
+    with app.connection_for_write() as conn:
+        waiting_tokens = (
+            conn.default_channel.queue_declare(
+                queue=fair_queue.jobs_queue(), durable=True, auto_delete=False
+            ).message_count
+            or 0
         )
+    missing = max(1, min(limit, waiting_jobs - waiting_tokens))
+    send_tokens(missing)
+    return missing
 
 
 @dataclass(frozen=True)

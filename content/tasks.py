@@ -66,12 +66,13 @@ def sweep_scheduled_publishing_task() -> dict:
 
 
 @app.task(name="content.job_watchdog", ignore_result=True)
-def job_watchdog_task() -> None:
-    """Celery beat: one spare token, so jobs whose worker died are reclaimed when
-    their lease expires even if no other job is queued meanwhile."""
-    from content.jobs import send_tokens
+def job_watchdog_task() -> dict:
+    """Celery beat: a token for every queued job that has none waiting (their
+    tokens were lost while the broker was out), and one spare, so jobs whose worker
+    died are reclaimed when their lease expires even if nothing else is queued."""
+    from content.jobs import resend_missing_tokens
 
-    send_tokens(1)
+    return {"tokens": resend_missing_tokens()}
 
 
 @worker_ready.connect

@@ -4,7 +4,10 @@
 so a database outage does not make the orchestrator restart every web process.
 ``/readyz`` checks what a request needs (PostgreSQL, Redis, the Celery broker), each
 with a short timeout, and answers 503 naming the parts that failed so the balancer
-stops sending traffic and the operator sees where to look. Neither is rate-limited,
+stops sending traffic and the operator sees where to look. A dependency whose
+circuit breaker (tenants.resilience.breakers) is open in the answering process is
+reported ``open`` without being checked, so a hung dependency costs the probe nothing;
+the body also shows every breaker's state. Neither is rate-limited,
 admitted against a tenant's concurrency cap, logged or counted.
 """
 
@@ -16,6 +19,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
+
+from tenants.resilience import breakers
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +79,14 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
 
 
 def readiness() -> dict[str, str]:
-    """Each part's state: ``ok`` or ``fail`` (the reason goes to the log, not to the
-    anonymous caller)."""
+    """Each part's state: ``ok``, ``fail`` or ``open`` (its breaker is open; the
+    reason goes to the log, not to the anonymous caller)."""
     results = {}
     for name, check in READINESS_CHECKS.items():
+        breaker = breakers.BREAKERS.get(name)
+        if breaker is not None and breaker.retry_after() > 0:
+            results[name] = "open"
+            continue
         started = time.perf_counter()
         try:
             check()
@@ -110,8 +119,15 @@ def healthz(request: HttpRequest) -> HttpResponse:
 def readyz(request: HttpRequest) -> HttpResponse:
     checks = readiness()
     failing = [name for name, state in checks.items() if state != "ok"]
+    states = breakers.states()
     if failing:
         return _json(
-            {"status": "unavailable", "failing": failing, "checks": checks}, 503
+            {
+                "status": "unavailable",
+                "failing": failing,
+                "checks": checks,
+                "breakers": states,
+            },
+            503,
         )
-    return _json({"status": "ready", "checks": checks}, 200)
+    return _json({"status": "ready", "checks": checks, "breakers": states}, 200)

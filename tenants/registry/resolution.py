@@ -5,6 +5,11 @@ tenants, domains or plans bumps a generation counter in Redis; a process compare
 generation with Redis at most every ``CMS_TENANT_CACHE_CHECK_SECONDS`` and drops its map
 when it changed. So a change reaches every process within that interval, and the hot
 path costs one dictionary lookup plus, a few times a second, one Redis GET.
+
+A loaded map never waits on the database: while Redis cannot be asked, a process
+keeps its map for up to ``CMS_TENANT_MAP_MAX_STALE_SECONDS`` (then reloads hosts one
+by one); while the database is out, a host dropped by a generation change is still
+answered from the map it was dropped from, until the database answers again.
 """
 
 import copy
@@ -15,7 +20,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models.base import ModelState
 from django.http import HttpRequest
 from django.http.request import split_domain_port
@@ -37,8 +42,12 @@ class _TenantMap:
         self._hosts: dict[str, Tenant | None] = {}
         # (schema, hostname, port) -> the Wagtail Site Wagtail would find, or None
         self._sites: dict[tuple[str, str, int], Site | None] = {}
+        # the map before the last generation change: answers while the database
+        # cannot be asked
+        self._previous: dict[str, Tenant | None] = {}
         self._generation: bytes | None = None
         self._checked_at = 0.0
+        self._confirmed_at = time.monotonic()
 
     def _check_generation(self) -> None:
         now = time.monotonic()
@@ -49,10 +58,17 @@ class _TenantMap:
         try:
             generation = get_redis_connection("default").get(GENERATION_KEY)
         except Exception:  # noqa: BLE001 - Redis down must not take pages down
+            max_stale = getattr(settings, "CMS_TENANT_MAP_MAX_STALE_SECONDS", 30)
+            if now - self._confirmed_at <= max_stale:
+                return  # keep serving the map; changes wait for Redis
             logger.warning("tenant map: Redis unreachable, dropping local map")
             generation = None
+            self._previous = self._hosts or self._previous
             self._hosts = {}
+        else:
+            self._confirmed_at = now
         if generation != self._generation:
+            self._previous = self._hosts or self._previous
             self._hosts = {}
             self._sites = {}
             self._generation = generation
@@ -65,7 +81,13 @@ class _TenantMap:
             self._check_generation()
             if host in self._hosts:
                 return self._hosts[host]
-        tenant = _load_tenant(host)
+        try:
+            tenant = _load_tenant(host)
+        except DatabaseError:
+            # the database is out: the host as this process last knew it, if it did
+            if host in self._previous:
+                return self._previous[host]
+            raise
         with self._lock:
             if len(self._hosts) >= MAX_CACHED_HOSTS:
                 self._hosts = {}
@@ -87,6 +109,7 @@ class _TenantMap:
 
     def clear(self) -> None:
         with self._lock:
+            self._previous = self._hosts or self._previous
             self._hosts = {}
             self._sites = {}
             self._checked_at = 0.0

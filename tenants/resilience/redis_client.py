@@ -1,0 +1,84 @@
+"""Redis connections that report to the Redis circuit breaker.
+
+Every django-redis alias (so the page cache, the rate counters, admission slots,
+metering, the fair queue and the tenant map's generation) builds its connections
+here (``CONNECTION_FACTORY`` in the settings). Each command's send and read go
+through the breaker: timeouts and connection errors count, and while the breaker is
+open a command raises ``RedisUnavailable`` (a ``redis.ConnectionError``, so every
+caller's existing fail-open / fail-closed handling applies) without touching the
+socket. A hung Redis then costs a few socket timeouts per process, after which the
+limiter, admission, metering and cache calls are skipped at once, and they resume
+by themselves after the next successful probe.
+
+redis-py's own retries are cut to one reconnect after a dropped connection (a
+restarted server), never a retry after a timeout: a retry doubles every wait.
+"""
+
+from typing import Any
+
+from django_redis.pool import ConnectionFactory
+from redis.backoff import NoBackoff
+from redis.connection import Connection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from tenants.resilience.breakers import DependencyUnavailable
+from tenants.resilience.breakers import redis as breaker
+
+FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisUnavailable(RedisConnectionError):
+    """Refused at once: the Redis breaker is open."""
+
+
+class _Guarded:
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            breaker.before_call()
+        except DependencyUnavailable as exc:
+            raise RedisUnavailable(str(exc)) from None
+        try:
+            super().send_packed_command(command, check_health)
+        except FAILURES as exc:
+            breaker.failed(exc)
+            raise
+        except BaseException:
+            breaker.released()
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = super().read_response(*args, **kwargs)
+        except FAILURES as exc:
+            breaker.failed(exc)
+            raise
+        except BaseException:
+            # an error reply (a missing script...) is an answer
+            breaker.succeeded()
+            raise
+        breaker.succeeded()
+        return response
+
+
+class GuardedConnection(_Guarded, Connection):
+    pass
+
+
+class GuardedUnixConnection(_Guarded, UnixDomainSocketConnection):
+    pass
+
+
+class GuardedConnectionFactory(ConnectionFactory):
+    """django-redis' factory, with guarded connections and one reconnect."""
+
+    def make_connection_params(self, url: str) -> dict[str, Any]:
+        params = super().make_connection_params(url)
+        params["connection_class"] = (
+            GuardedUnixConnection if url.startswith("unix:") else GuardedConnection
+        )
+        params["retry"] = Retry(
+            NoBackoff(), 1, supported_errors=(RedisConnectionError,)
+        )
+        return params
