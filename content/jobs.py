@@ -202,7 +202,7 @@ def send_tokens(count: int, *, countdown: float | None = None) -> None:
     for _ in range(count):
         # A token belongs to no tenant (it runs whichever job is next): the public
         # schema header spares the worker a tenant lookup per token.
-        with breakers.broker.guard():
+        with breakers.for_broker().guard():
             run_next_job_task.apply_async(
                 queue=fair_queue.jobs_queue(),
                 countdown=countdown,

@@ -212,6 +212,7 @@ class PrivateStack:
             env=self.env(**extra),
             log_path=self.root / f"gunicorn-{port}.log",
             workers=workers,
+            timeout=240,  # workers load Wagtail slowly on a busy machine
         )
         self.processes.append(process)
         return process
@@ -244,4 +245,10 @@ class PrivateStack:
             except Exception as exc:  # noqa: BLE001 - best effort on the way out
                 sys.stderr.write(f"could not stop private PostgreSQL: {exc}\n")
         self.kill_redis()
+        # the logs of a failed run stay for a look
+        logs = Path(tempfile.gettempdir()) / "cms-faults-last-logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir()
+        for log in self.root.glob("*.log"):
+            shutil.copy(log, logs / log.name)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -83,7 +83,9 @@ def readiness() -> dict[str, str]:
     reason goes to the log, not to the anonymous caller)."""
     results = {}
     for name, check in READINESS_CHECKS.items():
-        breaker = breakers.BREAKERS.get(name)
+        breaker = (
+            breakers.for_broker() if name == "broker" else breakers.BREAKERS.get(name)
+        )
         if breaker is not None and breaker.retry_after() > 0:
             results[name] = "open"
             continue
@@ -101,6 +103,8 @@ def readiness() -> dict[str, str]:
             results[name] = "fail"
         else:
             results[name] = "ok"
+            if breaker is not None:
+                breaker.succeeded()  # it answers: a probe that closes the breaker
     return results
 
 

@@ -63,6 +63,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
+        self._probe_started = 0.0
 
     @property
     def state(self) -> str:
@@ -85,9 +86,13 @@ class CircuitBreaker:
                     raise DependencyUnavailable(self.name, wait)
                 self._set(HALF_OPEN)
             if self._state == HALF_OPEN:
-                if self._probing:
+                # a probe whose call never reported back (a reply never read) must
+                # not keep the breaker half-open for ever
+                stale = time.monotonic() - self._probe_started > 2 * self._cooldown()
+                if self._probing and not stale:
                     raise DependencyUnavailable(self.name, self._cooldown())
                 self._probing = True
+                self._probe_started = time.monotonic()
 
     def succeeded(self) -> None:
         if self._state == CLOSED and not self._failures:
@@ -177,6 +182,23 @@ BREAKERS: dict[str, CircuitBreaker] = {
 database = BREAKERS[DATABASE]
 redis = BREAKERS[REDIS]
 broker = BREAKERS[BROKER]
+
+
+def for_broker() -> CircuitBreaker:
+    """The broker's breaker: Redis' own when the broker is the same Redis server
+    (the default), so that a hung Redis is known to both at once."""
+    from urllib.parse import urlsplit
+
+    def server(url: str) -> tuple:
+        parts = urlsplit(url.replace("redis+socket://", "unix://", 1))
+        path = parts.path if parts.scheme == "unix" else ""
+        return (parts.hostname, parts.port, path)
+
+    broker_url = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    redis_url = getattr(settings, "REDIS_URL", "") or ""
+    if broker_url and redis_url and server(broker_url) == server(redis_url):
+        return redis
+    return broker
 
 
 def states() -> dict[str, str]:

@@ -164,7 +164,7 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     # the breaker shows
     assert ready_status == 503
     assert ready["checks"]["database"] in ("open", "fail")
-    assert ready_seconds < 2.5
+    assert ready_seconds < 3.5
     assert gauge == 2.0
 
     # recovery without a restart, within seconds
@@ -214,7 +214,7 @@ def test_redis_hung_pages_at_normal_latency_and_limits_resume(stack, pool):
     assert p95 < 0.5, latencies[-10:]
     assert ready_status == 503
     assert ready["checks"]["redis"] in ("open", "fail")
-    assert ready_seconds < 2
+    assert ready_seconds < 2.5
 
     # the hot path (admission, limits, page cache, metering) resumes by itself
     wait_until(
