@@ -70,6 +70,19 @@ def breaker_gauge(port, dependency):
     return None
 
 
+def stored_pages(stack, schema, page_ids):
+    """Which of ``page_ids`` exist in the tenant's schema (drafts included)."""
+    import psycopg
+
+    url = stack.database_url.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f'SELECT id FROM "{schema}".wagtailcore_page WHERE id = ANY(%s)',
+            [list(page_ids)],
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
 class Writer(threading.Thread):
     """Creates articles through the API until stopped; remembers the ids of those
     answered 201."""
@@ -89,7 +102,8 @@ class Writer(threading.Thread):
                 self.port,
                 "POST",
                 "/api/v2/articles/",
-                body={"title": f"Fault write {time.time_ns()}", "publish": True},
+                # drafts: publishing would purge the page cache this test reads
+                body={"title": f"Fault write {time.time_ns()}", "publish": False},
                 headers={"Authorization": ADMIN},
             )
             self.answers.append((status, seconds))
@@ -138,6 +152,7 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     writer = Writer(pool)
     writer.start()
     time.sleep(1)
+    assert request(pool, "GET", "/")[1].get("X-Page-Cache") == "hit"
     stack.signal_postgres(signal.SIGSTOP)
     hung_at = time.monotonic()
     try:
@@ -159,8 +174,10 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     assert set(statuses) == {503}, statuses
     assert all("Retry-After" in headers for _, headers, *_ in uncached)
     assert "Acme" in uncached[-1][2].decode()
-    late = [seconds for *_, seconds in uncached[len(uncached) // 2 :]]
-    assert max(late) < 0.5, late
+    # once the breaker is open: at once, but for one probe per worker and cool-down
+    late = sorted(seconds for *_, seconds in uncached[len(uncached) // 2 :])
+    assert late[len(late) // 2] < 0.2, late
+    assert late[-1] < 1.0, late
     # the breaker shows
     assert ready_status == 503
     assert ready["checks"]["database"] in ("open", "fail")
@@ -183,9 +200,7 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
 
     # every write answered 201 is there
     assert writer.acknowledged
-    for page_id in writer.acknowledged:
-        status, _, _, _ = request(pool, "GET", f"/api/v2/pages/{page_id}/")
-        assert status == 200, page_id
+    assert stored_pages(stack, "acme", writer.acknowledged) == set(writer.acknowledged)
     assert not [s for s, _ in writer.answers if s not in (201, 503, 429)], (
         writer.answers
     )
