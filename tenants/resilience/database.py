@@ -12,7 +12,7 @@ jobs retry it and requests answer a 503 (``tenants.resilience.outage``).
 Connecting (libpq's ``connect_timeout``, 2 s at the least) and waiting both report to
 the database breaker; while it is open, both fail at once with
 ``DatabaseUnavailable``. Its half-open probe first asks the server's postmaster for
-a cheap answer (an SSL request, ``CMS_READINESS_TIMEOUT_SECONDS`` at most) so that a
+a cheap answer (an SSL request, 0.25 s at most) so that a
 still-hung server costs the probing request a fraction of a second, not a connect
 timeout.
 
@@ -153,7 +153,7 @@ def _postmaster_answers() -> bool:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             address = (host, port)
         with sock:
-            sock.settimeout(min(wait, 0.5))
+            sock.settimeout(min(wait, 0.25))
             sock.connect(address)
             sock.sendall(_SSL_REQUEST)
             return sock.recv(1) in (b"S", b"N")

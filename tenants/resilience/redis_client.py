@@ -14,6 +14,7 @@ redis-py's own retries are cut to one reconnect after a dropped connection (a
 restarted server), never a retry after a timeout: a retry doubles every wait.
 """
 
+import logging
 from typing import Any
 
 from django_redis.pool import ConnectionFactory
@@ -82,3 +83,16 @@ class GuardedConnectionFactory(ConnectionFactory):
             NoBackoff(), 1, supported_errors=(RedisConnectionError,)
         )
         return params
+
+
+class OpenBreakerFilter(logging.Filter):
+    """Drops django-redis' "Exception ignored" record (a traceback per cache call)
+    for calls the open breaker refused: the breaker logged the outage once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, RedisUnavailable):
+                return False
+            error = error.__cause__ or error.__context__
+        return True

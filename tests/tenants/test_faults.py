@@ -215,7 +215,24 @@ def _latencies_while(pool, seconds):
     return answers
 
 
+def p95(answers):
+    latencies = sorted(seconds for *_, seconds in answers)
+    return latencies[int(len(latencies) * 0.95)]
+
+
+def rendered_page_p95(pool, seconds=3):
+    """What a page Django renders costs here (the machine may be busy): the
+    yardstick for "normal latency" while Redis is out and nothing is cached."""
+    answers = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        answers.append(request(pool, "GET", "/search/?q=rockets"))
+    assert all(status == 200 for status, *_ in answers)
+    return p95(answers)
+
+
 def test_redis_hung_pages_at_normal_latency_and_limits_resume(stack, pool):
+    normal = rendered_page_p95(pool)
     stack.redis_process.send_signal(signal.SIGSTOP)
     try:
         answers = _latencies_while(pool, 5)
@@ -224,9 +241,10 @@ def test_redis_hung_pages_at_normal_latency_and_limits_resume(stack, pool):
         stack.redis_process.send_signal(signal.SIGCONT)
 
     assert all(status == 200 for status, *_ in answers), [a[0] for a in answers]
-    latencies = sorted(seconds for *_, seconds in answers)
-    p95 = latencies[int(len(latencies) * 0.95)]
-    assert p95 < 0.5, latencies[-10:]
+    # no request waits on socket timeouts: pages cost what a rendered page costs
+    # (plus, once per worker and cool-down, one 0.25 s probe)
+    assert p95(answers) < 1.5 * normal + 0.25, (p95(answers), normal)
+    assert max(seconds for *_, seconds in answers) < 2 * normal + 0.75
     assert ready_status == 503
     assert ready["checks"]["redis"] in ("open", "fail")
     assert ready_seconds < 2.5
@@ -241,6 +259,7 @@ def test_redis_hung_pages_at_normal_latency_and_limits_resume(stack, pool):
 
 
 def test_redis_killed_and_restarted(stack, pool):
+    normal = rendered_page_p95(pool)
     stack.kill_redis()
     try:
         answers = _latencies_while(pool, 3)
@@ -248,8 +267,7 @@ def test_redis_killed_and_restarted(stack, pool):
         stack.start_redis()
 
     assert all(status == 200 for status, *_ in answers), [a[0] for a in answers]
-    latencies = sorted(seconds for *_, seconds in answers)
-    assert latencies[int(len(latencies) * 0.95)] < 0.5, latencies[-10:]
+    assert p95(answers) < 1.5 * normal + 0.25, (p95(answers), normal)
     wait_until(
         lambda: (
             request(pool, "GET", "/")[0] == 200
