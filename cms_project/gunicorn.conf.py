@@ -74,7 +74,9 @@ def on_starting(server) -> None:
 def _size_database_slots(server, address: str) -> None:
     """The pool's database slots (tenants.resilience.worker_reserve): its request
     capacity minus the reserved workers' share, kept for cached pages and probes."""
-    reserved = int(os.environ.get("CMS_RESERVED_WORKERS", 1))
+    # default: a quarter of the workers (none for a pool of fewer than 4, where
+    # one reserved worker would halve what the pool can render)
+    reserved = int(os.environ.get("CMS_RESERVED_WORKERS") or server.cfg.workers // 4)
     threads = max(1, server.cfg.threads)
     capacity = server.cfg.workers * threads
     slots = capacity - reserved * threads

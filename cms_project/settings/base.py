@@ -103,7 +103,7 @@ DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 2)
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 120_000)
 CMS_DB_TIMEOUTS = {
     # public pages, the API, search: a visitor stops waiting soon
-    "public": env_float("DB_PUBLIC_TIMEOUT_SECONDS", 1.0),
+    "public": env_float("DB_PUBLIC_TIMEOUT_SECONDS", 2.0),
     # the admin: editors' saves and listings may take longer
     "admin": env_float("DB_ADMIN_TIMEOUT_SECONDS", 10.0),
     # Celery jobs, management commands, anything outside a request
@@ -325,9 +325,9 @@ CMS_BREAKER_COOLDOWN_SECONDS = env_float("CMS_BREAKER_COOLDOWN_SECONDS", 2)
 # Requests that go to Django (everything but the cached pages content.edge answers
 # and the health probes) hold one of the pool's database slots
 # (tenants.resilience.worker_reserve); CMS_RESERVED_WORKERS of the pool's workers are
-# kept for cached pages and probes. A request waits at most
-# CMS_DB_SLOT_WAIT_SECONDS for a slot, then gets a 503.
-CMS_RESERVED_WORKERS = env_int("CMS_RESERVED_WORKERS", 1)
+# kept for cached pages and probes (gunicorn.conf.py sizes the slots; default a
+# quarter of the workers). A request waits at most CMS_DB_SLOT_WAIT_SECONDS for a
+# slot, then gets a 503.
 CMS_DB_SLOT_WAIT_SECONDS = env_float("CMS_DB_SLOT_WAIT_SECONDS", 0.5)
 # Without a pool (runserver, tests) or with one worker no slots are kept.
 CMS_DB_SLOTS = env_int("CMS_DB_SLOTS", 0)

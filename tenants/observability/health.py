@@ -48,11 +48,14 @@ def check_database() -> None:
 
 def check_redis() -> None:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     client = redis.Redis.from_url(
         settings.REDIS_URL,
         socket_timeout=_timeout(),
         socket_connect_timeout=_timeout(),
+        retry=Retry(NoBackoff(), 0),  # one timeout, not redis-py's four
     )
     try:
         client.ping()
@@ -93,6 +96,8 @@ def readiness() -> dict[str, str]:
         try:
             check()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            if breaker is not None:
+                breaker.failed(exc)
             logger.warning(
                 "readiness check %s failed after %.2f s: %s: %s",
                 name,
@@ -104,7 +109,9 @@ def readiness() -> dict[str, str]:
         else:
             results[name] = "ok"
             if breaker is not None:
-                breaker.succeeded()  # it answers: a probe that closes the breaker
+                # it answers: a probe that closes the breaker (a failure counts
+                # against it like any other call)
+                breaker.succeeded()
     return results
 
 

@@ -73,16 +73,6 @@ def request_kind(kind: str) -> Iterator[None]:
 
 
 def _before_call() -> None:
-    if breaker.state == "closed":
-        return
-    if (
-        breaker.state == "open"
-        and breaker.retry_after() <= 0
-        and not _postmaster_answers()
-    ):
-        # the probe failed without a real call: another cool-down
-        breaker.before_call()
-        breaker.failed(DatabaseTimeout("postmaster did not answer the probe"))
     try:
         breaker.before_call()
     except DependencyUnavailable as exc:
@@ -160,3 +150,6 @@ def _postmaster_answers() -> bool:
     except OSError as exc:
         logger.warning("PostgreSQL probe failed: %s", exc)
         return False
+
+
+breaker.probe = _postmaster_answers

@@ -15,8 +15,11 @@ restarted server), never a retry after a timeout: a retry doubles every wait.
 """
 
 import logging
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django_redis.pool import ConnectionFactory
 from redis.backoff import NoBackoff
 from redis.connection import Connection, UnixDomainSocketConnection
@@ -35,11 +38,36 @@ class RedisUnavailable(RedisConnectionError):
 
 
 class _Guarded:
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+    _handshaking = False
+
+    def connect(self) -> None:
+        # the pool connects before it hands a connection out, outside any command
+        if self._sock is None:
+            try:
+                breaker.check()
+            except DependencyUnavailable as exc:
+                raise RedisUnavailable(str(exc)) from None
         try:
-            breaker.before_call()
-        except DependencyUnavailable as exc:
-            raise RedisUnavailable(str(exc)) from None
+            super().connect()
+        except FAILURES as exc:
+            breaker.failed(exc)
+            raise
+
+    def on_connect(self) -> None:
+        # the handshake (HELLO, SELECT) is part of the call that connects: the
+        # breaker already let that call through (it may be the half-open probe)
+        self._handshaking = True
+        try:
+            super().on_connect()
+        finally:
+            self._handshaking = False
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._handshaking:
+            try:
+                breaker.before_call()
+            except DependencyUnavailable as exc:
+                raise RedisUnavailable(str(exc)) from None
         try:
             super().send_packed_command(command, check_health)
         except FAILURES as exc:
@@ -96,3 +124,29 @@ class OpenBreakerFilter(logging.Filter):
                 return False
             error = error.__cause__ or error.__context__
         return True
+
+
+PROBE_SECONDS = 0.1
+
+
+def _redis_answers() -> bool:
+    """Whether Redis answers a PING on a fresh socket within 0.1 s (any reply, an
+    authentication error included, means it is alive)."""
+    url = urlsplit(getattr(settings, "REDIS_URL", ""))
+    try:
+        if url.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = url.path
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            address = (url.hostname or "127.0.0.1", url.port or 6379)
+        with sock:
+            sock.settimeout(PROBE_SECONDS)
+            sock.connect(address)
+            sock.sendall(b"PING\r\n")
+            return bool(sock.recv(1))
+    except OSError:
+        return False
+
+
+breaker.probe = _redis_answers

@@ -128,6 +128,7 @@ def pool(stack):
     stack.start_gunicorn(
         port,
         workers=3,
+        CMS_RESERVED_WORKERS="1",
         CMS_BREAKER_COOLDOWN_SECONDS="1",
         CMS_TENANT_CACHE_CHECK_SECONDS="0.5",
     )
@@ -157,7 +158,9 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     hung_at = time.monotonic()
     try:
         cached, uncached = [], []
-        while time.monotonic() - hung_at < 6:
+        # each worker pays one statement timeout plus one connect timeout (4 s)
+        # before its breaker opens
+        while time.monotonic() - hung_at < 12:
             cached.append(request(pool, "GET", "/"))
             uncached.append(request(pool, "GET", "/search/?q=rockets"))
         ready_status, ready, ready_seconds = readyz(pool)
@@ -175,7 +178,7 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     assert all("Retry-After" in headers for _, headers, *_ in uncached)
     assert "Acme" in uncached[-1][2].decode()
     # once the breaker is open: at once, but for one probe per worker and cool-down
-    late = sorted(seconds for *_, seconds in uncached[len(uncached) // 2 :])
+    late = sorted(seconds for *_, seconds in uncached[2 * len(uncached) // 3 :])
     assert late[len(late) // 2] < 0.2, late
     assert late[-1] < 1.0, late
     # the breaker shows
@@ -220,12 +223,16 @@ def p95(answers):
     return latencies[int(len(latencies) * 0.95)]
 
 
-def rendered_page_p95(pool, seconds=3):
-    """What a page Django renders costs here (the machine may be busy): the
-    yardstick for "normal latency" while Redis is out and nothing is cached."""
+def rendered_page_p95(pool, seconds=4):
+    """What the same pages cost rendered by Django here (the machine may be busy):
+    the yardstick for "normal latency" while Redis is out and nothing is cached. A
+    session cookie keeps the home page out of the page cache."""
     answers = []
     started = time.monotonic()
     while time.monotonic() - started < seconds:
+        answers.append(
+            request(pool, "GET", "/", headers={"Cookie": "cms_session=none"})
+        )
         answers.append(request(pool, "GET", "/search/?q=rockets"))
     assert all(status == 200 for status, *_ in answers)
     return p95(answers)

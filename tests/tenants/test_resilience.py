@@ -75,6 +75,22 @@ def test_a_failed_probe_opens_the_breaker_for_another_cooldown():
         breaker.before_call()
 
 
+def test_a_failed_cheap_probe_keeps_the_breaker_open_without_a_real_call():
+    answers = [False, True]
+    breaker = CircuitBreaker("thing", failures=lambda: 1, cooldown=lambda: 0.1)
+    breaker.probe = lambda: answers.pop(0)
+    breaker.failed(TimeoutError())
+    time.sleep(0.15)
+    with pytest.raises(DependencyUnavailable):
+        breaker.before_call()  # the probe said no: another cool-down
+    assert breaker.state == breakers.OPEN
+    time.sleep(0.15)
+    breaker.before_call()  # the probe said yes: this call decides
+    breaker.succeeded()
+    assert breaker.state == breakers.CLOSED
+    assert answers == []
+
+
 def test_an_error_the_dependency_answered_does_not_count():
     breaker = CircuitBreaker("thing", failures=lambda: 1, cooldown=lambda: 5)
     with pytest.raises(KeyError), breaker.guard((TimeoutError,)):
