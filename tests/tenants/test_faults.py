@@ -209,13 +209,16 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     )
 
 
-def _latencies_while(pool, seconds):
-    answers = []
+def _latencies_while(pool, seconds, *, settle=2.0):
+    """Answers in the first ``settle`` seconds (each worker's breaker opens after
+    two socket timeouts), and after."""
+    early, late = [], []
     started = time.monotonic()
     while time.monotonic() - started < seconds:
+        answers = early if time.monotonic() - started < settle else late
         answers.append(request(pool, "GET", "/"))
         answers.append(request(pool, "GET", "/search/?q=rockets"))
-    return answers
+    return early, late
 
 
 def p95(answers):
@@ -242,16 +245,18 @@ def test_redis_hung_pages_at_normal_latency_and_limits_resume(stack, pool):
     normal = rendered_page_p95(pool)
     stack.redis_process.send_signal(signal.SIGSTOP)
     try:
-        answers = _latencies_while(pool, 5)
+        early, late = _latencies_while(pool, 8)
         ready_status, ready, ready_seconds = readyz(pool)
     finally:
         stack.redis_process.send_signal(signal.SIGCONT)
 
+    answers = early + late
     assert all(status == 200 for status, *_ in answers), [a[0] for a in answers]
-    # no request waits on socket timeouts: pages cost what a rendered page costs
-    # (plus, once per worker and cool-down, one 0.25 s probe)
-    assert p95(answers) < 1.5 * normal + 0.25, (p95(answers), normal)
-    assert max(seconds for *_, seconds in answers) < 2 * normal + 0.75
+    # at most two socket timeouts (0.25 s) per worker while its breaker opens...
+    assert max(seconds for *_, seconds in early) < 2 * normal + 0.75
+    # ...then no request waits on Redis: pages cost what a rendered page costs
+    # (plus, once per worker and cool-down, a 0.1 s PING probe)
+    assert p95(late) < 1.5 * normal + 0.15, (p95(late), normal)
     assert ready_status == 503
     assert ready["checks"]["redis"] in ("open", "fail")
     assert ready_seconds < 2.5
@@ -269,12 +274,14 @@ def test_redis_killed_and_restarted(stack, pool):
     normal = rendered_page_p95(pool)
     stack.kill_redis()
     try:
-        answers = _latencies_while(pool, 3)
+        early, late = _latencies_while(pool, 5)
     finally:
         stack.start_redis()
 
+    answers = early + late
     assert all(status == 200 for status, *_ in answers), [a[0] for a in answers]
-    assert p95(answers) < 1.5 * normal + 0.25, (p95(answers), normal)
+    # a refused connection fails at once: no settling time needed
+    assert p95(answers) < 1.5 * normal + 0.15, (p95(answers), normal)
     wait_until(
         lambda: (
             request(pool, "GET", "/")[0] == 200
