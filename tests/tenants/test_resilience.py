@@ -254,3 +254,17 @@ def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
         assert len(sent) >= 1
     finally:
         fair_queue.clear()
+
+
+def test_with_redis_out_a_job_is_refused_clearly_and_nothing_is_stored(db):
+    from django_tenants.utils import schema_context
+
+    from content import jobs
+
+    with override_settings(CMS_BREAKER_COOLDOWN_SECONDS=60):
+        open_breaker(breakers.redis)
+        with schema_context("acme"):
+            before = BackgroundJob.objects.count()
+            with pytest.raises(jobs.EnqueueFailed, match="job queue is unavailable"):
+                jobs.enqueue_job(kind="publish", args={"page_id": 1})
+            assert BackgroundJob.objects.count() == before
