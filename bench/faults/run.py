@@ -12,6 +12,8 @@ Per fault: cached-page success share and p99 during the fault, seconds until the
 first fast (< 0.5 s) 503 for an uncached page, the p99 of all answers during the
 fault, seconds from resuming until uncached pages are served again, and acknowledged
 writes lost (API writes answered 201 missing afterwards; jobs of the batch not done).
+The first row (``none``) is the same load before any fault: this machine's normal
+latency, to read the others against.
 
 Last line: ``RESULT pg_hang_cached_ok_share=X pg_hang_p99_s=X redis_hang_p99_s=X
 recovery_s=X lost_writes=X``. Writes ``bench/results/faults.json``.
@@ -257,7 +259,11 @@ def main():
                 request(port, "GET", "/", host)
         load = Load(port, readers=args.readers, write_interval=args.write_interval)
         load.start()
+        baseline_start = time.monotonic()
         time.sleep(args.pause_seconds)
+        now = time.monotonic()
+        results.append(summarize(load, "none", baseline_start, now, now))
+        out(json.dumps(results[-1]))
 
         def fault(name, begin, end):
             out(f"fault: {name} for {args.fault_seconds:.0f} s")
@@ -310,7 +316,7 @@ def main():
     by_name = {r["fault"]: r for r in results}
     recovery = max(
         (r["recovery_s"] for r in results if r["recovery_s"] is not None), default=None
-    )
+    )  # the baseline ("none") has no recovery
     figures = {
         "faults": results,
         "acknowledged_writes": len(load.acknowledged),
