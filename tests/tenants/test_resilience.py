@@ -16,13 +16,6 @@ from tenants.resilience import breakers, worker_reserve
 from tenants.resilience.breakers import CircuitBreaker, DependencyUnavailable
 
 
-@pytest.fixture(autouse=True)
-def _closed_breakers():
-    breakers.reset_all()
-    yield
-    breakers.reset_all()
-
-
 def open_breaker(breaker: CircuitBreaker) -> None:
     for _ in range(10):
         breaker.failed(RuntimeError("test"))
