@@ -63,11 +63,29 @@ def on_starting(server) -> None:
         "PROMETHEUS_MULTIPROC_DIR", os.path.join(_VAR_DIR, "prometheus", address)
     )
     os.makedirs(directory, exist_ok=True)
+    _size_database_slots(server, address)
     for name in os.listdir(directory):
         stem = name.rsplit(".", 1)[0]
         pid = stem.rsplit("_", 1)[-1]
         if name.endswith(".db") and (not pid.isdigit() or not _pid_alive(int(pid))):
             os.remove(os.path.join(directory, name))
+
+
+def _size_database_slots(server, address: str) -> None:
+    """The pool's database slots (tenants.resilience.worker_reserve): its request
+    capacity minus the reserved workers' share, kept for cached pages and probes."""
+    # default: a quarter of the workers (none for a pool of fewer than 4, where
+    # one reserved worker would halve what the pool can render)
+    reserved = int(os.environ.get("CMS_RESERVED_WORKERS") or server.cfg.workers // 4)
+    threads = max(1, server.cfg.threads)
+    capacity = server.cfg.workers * threads
+    slots = capacity - reserved * threads
+    if slots <= 0 or reserved <= 0:
+        return
+    os.environ.setdefault("CMS_DB_SLOTS", str(slots))
+    os.environ.setdefault(
+        "CMS_DB_SLOTS_DIR", os.path.join(_VAR_DIR, "db-slots", address)
+    )
 
 
 def child_exit(server, worker) -> None:

@@ -24,3 +24,6 @@ urlpatterns = [
         "", TemplateView.as_view(template_name="public_home.html"), name="public-home"
     ),
 ]
+
+# A database outage answers 503 with Retry-After instead of a 500 (tenants.resilience)
+handler500 = "tenants.resilience.outage.server_error"

@@ -94,3 +94,6 @@ urlpatterns = [
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
     path("", include(wagtail_urls)),
 ]
+
+# A database outage answers 503 with Retry-After instead of a 500 (tenants.resilience)
+handler500 = "tenants.resilience.outage.server_error"

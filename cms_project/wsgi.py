@@ -13,8 +13,9 @@ application = get_wsgi_application()
 # The benchmarks' plain and vanilla set-ups load other settings through this module.
 if apps.is_installed("django_tenants") and apps.is_installed("content"):
     from tenants.request_path.edge import PageCacheEdge
+    from tenants.resilience.wsgi import OutageGuard
 
-    application = PageCacheEdge(application)
+    application = OutageGuard(PageCacheEdge(application))
 
 # X-Forwarded-Proto is believed only from CMS_TRUSTED_PROXIES, edge included.
 from tenants.request_path.forwarded_proto import ForwardedProtoGuard  # noqa: E402

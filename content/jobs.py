@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from redis.exceptions import RedisError
 
 from cms_project.celery import app
 from content.models import BackgroundJob
@@ -43,6 +44,7 @@ from tenants.metering import counters
 from tenants.models import Tenant
 from tenants.observability import metrics
 from tenants.observability.log_context import bind, request_id_var, unbind
+from tenants.resilience import breakers
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +146,15 @@ def enqueue_jobs(
     if not args_list:
         return []
     if job_kind.counts_against_plan:
-        fair_queue.take_hourly_allowance(
-            schema=tenant.schema_name,
-            count=len(args_list),
-            limit=tenant.plan.publish_jobs_per_hour,
-        )
+        try:
+            fair_queue.take_hourly_allowance(
+                schema=tenant.schema_name,
+                count=len(args_list),
+                limit=tenant.plan.publish_jobs_per_hour,
+            )
+        except RedisError as exc:
+            # refused before anything is stored: the editor is told, nothing is lost
+            raise EnqueueFailed(f"The job queue is unavailable: {exc}") from exc
     labels = labels or [""] * len(args_list)
     page_ids = page_ids or [None] * len(args_list)
     request_id = current_request_id()
@@ -212,12 +218,14 @@ def _dispatch_on_commit(*, tenant: Tenant, job_ids: list[int]) -> None:
 
 
 def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
-    """After commit: hand the jobs to the fair queue and send one token each. If the
-    queue or broker is down the jobs end ``failed`` with the reason, never silently
-    lost."""
+    """After commit: hand the jobs to the fair queue and send one token each.
+
+    If the fair queue (Redis) cannot take them, the jobs end ``failed`` with the
+    reason and the caller gets ``EnqueueFailed``: refused, never silently lost. Once
+    they are in the fair queue they are kept: a token that cannot be sent (the
+    broker is out) is sent later by the watchdog (``resend_missing_tokens``)."""
     try:
         fair_queue.push(schema=schema, job_refs=[str(pk) for pk in job_ids], cap=cap)
-        send_tokens(len(job_ids))
     except Exception as exc:
         logger.exception("could not queue jobs %s of %s", job_ids, schema)
         with schema_context(schema):
@@ -229,21 +237,51 @@ def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
                 finished_at=timezone.now(),
             )
         raise EnqueueFailed(f"The job queue is unavailable: {exc}") from exc
+    try:
+        send_tokens(len(job_ids))
+    except Exception as exc:  # noqa: BLE001 - the jobs are kept; the watchdog sends
+        logger.warning(
+            "jobs %s of %s are queued; their tokens could not be sent and will be "
+            "sent by the watchdog: %s",
+            job_ids,
+            schema,
+            exc,
+        )
 
 
 def send_tokens(count: int, *, countdown: float | None = None) -> None:
-    """Send ``count`` run-the-next-job tokens (Celery retries broker errors with its
-    default publish retry policy)."""
+    """Send ``count`` run-the-next-job tokens (Celery retries broker errors with
+    ``CELERY_TASK_PUBLISH_RETRY_POLICY``; while the broker's circuit breaker is open
+    this raises ``DependencyUnavailable`` at once)."""
     for _ in range(count):
         # A token belongs to no tenant (it runs whichever job is next): the public
         # schema header spares the worker a tenant lookup per token.
-        app.send_task(
-            RUN_NEXT_JOB_TASK,
-            queue=fair_queue.jobs_queue(),
-            countdown=countdown,
-            retry=True,
-            headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
+        with breakers.for_broker().guard():
+            app.send_task(
+                RUN_NEXT_JOB_TASK,
+                queue=fair_queue.jobs_queue(),
+                countdown=countdown,
+                retry=True,
+                headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
+            )
+
+
+def resend_missing_tokens(*, limit: int = 1000) -> int:
+    """The watchdog: send a token for each job waiting in the fair queue beyond the
+    tokens waiting in the broker (tokens lost with a broker outage, or never sent),
+    and always one, so that jobs of a dead worker are reclaimed when their lease
+    ends. Extra tokens are harmless (a token that finds nothing to do ends)."""
+    waiting_jobs = sum(fair_queue.pending_by_tenant().values())
+    with app.connection_for_write() as conn:
+        waiting_tokens = (
+            conn.default_channel.queue_declare(
+                queue=fair_queue.jobs_queue(), durable=True, auto_delete=False
+            ).message_count
+            or 0
         )
+    missing = max(1, min(limit, waiting_jobs - waiting_tokens))
+    send_tokens(missing)
+    return missing
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from cms_project.celery import app
 from content.integrations.webhooks import deliver, queue_scheduled
-from content.jobs import RUN_NEXT_JOB_TASK, RetryLater, run_claimed_job, run_next_job
+from content.jobs import (
+    RUN_NEXT_JOB_TASK,
+    RetryLater,
+    resend_missing_tokens,
+    run_claimed_job,
+    run_next_job,
+)
 from content.jobs import send_tokens as send_job_tokens
 from content.scheduling import sweep_scheduled_publishing
 from content.task_backend import RUN_DJANGO_TASK, run_in_tenant
@@ -69,10 +75,11 @@ def sweep_scheduled_publishing_task() -> dict:
 
 
 @app.task(name="content.job_watchdog", ignore_result=True)
-def job_watchdog_task() -> None:
-    """Celery beat: one spare token, so jobs whose worker died are reclaimed when
-    their lease expires even if no other job is queued meanwhile."""
-    send_job_tokens(1)
+def job_watchdog_task() -> dict:
+    """Celery beat: a token for every queued job that has none waiting (their
+    tokens were lost while the broker was out), and one spare, so jobs whose worker
+    died are reclaimed when their lease expires even if nothing else is queued."""
+    return {"tokens": resend_missing_tokens()}
 
 
 @worker_ready.connect

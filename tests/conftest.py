@@ -73,6 +73,17 @@ def _fresh_tenant_map():
     connection.set_schema_to_public()
 
 
+@pytest.fixture(autouse=True)
+def _closed_breakers():
+    """Each test starts with closed circuit breakers: a test that points a cache at a
+    dead Redis must not leave the next test's Redis calls refused."""
+    from tenants.resilience import breakers
+
+    breakers.reset_all()
+    yield
+    breakers.reset_all()
+
+
 @pytest.fixture
 def acme_client(db) -> Client:
     return Client(HTTP_HOST=ACME_HOST)

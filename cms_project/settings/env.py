@@ -38,6 +38,16 @@ def env_int(name: str, default: int) -> int:
         ) from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+
+
 def env_list(name: str, default: list[str] | None) -> list[str]:
     """A comma-separated list; with ``default=None`` it is required and not empty."""
     value = os.environ.get(name)

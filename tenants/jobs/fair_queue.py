@@ -320,6 +320,21 @@ def pending(*, schema: str, queue: str | None = None) -> int:
     return int(_redis().llen(f"{key_prefix(queue)}jobs:{schema}"))
 
 
+def pending_by_tenant() -> dict[str, int]:
+    """Jobs waiting (not in flight) per tenant schema."""
+    client = _redis()
+    schemas = sorted(
+        member.decode() if isinstance(member, bytes) else member
+        for member in client.smembers(f"{key_prefix()}members")
+    )
+    if not schemas:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for schema in schemas:
+        pipe.llen(f"{key_prefix()}jobs:{schema}")
+    return dict(zip(schemas, map(int, pipe.execute()), strict=True))
+
+
 def clear(*, schema: str | None = None) -> None:
     """Forget queued and in-flight references (tests and benchmarks; a tenant's
     deletion). Without a schema, the whole fair queue of this Celery queue."""

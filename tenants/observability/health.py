@@ -4,7 +4,10 @@
 so a database outage does not make the orchestrator restart every web process.
 ``/readyz`` checks what a request needs (PostgreSQL, Redis, the Celery broker), each
 with a short timeout, and answers 503 naming the parts that failed so the balancer
-stops sending traffic and the operator sees where to look. Neither is rate-limited,
+stops sending traffic and the operator sees where to look. A dependency whose
+circuit breaker (tenants.resilience.breakers) is open in the answering process is
+reported ``open`` without being checked, so a hung dependency costs the probe nothing;
+the body also shows every breaker's state. Neither is rate-limited,
 admitted against a tenant's concurrency cap, logged or counted.
 
 Because ``/readyz`` is anonymous and outside every limit, its result is kept per
@@ -22,6 +25,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
+
+from tenants.resilience import breakers
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +54,14 @@ def check_database() -> None:
 
 def check_redis() -> None:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     client = redis.Redis.from_url(
         settings.REDIS_URL,
         socket_timeout=_timeout(),
         socket_connect_timeout=_timeout(),
+        retry=Retry(NoBackoff(), 0),  # one timeout, not redis-py's four
     )
     try:
         client.ping()
@@ -80,12 +88,22 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
 
 
 def _run_checks() -> dict[str, str]:
+    """Each part's state: ``ok``, ``fail`` or ``open`` (its breaker is open; the
+    reason goes to the log, not to the anonymous caller)."""
     results = {}
     for name, check in READINESS_CHECKS.items():
+        breaker = (
+            breakers.for_broker() if name == "broker" else breakers.BREAKERS.get(name)
+        )
+        if breaker is not None and breaker.retry_after() > 0:
+            results[name] = "open"
+            continue
         started = time.perf_counter()
         try:
             check()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            if breaker is not None:
+                breaker.failed(exc)
             logger.warning(
                 "readiness check %s failed after %.2f s: %s: %s",
                 name,
@@ -96,6 +114,10 @@ def _run_checks() -> dict[str, str]:
             results[name] = "fail"
         else:
             results[name] = "ok"
+            if breaker is not None:
+                # it answers: a probe that closes the breaker (a failure counts
+                # against it like any other call)
+                breaker.succeeded()
     return results
 
 
@@ -111,8 +133,9 @@ def forget_readiness() -> None:
 
 
 def readiness() -> dict[str, str]:
-    """Each part's state: ``ok`` or ``fail`` (the reason goes to the log, not to the
-    anonymous caller), at most ``CMS_READINESS_CACHE_SECONDS`` old."""
+    """Each part's state: ``ok``, ``fail`` or ``open`` (its breaker is open; the
+    reason goes to the log, not to the anonymous caller), at most
+    ``CMS_READINESS_CACHE_SECONDS`` old."""
     global _last_readiness
     keep = float(getattr(settings, "CMS_READINESS_CACHE_SECONDS", 2))
     with _readiness_lock:
@@ -139,8 +162,15 @@ def healthz(request: HttpRequest) -> HttpResponse:
 def readyz(request: HttpRequest) -> HttpResponse:
     checks = readiness()
     failing = [name for name, state in checks.items() if state != "ok"]
+    states = breakers.states()
     if failing:
         return _json(
-            {"status": "unavailable", "failing": failing, "checks": checks}, 503
+            {
+                "status": "unavailable",
+                "failing": failing,
+                "checks": checks,
+                "breakers": states,
+            },
+            503,
         )
-    return _json({"status": "ready", "checks": checks}, 200)
+    return _json({"status": "ready", "checks": checks, "breakers": states}, 200)

@@ -68,6 +68,13 @@ IN_FLIGHT = Gauge(
     ["tenant"],
     multiprocess_mode="livesum",
 )
+BREAKER_STATE = Gauge(
+    "cms_dependency_breaker_state",
+    "Circuit breaker of each dependency: 0 closed, 1 half-open, 2 open (the worst "
+    "over live processes).",
+    ["dependency"],
+    multiprocess_mode="livemax",
+)
 PUBLISH_JOBS = Counter(
     "cms_publish_jobs",
     "Background publish jobs run by Celery workers, by tenant and outcome.",
@@ -124,6 +131,10 @@ def record_request(
     LATENCY.labels(label).observe(seconds)
     if status in (429, 503):
         REJECTIONS.labels(label, str(status), rejection or "other").inc()
+
+
+def record_breaker_state(*, dependency: str, value: int) -> None:
+    BREAKER_STATE.labels(dependency).set(value)
 
 
 def record_publish_job(*, tenant: str, outcome: str) -> None:

@@ -13,6 +13,11 @@ map, so it cannot evict the tenants that are known. The set is the negative cach
 is bounded by the number of real domains (not by what clients send), and dropped with
 the map whenever the generation changes - a domain added anywhere is found within the
 check interval.
+
+A loaded map never waits on the database: while Redis cannot be asked, a process
+keeps its map for up to ``CMS_TENANT_MAP_MAX_STALE_SECONDS`` (then reloads hosts one
+by one); while the database is out, a host dropped by a generation change is still
+answered from the map it was dropped from, until the database answers again.
 """
 
 import logging
@@ -22,7 +27,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, connection, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, router
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 from wagtail.models import Site
@@ -53,8 +58,12 @@ class _TenantMap:
         # verified domains of active tenants: the names Caddy may get certificates
         # for (tenants.domains.tls_ask), loaded whole once per generation
         self._certificate_hosts: frozenset[str] | None = None
+        # the map before the last generation change: answers while the database
+        # cannot be asked
+        self._previous: dict[str, Tenant | None] = {}
         self._generation: bytes | None = None
         self._checked_at = 0.0
+        self._confirmed_at = time.monotonic()
 
     def _check_generation(self) -> None:
         now = time.monotonic()
@@ -65,11 +74,18 @@ class _TenantMap:
         try:
             generation = cache_redis().get(generation_key())
         except Exception:  # noqa: BLE001 - Redis down must not take pages down
+            max_stale = getattr(settings, "CMS_TENANT_MAP_MAX_STALE_SECONDS", 30)
+            if now - self._confirmed_at <= max_stale:
+                return  # keep serving the map; changes wait for Redis
             logger.warning("tenant map: Redis unreachable, dropping local map")
             generation = None
+            self._previous = self._hosts or self._previous
             self._hosts = {}
             self._known = None
+        else:
+            self._confirmed_at = now
         if generation != self._generation:
+            self._previous = self._hosts or self._previous
             self._hosts = {}
             self._known = None
             self._sites = {}
@@ -85,13 +101,19 @@ class _TenantMap:
             if host in self._hosts:
                 return self._hosts[host]
             known = self._known
-        if known is None:
-            known = _load_known_hosts()
-            with self._lock:
-                self._known = known
-        if host not in known:
-            return None  # unknown: no query, and nothing remembered about it
-        tenant = _load_tenant(host)
+        try:
+            if known is None:
+                known = _load_known_hosts()
+                with self._lock:
+                    self._known = known
+            if host not in known:
+                return None  # unknown: no query, and nothing remembered about it
+            tenant = _load_tenant(host)
+        except DatabaseError:
+            # the database is out: the host as this process last knew it, if it did
+            if host in self._previous:
+                return self._previous[host]
+            raise
         with self._lock:
             if len(self._hosts) >= MAX_CACHED_HOSTS:
                 self._hosts = {}
@@ -123,6 +145,7 @@ class _TenantMap:
 
     def clear(self) -> None:
         with self._lock:
+            self._previous = self._hosts or self._previous
             self._hosts = {}
             self._known = None
             self._sites = {}

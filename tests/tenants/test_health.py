@@ -45,6 +45,7 @@ def test_readyz_reports_every_part_ready(db, host):
     assert response.json() == {
         "status": "ready",
         "checks": {"database": "ok", "redis": "ok", "broker": "ok"},
+        "breakers": {"database": "closed", "redis": "closed", "broker": "closed"},
     }
 
 

@@ -4,9 +4,9 @@ import datetime as dt
 import re
 
 import pytest
-from tenants.metering.usage import UsageRow
 
 from tenants.metering.chart import daily_requests_svg, nice_scale
+from tenants.metering.reports import UsageRow
 
 ZERO = {
     "public_reads": 0,

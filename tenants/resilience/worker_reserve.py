@@ -1,0 +1,83 @@
+"""Database slots: a share of the pool's workers stays free for cached pages.
+
+With sync workers a request waiting on a slow or hung database holds its worker;
+enough of them hold the whole pool, and cached pages - which need no database - wait
+behind them. So a request that goes to Django (tenants.request_path.edge answers
+cached pages before that) first takes one of ``CMS_DB_SLOTS`` slots shared by the pool: by
+default its workers minus ``CMS_RESERVED_WORKERS``. When none is free within
+``CMS_DB_SLOT_WAIT_SECONDS`` the request gets a 503 with Retry-After, and the
+reserved workers go on serving cached pages and health probes.
+
+A slot is an exclusive ``flock`` on one of N files in the pool's directory: taking
+one costs a few system calls, needs neither Redis nor the database, and the kernel
+releases it when a worker dies holding it (gunicorn killing a stuck worker leaks
+nothing).
+"""
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+
+def slot_count() -> int:
+    return int(getattr(settings, "CMS_DB_SLOTS", 0) or 0)
+
+
+def slots_dir() -> Path | None:
+    directory = getattr(settings, "CMS_DB_SLOTS_DIR", "")
+    return Path(directory) if directory else None
+
+
+def take_slot() -> int | None | bool:
+    """Take a free slot: its file descriptor, None when slots are off, False when
+    none freed up in time."""
+    count, directory = slot_count(), slots_dir()
+    if count <= 0 or directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + float(
+        getattr(settings, "CMS_DB_SLOT_WAIT_SECONDS", 0.5)
+    )
+    start = os.getpid() % count  # spread the workers over the files
+    while True:
+        for offset in range(count):
+            path = directory / f"slot-{(start + offset) % count}"
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                continue
+            return descriptor
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
+def release_slot(descriptor: int) -> None:
+    """Closing the file releases its lock."""
+    os.close(descriptor)
+
+
+def slots_in_use() -> int:
+    """How many slots are held now (for /readyz)."""
+    count, directory = slot_count(), slots_dir()
+    if count <= 0 or directory is None or not directory.exists():
+        return 0
+    used = 0
+    for index in range(count):
+        path = directory / f"slot-{index}"
+        try:
+            descriptor = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            used += 1
+        finally:
+            os.close(descriptor)
+    return used

@@ -1,0 +1,263 @@
+"""Dependency outages in one process: breakers, the fast 503, the reserved workers,
+and jobs kept while the broker is out (tests/tenants/test_faults.py hangs and kills
+real services)."""
+
+import json
+import time
+
+import psycopg
+import pytest
+from django.test import Client, override_settings
+
+from content.models import BackgroundJob
+from tenants.jobs import fair_queue
+from tenants.observability.metrics import render_metrics
+from tenants.resilience import breakers, worker_reserve
+from tenants.resilience.breakers import CircuitBreaker, DependencyUnavailable
+
+
+def open_breaker(breaker: CircuitBreaker) -> None:
+    for _ in range(10):
+        breaker.failed(RuntimeError("test"))
+    assert breaker.state == breakers.OPEN
+
+
+# --- the breaker itself -----------------------------------------------------------
+
+
+def test_breaker_opens_fails_fast_then_one_probe_closes_it():
+    changes = []
+    breaker = CircuitBreaker(
+        "thing",
+        failures=lambda: 2,
+        cooldown=lambda: 0.2,
+        on_change=lambda name, state: changes.append(state),
+    )
+    breaker.before_call()
+    breaker.failed(TimeoutError())
+    assert breaker.state == breakers.CLOSED  # one failure is not an outage
+    breaker.before_call()
+    breaker.failed(TimeoutError())
+    assert breaker.state == breakers.OPEN
+
+    started = time.perf_counter()
+    with pytest.raises(DependencyUnavailable) as refused:
+        breaker.before_call()
+    assert time.perf_counter() - started < 0.01
+    assert 0 < refused.value.retry_after <= 0.2
+
+    time.sleep(0.25)
+    breaker.before_call()  # the probe
+    assert breaker.state == breakers.HALF_OPEN
+    with pytest.raises(DependencyUnavailable):
+        breaker.before_call()  # only one probe at a time
+    breaker.succeeded()
+    assert breaker.state == breakers.CLOSED
+    breaker.before_call()
+    assert changes == [breakers.OPEN, breakers.HALF_OPEN, breakers.CLOSED]
+
+
+def test_a_failed_probe_opens_the_breaker_for_another_cooldown():
+    breaker = CircuitBreaker("thing", failures=lambda: 1, cooldown=lambda: 0.1)
+    breaker.failed(TimeoutError())
+    time.sleep(0.15)
+    with pytest.raises(ZeroDivisionError), breaker.guard((ZeroDivisionError,)):
+        raise ZeroDivisionError
+    assert breaker.state == breakers.OPEN
+    with pytest.raises(DependencyUnavailable):
+        breaker.before_call()
+
+
+def test_a_failed_cheap_probe_keeps_the_breaker_open_without_a_real_call():
+    answers = [False, True]
+    breaker = CircuitBreaker("thing", failures=lambda: 1, cooldown=lambda: 0.1)
+    breaker.probe = lambda: answers.pop(0)
+    breaker.failed(TimeoutError())
+    time.sleep(0.15)
+    with pytest.raises(DependencyUnavailable):
+        breaker.before_call()  # the probe said no: another cool-down
+    assert breaker.state == breakers.OPEN
+    time.sleep(0.15)
+    breaker.before_call()  # the probe said yes: this call decides
+    breaker.succeeded()
+    assert breaker.state == breakers.CLOSED
+    assert answers == []
+
+
+def test_an_error_the_dependency_answered_does_not_count():
+    breaker = CircuitBreaker("thing", failures=lambda: 1, cooldown=lambda: 5)
+    with pytest.raises(KeyError), breaker.guard((TimeoutError,)):
+        raise KeyError("a bug, not an outage")
+    assert breaker.state == breakers.CLOSED
+
+
+def test_psycopg_internals_the_database_deadline_relies_on():
+    """tenants.resilience.database is psycopg's one adapter: fail here first."""
+    import inspect
+
+    assert issubclass(psycopg.errors._WaitTimeout, Exception)
+    assert "timeout" in inspect.signature(psycopg.Connection.wait).parameters
+
+
+# --- the database out ---------------------------------------------------------------
+
+
+def test_database_breaker_open_gives_a_fast_503_with_retry_after(db):
+    client = Client(HTTP_HOST="acme.localhost")
+    assert client.get("/").status_code == 200  # the host map is loaded
+    open_breaker(breakers.database)
+    try:
+        started = time.perf_counter()
+        page = client.get("/search/", {"q": "x"})
+        api = client.get("/api/v2/pages/")
+        elapsed = time.perf_counter() - started
+    finally:
+        breakers.reset_all()
+
+    assert elapsed < 0.5
+    assert page.status_code == 503
+    assert int(page["Retry-After"]) >= 1
+    assert "Acme" in page.content.decode()
+    assert "try again" in page.content.decode().lower()
+    assert api.status_code == 503
+    assert json.loads(api.content)["error"] == "temporarily_unavailable"
+
+
+def test_an_unknown_host_with_the_database_out_gets_a_503_not_a_500(db):
+    client = Client(HTTP_HOST="never-seen.localhost", raise_request_exception=False)
+    open_breaker(breakers.database)
+    try:
+        response = client.get("/")
+    finally:
+        breakers.reset_all()
+    assert response.status_code == 503
+    assert response["Retry-After"]
+
+
+def test_readyz_and_metrics_show_an_open_breaker(db, monkeypatch):
+    from tenants.observability import health
+
+    checked = []
+    monkeypatch.setitem(
+        health.READINESS_CHECKS, "redis", lambda: checked.append("redis")
+    )
+    client = Client(HTTP_HOST="localhost")
+    open_breaker(breakers.redis)
+    try:
+        response = client.get("/readyz")
+        metrics = render_metrics().decode()
+    finally:
+        breakers.reset_all()
+
+    assert checked == []  # an open breaker is reported, not waited on
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["redis"] == "open"
+    assert body["breakers"]["redis"] == "open"
+    assert 'cms_dependency_breaker_state{dependency="redis"} 2.0' in metrics
+
+    assert client.get("/readyz").json()["breakers"]["redis"] == "closed"
+    assert 'cms_dependency_breaker_state{dependency="redis"} 0.0' in (
+        render_metrics().decode()
+    )
+
+
+# --- Redis out ------------------------------------------------------------------------
+
+
+def test_with_the_redis_breaker_open_pages_are_served_without_touching_redis(
+    acme_client, monkeypatch
+):
+    sent = []
+    from redis.connection import AbstractConnection
+
+    original = AbstractConnection.send_packed_command
+    monkeypatch.setattr(
+        AbstractConnection,
+        "send_packed_command",
+        lambda self, *a, **k: sent.append(a) or original(self, *a, **k),
+    )
+    with override_settings(CMS_BREAKER_COOLDOWN_SECONDS=60):
+        open_breaker(breakers.redis)
+        response = acme_client.get("/")
+
+    assert response.status_code == 200  # fail-open: the limiter is skipped
+    assert sent == []  # not a single command waited on a socket
+
+
+# --- reserved workers -----------------------------------------------------------------
+
+
+def test_without_a_free_database_slot_a_request_gets_503_but_probes_answer(
+    acme_client, tmp_path
+):
+    with override_settings(
+        CMS_DB_SLOTS=1, CMS_DB_SLOTS_DIR=str(tmp_path), CMS_DB_SLOT_WAIT_SECONDS=0.05
+    ):
+        held = worker_reserve.take_slot()
+        assert held not in (None, False)
+        try:
+            assert worker_reserve.slots_in_use() == 1
+            busy = acme_client.get("/search/", {"q": "x"})
+            health = acme_client.get("/healthz")
+        finally:
+            worker_reserve.release_slot(held)
+        assert worker_reserve.slots_in_use() == 0
+        served = acme_client.get("/search/", {"q": "x"})
+
+    assert busy.status_code == 503
+    assert busy["Retry-After"]
+    assert health.status_code == 200
+    assert served.status_code == 200
+
+
+# --- jobs while the broker is out -------------------------------------------------
+
+
+def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
+    db, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django_tenants.utils import schema_context
+
+    from content import jobs
+    from content.tasks import run_next_job_task
+
+    fair_queue.clear()
+    sent = []
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(run_next_job_task, "apply_async", broker_down)
+    try:
+        with (
+            schema_context("acme"),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            job = jobs.enqueue_job(kind="test.noop", args={})
+        with schema_context("acme"):
+            assert BackgroundJob.objects.get(pk=job.pk).status == "queued"
+        assert fair_queue.pending(schema="acme") == 1
+
+        monkeypatch.setattr(
+            run_next_job_task, "apply_async", lambda *a, **k: sent.append(k)
+        )
+        breakers.reset_all()
+        assert jobs.resend_missing_tokens() >= 1
+        assert len(sent) >= 1
+    finally:
+        fair_queue.clear()
+
+
+def test_with_redis_out_a_job_is_refused_clearly_and_nothing_is_stored(db):
+    from django_tenants.utils import schema_context
+
+    from content import jobs
+
+    with override_settings(CMS_BREAKER_COOLDOWN_SECONDS=60):
+        open_breaker(breakers.redis)
+        with schema_context("acme"):
+            before = BackgroundJob.objects.count()
+            with pytest.raises(jobs.EnqueueFailed, match="job queue is unavailable"):
+                jobs.enqueue_job(kind="publish", args={"page_id": 1})
+            assert BackgroundJob.objects.count() == before
