@@ -3,8 +3,8 @@
 With sync workers a request waiting on a slow or hung database holds its worker;
 enough of them hold the whole pool, and cached pages - which need no database - wait
 behind them. So a request that goes to Django (tenants.request_path.edge answers
-cached pages before that) first takes one of ``CMS_DB_SLOTS`` slots shared by the pool: by
-default its workers minus ``CMS_RESERVED_WORKERS``. When none is free within
+cached pages before that) first takes one of ``CMS_DB_SLOTS`` slots shared by the
+pool: by default its workers minus ``CMS_RESERVED_WORKERS``. When none is free within
 ``CMS_DB_SLOT_WAIT_SECONDS`` the request gets a 503 with Retry-After, and the
 reserved workers go on serving cached pages and health probes.
 

@@ -2,8 +2,8 @@
 instead of a crash when the database is out before Django's handler runs.
 
 tenants.request_path.edge resolves the request's host before Django's handler; for a
-host not in the worker's map that is a query, whose failure would otherwise escape as the
-server's bare 500. Here it becomes the 503 of ``tenants.resilience.outage``.
+host not in the worker's map that is a query, whose failure would otherwise escape as
+the server's bare 500. Here it becomes the 503 of ``tenants.resilience.outage``.
 """
 
 from collections.abc import Callable, Iterable
