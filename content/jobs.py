@@ -39,11 +39,14 @@ from content.models import BackgroundJob
 from tenants.jobs import fair_queue
 from tenants.jobs.fair_queue import HourlyLimitExceeded
 from tenants.jobs.kinds import UnknownJobKind, get_job_kind
-from tenants.jobs.task_context import bind_job_context, current_request_id
+from tenants.jobs.task_context import (
+    bind_job_context,
+    current_request_id,
+    unbind_job_context,
+)
 from tenants.metering import counters
 from tenants.models import Tenant
 from tenants.observability import metrics
-from tenants.observability.log_context import bind, request_id_var, unbind
 from tenants.resilience import breakers
 
 logger = logging.getLogger(__name__)
@@ -342,22 +345,24 @@ def run_claimed_job(
     Raises ``RetryLater`` after a transient error with attempts left (the job keeps its
     in-flight slot until then).
     """
-    # the job's log lines carry its tenant (and, once read, its request id); what
-    # the caller had is restored after
-    tokens = bind(tenant=schema, request_id=request_id_var.get())
+    tokens = bind_job_context(schema=schema)  # the job's log lines carry its tenant
     try:
-        return _run_claimed_job(schema=schema, job_id=job_id, attempt=attempt)
+        return _run_claimed_job(
+            schema=schema, job_id=job_id, attempt=attempt, log_tokens=tokens
+        )
     finally:
-        unbind(tokens)
+        unbind_job_context(tokens)
 
 
-def _run_claimed_job(*, schema: str, job_id: int, attempt: int | None) -> TokenOutcome:
+def _run_claimed_job(
+    *, schema: str, job_id: int, attempt: int | None, log_tokens: list
+) -> TokenOutcome:
     Status = BackgroundJob.Status
     if attempt is None:
         attempt = fair_queue.count_attempt(schema=schema, job_ref=str(job_id))
     with schema_context(schema):
         try:
-            status = _run_in_schema(schema, job_id, attempt)
+            status = _run_in_schema(schema, job_id, attempt, log_tokens)
         except TRANSIENT_ERRORS as exc:
             connection.close_if_unusable_or_obsolete()
             if attempt < settings.CMS_JOB_MAX_ATTEMPTS:
@@ -424,7 +429,7 @@ def _meter(*, schema: str, status: str) -> None:
         logger.exception("could not count job outcome %s of %s", status, schema)
 
 
-def _run_in_schema(schema: str, job_id: int, attempt: int) -> str:
+def _run_in_schema(schema: str, job_id: int, attempt: int, log_tokens: list) -> str:
     """One transaction: lock the job row (a duplicate run of the same job waits, then
     sees it done), run the work, mark it done. While it runs, the admin shows it as
     running from the fair queue's in-flight set, which costs no extra commit."""
@@ -434,7 +439,11 @@ def _run_in_schema(schema: str, job_id: int, attempt: int) -> str:
             job = BackgroundJob.objects.select_for_update().filter(pk=job_id).first()
             if job is None:
                 return "gone"
-            bind_job_context(schema=schema, request_id=job.request_id)
+            if job.request_id:
+                # the rest of the run, its last line included, logs the click's id
+                log_tokens.extend(
+                    bind_job_context(schema=schema, request_id=job.request_id)
+                )
             if job.status in (Status.DONE, Status.FAILED):
                 return job.status
             job.attempts = attempt

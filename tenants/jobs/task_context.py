@@ -76,11 +76,14 @@ def current_request_id() -> str:
 def bind_job_context(*, schema: str, request_id: str = "") -> list:
     """For tasks that pick their job while running (fair-queue tokens): the job's log
     lines carry its tenant and the request id of the click that queued it. Returns
-    tokens for ``log_context.unbind``, for a job run outside a task (in a request or
-    a test), whose caller's context must not keep the job's tenant."""
+    tokens for ``unbind_job_context`` (a job run outside a task leaves no trace)."""
     if request_id:
         return log_context.bind(tenant=schema, request_id=request_id)
     return log_context.bind(tenant=schema)
+
+
+def unbind_job_context(tokens: list) -> None:
+    log_context.unbind(tokens)
 
 
 @task_postrun.connect(dispatch_uid="cms_request_context_postrun")
