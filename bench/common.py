@@ -217,13 +217,21 @@ def code_version() -> dict[str, Any]:
     """The commit, whether the code differs from it, and a hash of the code's trees
     (``CODE_PATHS``): two runs with the same ``code`` measured the same code, even
     across commits that changed only documentation."""
-    trees = [_git("rev-parse", f"HEAD:{path}") for path in CODE_PATHS]
-    changes = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
-    dirty = bool(changes)
+    results = f"{RESULTS.relative_to(REPO)}/"
+    files = "\n".join(
+        line
+        for line in _git("ls-tree", "-r", "HEAD", "--", *CODE_PATHS).splitlines()
+        if not line.split("\t", 1)[-1].startswith(results)
+    )
+    changes = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS,
+        f":!{results}",
+    )  # fmt: skip
     return {
         "commit": _git("rev-parse", "HEAD"),
-        "dirty": dirty,
-        "code": hashlib.sha256("\n".join(trees).encode()).hexdigest()[:16],
+        "dirty": bool(changes),
+        # the runs on record (bench/results) are not the code they measured
+        "code": hashlib.sha256(files.encode()).hexdigest()[:16],
     }
 
 
