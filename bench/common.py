@@ -79,6 +79,12 @@ def use_bench_database(suffix: str) -> str:
     return url
 
 
+def database_url(suffix: str) -> str:
+    """The URL ``use_bench_database(suffix)`` made, without re-creating it."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path=f"/{parts.path.lstrip('/')}_{suffix}"))
+
+
 def free_port(start: int = 20000, end: int = 30000) -> int:
     """A free TCP port on 127.0.0.1 in the range test servers may use (fixed ports
     collide when two engineers run a benchmark at once)."""
@@ -118,6 +124,25 @@ def gunicorn_env(*, workers: int) -> dict[str, str]:
     env.setdefault("SECRET_KEY", "bench-" + "k" * 60)
     env["SECURE_SSL_REDIRECT"] = "false"
     return env
+
+
+def start_pool(
+    name: str, port: int, *, env: dict[str, str], workers: int | None = None
+):
+    """A gunicorn pool on 127.0.0.1:``port``; its log in a file of this run's own
+    (``bench-<name>-<pid>.log`` in the temporary directory). Booting Django and
+    Wagtail in several workers on a loaded machine takes a while: up to 3 minutes."""
+    from cms_project import devstack
+
+    return devstack.start_gunicorn(
+        port, env=env, log_path=pool_log(name), workers=workers, timeout=180
+    )
+
+
+def pool_log(name: str) -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"bench-{name}-{os.getpid()}.log"
 
 
 def create_unlimited_plan(name: str = "bench-unlimited") -> str:
