@@ -210,6 +210,65 @@ def bootstrap_ratio(
     return point, float(low), float(high)
 
 
+def bootstrap_pooled_ratio(
+    numerator_rounds: Sequence[Sequence[float]],
+    denominator_rounds: Sequence[Sequence[float]],
+    *,
+    q: float = 99,
+    resamples: int = 2000,
+    seed: int = 15,
+) -> tuple[float, float, float]:
+    """The ratio of two groups' ``q``-th percentiles, each over all its rounds'
+    samples pooled, and a 95 % interval by a block bootstrap: rounds (not single
+    requests, which are correlated within a round) resampled with replacement on
+    each side, their samples pooled, the ratio taken again."""
+    import numpy as np
+
+    def pooled(rounds: Sequence[Sequence[float]]) -> np.ndarray:
+        return np.concatenate([np.asarray(r, dtype=float) for r in rounds])
+
+    point = float(
+        np.percentile(pooled(numerator_rounds), q)
+        / np.percentile(pooled(denominator_rounds), q)
+    )
+    if len(numerator_rounds) < 2 or len(denominator_rounds) < 2:
+        return point, float("nan"), float("nan")
+    generator = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(resamples):
+        top = [
+            numerator_rounds[i]
+            for i in generator.integers(0, len(numerator_rounds), len(numerator_rounds))
+        ]
+        bottom = [
+            denominator_rounds[i]
+            for i in generator.integers(
+                0, len(denominator_rounds), len(denominator_rounds)
+            )
+        ]
+        ratios.append(np.percentile(pooled(top), q) / np.percentile(pooled(bottom), q))
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def pss_mb(pids: Sequence[int]) -> float:
+    """Proportional set size of these processes together, from
+    ``/proc/<pid>/smaps_rollup``: a page shared by n processes counts 1/n in each,
+    so pages shared after fork are not counted once per worker as RSS does."""
+    total_kb = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total_kb += int(line.split()[1])
+                break
+    return total_kb / 1024
+
+
+def interval(ratio: tuple[float, float, float]) -> dict[str, float]:
+    """A ratio and its interval, as recorded."""
+    return dict(zip(("median", "ci_low", "ci_high"), ratio, strict=True))
+
+
 def calibrated_rate(capacity_rps: float, *, fraction: float = 0.6) -> float:
     """A fixed rate from the capacity measured in this run (60 % by default): loaded,
     not overloaded, on whatever machine the run finds."""

@@ -305,9 +305,12 @@ class Schedule:
     port: int | None = None
     clients: tuple[str, ...] = ()
     bust_cache: bool = False
+    # several pages of the tenant, taken in turn (``path`` when empty)
+    paths: tuple[str, ...] = ()
 
     def request_target(self, index: int) -> tuple[str, dict[str, str]]:
-        path = f"{self.path}?b={index}" if self.bust_cache else self.path
+        path = self.paths[index % len(self.paths)] if self.paths else self.path
+        path = f"{path}?b={index}" if self.bust_cache else path
         headers = {"Host": self.host}
         if self.clients:
             headers["X-Forwarded-For"] = self.clients[index % len(self.clients)]
