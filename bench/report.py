@@ -66,7 +66,10 @@ GOALS: dict[str, tuple[Goal, ...]] = {
         Goal("saturating_quiet_p99_ratio", "<=", 1.5),
         Goal("uncached_quiet_p99_ratio", "<=", 1.5),
     ),
-    "publish_fairness": (),
+    "publish_fairness": (
+        Goal("fair_latency_ratio", "<=", 2),
+        Goal("throughput_ratio_vs_fifo", ">=", 0.9),
+    ),
     "overhead": (
         Goal("html_identical", "==", 1),
         Goal("uncached_vs_vanilla", ">=", 0.95),

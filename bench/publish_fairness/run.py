@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-from bench.common import REPO, RESULTS, out, use_bench_database
+from bench.common import REPO, RESULTS, Run, out, use_bench_database
 
 QUEUE = "bench-fair"
 TENANTS = {"a": "fa_alpha", "b": "fa_bravo", "c": "fa_charlie"}
@@ -190,6 +190,7 @@ def main() -> int:
     args = parser.parse_args()
     if min(args.jobs, args.concurrency, args.idle_runs, args.rounds) < 1:
         parser.error("--jobs, --concurrency, --idle-runs and --rounds must be >= 1")
+    run = Run("publish_fairness", parser, args)
 
     use_bench_database("bench_fair")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
@@ -288,14 +289,10 @@ def main() -> int:
         "(goal: within 10%)"
     )
     plot(idle, fifo, fair)
-    out(
-        "RESULT "
-        + " ".join(
-            f"{name}={value:.3f}" if name != "jobs_per_s" else f"{name}={value:.1f}"
-            for name, value in figures.items()
-        )
+    return run.finish(
+        figures,
+        {"idle": idle, "fifo": fifo, "fair": fair, "steps": steps, **figures},
     )
-    return 0
 
 
 def plot(idle: dict, fifo: dict, fair: dict) -> None:
