@@ -109,7 +109,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def tail(values: Sequence[float], q: float = 99) -> float | None:
     """The ``q``-th percentile, or None when there are too few samples for it to mean
     anything (``MIN_P99_SAMPLES`` for a p99; proportionally fewer for a p90)."""
-    needed = math.ceil(MIN_P99_SAMPLES * 0.01 / max(1e-9, 1 - q / 100))
+    needed = round(MIN_P99_SAMPLES * 0.01 / max(1e-9, 1 - q / 100))
     if len(values) < needed:
         return None
     return percentile(values, q)
@@ -301,7 +301,7 @@ def code_version() -> dict[str, Any]:
     """The commit, whether the code differs from it, and a hash of the code's trees
     (``CODE_PATHS``): two runs with the same ``code`` measured the same code, even
     across commits that changed only documentation."""
-    results = f"{RESULTS.relative_to(REPO)}/"
+    results = "bench/results/"
     files = "\n".join(
         line
         for line in _git("ls-tree", "-r", "HEAD", "--", *CODE_PATHS).splitlines()
@@ -436,7 +436,8 @@ class Run:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.started:%Y%m%dT%H%M%SZ}.json"
         path.write_text(json.dumps(_jsonable(record), indent=2, allow_nan=False))
-        out(f"== on record: {path.relative_to(REPO)}")
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        out(f"== on record: {shown}")
         if not self.valid:
             out("INVALID " + "; ".join(self.problems))
             return 1

@@ -96,7 +96,7 @@ def runs_of(name: str) -> list[dict]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        record["_path"] = str(path.relative_to(REPO))
+        record["_path"] = str(path)
         runs.append(record)
     return sorted(runs, key=lambda record: record.get("started", ""))
 
