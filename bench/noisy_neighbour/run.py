@@ -360,8 +360,13 @@ def run_phases(args, run: Run) -> tuple:
         # every tenant's caches and database connections warm in every worker
         for port in ports.values():
             sweep(port, everyone, repeat=4 * args.workers)
+        # many clients, as the quiet load has: one client would meet its
+        # per-client share and measure cheap refusals instead of pages
         quiet_pages = [
-            Target(host(slug), path) for slug in QUIET for path in article_paths()
+            Target(host(slug), path, client)
+            for index, slug in enumerate(QUIET)
+            for client in clients(f"198.51.{100 + index}", 20)
+            for path in article_paths()
         ]
         capacity = {
             "flood_cached": measure_capacity(
