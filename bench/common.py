@@ -131,11 +131,11 @@ def start_pool(
 ):
     """A gunicorn pool on 127.0.0.1:``port``; its log in a file of this run's own
     (``bench-<name>-<pid>.log`` in the temporary directory). Booting Django and
-    Wagtail in several workers on a loaded machine takes a while: up to 3 minutes."""
+    Wagtail in several workers on a heavily loaded machine takes minutes: up to 10."""
     from cms_project import devstack
 
     return devstack.start_gunicorn(
-        port, env=env, log_path=pool_log(name), workers=workers, timeout=180
+        port, env=env, log_path=pool_log(name), workers=workers, timeout=600
     )
 
 

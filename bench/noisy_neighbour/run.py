@@ -51,6 +51,7 @@ from bench.common import (
     RESULTS,
     Run,
     calibrated_rate,
+    database_url,
     free_port,
     gunicorn_env,
     out,
@@ -609,6 +610,11 @@ def main() -> int:
         "uncached capacity measured in the run",
     )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="use the database an earlier run set up (smoke runs; not a headline)",
+    )
     parser.add_argument("--overhead-calls", type=int, default=5000)
     parser.add_argument(
         "--page-cache-seconds",
@@ -632,16 +638,23 @@ def main() -> int:
         parser.error("--uncached-load must be 0.05-1")
     run = Run("noisy_neighbour", parser, args)
 
-    use_bench_database("bench_noisy")
+    if args.reuse_database:
+        os.environ["DATABASE_URL"] = database_url("bench_noisy")
+    else:
+        use_bench_database("bench_noisy")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
     import django
 
     django.setup()
 
-    out("== setting up a fresh benchmark database (migrate, 5 tenants, articles)")
-    set_up_tenants(
-        noisy_reads_per_minute=args.noisy_reads_per_minute, noisy_cap=args.noisy_cap
-    )
+    if args.reuse_database:
+        out("== reusing the database of an earlier run (--reuse-database)")
+    else:
+        out("== setting up a fresh benchmark database (migrate, 5 tenants, articles)")
+        set_up_tenants(
+            noisy_reads_per_minute=args.noisy_reads_per_minute,
+            noisy_cap=args.noisy_cap,
+        )
     phases, in_django, capacity, rates, flood_figures = run_phases(args, run)
     noisy_rate = rates["noisy"]
     out(f"== cost of the limit decision, {args.overhead_calls} calls in-process")
