@@ -330,8 +330,9 @@ class OpenLoopResult:
     # how late the client itself sent each request (due and a connection free, to
     # sent): the load generator's own delay, not the server's
     client_lag_ms: list[float] = field(default_factory=list)
-    # seconds from the start to the last request sent
-    sending_s: float = 0.0
+    # how long sending took: the schedule's own span (requests / rate), or longer
+    # when the client fell behind (the last request sent late)
+    sending_span_s: float = 0.0
 
     @property
     def requests(self) -> int:
@@ -345,9 +346,9 @@ class OpenLoopResult:
     def achieved_rate(self) -> float:
         """Requests sent per second over the time it took to send them (a client
         that falls behind takes longer than the schedule)."""
-        if not self.requests:
+        if not self.requests or not self.sending_span_s:
             return 0.0
-        return self.requests / max(self.seconds, self.sending_s)
+        return self.requests / self.sending_span_s
 
     @property
     def client_lag_p99_ms(self) -> float:
@@ -420,7 +421,12 @@ def _run_schedule(
         latencies_ms=[row[1] for row in results],
         statuses=[row[2] for row in results],
         client_lag_ms=[row[3] for row in results],
-        sending_s=max((row[4] for row in results), default=start_at) - start_at,
+        sending_span_s=max(
+            total / schedule.rate,
+            max((row[4] for row in results), default=start_at) - start_at + interval,
+        )
+        if total
+        else 0.0,
     )
 
 

@@ -522,6 +522,8 @@ def merge_blocks(blocks: list[list]) -> list:
             whole.due_s += [whole.seconds + due for due in result.due_s]
             whole.latencies_ms += result.latencies_ms
             whole.statuses += result.statuses
+            whole.client_lag_ms += result.client_lag_ms
+            whole.sending_span_s += result.sending_span_s
             whole.seconds += result.seconds
         merged.append(whole)
     return merged

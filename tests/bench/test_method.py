@@ -178,3 +178,24 @@ def test_wrk_sends_each_targets_host_path_and_client_and_counts_statuses():
     assert ("b.localhost", "/missing", "1.2.3.4") in _Echo.seen
     busting = [path for host, path, _ in _Echo.seen if path.startswith("/page/?b=")]
     assert len(set(busting)) == len(busting) >= busted.requests - 2
+
+
+def test_an_open_loop_on_time_reports_the_rate_it_was_asked_for():
+    from bench.loadgen import Schedule, open_loop
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", common.free_port()), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # 2.5 s at 0.9/s is 2 requests: the rate is theirs, not 2 / 2.5 s
+        slow, fast = open_loop(
+            server.server_address[1],
+            [Schedule("a.localhost", rate=0.9), Schedule("b.localhost", rate=40)],
+            seconds=2.5,
+        )
+    finally:
+        server.shutdown()
+
+    assert (slow.requests, fast.requests) == (2, 100)
+    assert slow.achieved_rate == pytest.approx(0.9, rel=0.05)
+    assert fast.achieved_rate == pytest.approx(40, rel=0.1)
+    assert len(fast.client_lag_ms) == 100
