@@ -496,6 +496,8 @@ def cost_claim(args, run: Run, paths, rates: dict) -> dict:
             finally:
                 pools.stop()
             probes[name].append({"workers": workers, "ok": ok, **figures})
+            for kind, count in figures["samples"].items():
+                run.check_p99(f"cost, {name}, {workers} workers, {kind}", count)
             out(
                 f"   p99 spiking {figures['spike_p99_ms']:.0f} ms, quiet "
                 f"{figures['quiet_p99_ms']:.0f} ms, errors {figures['errors']}: "
@@ -599,7 +601,7 @@ def main() -> int:
     parser.add_argument(
         "--probe-seconds",
         type=float,
-        default=40,
+        default=60,
         help="cost claim: seconds of load per pool size tried",
     )
     parser.add_argument(
