@@ -525,6 +525,28 @@ def cost_claim(args, run: Run, paths, rates: dict) -> dict:
     }
 
 
+def available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def fits_in_memory(args, run: Run, latency: dict, workers: int) -> bool:
+    """One pool of ``workers`` per tenant for ``--memory-tenants`` tenants, estimated
+    from the isolated pools measured in the latency claim (PSS per process): the run
+    stops (INVALID) rather than push a shared machine into swapping or the OOM
+    killer."""
+    per_process = latency["memory"]["isolated"]["pss_mb"] / (2 * args.tenants)
+    needed = per_process * args.memory_tenants * (1 + workers)
+    free = available_mb()
+    return run.check(
+        needed < 0.7 * free,
+        f"memory: {args.memory_tenants} pools of {workers} workers need about "
+        f"{needed:.0f} MB, {free:.0f} MB available: not measured",
+    )
+
+
 def memory_at(args, paths, workers: dict[str, int]) -> dict:
     """PSS of one shared pool against one pool per tenant, ``--memory-tenants``
     tenants, each pool having served its tenants' pages."""
@@ -635,7 +657,9 @@ def main() -> int:
     rates = {"spike": latency["spike_rate"], "quiet": latency["quiet_rate"]}
     cost = cost_claim(args, run, paths, rates)
     memory = None
-    if all(cost["workers_per_pool"].values()):
+    if all(cost["workers_per_pool"].values()) and fits_in_memory(
+        args, run, latency, cost["workers_per_pool"]["isolated"]
+    ):
         memory = memory_at(args, paths, cost["workers_per_pool"])
 
     figures = {"latency": latency, "cost": cost, "memory_at_scale": memory}
