@@ -195,8 +195,11 @@ def bootstrap_ratio(
 
     top = np.asarray(numerator, dtype=float)
     bottom = np.asarray(denominator, dtype=float)
+    if not len(bottom) or np.median(bottom) == 0:
+        return float("nan"), float("nan"), float("nan")
     point = float(np.median(top) / np.median(bottom))
-    if len(top) < 2 or len(bottom) < 2:
+    if len(top) < 2 or len(bottom) < 2 or (bottom <= 0).any():
+        # a round that measured nothing: no interval (the benchmark says why)
         return point, float("nan"), float("nan")
     generator = np.random.default_rng(seed)
     tops = np.median(

@@ -295,6 +295,12 @@ def main() -> int:
         (f"{args.fleet} uncached", large_u),
     ):
         run.check(row["non_200"] == 0, f"{label}: {row['non_200']} answers not 200")
+        run.check(
+            min(row["rps_rounds"]) > 0,
+            f"{label}: a round served no page (rounds: "
+            + ", ".join(f"{rps:.1f}" for rps in row["rps_rounds"])
+            + " req/s)",
+        )
     run.check(
         recycled >= 2,
         f"only {recycled} workers recycled while measuring uncached pages: lower "
@@ -326,8 +332,8 @@ def main() -> int:
     out()
     out(f"{'measure':<52}{'value':>12}")
     for label, value in (
-        ("tenant creation by clone, p50 (s), fleet of 10-110", "create_p50_s"),
-        ("tenant creation by clone, p95 (s), fleet of 10-110", "create_p95_s"),
+        (f"creation by clone, p50 (s), fleet of 10-{10 + args.create}", "create_p50_s"),
+        (f"creation by clone, p95 (s), fleet of 10-{10 + args.create}", "create_p95_s"),
         (
             f"tenant creation by clone, p50 (s), fleet of {args.fleet}",
             "create_at_fleet_p50_s",
