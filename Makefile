@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # Options for a benchmark: make bench-overhead BENCH_ARGS="--sweep"
 BENCH_ARGS ?=
 
-.PHONY: up test lint lint-code check-deploy audit format bootstrap lock e2e clean-var bench-%
+.PHONY: up test lint lint-code check-deploy audit format bootstrap lock e2e clean-var bench bench-report bench-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ format: bootstrap
 # Re-resolve the locked dependencies after editing pyproject.toml.
 lock: bootstrap
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+# Every benchmark one after another (never two at once), a summary table, and
+# docs/benchmarks.md's headline regenerated from the runs on record.
+bench: bootstrap
+	$(BIN)/python -m cms_project.devstack run -- $(BIN)/python -m bench.suite
+
+bench-report: bootstrap
+	$(BIN)/python -m bench.report
 
 bench-%: bootstrap
 	$(BIN)/python -m cms_project.devstack run -- $(BIN)/python bench/$*/run.py $(BENCH_ARGS)

@@ -1,17 +1,60 @@
 """What every benchmark script needs: a database of its own, percentiles, unbuffered
-output and the environment of a production-like gunicorn pool.
+output, the environment of a production-like gunicorn pool, and the method a sceptic
+accepts.
 
 Each benchmark works in a database named after the configured one plus a suffix of
 its own, so two benchmarks never drop each other's data nor the development data.
+
+The method (docs/benchmarks.md, "Method"), in one place for every benchmark:
+
+- ``interleaved``: two or more set-ups measured in alternating rounds in one run (the
+  order reversed every other round), so that load from elsewhere on the machine falls
+  on every side alike; each figure is the median of its rounds, and each ratio gets a
+  95 % bootstrap interval over the rounds (``ratio_with_interval``);
+- ``tail``: a p99 only from at least ``MIN_P99_SAMPLES`` samples per group, else
+  nothing (and the run says so);
+- ``calibrated_rate`` / ``flood_rate``: rates from capacity measured in the same run,
+  never chosen by hand;
+- ``Run``: validity checks collected while measuring; the ``RESULT`` line only when the
+  run is valid, else an ``INVALID ...`` line and a non-zero exit; and every run, valid
+  or not, on record in ``bench/results/<name>/<UTC time>.json`` with the date, the
+  code's commit, the machine and its load at the start, the arguments and the figures
+  (``python -m bench.report`` builds the headline table of docs/benchmarks.md from
+  these).
 """
 
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
 import os
+import random
+import socket
+import statistics
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
+
+# A p99 is the 1 %-worst request: from fewer samples it is one or two requests.
+MIN_P99_SAMPLES = 1000
+# Fixed-rate load: the client must send at least this share of the asked rate.
+MIN_ACHIEVED_RATE_SHARE = 0.95
+# ... and be late by its own doing (not the server's) by at most this, p99.
+MAX_CLIENT_LAG_P99_MS = 25.0
+# The directories whose content is "the code" a run measured (docs do not count).
+CODE_PATHS = ("bench", "cms_project", "content", "tenants", "templates", "deploy")
+
+T = TypeVar("T")
 
 
 def out(line: str = "") -> None:
@@ -36,12 +79,40 @@ def use_bench_database(suffix: str) -> str:
     return url
 
 
-def percentile(values: list[float], q: float) -> float:
+def database_url(suffix: str) -> str:
+    """The URL ``use_bench_database(suffix)`` made, without re-creating it."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path=f"/{parts.path.lstrip('/')}_{suffix}"))
+
+
+def free_port(start: int = 20000, end: int = 30000) -> int:
+    """A free TCP port on 127.0.0.1 in the range test servers may use (fixed ports
+    collide when two engineers run a benchmark at once)."""
+    for port in random.sample(range(start, end), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found in 20000-30000")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile by nearest rank; NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def tail(values: Sequence[float], q: float = 99) -> float | None:
+    """The ``q``-th percentile, or None when there are too few samples for it to mean
+    anything (``MIN_P99_SAMPLES`` for a p99; proportionally fewer for a p90)."""
+    needed = round(MIN_P99_SAMPLES * 0.01 / max(1e-9, 1 - q / 100))
+    if len(values) < needed:
+        return None
+    return percentile(values, q)
 
 
 def gunicorn_env(*, workers: int) -> dict[str, str]:
@@ -57,6 +128,25 @@ def gunicorn_env(*, workers: int) -> dict[str, str]:
     return env
 
 
+def start_pool(
+    name: str, port: int, *, env: dict[str, str], workers: int | None = None
+):
+    """A gunicorn pool on 127.0.0.1:``port``; its log in a file of this run's own
+    (``bench-<name>-<pid>.log`` in the temporary directory). Booting Django and
+    Wagtail in several workers on a heavily loaded machine takes minutes: up to 10."""
+    from cms_project import devstack
+
+    return devstack.start_gunicorn(
+        port, env=env, log_path=pool_log(name), workers=workers, timeout=600
+    )
+
+
+def pool_log(name: str) -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"bench-{name}-{os.getpid()}.log"
+
+
 def create_unlimited_plan(name: str = "bench-unlimited") -> str:
     """A plan no benchmark load can reach, for benchmarks that measure the pool, not
     the tariff (Django must be set up)."""
@@ -69,3 +159,326 @@ def create_unlimited_plan(name: str = "bench-unlimited") -> str:
         limits=dict.fromkeys(LIMIT_FIELDS, MAX_LIMIT),
     )
     return name
+
+
+# --- interleaved rounds, medians and intervals -------------------------------------
+
+
+def interleaved(
+    setups: dict[str, Callable[[], T]], *, rounds: int
+) -> dict[str, list[T]]:
+    """Measure every set-up once per round, ``rounds`` times, the order reversed every
+    other round (A B, B A, A B, ...): whatever else the machine does, and whatever a
+    set-up leaves behind for the next one, falls on every side alike."""
+    names = list(setups)
+    measured: dict[str, list[T]] = {name: [] for name in names}
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else reversed(names):
+            measured[name].append(setups[name]())
+    return measured
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def bootstrap_ratio(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    *,
+    resamples: int = 5000,
+    seed: int = 15,
+) -> tuple[float, float, float]:
+    """The ratio of the medians of two sets of rounds and a 95 % bootstrap interval
+    for it (percentile method, rounds resampled with replacement on each side). With
+    few rounds the interval is wide, which is the point: it says how much one run of
+    this length can tell."""
+    import numpy as np
+
+    top = np.asarray(numerator, dtype=float)
+    bottom = np.asarray(denominator, dtype=float)
+    if not len(bottom) or np.median(bottom) == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(np.median(top) / np.median(bottom))
+    if len(top) < 2 or len(bottom) < 2 or (bottom <= 0).any():
+        # a round that measured nothing: no interval (the benchmark says why)
+        return point, float("nan"), float("nan")
+    generator = np.random.default_rng(seed)
+    tops = np.median(
+        generator.choice(top, size=(resamples, len(top)), replace=True), axis=1
+    )
+    bottoms = np.median(
+        generator.choice(bottom, size=(resamples, len(bottom)), replace=True), axis=1
+    )
+    ratios = tops / bottoms
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def bootstrap_pooled_ratio(
+    numerator_rounds: Sequence[Sequence[float]],
+    denominator_rounds: Sequence[Sequence[float]],
+    *,
+    q: float = 99,
+    resamples: int = 2000,
+    seed: int = 15,
+) -> tuple[float, float, float]:
+    """The ratio of two groups' ``q``-th percentiles, each over all its rounds'
+    samples pooled, and a 95 % interval by a block bootstrap: rounds (not single
+    requests, which are correlated within a round) resampled with replacement on
+    each side, their samples pooled, the ratio taken again."""
+    import numpy as np
+
+    def pooled(rounds: Sequence[Sequence[float]]) -> np.ndarray:
+        return np.concatenate([np.asarray(r, dtype=float) for r in rounds])
+
+    point = float(
+        np.percentile(pooled(numerator_rounds), q)
+        / np.percentile(pooled(denominator_rounds), q)
+    )
+    if len(numerator_rounds) < 2 or len(denominator_rounds) < 2:
+        return point, float("nan"), float("nan")
+    generator = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(resamples):
+        top = [
+            numerator_rounds[i]
+            for i in generator.integers(0, len(numerator_rounds), len(numerator_rounds))
+        ]
+        bottom = [
+            denominator_rounds[i]
+            for i in generator.integers(
+                0, len(denominator_rounds), len(denominator_rounds)
+            )
+        ]
+        ratios.append(np.percentile(pooled(top), q) / np.percentile(pooled(bottom), q))
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return point, float(low), float(high)
+
+
+def pss_mb(pids: Sequence[int]) -> float:
+    """Proportional set size of these processes together, from
+    ``/proc/<pid>/smaps_rollup``: a page shared by n processes counts 1/n in each,
+    so pages shared after fork are not counted once per worker as RSS does."""
+    total_kb = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total_kb += int(line.split()[1])
+                break
+    return total_kb / 1024
+
+
+def interval(ratio: tuple[float, float, float]) -> dict[str, float]:
+    """A ratio and its interval, as recorded."""
+    return dict(zip(("median", "ci_low", "ci_high"), ratio, strict=True))
+
+
+def calibrated_rate(capacity_rps: float, *, fraction: float = 0.6) -> float:
+    """A fixed rate from the capacity measured in this run (60 % by default): loaded,
+    not overloaded, on whatever machine the run finds."""
+    if not capacity_rps > 0:
+        raise RuntimeError("no capacity measured: cannot calibrate a rate")
+    return fraction * capacity_rps
+
+
+def flood_rate(capacity_rps: float, *, factor: float = 2.0) -> float:
+    """A flood that contests the pool: ``factor`` (>= 2) times what the pool can serve
+    of the flooded kind, measured in this run."""
+    if factor < 2:
+        raise ValueError("a flood below twice the capacity does not contest the pool")
+    return factor * calibrated_rate(capacity_rps, fraction=1.0)
+
+
+# --- the record of a run -----------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def code_version() -> dict[str, Any]:
+    """The commit, whether the code differs from it, and a hash of the code's trees
+    (``CODE_PATHS``): two runs with the same ``code`` measured the same code, even
+    across commits that changed only documentation."""
+    results = "bench/results/"
+    files = "\n".join(
+        line
+        for line in _git("ls-tree", "-r", "HEAD", "--", *CODE_PATHS).splitlines()
+        if not line.split("\t", 1)[-1].startswith(results)
+    )
+    changes = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS,
+        f":!{results}",
+    )  # fmt: skip
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "dirty": bool(changes),
+        # the runs on record (bench/results) are not the code they measured
+        "code": hashlib.sha256(files.encode()).hexdigest()[:16],
+    }
+
+
+def machine() -> dict[str, Any]:
+    """Cores, memory and the load average: a loaded machine is part of the result."""
+    memory_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "hostname": socket.gethostname(),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and infinity as null (strict JSON readers reject them)."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class Run:
+    """One run of one benchmark: when and on what it ran, its validity, its figures.
+
+    ``check(condition, reason)`` records a reason the run is not valid; ``finish``
+    writes the record and prints either ``RESULT key=value ...`` (valid) or
+    ``INVALID reason; ...`` and returns the exit code (0 only when valid)."""
+
+    def __init__(
+        self, name: str, parser: argparse.ArgumentParser, args: argparse.Namespace
+    ) -> None:
+        self.name = name
+        self.started = datetime.now(UTC)
+        self.machine = machine()
+        self.code = code_version()
+        self.args = dict(vars(args))
+        defaults = {key: parser.get_default(key) for key in self.args}
+        self.default_args = self.args == defaults
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        out(
+            f"== {name}: {self.started:%Y-%m-%d %H:%M:%S} UTC, commit "
+            f"{self.code['commit'][:10]}{' (dirty)' if self.code['dirty'] else ''}, "
+            f"{self.machine['cpus']} cores, load average "
+            f"{self.machine['load_average'][0]:.2f}"
+            + ("" if self.default_args else ", non-default arguments")
+        )
+
+    def check(self, condition: bool, reason: str) -> bool:
+        if not condition:
+            self.problems.append(reason)
+            out(f"!! {reason}")
+        return condition
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        out(f"note: {text}")
+
+    def check_p99(self, label: str, samples: int) -> bool:
+        return self.check(
+            samples >= MIN_P99_SAMPLES,
+            f"{label}: {samples} samples, a p99 needs at least {MIN_P99_SAMPLES}",
+        )
+
+    def check_rate(self, label: str, asked: float, achieved: float) -> bool:
+        """Fixed-rate load: the client kept up with the rate it was asked for."""
+        return self.check(
+            achieved >= MIN_ACHIEVED_RATE_SHARE * asked,
+            f"{label}: the client sent {achieved:.1f} req/s of {asked:.1f} asked "
+            f"(below {MIN_ACHIEVED_RATE_SHARE:.0%}): the load generator could not "
+            "keep up",
+        )
+
+    def check_open_loop(self, label: str, result) -> bool:
+        """An open-loop result (bench.loadgen.OpenLoopResult): the asked rate was
+        offered, on time. Two ways to fail, told apart by the client's own lag: the
+        client itself was late (starved of CPU), or every connection the schedule may
+        use was waiting on the server, so the rest of the requests went out late
+        (their wait counts as latency, but the rate asked was not offered)."""
+        lag = result.client_lag_p99_ms
+        on_time = self.check(
+            not lag > MAX_CLIENT_LAG_P99_MS,
+            f"{label}: the client sent late by itself (p99 {lag:.1f} ms, limit "
+            f"{MAX_CLIENT_LAG_P99_MS:.0f} ms): the load generator was starved",
+        )
+        asked, achieved = result.asked_rate, result.achieved_rate
+        offered = self.check(
+            achieved >= MIN_ACHIEVED_RATE_SHARE * asked,
+            f"{label}: {achieved:.1f} req/s sent of {asked:.1f} asked (below "
+            f"{MIN_ACHIEVED_RATE_SHARE:.0%}): "
+            + (
+                "the load generator could not keep up"
+                if not on_time
+                else f"all {result.schedule.connections} connections were waiting "
+                "on the server"
+            ),
+        )
+        return on_time and offered
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def finish(self, result: dict[str, Any], figures: dict[str, Any]) -> int:
+        """Write the record; print RESULT when valid, else INVALID. Exit code."""
+        finished = datetime.now(UTC)
+        record = {
+            "benchmark": self.name,
+            "started": self.started.isoformat(timespec="seconds"),
+            "finished": finished.isoformat(timespec="seconds"),
+            **self.code,
+            "machine": self.machine,
+            "machine_at_end": {"load_average": machine()["load_average"]},
+            "args": self.args,
+            "default_args": self.default_args,
+            "valid": self.valid,
+            "problems": self.problems,
+            "notes": self.notes,
+            "result": result,
+            "figures": figures,
+        }
+        folder = RESULTS / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.started:%Y%m%dT%H%M%SZ}.json"
+        path.write_text(json.dumps(_jsonable(record), indent=2, allow_nan=False))
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        out(f"== on record: {shown}")
+        if not self.valid:
+            out("INVALID " + "; ".join(self.problems))
+            return 1
+        pairs = (f"{key}={format_value(value)}" for key, value in result.items())
+        out("RESULT " + " ".join(pairs))
+        return 0
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "nan"
+        return f"{value:.3f}"
+    return str(value)
+
+
+def timed(function: Callable[[], T]) -> tuple[T, float]:
+    began = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - began

@@ -1,27 +1,189 @@
-"""A small HTTP load generator for the benchmarks (loopback only).
+"""The HTTP load generator of the benchmarks (loopback only).
 
-Closed loop (``closed_loop``, ``sweep``): threads each send one request at a time to
-127.0.0.1 with a Host header, for a fixed duration, and record latency and status. Used
-where two set-ups are compared in one run, so what matters is that both sides are
-measured the same way.
+Throughput at a fixed concurrency (``wrk_closed_loop``): wrk, Debian's package, written
+in C and far cheaper per request than any Python client, so the client is not what is
+measured. ``ensure_wrk`` installs it with apt-get when it is missing and fails with a
+clear message when it cannot. A Lua script (bench/wrk_targets.lua) gives each request
+its Host header, path and ``X-Forwarded-For`` from a list of targets (many tenants,
+many pages, many clients), optionally a cache-busting query string, and reports the
+count of every status.
+
+The Python closed loop (``closed_loop``, ``sweep``) remains for warming caches and for
+scripts that need per-request logic.
 
 Open loop (``open_loop``): each ``Schedule`` sends at a fixed rate whatever the server
 does, and a request's latency is measured from the moment it was due, not from when a
 connection was free to send it. A slow server therefore shows up as latency (queueing
 included) instead of as fewer requests, which a closed loop would hide. Each schedule
 runs in a process of its own, so one tenant's flood cannot slow the measurement of
-another tenant's requests through the client's own GIL.
+another tenant's requests through the client's own GIL. wrk2 (wrk with a fixed rate)
+is neither in Debian nor on PyPI, so this stays in Python; each result therefore says
+what rate the client really sent (``achieved_rate``) and how late the client itself
+was (``client_lag_ms``: from the moment a request was due and a connection free to the
+moment it was sent), and a benchmark rejects a run whose client fell behind.
 """
 
 import http.client
 import itertools
+import json
 import multiprocessing
+import shutil
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.common import percentile
+
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_targets.lua"
+
+
+class LoadGeneratorMissing(RuntimeError):
+    """wrk is not installed and could not be installed."""
+
+
+def ensure_wrk() -> str:
+    """The path of wrk, installed from Debian (``apt-get install -y wrk``) when
+    missing. Raises ``LoadGeneratorMissing`` when that is impossible: a benchmark
+    must not fall back silently to a client that would be the bottleneck."""
+    if path := shutil.which("wrk"):
+        return path
+    if shutil.which("apt-get") is None:
+        raise LoadGeneratorMissing("wrk is missing and there is no apt-get")
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+        done = subprocess.run(install, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LoadGeneratorMissing(
+                f"apt-get install -y wrk failed: {done.stderr.strip()[-300:]}"
+            )
+    if path := shutil.which("wrk"):
+        return path
+    raise LoadGeneratorMissing("apt-get installed wrk but it is not on PATH")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One kind of request: Host header, path and (optionally) the client's address
+    in ``X-Forwarded-For`` (the server must trust 127.0.0.1 as its proxy)."""
+
+    host: str
+    path: str = "/"
+    client: str = ""
+
+
+@dataclass
+class WrkResult:
+    """One wrk run: requests completed in ``seconds``, latency percentiles (ms) from
+    wrk's histogram over all of them, socket errors and the count of every status."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict[int, int]
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    timeouts: int
+    non_2xx_3xx: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    @property
+    def ok_rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def not_ok(self) -> int:
+        """Answers other than 2xx (all of them when statuses were not counted:
+        wrk's own count of 4xx/5xx) plus requests that got no answer."""
+        if self.statuses:
+            answered_badly = self.requests - self.ok
+        else:
+            answered_badly = self.non_2xx_3xx
+        # a sync worker closes every connection after its answer, which wrk counts
+        # as a read error: those are not lost requests
+        return answered_badly + self.connect_errors + self.write_errors + self.timeouts
+
+
+def wrk_closed_loop(
+    port: int,
+    targets: list[Target],
+    *,
+    seconds: float,
+    connections: int = 8,
+    threads: int = 2,
+    bust_cache: bool = False,
+    count_statuses: bool = True,
+    wrk: str | None = None,
+) -> WrkResult:
+    """``connections`` connections each sending one request after the other for
+    ``seconds``, the requests taking ``targets`` in turn."""
+    wrk = wrk or ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as folder:
+        script = Path(folder) / "targets.lua"
+        script.write_text(
+            f"local COUNT_STATUSES = {'true' if count_statuses else 'false'}\n"
+            + WRK_SCRIPT.read_text()
+        )
+        listing = Path(folder) / "targets.tsv"
+        listing.write_text(
+            "".join(f"{t.host}\t{t.path}\t{t.client}\n" for t in targets)
+        )
+        command = [
+            wrk,
+            f"-t{max(1, min(threads, connections))}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/",
+            "--",
+            str(listing),
+            "bust" if bust_cache else "",
+        ]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=seconds + 60
+        )
+    line = next(
+        (x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None
+    )
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
+        )
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    errors = data["errors"]
+    latency = data["latency_us"]
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=latency["p50"] / 1000,
+        p90_ms=latency["p90"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        max_ms=latency["max"] / 1000,
+        statuses={int(status): n for status, n in data["statuses"].items()},
+        connect_errors=errors["connect"],
+        read_errors=errors["read"],
+        write_errors=errors["write"],
+        timeouts=errors["timeout"],
+        non_2xx_3xx=errors["status"],
+    )
 
 
 @dataclass
@@ -143,9 +305,12 @@ class Schedule:
     port: int | None = None
     clients: tuple[str, ...] = ()
     bust_cache: bool = False
+    # several pages of the tenant, taken in turn (``path`` when empty)
+    paths: tuple[str, ...] = ()
 
     def request_target(self, index: int) -> tuple[str, dict[str, str]]:
-        path = f"{self.path}?b={index}" if self.bust_cache else self.path
+        path = self.paths[index % len(self.paths)] if self.paths else self.path
+        path = f"{path}?b={index}" if self.bust_cache else path
         headers = {"Host": self.host}
         if self.clients:
             headers["X-Forwarded-For"] = self.clients[index % len(self.clients)]
@@ -162,10 +327,32 @@ class OpenLoopResult:
     due_s: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    # how late the client itself sent each request (due and a connection free, to
+    # sent): the load generator's own delay, not the server's
+    client_lag_ms: list[float] = field(default_factory=list)
+    # how long sending took: the schedule's own span (requests / rate), or longer
+    # when the client fell behind (the last request sent late)
+    sending_span_s: float = 0.0
 
     @property
     def requests(self) -> int:
         return len(self.statuses)
+
+    @property
+    def asked_rate(self) -> float:
+        return self.schedule.rate
+
+    @property
+    def achieved_rate(self) -> float:
+        """Requests sent per second over the time it took to send them (a client
+        that falls behind takes longer than the schedule)."""
+        if not self.requests or not self.sending_span_s:
+            return 0.0
+        return self.requests / self.sending_span_s
+
+    @property
+    def client_lag_p99_ms(self) -> float:
+        return percentile(self.client_lag_ms, 99)
 
     def count(self, *statuses: int) -> int:
         return sum(1 for status in self.statuses if status in statuses)
@@ -187,16 +374,19 @@ def _run_schedule(
     port = schedule.port or port
     total = int(seconds * schedule.rate)
     interval = 1.0 / schedule.rate
-    results: list[tuple[float, float, int]] = []
+    results: list[tuple[float, float, int, float, float]] = []
     lock = threading.Lock()
 
     def connection(first: int) -> None:
         mine = []
         for index in range(first, total, schedule.connections):
             due = start_at + index * interval
-            wait = due - time.time()
+            free = time.time()
+            wait = due - free
             if wait > 0:
                 time.sleep(wait)
+            sent = time.time()
+            lag_ms = (sent - max(due, free)) * 1000
             try:
                 conn = http.client.HTTPConnection(
                     "127.0.0.1", port, timeout=schedule.timeout
@@ -209,7 +399,9 @@ def _run_schedule(
                 status = response.status
             except OSError:
                 status = 0
-            mine.append((due - start_at, (time.time() - due) * 1000, status))
+            mine.append(
+                (due - start_at, (time.time() - due) * 1000, status, lag_ms, sent)
+            )
         with lock:
             results.extend(mine)
 
@@ -225,9 +417,16 @@ def _run_schedule(
     return OpenLoopResult(
         schedule=schedule,
         seconds=seconds,
-        due_s=[due for due, _, _ in results],
-        latencies_ms=[latency for _, latency, _ in results],
-        statuses=[status for _, _, status in results],
+        due_s=[row[0] for row in results],
+        latencies_ms=[row[1] for row in results],
+        statuses=[row[2] for row in results],
+        client_lag_ms=[row[3] for row in results],
+        sending_span_s=max(
+            total / schedule.rate,
+            max((row[4] for row in results), default=start_at) - start_at + interval,
+        )
+        if total
+        else 0.0,
     )
 
 

@@ -40,21 +40,47 @@ import math
 import os
 import statistics
 import sys
-import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-from bench.common import RESULTS, gunicorn_env, out, percentile, use_bench_database
+from bench.common import (
+    MIN_P99_SAMPLES,
+    RESULTS,
+    Run,
+    calibrated_rate,
+    database_url,
+    free_port,
+    gunicorn_env,
+    out,
+    percentile,
+    pool_log,
+    start_pool,
+    tail,
+    use_bench_database,
+)
 
-PORT = 18433
 QUIET = [f"nb_quiet{i}" for i in (1, 2, 3)]
 NOISY = "nb_noisy"
 NOISY_PLAN = "nb-noisy"
 SHARED = "nb_shared"  # one client floods it while another reads
 LIMITED = (429, 503)
-PHASES = ("baseline", "flood", "bust", "client_flood")
+PHASES = (
+    "baseline",
+    "flood",
+    "bust",
+    "client_flood",
+    "saturate",
+    "uncached_baseline",
+    "uncached_flood",
+)
+# phases served by the second pool, the page cache off
+UNCACHED_PHASES = ("uncached_baseline", "uncached_flood")
+ARTICLES = 5  # per tenant, for uncached reads spread over pages
+# a saturating flood keeps this many requests in flight per worker
+FLOOD_CONNECTIONS_PER_WORKER = 4
 FLOODER, OTHER_CLIENT = "192.0.2.66", "192.0.2.99"
 OTHER_CLIENT_RATE = 5.0
 
@@ -99,7 +125,43 @@ def set_up_tenants(*, noisy_reads_per_minute: int, noisy_cap: int) -> None:
         plan=NOISY_PLAN,
         admin_password="bench-password-1",
     )
+    for slug in [*QUIET, NOISY]:
+        add_articles(slug)
     connection.set_schema_to_public()
+
+
+def article_paths() -> tuple[str, ...]:
+    return tuple(f"/article-{n}/" for n in range(1, ARTICLES + 1))
+
+
+def add_articles(slug: str) -> None:
+    """``ARTICLES`` published articles of the overhead benchmark's size."""
+    import datetime as dt
+
+    from django_tenants.utils import schema_context
+    from wagtail.models import Site
+
+    from content.models import ArticlePage
+
+    with schema_context(slug):
+        home = Site.objects.get(is_default_site=True).root_page.specific
+        for n in range(1, ARTICLES + 1):
+            article = ArticlePage(
+                title=f"Article {n}",
+                slug=f"article-{n}",
+                intro="A page rendered for every read when the page cache is off.",
+                publication_date=dt.date(2026, 1, n),
+                body=[
+                    (
+                        "paragraph",
+                        f"<p>Paragraph {p} of article {n}: long enough to look "
+                        "like a real article rather than a greeting.</p>",
+                    )
+                    for p in range(1, 6)
+                ],
+            )
+            home.add_child(instance=article)
+            article.save_revision().publish()
 
 
 def clear_limit_counters() -> None:
@@ -151,8 +213,10 @@ def summarize_noisy(result) -> dict:
     }
 
 
-def phase_schedules(args, quiet_rate: float, noisy_rate: float) -> dict:
-    """Each phase's load: the quiet tenants always, plus that phase's flood."""
+def phase_schedules(args, rates: dict, ports: dict[str, int]) -> dict:
+    """Each phase's open-loop load: the quiet tenants always, plus that phase's
+    flood when an open loop can send it (the saturating floods run on wrk)."""
+    quiet_rate, noisy_rate = rates["quiet"], rates["noisy"]
     from bench.loadgen import Schedule
 
     quiet = [
@@ -181,41 +245,173 @@ def phase_schedules(args, quiet_rate: float, noisy_rate: float) -> dict:
         connections=4,
         clients=(OTHER_CLIENT,),
     )
+    quiet_uncached = [
+        Schedule(
+            host=host(slug),
+            rate=rates["quiet_uncached"],
+            paths=article_paths(),
+            connections=8,
+            clients=clients(f"198.51.{100 + index}", 20),
+            port=ports["uncached"],
+        )
+        for index, slug in enumerate(QUIET)
+    ]
     return {
         "baseline": quiet,
         "flood": [*quiet, noisy],
         "bust": [*quiet, busting],
         "client_flood": [*quiet, flooder, other],
+        "saturate": quiet,
+        "uncached_baseline": quiet_uncached,
+        "uncached_flood": quiet_uncached,
     }
 
 
-def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
-    """Every load phase against one gunicorn pool, in alternating blocks."""
-    from bench.loadgen import open_loop, sweep
+def floods(ports: dict[str, int], workers: int) -> dict:
+    """The wrk floods that run beside the quiet tenants' open loop: the noisy
+    tenant's pages from 64 clients, ``FLOOD_CONNECTIONS_PER_WORKER`` requests in
+    flight per worker, so that every worker always has flood requests waiting."""
+    from bench.loadgen import Target
+
+    many = clients("203.0.113", 64)
+    return {
+        "saturate": (
+            ports["cached"],
+            [Target(host(NOISY), "/", client) for client in many],
+        ),
+        "uncached_flood": (
+            ports["uncached"],
+            [
+                Target(host(NOISY), path, client)
+                for client in many
+                for path in article_paths()
+            ],
+        ),
+        "connections": FLOOD_CONNECTIONS_PER_WORKER * workers,
+    }
+
+
+def measure_capacity(port: int, targets, *, workers: int, seconds: float = 4) -> float:
+    """Answers per second the pool gives ``targets`` at full load (wrk, twice as
+    many connections as workers), whatever their status."""
+    from bench.loadgen import wrk_closed_loop
+
+    result = wrk_closed_loop(
+        port, targets, seconds=seconds, connections=2 * workers, count_statuses=False
+    )
+    return result.rps
+
+
+def run_block(port: int, schedules: list, seconds: float, flood=None) -> tuple:
+    """One block: the open-loop schedules and, beside them, a wrk flood (``flood``:
+    port, targets, connections) for the same time. Returns the open loop's results
+    and the flood's (or None)."""
+    from bench.loadgen import open_loop, wrk_closed_loop
+
+    flooded: dict = {}
+    thread = None
+    if flood is not None:
+        flood_port, targets, connections = flood
+
+        def run_flood() -> None:
+            flooded["result"] = wrk_closed_loop(
+                flood_port,
+                targets,
+                seconds=seconds + 1,
+                connections=connections,
+                count_statuses=True,
+            )
+
+        thread = threading.Thread(target=run_flood)
+        thread.start()
+    results = open_loop(port, schedules, seconds=seconds)
+    if thread is not None:
+        thread.join()
+    return results, flooded.get("result")
+
+
+def run_phases(args, run: Run) -> tuple:
+    """Every load phase against two gunicorn pools (page cache as configured, and
+    off), in alternating blocks; capacities and rates measured first."""
+    from bench.loadgen import Target, sweep
     from cms_project import devstack
 
-    schedules = phase_schedules(args, quiet_rate, noisy_rate)
-    log = Path(tempfile.gettempdir()) / "bench-noisy_neighbour-gunicorn.log"
+    ports = {"cached": free_port(), "uncached": free_port()}
     env = gunicorn_env(workers=args.workers)
     env["CMS_TRUSTED_PROXIES"] = "127.0.0.1/32"
+    env["LOG_LEVEL"] = "INFO"  # the access events tell time inside Django
     if args.page_cache_seconds is not None:
         env["CMS_PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)
-    process = devstack.start_gunicorn(PORT, env=env, log_path=log, workers=args.workers)
+    pools = {}
     block = args.seconds / args.rounds
     blocks: dict[str, list] = {phase: [] for phase in PHASES}
+    flood_blocks: dict[str, list] = {phase: [] for phase in PHASES}
     spans: list[tuple[str, float, float]] = []  # phase, wall-clock start and end
     everyone = [host(slug) for slug in [*QUIET, NOISY, SHARED]]
     try:
+        pools["cached"] = start_pool(
+            "noisy-cached", ports["cached"], env=env, workers=args.workers
+        )
+        pools["uncached"] = start_pool(
+            "noisy-uncached",
+            ports["uncached"],
+            env=env | {"CMS_PAGE_CACHE_SECONDS": "0"},
+            workers=args.workers,
+        )
         # every tenant's caches and database connections warm in every worker
-        sweep(PORT, everyone, repeat=4 * args.workers)
+        for port in ports.values():
+            sweep(port, everyone, repeat=4 * args.workers)
+        # many clients, as the quiet load has: one client would meet its
+        # per-client share and measure cheap refusals instead of pages
+        quiet_pages = [
+            Target(host(slug), path, client)
+            for index, slug in enumerate(QUIET)
+            for client in clients(f"198.51.{100 + index}", 20)
+            for path in article_paths()
+        ]
+        capacity = {
+            "flood_cached": measure_capacity(
+                ports["cached"],
+                floods(ports, args.workers)["saturate"][1],
+                workers=args.workers,
+            ),
+            "uncached": measure_capacity(
+                ports["uncached"], quiet_pages, workers=args.workers
+            ),
+        }
+        rates = {
+            "quiet": args.quiet_rate,
+            "noisy": args.flood_factor * args.noisy_reads_per_minute / 60,
+            # the quiet tenants together at a share of what the pool renders
+            "quiet_uncached": calibrated_rate(
+                capacity["uncached"], fraction=args.uncached_load
+            )
+            / len(QUIET),
+        }
+        out(
+            f"== capacity: {capacity['flood_cached']:.0f} answers/s to the noisy "
+            f"tenant's flood, {capacity['uncached']:.0f} uncached pages/s; quiet "
+            f"tenants read uncached pages at {rates['quiet_uncached']:.1f}/s each "
+            f"({args.uncached_load:.0%} of it)"
+        )
+        schedules = phase_schedules(args, rates, ports)
+        wrk_floods = floods(ports, args.workers)
+        flood_of = {
+            "saturate": (*wrk_floods["saturate"], wrk_floods["connections"]),
+            "uncached_flood": (
+                *wrk_floods["uncached_flood"],
+                wrk_floods["connections"],
+            ),
+        }
         # and a short open-loop run, not measured: the first block must not pay for
         # anything cold (it would flatter whichever phase comes second)
-        open_loop(PORT, schedules["flood"], seconds=3)
+        run_block(ports["cached"], schedules["flood"], 3)
         # from here on the counters run as in production: the noisy tenant gets its
         # plan's reads per (fixed, 60 s) window, however the blocks fall
         clear_limit_counters()
         for round_number in range(1, args.rounds + 1):
             for phase in PHASES:
+                flood = flood_of.get(phase)
                 out(
                     f"== round {round_number}/{args.rounds}, {phase}: "
                     + ", ".join(
@@ -223,25 +419,66 @@ def run_phases(args, quiet_rate: float, noisy_rate: float) -> dict:
                         + (" (cache-busting)" if s.bust_cache else "")
                         for s in schedules[phase]
                     )
+                    + (
+                        f" + wrk flood on {host(NOISY)}, {flood[2]} connections"
+                        if flood
+                        else ""
+                    )
                     + f", {block:g} s"
                 )
+                port = ports["uncached" if phase in UNCACHED_PHASES else "cached"]
                 began = time.time()
-                blocks[phase].append(open_loop(PORT, schedules[phase], seconds=block))
+                results, flooded = run_block(port, schedules[phase], block, flood)
+                blocks[phase].append(results)
+                flood_blocks[phase].append(flooded)
                 spans.append((phase, began, time.time()))
     finally:
-        devstack.stop_process(process)
+        for process in pools.values():
+            devstack.stop_process(process)
     phases = {phase: merge_blocks(results) for phase, results in blocks.items()}
-    return phases, server_side(log, spans)
+    for phase, results in phases.items():
+        for result in results:
+            run.check_open_loop(f"{phase}, {result.schedule.host}", result)
+    flood_figures = {
+        phase: summarize_floods(results, block)
+        for phase, results in flood_blocks.items()
+        if any(results)
+    }
+    in_django = server_side(
+        [pool_log("noisy-cached"), pool_log("noisy-uncached")], spans
+    )
+    return phases, in_django, capacity, rates, flood_figures
 
 
-def server_side(log: Path, spans: list[tuple[str, float, float]]) -> dict:
+def summarize_floods(results: list, seconds: float) -> dict:
+    """A wrk flood over its blocks: answers per second and their statuses."""
+    statuses: dict[str, int] = {}
+    for result in results:
+        for status, count in result.statuses.items():
+            statuses[str(status)] = statuses.get(str(status), 0) + count
+    requests = sum(result.requests for result in results)
+    return {
+        "requests": requests,
+        "answers_per_second": requests / sum(result.seconds for result in results),
+        "statuses": statuses,
+        "lost": sum(
+            result.connect_errors + result.write_errors + result.timeouts
+            for result in results
+        ),
+    }
+
+
+def server_side(logs: list[Path], spans: list[tuple[str, float, float]]) -> dict:
     """Time spent inside Django per request, from the product's own access events
     (JSON lines, production's log format): it tells time in the application from
     time waiting for a worker or a CPU outside it."""
     durations: dict[str, dict[str, list[float]]] = {
         phase: {"quiet": [], "noisy": []} for phase in PHASES
     }
-    for line in log.read_text(errors="replace").splitlines():
+    lines = [
+        line for log in logs for line in log.read_text(errors="replace").splitlines()
+    ]
+    for line in lines:
         if not line.startswith("{") or '"cms.access"' not in line:
             continue
         event = json.loads(line)
@@ -285,6 +522,8 @@ def merge_blocks(blocks: list[list]) -> list:
             whole.due_s += [whole.seconds + due for due in result.due_s]
             whole.latencies_ms += result.latencies_ms
             whole.statuses += result.statuses
+            whole.client_lag_ms += result.client_lag_ms
+            whole.sending_span_s += result.sending_span_s
             whole.seconds += result.seconds
         merged.append(whole)
     return merged
@@ -365,7 +604,19 @@ def main() -> int:
         help="req/s of the one client flooding a pro tenant (its plan: 50/s for "
         "the tenant, 12.5/s per client)",
     )
+    parser.add_argument(
+        "--uncached-load",
+        type=float,
+        default=0.6,
+        help="the quiet tenants' uncached reads together, as a share of the pool's "
+        "uncached capacity measured in the run",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="use the database an earlier run set up (smoke runs; not a headline)",
+    )
     parser.add_argument("--overhead-calls", type=int, default=5000)
     parser.add_argument(
         "--page-cache-seconds",
@@ -385,18 +636,29 @@ def main() -> int:
             "noisy plan of at least 1 read per minute"
         )
 
-    use_bench_database("bench_noisy")
+    if not 0.05 <= args.uncached_load <= 1:
+        parser.error("--uncached-load must be 0.05-1")
+    run = Run("noisy_neighbour", parser, args)
+
+    if args.reuse_database:
+        os.environ["DATABASE_URL"] = database_url("bench_noisy")
+    else:
+        use_bench_database("bench_noisy")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
     import django
 
     django.setup()
 
-    out("== setting up a fresh benchmark database (migrate, 4 tenants)")
-    set_up_tenants(
-        noisy_reads_per_minute=args.noisy_reads_per_minute, noisy_cap=args.noisy_cap
-    )
-    noisy_rate = args.flood_factor * args.noisy_reads_per_minute / 60
-    phases, in_django = run_phases(args, args.quiet_rate, noisy_rate)
+    if args.reuse_database:
+        out("== reusing the database of an earlier run (--reuse-database)")
+    else:
+        out("== setting up a fresh benchmark database (migrate, 5 tenants, articles)")
+        set_up_tenants(
+            noisy_reads_per_minute=args.noisy_reads_per_minute,
+            noisy_cap=args.noisy_cap,
+        )
+    phases, in_django, capacity, rates, flood_figures = run_phases(args, run)
+    noisy_rate = rates["noisy"]
     out(f"== cost of the limit decision, {args.overhead_calls} calls in-process")
     overhead = measure_limit_overhead(args.overhead_calls)
 
@@ -423,6 +685,36 @@ def main() -> int:
     ratios = worst_ratio("flood")
     bust_ratios = worst_ratio("bust")
     quiet_errors = sum(row["errors"] for rows in quiet.values() for row in rows)
+
+    def pooled_ratio(phase: str, baseline: str) -> float:
+        """All quiet tenants' requests as one group (three tenants' worth of
+        samples: a p99 needs 1,000)."""
+        for name in (phase, baseline):
+            run.check_p99(f"quiet tenants, {name}", len(pooled[name]))
+        during, before = tail(pooled[phase]), tail(pooled[baseline])
+        if during is None or before is None:
+            return float("nan")
+        return during / before
+
+    saturating_ratio = pooled_ratio("saturate", "baseline")
+    uncached_ratio = pooled_ratio("uncached_flood", "uncached_baseline")
+    for phase, flood in flood_figures.items():
+        run.check(
+            flood["lost"] == 0,
+            f"{phase}: {flood['lost']} flood requests got no answer",
+        )
+        unexpected = {
+            status: count
+            for status, count in flood["statuses"].items()
+            if status not in ("200", "429", "503")
+        }
+        run.check(not unexpected, f"{phase}: the flood got {unexpected}")
+    saturated = flood_figures.get("saturate", {}).get("answers_per_second", 0.0)
+    run.check(
+        saturated + len(QUIET) * rates["quiet"] >= 0.7 * capacity["flood_cached"],
+        f"saturate: the pool answered {saturated:.0f} flood requests/s of "
+        f"{capacity['flood_cached']:.0f} measured: it was not saturated",
+    )
     figures = {
         "settings": {
             "seconds_per_phase": args.seconds,
@@ -460,6 +752,12 @@ def main() -> int:
                 },
             },
         },
+        "capacity": capacity,
+        "rates": rates,
+        "floods": flood_figures,
+        "saturating_quiet_p99_ratio": saturating_ratio,
+        "uncached_quiet_p99_ratio": uncached_ratio,
+        "samples": {phase: len(values) for phase, values in pooled.items()},
         "bust_quiet_p99_ratio_worst": max(bust_ratios),
         "same_tenant_other_client_ok_share": other_ok_share,
         "limit_overhead": overhead,
@@ -468,9 +766,6 @@ def main() -> int:
         "quiet_errors": quiet_errors,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "noisy_neighbour.json").write_text(
-        json.dumps(without_nan(figures), indent=2, allow_nan=False)
-    )
     plot(phases, figures)
     report(figures, ratios)
     out(
@@ -482,14 +777,30 @@ def main() -> int:
         f"{flooder['ok']} x 200, {flooder['status_429']} x 429; the other client "
         f"of the same tenant got {other.count(200)} of {other.requests} served"
     )
+    for phase, flood in flood_figures.items():
+        out(
+            f"{phase}: wrk flood on {host(NOISY)} answered "
+            f"{flood['answers_per_second']:.0f}/s ({flood['statuses']}); "
+            f"quiet p99 {tail(pooled[phase]) or float('nan'):.1f} ms"
+        )
     out(
-        f"RESULT quiet_p99_ratio={max(ratios):.3f} quiet_errors={quiet_errors} "
-        f"noisy_limited_share={noisy['limited_share']:.3f} "
-        f"limit_overhead_ms={overhead['p50_ms']:.3f} "
-        f"bust_quiet_p99_ratio={max(bust_ratios):.3f} "
-        f"same_tenant_other_client_ok_share={other_ok_share:.3f}"
+        f"p99 of all quiet tenants (>= {MIN_P99_SAMPLES} samples): saturating flood "
+        f"/ baseline {saturating_ratio:.2f}; uncached flood / uncached baseline "
+        f"{uncached_ratio:.2f}"
     )
-    return 0
+    return run.finish(
+        {
+            "quiet_p99_ratio": max(ratios),
+            "quiet_errors": quiet_errors,
+            "noisy_limited_share": noisy["limited_share"],
+            "limit_overhead_ms": overhead["p50_ms"],
+            "bust_quiet_p99_ratio": max(bust_ratios),
+            "same_tenant_other_client_ok_share": other_ok_share,
+            "saturating_quiet_p99_ratio": saturating_ratio,
+            "uncached_quiet_p99_ratio": uncached_ratio,
+        },
+        without_nan(figures),
+    )
 
 
 def without_nan(value):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from bench.common import out
+from bench.common import Run, out
 
 
 def timed(label: str, calls: int, function) -> float:
@@ -38,6 +38,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.calls < 1:
         parser.error("--calls must be at least 1")
+    run = Run("observability", parser, args)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.test")
     import django
@@ -103,8 +104,10 @@ def main() -> int:
     )
     record = logging.LogRecord("cms.access", logging.INFO, "", 0, "GET / 200", (), None)
     timed("  access event alone (JSON)", args.calls, lambda: handler.handle(record))
-    out(f"RESULT observation overhead {full - base:.1f} us/request")
-    return 0
+    return run.finish(
+        {"observation_overhead_us": full - base},
+        {"view_us": base, "observed_view_us": full, "calls": args.calls},
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """The one article page every Wagtail set-up of the benchmark serves."""
 
-import datetime
+from __future__ import annotations
 
-from content.models import ArticlePage, HomePage
+import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importable before Django is set up (for ARTICLE_PATH)
+    from content.models import ArticlePage, HomePage
 
 ARTICLE_SLUG = "benchmark-article"
 ARTICLE_PATH = f"/{ARTICLE_SLUG}/"
@@ -10,6 +14,8 @@ ARTICLE_PATH = f"/{ARTICLE_SLUG}/"
 
 def add_benchmark_article(home: HomePage) -> ArticlePage:
     """A published article of typical size (intro, five paragraphs and a quote)."""
+    from content.models import ArticlePage
+
     paragraphs = [
         (
             "paragraph",

@@ -19,20 +19,28 @@ Usage: make bench-provisioning  (options: python bench/provisioning/run.py --hel
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-from bench.common import RESULTS, gunicorn_env, out, percentile, use_bench_database
-
-PORT = 18432
+from bench.common import (
+    RESULTS,
+    Run,
+    bootstrap_ratio,
+    free_port,
+    gunicorn_env,
+    interleaved,
+    median,
+    out,
+    percentile,
+    pool_log,
+    start_pool,
+    use_bench_database,
+)
 
 
 def create_tenants(start: int, stop: int, *, timed: bool) -> list[float]:
@@ -81,14 +89,6 @@ def create_by_migrating(count: int) -> list[float]:
     return seconds
 
 
-def redis_url_with_db(url: str, db: int) -> str:
-    """The same Redis server, another database number (a pool of its own)."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":  # urlunsplit would drop the empty host's "//"
-        return f"unix://{parts.path}?db={db}"
-    return urlunsplit(parts._replace(path=f"/{db}"))
-
-
 def seed_small_fleet(url: str, count: int) -> None:
     """Migrate a second database and give it ``count`` tenants, in a process of its
     own (this one's Django is bound to the large fleet's database)."""
@@ -98,18 +98,17 @@ def seed_small_fleet(url: str, count: int) -> None:
     )
 
 
-def start_pool(port: int, env: dict[str, str], label: str):
-    from cms_project import devstack
-
-    log = Path(tempfile.gettempdir()) / f"bench-provisioning-{label}.log"
-    return devstack.start_gunicorn(port, env=env, log_path=log, workers=2)
-
-
 def pool_rss_mb(process) -> float:
     import psutil
 
     workers = psutil.Process(process.pid).children()
     return sum(worker.memory_info().rss for worker in workers) / 2**20
+
+
+def worker_boots(name: str) -> int:
+    """Workers the pool has booted so far (its log): recycled ones included."""
+    log = pool_log(f"provisioning-{name}")
+    return log.read_text(errors="replace").count("Booting worker")
 
 
 def compare_rps(
@@ -119,59 +118,81 @@ def compare_rps(
     *,
     seconds: float,
     rounds: int,
-) -> tuple[dict, dict]:
-    """Both pools up at once; warm every host of each, then alternate rounds."""
-    from bench.loadgen import closed_loop, sweep
+    cached: bool,
+    max_requests: int,
+) -> tuple[dict, dict, tuple[float, float, float], int]:
+    """Both pools up at once (same settings, 2 sync workers each), every host of
+    each warmed, then interleaved wrk rounds spread over every host. Uncached
+    (``cached`` False): the page cache off and workers recycled every
+    ``max_requests`` requests, so that fresh workers meeting every tenant again
+    happen inside the measured window. Returns both pools' figures, the ratio with
+    its interval and the workers recycled while measuring."""
+    from bench.loadgen import Target, sweep, wrk_closed_loop
     from cms_project import devstack
 
-    large_env = gunicorn_env(workers=2)
-    small_env = dict(
-        gunicorn_env(workers=2),
-        DATABASE_URL=small_url,
-        REDIS_URL=redis_url_with_db(os.environ["REDIS_URL"], 2),
-    )
-    pools = {
-        "small": (start_pool(PORT, small_env, "small"), small_hosts),
-        "large": (start_pool(PORT + 1, large_env, "large"), hosts),
+    kind = "cached" if cached else "uncached"
+    overrides = {"GUNICORN_MAX_REQUESTS": str(max_requests)}
+    if not cached:
+        overrides["CMS_PAGE_CACHE_SECONDS"] = "0"
+    envs = {
+        "small": gunicorn_env(workers=2)
+        | overrides
+        | {
+            "DATABASE_URL": small_url,
+            # the same Redis database, keys of their own (same schema names)
+            "CMS_REDIS_KEY_PREFIX": "bench-small",
+        },
+        "large": gunicorn_env(workers=2) | overrides,
     }
-    ports = {"small": PORT, "large": PORT + 1}
+    fleets = {"small": small_hosts, "large": hosts}
+    ports = {name: free_port() for name in fleets}
+    pools = {}
     rows: dict[str, dict] = {}
     try:
-        for name, (_, pool_hosts) in pools.items():
-            # every tenant's caches warm in both workers before measuring
-            sweep(ports[name], pool_hosts, repeat=3, threads=4)
-        blocks: dict[str, list] = {name: [] for name in pools}
-        for _ in range(rounds):
-            for name, (_, pool_hosts) in pools.items():
-                blocks[name].append(
-                    closed_loop(
-                        ports[name], pool_hosts, threads=4, seconds=seconds / rounds
+        for name in fleets:
+            pools[name] = start_pool(
+                f"provisioning-{name}", ports[name], env=envs[name], workers=2
+            )
+        for name, fleet in fleets.items():
+            # every tenant's host map entry and connections warm in both workers
+            sweep(ports[name], fleet, repeat=3, threads=4)
+        boots_before = {name: worker_boots(name) for name in fleets}
+        measured = interleaved(
+            {
+                name: (
+                    lambda name=name: wrk_closed_loop(
+                        ports[name],
+                        [Target(host) for host in fleets[name]],
+                        seconds=seconds / rounds,
+                        connections=4,
                     )
                 )
-        for name, (process, pool_hosts) in pools.items():
-            results = blocks[name]
-            latencies = [ms for block in results for ms in block.latencies_ms]
-            ok = [block.statuses.get(200, 0) / block.seconds for block in results]
-            non_200 = sum(
-                block.requests - block.statuses.get(200, 0) + block.errors
-                for block in results
-            )
+                for name in fleets
+            },
+            rounds=rounds,
+        )
+        for name, results in measured.items():
             rows[name] = {
-                "tenants": len(pool_hosts),
-                "rps": statistics.median(ok),
-                "rps_rounds": ok,
-                "p50_ms": statistics.median(latencies),
-                "p99_ms": percentile(latencies, 99),
-                "non_200": non_200,
-                "worker_rss_mb": pool_rss_mb(process),
+                "tenants": len(fleets[name]),
+                "kind": kind,
+                "rps": median([r.ok_rps for r in results]),
+                "rps_rounds": [r.ok_rps for r in results],
+                "p50_ms": median([r.p50_ms for r in results]),
+                "p99_ms": median([r.p99_ms for r in results]),
+                "requests": sum(r.requests for r in results),
+                "non_200": sum(r.not_ok for r in results),
+                "worker_rss_mb": pool_rss_mb(pools[name]),
+                "workers_recycled": worker_boots(name) - boots_before[name],
             }
     finally:
-        for process, _ in pools.values():
+        for process in pools.values():
             devstack.stop_process(process)
-    return rows["small"], rows["large"]
+    ratio = bootstrap_ratio(rows["large"]["rps_rounds"], rows["small"]["rps_rounds"])
+    recycled = sum(row["workers_recycled"] for row in rows.values())
+    return rows["small"], rows["large"], ratio, recycled
 
 
-def compare_fleets(small_url: str, args) -> tuple[dict, dict]:
+def compare_fleets(small_url: str, args, *, cached: bool):
     """The fleet of 10 in ``small_url`` against ``--fleet`` tenants in DATABASE_URL."""
     return compare_rps(
         small_url,
@@ -179,34 +200,9 @@ def compare_fleets(small_url: str, args) -> tuple[dict, dict]:
         [f"bench{i:04d}.localhost" for i in range(args.fleet)],
         seconds=args.seconds,
         rounds=args.rounds,
+        cached=cached,
+        max_requests=100_000 if cached else args.max_requests,
     )
-
-
-def compare_only(args) -> int:
-    configured = urlsplit(os.environ["DATABASE_URL"])
-    name = configured.path.lstrip("/")
-    small_url = urlunsplit(configured._replace(path=f"/{name}_bench_small"))
-    os.environ["DATABASE_URL"] = urlunsplit(configured._replace(path=f"/{name}_bench"))
-    previous = json.loads((RESULTS / "provisioning.json").read_text())
-    out(
-        f"== requests per second: 10 tenants against all {args.fleet} (existing fleets)"
-    )
-    small, large = compare_fleets(small_url, args)
-    ratio = large["rps"] / small["rps"]
-    for label, row in (("10", small), (str(args.fleet), large)):
-        out(
-            f"{f'{label} tenants: rps / p50 ms / p99 ms':<44}"
-            f"{row['rps']:>8.0f} / {row['p50_ms']:.1f} / {row['p99_ms']:.1f}"
-        )
-    out("(creation and migrate figures below are the last full run's)")
-    out(
-        f"RESULT create_p50_s={previous['create_p50_s']:.3f} "
-        f"create_p95_s={previous['create_p95_s']:.3f} "
-        f"migrate_create_p50_s={previous['migrate_create_p50_s']:.3f} "
-        f"noop_migrate_500_s={previous['noop_migrate_s']:.2f} "
-        f"rps_ratio_1000_vs_10={ratio:.3f}"
-    )
-    return 0
 
 
 def main() -> int:
@@ -219,18 +215,27 @@ def main() -> int:
         "--seconds", type=float, default=40, help="measured seconds per fleet"
     )
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seed-only", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--rps-only",
-        action="store_true",
-        help="measure only the throughput comparison, on the fleets the last full run "
-        "left; creation figures are taken from that run's JSON",
+        "--create-at-fleet",
+        type=int,
+        default=30,
+        help="tenants created (timed) once the fleet has --fleet tenants",
     )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=300,
+        help="gunicorn max_requests in the uncached comparison: workers recycle "
+        "inside the measured window",
+    )
+    parser.add_argument("--seed-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rps_only:
-        return compare_only(args)
     if not (10 <= args.create + 10 <= args.noop_fleet <= args.fleet):
         parser.error("need 10 + --create <= --noop-fleet <= --fleet")
+    if args.rounds < 2 or args.create_at_fleet < 3:
+        parser.error("need --rounds >= 2 and --create-at-fleet >= 3")
+    if args.seed_only is None:
+        run = Run("provisioning", parser, args)
 
     if args.seed_only is None:
         configured = os.environ["DATABASE_URL"]
@@ -268,52 +273,114 @@ def main() -> int:
 
     out(f"== growing the fleet to {args.fleet} tenants")
     create_tenants(args.noop_fleet, args.fleet, timed=False)
-    out(
-        f"== requests per second: 10 tenants against all {args.fleet}, "
-        f"{args.rounds} alternating rounds"
+    out(f"== creating {args.create_at_fleet} tenants at a fleet of {args.fleet}")
+    at_fleet_seconds = create_tenants(
+        args.fleet, args.fleet + args.create_at_fleet, timed=True
     )
-    small, large = compare_fleets(small_url, args)
+    comparisons = {}
+    for cached in (True, False):
+        kind = "cached home pages" if cached else "uncached pages, workers recycling"
+        out(
+            f"== requests per second: 10 tenants against {args.fleet}, {kind}, "
+            f"{args.rounds} interleaved rounds"
+        )
+        comparisons[cached] = compare_fleets(small_url, args, cached=cached)
+    small, large, ratio, _ = comparisons[True]
+    small_u, large_u, ratio_u, recycled = comparisons[False]
 
+    for label, row in (
+        ("10 cached", small),
+        (f"{args.fleet} cached", large),
+        ("10 uncached", small_u),
+        (f"{args.fleet} uncached", large_u),
+    ):
+        run.check(row["non_200"] == 0, f"{label}: {row['non_200']} answers not 200")
+        run.check(
+            min(row["rps_rounds"]) > 0,
+            f"{label}: a round served no page (rounds: "
+            + ", ".join(f"{rps:.1f}" for rps in row["rps_rounds"])
+            + " req/s)",
+        )
+    run.check(
+        recycled >= 2,
+        f"only {recycled} workers recycled while measuring uncached pages: lower "
+        "--max-requests",
+    )
     figures = {
         "create_p50_s": statistics.median(clone_seconds),
         "create_p95_s": percentile(clone_seconds, 95),
+        "create_seconds": clone_seconds,
+        "create_at_fleet_p50_s": statistics.median(at_fleet_seconds),
+        "create_at_fleet_p95_s": percentile(at_fleet_seconds, 95),
+        "create_at_fleet_seconds": at_fleet_seconds,
         "migrate_create_p50_s": statistics.median(migrate_seconds),
         "noop_migrate_s": noop_seconds,
         "noop_migrate_tenants": noop.total,
         "rps_small": small,
         "rps_large": large,
-        "rps_ratio": large["rps"] / small["rps"],
+        "rps_ratio": dict(zip(("median", "ci_low", "ci_high"), ratio, strict=True)),
+        "rps_small_uncached": small_u,
+        "rps_large_uncached": large_u,
+        "rps_ratio_uncached": dict(
+            zip(("median", "ci_low", "ci_high"), ratio_u, strict=True)
+        ),
+        "workers_recycled_uncached": recycled,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "provisioning.json").write_text(json.dumps(figures, indent=2))
     plot(clone_seconds, migrate_seconds, small, large)
 
     out()
-    out(f"{'measure':<44}{'value':>12}")
-    out(f"{'tenant creation by clone, p50 (s)':<44}{figures['create_p50_s']:>12.3f}")
-    out(f"{'tenant creation by clone, p95 (s)':<44}{figures['create_p95_s']:>12.3f}")
-    out(
-        f"{'tenant creation by migrations, p50 (s)':<44}"
-        f"{figures['migrate_create_p50_s']:>12.3f}"
-    )
-    out(f"{f'no-op migrate over {noop.total} tenants (s)':<44}{noop_seconds:>12.2f}")
-    for label, row in (("10", small), (str(args.fleet), large)):
+    out(f"{'measure':<52}{'value':>12}")
+    for label, value in (
+        (f"creation by clone, p50 (s), fleet of 10-{10 + args.create}", "create_p50_s"),
+        (f"creation by clone, p95 (s), fleet of 10-{10 + args.create}", "create_p95_s"),
+        (
+            f"tenant creation by clone, p50 (s), fleet of {args.fleet}",
+            "create_at_fleet_p50_s",
+        ),
+        (
+            f"tenant creation by clone, p95 (s), fleet of {args.fleet}",
+            "create_at_fleet_p95_s",
+        ),
+        ("tenant creation by migrations, p50 (s)", "migrate_create_p50_s"),
+    ):
+        out(f"{label:<52}{figures[value]:>12.3f}")
+    out(f"{f'no-op migrate over {noop.total} tenants (s)':<52}{noop_seconds:>12.2f}")
+    for label, row in (
+        ("10, cached", small),
+        (f"{args.fleet}, cached", large),
+        ("10, uncached", small_u),
+        (f"{args.fleet}, uncached", large_u),
+    ):
         out(
-            f"{f'{label} tenants: rps / p50 ms / p99 ms':<44}"
+            f"{f'{label}: rps / p50 ms / p99 ms':<52}"
             f"{row['rps']:>8.0f} / {row['p50_ms']:.1f} / {row['p99_ms']:.1f}"
         )
         out(
-            f"{f'{label} tenants: worker RSS MB, non-200':<44}"
-            f"{row['worker_rss_mb']:>8.0f} / {row['non_200']}"
+            f"{f'{label}: worker RSS MB, non-200, recycled':<52}"
+            f"{row['worker_rss_mb']:>8.0f} / {row['non_200']} / "
+            f"{row['workers_recycled']}"
         )
-    out(
-        f"RESULT create_p50_s={figures['create_p50_s']:.3f} "
-        f"create_p95_s={figures['create_p95_s']:.3f} "
-        f"migrate_create_p50_s={figures['migrate_create_p50_s']:.3f} "
-        f"noop_migrate_500_s={noop_seconds:.2f} "
-        f"rps_ratio_1000_vs_10={figures['rps_ratio']:.3f}"
+    for label, (value, low, high) in (("cached", ratio), ("uncached", ratio_u)):
+        out(
+            f"rps {args.fleet} / 10, {label}: {value:.3f} (95 % bootstrap interval "
+            f"{low:.3f}-{high:.3f})"
+        )
+    return run.finish(
+        {
+            "create_p50_s": figures["create_p50_s"],
+            "create_p95_s": figures["create_p95_s"],
+            "migrate_create_p50_s": figures["migrate_create_p50_s"],
+            "noop_migrate_500_s": round(noop_seconds, 2),
+            "rps_ratio_1000_vs_10": ratio[0],
+            "create_p50_s_at_1000": figures["create_at_fleet_p50_s"],
+            "create_p95_s_at_1000": figures["create_at_fleet_p95_s"],
+            "rps_ratio_1000_vs_10_uncached": ratio_u[0],
+            "rps_ratio_1000_vs_10_uncached_ci_low": ratio_u[1],
+            "rps_ratio_1000_vs_10_uncached_ci_high": ratio_u[2],
+        },
+        figures,
     )
-    return 0
 
 
 def plot(clone_seconds, migrate_seconds, small, large) -> None:

@@ -1,99 +1,148 @@
-"""Shared versus isolated compute: one gunicorn pool for every tenant, or a small pool
-per tenant, with the same total number of worker processes.
+"""Shared versus isolated compute: the architecture's two claims for pooling, each
+measured on its own.
 
 Runs in a database of its own (``<name>_bench_shared``, dropped and re-created) with
-``--tenants`` tenants (8 by default) on a plan whose limits no load here reaches: the
-question is what pooling does, not what the tariffs do. Both set-ups run the same
-product code and settings; they differ only in how workers are grouped:
+``--memory-tenants`` tenants (50 by default), each with realistic content: dozens of
+articles (``--articles``), images (``--images``) shown in them, so that rendering makes
+renditions. Every tenant is on a plan whose limits no load here reaches: the question
+is what pooling does, not what the tariffs do. Pages render uncached
+(``CMS_PAGE_CACHE_SECONDS=0``): compute is what is pooled. Load is open loop
+(bench.loadgen: latency from the moment a request was due, so queueing shows), each
+request to the next article of its tenant.
 
-(1) shared: one pool of ``N x --workers-per-tenant`` workers serving every tenant;
-(2) isolated: one pool of ``--workers-per-tenant`` workers per tenant, each tenant's
-    traffic sent to its own pool only.
-
-Load is open loop (bench/loadgen.py): each tenant sends requests at a fixed rate and a
-request's latency counts from the moment it was due, so queueing shows. Phase
-``steady``: every tenant at rate r; phase ``spike``: tenant 0 at 10 r, the others at r.
-r is derived from the shared pool's capacity measured first (closed loop, all tenants),
-so that the spike phase offers ``--load`` of it (0.6 by default): a machine-independent
-load, the same for both set-ups. Pages render uncached (``CMS_PAGE_CACHE_SECONDS=0``)
-unless ``--page-cache``: compute is what is being pooled.
-
-Memory: RSS and PSS of every gunicorn process of each set-up, measured after its spike
-phase. The memory for 50 tenants is extrapolated from these measurements (not run):
-isolated needs 50 pools; shared needs one pool whose workers grow by the measured
-per-tenant RSS (workers of the shared pool served every tenant, isolated ones one).
+1. Latency, at the same total worker budget: ``--tenants`` tenants (8), one pool of
+   8 workers (shared) against 8 pools of 1 (isolated). Capacities measured first in
+   the run (wrk): C, the shared pool's, and c1, one isolated worker's. Tenant 0 spikes
+   to ``--spike-factor`` x c1 (beyond what its own share can serve), the other
+   tenants read ``--quiet-load`` x C between them. The two set-ups alternate in
+   ``--rounds`` interleaved blocks; the spiking tenant's and the quiet tenants' p99
+   are taken over all their requests (at least 1,000 per group, else the run is
+   INVALID) and each ratio gets a 95 % block-bootstrap interval over the rounds.
+2. Cost, at equal p99 target: the same load pattern (quiet tenants, one spiking at
+   a time, rotating) offered to a shared pool of w workers and to ``--tenants`` pools
+   of k workers each; w and k grown from 1 until every tenant's p99 (spiking and
+   quiet groups) stays under ``--slo-ms``. Then memory at ``--memory-tenants``
+   tenants, measured, not extrapolated: one shared pool of w workers that has served
+   every tenant's pages, against one pool of k workers per tenant, each having served
+   its tenant's; PSS (``/proc/<pid>/smaps_rollup``) of every process of each side.
 
 The last line is ``RESULT spike_p99_ratio_shared_vs_isolated=X
-quiet_p99_ratio_shared_vs_isolated=X memory_ratio_shared_vs_isolated=X errors_shared=N``
-(ratios below 1 favour the shared pool).
+spike_p99_ratio_ci_high=X quiet_p99_ratio_shared_vs_isolated=X workers_for_slo_shared=X
+workers_for_slo_isolated=X memory_pss_ratio_50_tenants=X errors_shared=X
+samples_per_group=X memory_ratio_shared_vs_isolated=X`` (ratios below 1 favour the
+shared pool) or ``INVALID <reasons>``.
 
-Usage: flock /tmp/bench.lock make bench-shared_vs_isolated
-       (options: python bench/shared_vs_isolated/run.py --help)
+Usage: make bench-shared_vs_isolated  (options: python bench/shared_vs_isolated/run.py
+--help)
 """
 
 import argparse
-import json
+import http.client
+import io
 import os
+import subprocess
 import sys
-import tempfile
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
+    MIN_P99_SAMPLES,
     RESULTS,
+    Run,
+    bootstrap_pooled_ratio,
     create_unlimited_plan,
+    free_port,
     gunicorn_env,
+    interleaved,
     out,
     percentile,
+    pool_log,
+    pss_mb,
     use_bench_database,
 )
-
-SHARED_PORT = 18460
-ISOLATED_BASE_PORT = 18461
-SPIKE_FACTOR = 10
-EXTRAPOLATE_TO = 50
-
-
-@dataclass
-class TenantFigures:
-    host: str
-    rate: float
-    requests: int
-    ok: int
-    errors: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-
-@dataclass
-class Memory:
-    processes: int
-    rss_mb: float
-    pss_mb: float
-    master_rss_mb: float
-    worker_rss_mb: float  # mean per worker
 
 
 def hosts_of(count: int) -> list[str]:
     return [f"sv{index:02d}.localhost" for index in range(count)]
 
 
-def prepare(count: int) -> None:
+def article_paths(count: int) -> tuple[str, ...]:
+    return tuple(f"/story-{n}/" for n in range(1, count + 1))
+
+
+# --- content ------------------------------------------------------------------------
+
+
+def png(width: int, height: int, shade: int) -> bytes:
+    from PIL import Image as PillowImage
+
+    picture = PillowImage.new("RGB", (width, height), (shade, 90, 255 - shade))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def add_content(slug: str, *, articles: int, images: int) -> None:
+    """``images`` images and ``articles`` articles, each showing one of the images
+    (rendering makes its rendition) among five paragraphs and a quote."""
+    import datetime as dt
+
+    from django.core.files.images import ImageFile
+    from django_tenants.utils import schema_context
+    from wagtail.images.models import Image
+    from wagtail.models import Site
+
+    from content.models import ArticlePage
+
+    with schema_context(slug):
+        pictures = [
+            Image.objects.create(
+                title=f"Picture {n}",
+                file=ImageFile(io.BytesIO(png(1200, 800, 20 * n)), name=f"p{n}.png"),
+            )
+            for n in range(1, images + 1)
+        ]
+        home = Site.objects.get(is_default_site=True).root_page.specific
+        for n in range(1, articles + 1):
+            article = ArticlePage(
+                title=f"Story {n}",
+                slug=f"story-{n}",
+                intro=f"Story {n} of {slug}: a page of typical size.",
+                publication_date=dt.date(2026, 1 + n % 12, 1 + n % 28),
+                body=[
+                    (
+                        "image",
+                        {"image": pictures[n % len(pictures)], "caption": f"No. {n}"},
+                    ),
+                    *(
+                        (
+                            "paragraph",
+                            f"<p>Paragraph {p} of story {n}: shared compute serves "
+                            "many sites from one pool of workers, and this text is "
+                            "long enough to look like a real article.</p>",
+                        )
+                        for p in range(1, 6)
+                    ),
+                    ("quote", {"text": "Measure, do not guess.", "attribution": slug}),
+                ],
+            )
+            home.add_child(instance=article)
+            article.save_revision().publish()
+
+
+def prepare(count: int, *, articles: int, images: int) -> None:
     import django
 
     django.setup()
     from django.core.management import call_command
-    from django_tenants.utils import schema_context
-    from wagtail.models import Site
 
-    from bench.overhead.article import add_benchmark_article
     from tenants.provisioning.creation import tenant_create
 
     call_command("migrate", verbosity=0)
     plan = create_unlimited_plan()
-    for host in hosts_of(count):
+    for index, host in enumerate(hosts_of(count)):
         slug = host.split(".")[0]
         tenant_create(
             slug=slug,
@@ -102,329 +151,576 @@ def prepare(count: int) -> None:
             plan=plan,
             admin_password="bench-password-1",
         )
-        with schema_context(slug):
-            home = Site.objects.get(is_default_site=True).root_page.specific
-            add_benchmark_article(home)
+        add_content(slug, articles=articles, images=images)
+        if (index + 1) % 10 == 0:
+            out(f"  ... {index + 1} tenants with content")
 
 
-def memory_of(processes) -> Memory:
-    """RSS double counts pages shared with the master after fork; PSS splits them."""
-    import psutil
-
-    masters = [psutil.Process(p.pid) for p in processes]
-    workers = [child for master in masters for child in master.children()]
-    everything = masters + workers
-
-    def mb(value: int) -> float:
-        return value / 2**20
-
-    return Memory(
-        processes=len(everything),
-        rss_mb=mb(sum(p.memory_info().rss for p in everything)),
-        pss_mb=mb(sum(p.memory_full_info().pss for p in everything)),
-        master_rss_mb=mb(sum(p.memory_info().rss for p in masters)) / len(masters),
-        worker_rss_mb=mb(sum(p.memory_info().rss for p in workers)) / len(workers),
-    )
+# --- pools ----------------------------------------------------------------------
 
 
-def figures_of(result) -> TenantFigures:
-    ok = result.latencies_of(200)
-    return TenantFigures(
-        host=result.schedule.host,
-        rate=result.schedule.rate,
-        requests=result.requests,
-        ok=len(ok),
-        errors=result.requests - len(ok),
-        rps=len(ok) / result.seconds,
-        p50_ms=percentile(ok, 50),
-        p99_ms=percentile(ok, 99),
-    )
+@dataclass
+class Pools:
+    """Gunicorn pools started together; ``ports[i]`` serves ``hosts[i]`` (one port
+    for every host when shared)."""
 
+    processes: list = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
 
-def run_phases(
-    ports: list[int], hosts: list[str], rate: float, seconds: float, path: str
-) -> dict[str, list[TenantFigures]]:
-    from bench.loadgen import Schedule, closed_loop, open_loop
+    def stop(self) -> None:
+        from cms_project import devstack
 
-    for port, host in zip(ports, hosts, strict=True):
-        # warm the tenant's caches in every worker that will serve it
-        closed_loop(port, [host], path=path, threads=2, seconds=1)
-    phases = {}
-    for phase, spike in (("steady", 1), ("spike", SPIKE_FACTOR)):
-        schedules = [
-            Schedule(
-                host=host,
-                rate=rate * (spike if index == 0 else 1),
-                path=path,
-                connections=64 if index == 0 else 16,
-                port=port,
-            )
-            for index, (port, host) in enumerate(zip(ports, hosts, strict=True))
+        for process in self.processes:
+            devstack.stop_process(process)
+        self.processes = []
+
+    def pids(self) -> list[int]:
+        import psutil
+
+        masters = [psutil.Process(p.pid) for p in self.processes]
+        return [m.pid for m in masters] + [
+            child.pid for m in masters for child in m.children()
         ]
-        results = open_loop(ports[0], schedules, seconds=seconds)
-        phases[phase] = [figures_of(result) for result in results]
-    return phases
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        return sum(psutil.Process(pid).memory_info().rss for pid in self.pids()) / 2**20
+
+
+def pool_env(workers: int) -> dict[str, str]:
+    env = gunicorn_env(workers=workers) | {"LOG_LEVEL": "WARNING"}
+    env["CMS_PAGE_CACHE_SECONDS"] = "0"
+    env["GUNICORN_WORKER_CLASS"] = "sync"
+    return env
+
+
+def start_pools(label: str, count: int, workers: int, timeout: float = 600) -> Pools:
+    """``count`` pools of ``workers`` workers, started at once and waited for."""
+    from cms_project import devstack
+
+    pools = Pools()
+    for index in range(count):
+        port = free_port()
+        log = pool_log(f"shared-{label}-{index}").open("w")
+        pools.processes.append(
+            subprocess.Popen(
+                devstack.gunicorn_command(f"127.0.0.1:{port}", workers=workers),
+                cwd=devstack.BASE_DIR,
+                env=pool_env(workers),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        pools.ports.append(port)
+    deadline = time.monotonic() + timeout
+    try:
+        for process, port in zip(pools.processes, pools.ports, strict=True):
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a {label} pool exited early")
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/healthz", headers={"Host": "localhost"})
+                    conn.getresponse().read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{label} pools did not start") from None
+                    time.sleep(0.3)
+    except BaseException:
+        pools.stop()
+        raise
+    return pools
+
+
+def warm(ports: list[int], hosts: list[str], paths: tuple[str, ...], workers: int):
+    """Every page of every tenant, ``workers`` times, through its pool: each worker
+    has met its tenants (host map, Site, renditions made once)."""
+    from bench.loadgen import Target, wrk_closed_loop
+
+    by_port: dict[int, list] = {}
+    for port, host in zip(ports, hosts, strict=True):
+        by_port.setdefault(port, []).extend(Target(host, path) for path in paths)
+    for port, targets in by_port.items():
+        for target in targets:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", target.path, headers={"Host": target.host})
+            conn.getresponse().read()
+            conn.close()
+        wrk_closed_loop(
+            port,
+            targets,
+            seconds=max(1, len(targets) * workers // 50),
+            connections=workers,
+        )
+
+
+# --- load -----------------------------------------------------------------------
+
+
+def pattern(
+    ports: list[int],
+    hosts: list[str],
+    paths: tuple[str, ...],
+    *,
+    spiking: int,
+    spike_rate: float,
+    quiet_rate: float,
+):
+    from bench.loadgen import Schedule
+
+    return [
+        Schedule(
+            host=host,
+            rate=spike_rate if index == spiking else quiet_rate,
+            paths=paths,
+            connections=64 if index == spiking else 8,
+            port=port,
+            timeout=30,
+        )
+        for index, (port, host) in enumerate(zip(ports, hosts, strict=True))
+    ]
+
+
+@dataclass
+class Block:
+    """One block of load on one set-up: latencies (ms, answered 200) of the
+    spiking tenant and of the quiet tenants, and requests without a 200."""
+
+    spike_ms: list[float]
+    quiet_ms: list[float]
+    errors: int
+    results: list
+
+
+def run_block(schedules, seconds: float, spiking: int) -> Block:
+    from bench.loadgen import open_loop
+
+    results = open_loop(schedules[0].port, schedules, seconds=seconds)
+    spike, quiet, errors = [], [], 0
+    for index, result in enumerate(results):
+        ok = result.latencies_of(200)
+        errors += result.requests - len(ok)
+        (spike if index == spiking else quiet).extend(ok)
+    return Block(spike, quiet, errors, results)
+
+
+def capacity(port: int, hosts: list[str], paths, connections: int) -> float:
+    from bench.loadgen import Target, wrk_closed_loop
+
+    targets = [Target(host, path) for host in hosts for path in paths]
+    result = wrk_closed_loop(port, targets, seconds=5, connections=connections)
+    return result.ok_rps
+
+
+# --- claim 1: latency at the same worker budget -------------------------------------
+
+
+def latency_claim(args, run: Run, paths) -> dict:
+    hosts = hosts_of(args.tenants)
+    out(
+        f"== latency: one pool of {args.tenants} workers against {args.tenants} "
+        "pools of 1"
+    )
+    shared = start_pools("latency-shared", 1, args.tenants)
+    isolated = start_pools("latency-isolated", args.tenants, 1)
+    try:
+        shared_ports = shared.ports * args.tenants
+        warm(shared_ports, hosts, paths, args.tenants)
+        warm(isolated.ports, hosts, paths, 1)
+        pool_capacity = capacity(shared.ports[0], hosts, paths, 2 * args.tenants)
+        worker_capacity = capacity(isolated.ports[0], hosts[:1], paths, 2)
+        spike_rate = args.spike_factor * worker_capacity
+        quiet_rate = args.quiet_load * pool_capacity / (args.tenants - 1)
+        out(
+            f"   capacity: shared pool {pool_capacity:.0f} pages/s, one isolated "
+            f"worker {worker_capacity:.0f}/s -> tenant 0 spikes to {spike_rate:.1f}/s "
+            f"({args.spike_factor:g} x one worker), the others {quiet_rate:.2f}/s "
+            "each"
+        )
+        block_seconds = args.seconds / args.rounds
+        setups = {
+            "shared": pattern(
+                shared_ports,
+                hosts,
+                paths,
+                spiking=0,
+                spike_rate=spike_rate,
+                quiet_rate=quiet_rate,
+            ),
+            "isolated": pattern(
+                isolated.ports,
+                hosts,
+                paths,
+                spiking=0,
+                spike_rate=spike_rate,
+                quiet_rate=quiet_rate,
+            ),
+        }
+        blocks = interleaved(
+            {
+                name: (
+                    lambda name=name: run_block(setups[name], block_seconds, spiking=0)
+                )
+                for name in setups
+            },
+            rounds=args.rounds,
+        )
+        memory = {
+            "shared": {"rss_mb": shared.rss_mb(), "pss_mb": pss_mb(shared.pids())},
+            "isolated": {
+                "rss_mb": isolated.rss_mb(),
+                "pss_mb": pss_mb(isolated.pids()),
+            },
+        }
+    finally:
+        shared.stop()
+        isolated.stop()
+    for name, rounds in blocks.items():
+        for index, block in enumerate(rounds):
+            for result in block.results:
+                run.check_open_loop(
+                    f"latency, {name}, round {index + 1}, {result.schedule.host}",
+                    result,
+                )
+    groups = {
+        (name, kind): [getattr(block, f"{kind}_ms") for block in rounds]
+        for name, rounds in blocks.items()
+        for kind in ("spike", "quiet")
+    }
+    samples = {
+        f"{name}_{kind}": sum(len(r) for r in rounds)
+        for (name, kind), rounds in groups.items()
+    }
+    for label, count in samples.items():
+        run.check_p99(f"latency, {label}", count)
+    spike = bootstrap_pooled_ratio(
+        groups[("shared", "spike")], groups[("isolated", "spike")]
+    )
+    quiet = bootstrap_pooled_ratio(
+        groups[("shared", "quiet")], groups[("isolated", "quiet")]
+    )
+
+    def p(name: str, kind: str, q: float) -> float:
+        return percentile([ms for r in groups[(name, kind)] for ms in r], q)
+
+    return {
+        "tenants": args.tenants,
+        "capacity_shared_rps": pool_capacity,
+        "capacity_one_worker_rps": worker_capacity,
+        "spike_rate": spike_rate,
+        "quiet_rate": quiet_rate,
+        "samples": samples,
+        "errors": {
+            name: sum(block.errors for block in rounds)
+            for name, rounds in blocks.items()
+        },
+        "percentiles_ms": {
+            f"{name}_{kind}": {"p50": p(name, kind, 50), "p99": p(name, kind, 99)}
+            for name in blocks
+            for kind in ("spike", "quiet")
+        },
+        "spike_p99_ratio": dict(
+            zip(("median", "ci_low", "ci_high"), spike, strict=True)
+        ),
+        "quiet_p99_ratio": dict(
+            zip(("median", "ci_low", "ci_high"), quiet, strict=True)
+        ),
+        "memory": memory,
+    }
+
+
+# --- claim 2: cost at equal p99 target ----------------------------------------------
+
+
+def meets_slo(args, pools_ports: list[int], rates: dict, paths) -> tuple[bool, dict]:
+    """The rotating pattern (each tenant spikes in turn) on these ports; every
+    group's p99 under the target?"""
+    hosts = hosts_of(args.tenants)
+    segments = min(args.tenants, args.slo_segments)
+    spike, quiet, errors = [], [], 0
+    for segment in range(segments):
+        block = run_block(
+            pattern(
+                pools_ports,
+                hosts,
+                paths,
+                spiking=segment % args.tenants,
+                spike_rate=rates["spike"],
+                quiet_rate=rates["quiet"],
+            ),
+            args.probe_seconds / segments,
+            spiking=segment % args.tenants,
+        )
+        spike += block.spike_ms
+        quiet += block.quiet_ms
+        errors += block.errors
+    figures = {
+        "spike_p99_ms": percentile(spike, 99),
+        "quiet_p99_ms": percentile(quiet, 99),
+        "samples": {"spike": len(spike), "quiet": len(quiet)},
+        "errors": errors,
+    }
+    ok = (
+        errors == 0
+        and figures["spike_p99_ms"] < args.slo_ms
+        and figures["quiet_p99_ms"] < args.slo_ms
+    )
+    return ok, figures
+
+
+def cost_claim(args, run: Run, paths, rates: dict) -> dict:
+    hosts = hosts_of(args.tenants)
+    found: dict[str, int | None] = {"shared": None, "isolated": None}
+    probes: dict[str, list] = {"shared": [], "isolated": []}
+    for name in found:
+        for workers in range(1, args.max_workers + 1):
+            out(
+                f"== cost: {name}, "
+                + (
+                    f"one pool of {workers} workers"
+                    if name == "shared"
+                    else f"{args.tenants} pools of {workers} workers"
+                )
+            )
+            if name == "shared":
+                pools = start_pools(f"slo-shared-{workers}", 1, workers)
+                ports = pools.ports * args.tenants
+            else:
+                pools = start_pools(f"slo-isolated-{workers}", args.tenants, workers)
+                ports = pools.ports
+            try:
+                warm(ports, hosts, paths, workers)
+                ok, figures = meets_slo(args, ports, rates, paths)
+            finally:
+                pools.stop()
+            probes[name].append({"workers": workers, "ok": ok, **figures})
+            for kind, count in figures["samples"].items():
+                run.check_p99(f"cost, {name}, {workers} workers, {kind}", count)
+            out(
+                f"   p99 spiking {figures['spike_p99_ms']:.0f} ms, quiet "
+                f"{figures['quiet_p99_ms']:.0f} ms, errors {figures['errors']}: "
+                + ("meets" if ok else "misses")
+                + f" {args.slo_ms:g} ms"
+            )
+            if ok:
+                found[name] = workers
+                break
+    for name, workers in found.items():
+        run.check(
+            workers is not None,
+            f"cost: no {name} set-up up to {args.max_workers} workers per pool met "
+            f"the p99 target of {args.slo_ms:g} ms",
+        )
+    return {
+        "workers_per_pool": found,
+        "workers_total": {
+            "shared": found["shared"],
+            "isolated": None
+            if found["isolated"] is None
+            else found["isolated"] * args.tenants,
+        },
+        "probes": probes,
+    }
+
+
+def available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def fits_in_memory(args, run: Run, latency: dict, workers: int) -> bool:
+    """One pool of ``workers`` per tenant for ``--memory-tenants`` tenants, estimated
+    from the isolated pools measured in the latency claim (PSS per process): the run
+    stops (INVALID) rather than push a shared machine into swapping or the OOM
+    killer."""
+    per_process = latency["memory"]["isolated"]["pss_mb"] / (2 * args.tenants)
+    needed = per_process * args.memory_tenants * (1 + workers)
+    free = available_mb()
+    return run.check(
+        needed < 0.7 * free,
+        f"memory: {args.memory_tenants} pools of {workers} workers need about "
+        f"{needed:.0f} MB, {free:.0f} MB available: not measured",
+    )
+
+
+def memory_at(args, paths, workers: dict[str, int]) -> dict:
+    """PSS of one shared pool against one pool per tenant, ``--memory-tenants``
+    tenants, each pool having served its tenants' pages."""
+    hosts = hosts_of(args.memory_tenants)
+    figures = {}
+    out(
+        f"== memory at {args.memory_tenants} tenants: one pool of "
+        f"{workers['shared']} workers"
+    )
+    shared = start_pools("memory-shared", 1, workers["shared"])
+    try:
+        warm(shared.ports * len(hosts), hosts, paths, workers["shared"])
+        figures["shared"] = {
+            "processes": len(shared.pids()),
+            "pss_mb": pss_mb(shared.pids()),
+            "rss_mb": shared.rss_mb(),
+        }
+    finally:
+        shared.stop()
+    out(
+        f"== memory at {args.memory_tenants} tenants: {len(hosts)} pools of "
+        f"{workers['isolated']} workers"
+    )
+    isolated = start_pools("memory-isolated", len(hosts), workers["isolated"])
+    try:
+        warm(isolated.ports, hosts, paths, workers["isolated"])
+        figures["isolated"] = {
+            "processes": len(isolated.pids()),
+            "pss_mb": pss_mb(isolated.pids()),
+            "rss_mb": isolated.rss_mb(),
+        }
+    finally:
+        isolated.stop()
+    figures["pss_ratio"] = figures["shared"]["pss_mb"] / figures["isolated"]["pss_mb"]
+    return figures
+
+
+# --- main -----------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tenants", type=int, default=8)
-    parser.add_argument("--workers-per-tenant", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=20, help="per phase")
     parser.add_argument(
-        "--load",
-        type=float,
-        default=0.6,
-        help="spike-phase load as a fraction of the shared pool's measured capacity",
+        "--tenants", type=int, default=8, help="tenants in the two load claims"
     )
     parser.add_argument(
-        "--quiet-target-ms",
+        "--memory-tenants",
+        type=int,
+        default=50,
+        help="tenants whose pools' memory is measured (each its own pool isolated)",
+    )
+    parser.add_argument("--articles", type=int, default=24, help="per tenant")
+    parser.add_argument("--images", type=int, default=4, help="per tenant")
+    parser.add_argument(
+        "--seconds",
         type=float,
-        default=250,
-        help="p99 a quiet tenant must stay under during the spike",
+        default=180,
+        help="latency claim: seconds of load per set-up, split over the rounds",
+    )
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument(
+        "--spike-factor",
+        type=float,
+        default=1.25,
+        help="the spiking tenant's rate, in capacities of one isolated worker",
     )
     parser.add_argument(
-        "--rate",
+        "--quiet-load",
         type=float,
-        help="requests per second per tenant (default: derived from --load)",
+        default=0.15,
+        help="all quiet tenants together, as a share of the shared pool's capacity",
     )
-    parser.add_argument("--page-cache", action="store_true")
+    parser.add_argument("--slo-ms", type=float, default=250, help="the p99 target")
+    parser.add_argument(
+        "--probe-seconds",
+        type=float,
+        default=60,
+        help="cost claim: seconds of load per pool size tried",
+    )
+    parser.add_argument(
+        "--slo-segments",
+        type=int,
+        default=4,
+        help="cost claim: how many tenants take a turn at spiking per probe",
+    )
+    parser.add_argument(
+        "--max-workers", type=int, default=8, help="cost claim: largest pool tried"
+    )
     args = parser.parse_args()
-    if not 8 <= args.tenants <= 16:
-        parser.error("--tenants must be 8-16 (every one gets a pool when isolated)")
-    if not 1 <= args.workers_per_tenant <= 2:
-        parser.error("--workers-per-tenant must be 1 or 2 (2 cores: keep it sane)")
-    if not 5 <= args.seconds <= 60 or not 0.05 <= args.load <= 1.5:
-        parser.error("--seconds must be 5-60 and --load 0.05-1.5")
+    if not 4 <= args.tenants <= 16:
+        parser.error("--tenants must be 4-16 (every one gets a pool when isolated)")
+    if not args.tenants <= args.memory_tenants <= 60:
+        parser.error("--memory-tenants must be between --tenants and 60")
+    if args.rounds < 2 or args.seconds / args.rounds < 3 or args.probe_seconds < 4:
+        parser.error("need --rounds >= 2, 3 s per round, --probe-seconds >= 4")
+    run = Run("shared_vs_isolated", parser, args)
 
     use_bench_database("bench_shared")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
-    from bench.loadgen import closed_loop
-    from cms_project import devstack
-
-    hosts = hosts_of(args.tenants)
-    out(f"== preparing {args.tenants} tenants on an unlimited plan")
-    prepare(args.tenants)
-    from bench.overhead.article import ARTICLE_PATH
-
-    total_workers = args.tenants * args.workers_per_tenant
-
-    def env(workers: int) -> dict[str, str]:
-        settings = gunicorn_env(workers=workers) | {"LOG_LEVEL": "WARNING"}
-        settings["CMS_PAGE_CACHE_SECONDS"] = "300" if args.page_cache else "0"
-        settings["GUNICORN_WORKER_CLASS"] = "sync"
-        return settings
-
-    def log(name: str) -> Path:
-        return Path(tempfile.gettempdir()) / f"bench-shared-{name}.log"
-
-    out(f"== (1) shared: one pool of {total_workers} workers")
-    shared_pool = devstack.start_gunicorn(
-        SHARED_PORT,
-        env=env(total_workers),
-        log_path=log("shared"),
-        workers=total_workers,
+    out(
+        f"== preparing {args.memory_tenants} tenants, {args.articles} articles and "
+        f"{args.images} images each"
     )
-    try:
-        if args.rate:
-            capacity_rps = float("nan")
-            rate = args.rate
-        else:
-            closed_loop(SHARED_PORT, hosts, path=ARTICLE_PATH, threads=8, seconds=3)
-            capacity = closed_loop(
-                SHARED_PORT,
-                hosts,
-                path=ARTICLE_PATH,
-                threads=2 * total_workers,
-                seconds=5,
-            )
-            capacity_rps = capacity.statuses.get(200, 0) / capacity.seconds
-            rate = args.load * capacity_rps / (args.tenants - 1 + SPIKE_FACTOR)
-        out(
-            f"   capacity {capacity_rps:.0f} req/s -> r = {rate:.1f} req/s per tenant, "
-            f"spike {rate * SPIKE_FACTOR:.0f} req/s"
-        )
-        shared = run_phases(
-            [SHARED_PORT] * args.tenants, hosts, rate, args.seconds, ARTICLE_PATH
-        )
-        shared_memory = memory_of([shared_pool])
-    finally:
-        devstack.stop_process(shared_pool)
+    prepare(args.memory_tenants, articles=args.articles, images=args.images)
+    paths = article_paths(args.articles)
 
-    out(f"== (2) isolated: {args.tenants} pools of {args.workers_per_tenant} worker(s)")
-    ports = [ISOLATED_BASE_PORT + index for index in range(args.tenants)]
-    pools = []
-    try:
-        for index, port in enumerate(ports):
-            pools.append(
-                devstack.start_gunicorn(
-                    port,
-                    env=env(args.workers_per_tenant),
-                    log_path=log(f"isolated{index}"),
-                    workers=args.workers_per_tenant,
-                )
-            )
-        isolated = run_phases(ports, hosts, rate, args.seconds, ARTICLE_PATH)
-        isolated_memory = memory_of(pools)
-    finally:
-        for pool in pools:
-            devstack.stop_process(pool)
+    latency = latency_claim(args, run, paths)
+    rates = {"spike": latency["spike_rate"], "quiet": latency["quiet_rate"]}
+    cost = cost_claim(args, run, paths, rates)
+    memory = None
+    if all(cost["workers_per_pool"].values()) and fits_in_memory(
+        args, run, latency, cost["workers_per_pool"]["isolated"]
+    ):
+        memory = memory_at(args, paths, cost["workers_per_pool"])
 
-    report(args, capacity_rps, rate, shared, isolated, shared_memory, isolated_memory)
-    return 0
-
-
-def extrapolate(shared: Memory, isolated: Memory, tenants: int, workers: int) -> dict:
-    """Memory for ``EXTRAPOLATE_TO`` tenants, from the measured processes."""
-    per_tenant_growth = max(
-        0.0, (shared.worker_rss_mb - isolated.worker_rss_mb) / (tenants - 1)
-    )
-    isolated_total = EXTRAPOLATE_TO * (
-        isolated.master_rss_mb + workers * isolated.worker_rss_mb
-    )
-    shared_workers = tenants * workers
-    shared_total = shared.master_rss_mb + shared_workers * (
-        isolated.worker_rss_mb + EXTRAPOLATE_TO * per_tenant_growth
-    )
-    return {
-        "tenants": EXTRAPOLATE_TO,
-        "per_tenant_worker_growth_mb": per_tenant_growth,
-        "isolated_mb": isolated_total,
-        "shared_mb": shared_total,
-        "shared_workers": shared_workers,
-    }
-
-
-def report(args, capacity_rps, rate, shared, isolated, shared_memory, isolated_memory):
-    fifty = extrapolate(
-        shared_memory, isolated_memory, args.tenants, args.workers_per_tenant
-    )
-
-    def quiet_worst_p99(phase: list[TenantFigures]) -> float:
-        return max(f.p99_ms for f in phase[1:])
-
-    spike_ratio = shared["spike"][0].p99_ms / isolated["spike"][0].p99_ms
-    quiet_ratio = quiet_worst_p99(shared["spike"]) / quiet_worst_p99(isolated["spike"])
-    memory_ratio = shared_memory.rss_mb / isolated_memory.rss_mb
-    errors_shared = sum(f.errors for phase in shared.values() for f in phase)
-    errors_isolated = sum(f.errors for phase in isolated.values() for f in phase)
-
+    figures = {"latency": latency, "cost": cost, "memory_at_scale": memory}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "shared_vs_isolated.json").write_text(
-        json.dumps(
-            {
-                "tenants": args.tenants,
-                "workers_total": args.tenants * args.workers_per_tenant,
-                "capacity_rps": capacity_rps,
-                "rate_per_tenant": rate,
-                "page_cache": args.page_cache,
-                "shared": {k: [asdict(f) for f in v] for k, v in shared.items()},
-                "isolated": {k: [asdict(f) for f in v] for k, v in isolated.items()},
-                "memory": {
-                    "shared": asdict(shared_memory),
-                    "isolated": asdict(isolated_memory),
-                    "extrapolated": fifty,
-                },
-            },
-            indent=2,
-        )
+    report(args, latency, cost, memory)
+    spike, quiet = latency["spike_p99_ratio"], latency["quiet_p99_ratio"]
+    lat_memory = latency["memory"]
+    return run.finish(
+        {
+            "spike_p99_ratio_shared_vs_isolated": spike["median"],
+            "spike_p99_ratio_ci_high": spike["ci_high"],
+            "quiet_p99_ratio_shared_vs_isolated": quiet["median"],
+            "workers_for_slo_shared": cost["workers_total"]["shared"] or -1,
+            "workers_for_slo_isolated": cost["workers_total"]["isolated"] or -1,
+            "memory_pss_ratio_50_tenants": memory["pss_ratio"]
+            if memory
+            else float("nan"),
+            "errors_shared": latency["errors"]["shared"],
+            "samples_per_group": min(latency["samples"].values()),
+            "memory_ratio_shared_vs_isolated": lat_memory["shared"]["rss_mb"]
+            / lat_memory["isolated"]["rss_mb"],
+        },
+        figures,
     )
-    plot(shared, isolated, shared_memory, isolated_memory, fifty)
 
+
+def report(args, latency, cost, memory) -> None:
     out()
     out(
-        f"{args.tenants} tenants, {args.tenants * args.workers_per_tenant} workers "
-        f"either way; r = {rate:.1f} req/s per tenant, tenant 0 spikes to "
-        f"{rate * SPIKE_FACTOR:.0f} req/s; pages "
-        f"{'cached' if args.page_cache else 'uncached'}; {args.seconds:.0f} s per phase"
+        f"Latency, {args.tenants} workers either way: tenant 0 at "
+        f"{latency['spike_rate']:.1f}/s, the others at {latency['quiet_rate']:.2f}/s, "
+        f"{args.rounds} interleaved rounds, p99 over >= {MIN_P99_SAMPLES} samples "
+        "per group"
     )
-    out(
-        f"{'set-up':<10}{'phase':<8}{'tenant':<16}{'offered':>8}{'req/s':>8}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-    )
-    for name, phases in (("shared", shared), ("isolated", isolated)):
-        for phase, rows in phases.items():
-            for index, f in enumerate(rows):
-                label = f.host.split(".")[0] + (" (spike)" if index == 0 else "")
-                out(
-                    f"{name:<10}{phase:<8}{label:<16}{f.rate:>8.1f}{f.rps:>8.1f}"
-                    f"{f.p50_ms:>9.1f}{f.p99_ms:>9.1f}{f.errors:>8}"
-                )
-            total = sum(f.rps for f in rows)
-            out(f"{name:<10}{phase:<8}{'all tenants':<16}{'':>8}{total:>8.1f}")
-    out()
-    out(f"{'memory':<30}{'processes':>10}{'RSS MB':>10}{'PSS MB':>10}")
-    for name, memory in (("shared", shared_memory), ("isolated", isolated_memory)):
+    out(f"{'group':<18}{'samples':>9}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, figures in latency["percentiles_ms"].items():
         out(
-            f"{name:<30}{memory.processes:>10}{memory.rss_mb:>10.0f}"
-            f"{memory.pss_mb:>10.0f}"
+            f"{label:<18}{latency['samples'][label]:>9}{figures['p50']:>10.1f}"
+            f"{figures['p99']:>10.1f}"
         )
+    for label in ("spike_p99_ratio", "quiet_p99_ratio"):
+        r = latency[label]
+        out(
+            f"{label} shared / isolated: {r['median']:.3f} (95 % interval "
+            f"{r['ci_low']:.3f}-{r['ci_high']:.3f})"
+        )
+    out(f"errors: {latency['errors']}")
+    out()
     out(
-        f"{EXTRAPOLATE_TO} tenants (extrapolated): isolated {fifty['isolated_mb']:.0f} "
-        f"MB ({EXTRAPOLATE_TO} pools), shared {fifty['shared_mb']:.0f} MB (one pool of "
-        f"{fifty['shared_workers']} workers, "
-        f"+{fifty['per_tenant_worker_growth_mb']:.2f} MB per tenant per worker)"
+        f"Cost at p99 < {args.slo_ms:g} ms: shared "
+        f"{cost['workers_total']['shared']} workers, isolated "
+        f"{cost['workers_total']['isolated']} ({args.tenants} pools of "
+        f"{cost['workers_per_pool']['isolated']})"
     )
-    quiet_ok = quiet_worst_p99(shared["spike"]) <= args.quiet_target_ms
-    out(
-        f"goal: spiking tenant's p99 lower when shared: "
-        f"{'met' if spike_ratio < 1 else 'NOT met'} ({spike_ratio:.3f}); "
-        f"no errors shared: {'met' if errors_shared == 0 else 'NOT met'}; quiet "
-        f"tenants' p99 under {args.quiet_target_ms:.0f} ms when shared: "
-        f"{'met' if quiet_ok else 'NOT met'}; errors isolated: {errors_isolated}"
-    )
-    out(
-        f"RESULT spike_p99_ratio_shared_vs_isolated={spike_ratio:.3f} "
-        f"quiet_p99_ratio_shared_vs_isolated={quiet_ratio:.3f} "
-        f"memory_ratio_shared_vs_isolated={memory_ratio:.3f} "
-        f"errors_shared={errors_shared}"
-    )
-
-
-def plot(shared, isolated, shared_memory, isolated_memory, fifty) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.3))
-    labels = []
-    values_shared = []
-    values_isolated = []
-    for phase in ("steady", "spike"):
-        labels += [f"{phase}\nspiking", f"{phase}\nquiet (worst)"]
-        for source, values in ((shared, values_shared), (isolated, values_isolated)):
-            rows = source[phase]
-            values += [rows[0].p99_ms, max(f.p99_ms for f in rows[1:])]
-    positions = range(len(labels))
-    left.bar([p - 0.2 for p in positions], values_shared, 0.4, label="shared pool")
-    left.bar(
-        [p + 0.2 for p in positions], values_isolated, 0.4, label="pool per tenant"
-    )
-    left.set_xticks(list(positions), labels, fontsize=8)
-    left.set_yscale("log")
-    left.set_ylabel("p99 latency, ms (log)")
-    left.set_title("Tenant latency, steady and with tenant 0 at 10x")
-    left.legend(fontsize=8)
-    right.bar(
-        [
-            "shared\nmeasured",
-            "isolated\nmeasured",
-            "shared\n50 tenants*",
-            "isolated\n50 tenants*",
-        ],
-        [
-            shared_memory.rss_mb,
-            isolated_memory.rss_mb,
-            fifty["shared_mb"],
-            fifty["isolated_mb"],
-        ],
-        color=["#37a", "#c73", "#37a", "#c73"],
-    )
-    right.set_ylabel("RSS, MB")
-    right.set_title("Memory (* extrapolated from measured processes)")
-    figure.tight_layout()
-    figure.savefig(RESULTS / "shared_vs_isolated.png", dpi=110)
+    if memory:
+        out(
+            f"Memory at {args.memory_tenants} tenants (PSS): shared "
+            f"{memory['shared']['pss_mb']:.0f} MB in {memory['shared']['processes']} "
+            f"processes, isolated {memory['isolated']['pss_mb']:.0f} MB in "
+            f"{memory['isolated']['processes']}: ratio {memory['pss_ratio']:.3f}"
+        )
 
 
 if __name__ == "__main__":

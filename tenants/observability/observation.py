@@ -99,6 +99,25 @@ def in_tenant_context(
         log_context.unbind(tokens)
 
 
+def observe_answered(
+    request: HttpRequest, *, status: int, started: float, request_id: str
+) -> None:
+    """Observe a request answered without a response object (the WSGI edge's cache
+    hits): the same access-log event, metrics and usage counts as ``observed``
+    leaves, with ``request_id`` already chosen (``log_context.accepted_request_id``)
+    and the time since ``started`` (``time.perf_counter``)."""
+    request.request_id = request_id
+    if request.path in UNOBSERVED_PATHS:
+        return
+    tokens = log_context.bind(
+        request_id=request_id, tenant=tenant_name(request), user_id="-"
+    )
+    try:
+        _observe(request, None, status, time.perf_counter() - started)
+    finally:
+        log_context.unbind(tokens)
+
+
 class RequestObservationMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -148,6 +167,8 @@ def _observe(
     metered = state.metered
     if tenant not in (PUBLIC_TENANT, UNKNOWN_TENANT) and not metered:
         _meter(request, tenant, status, seconds)
+    if not access_logger.isEnabledFor(logging.INFO):
+        return  # the event's fields cost something to gather
     access_logger.info(
         "%s %s %s",
         request.method,

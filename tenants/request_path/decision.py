@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import patch_vary_headers
 
 from tenants.metering.counters import METER_LUA, defer_to_metering, request_counts
 from tenants.models import Tenant
@@ -250,10 +249,25 @@ def apply_decision(request: HttpRequest, decision: PageDecision) -> HttpResponse
         return None
     state.metered = decision.metered  # counted by the script
     response = decision.entry.response()
-    # Signed-in editors get other content: downstream caches must know.
-    patch_vary_headers(response, ("Cookie",))
-    response[STATUS_HEADER] = "hit"
-    if decision.rate is not None:
-        for name, value in decision.rate.headers().items():
-            response[name] = value
+    for name, value in hit_headers(decision):
+        response[name] = value
     return response
+
+
+def take_hit(request: HttpRequest, decision: PageDecision) -> None:
+    """What answering a hit records in the request's state (``apply_decision`` for
+    a hit, without building a response: the WSGI edge builds its own)."""
+    state = request_state(request)
+    state.admitted = True
+    state.rate = decision.rate
+    state.metered = decision.metered  # counted by the script
+
+
+def hit_headers(decision: PageDecision) -> list[tuple[str, str]]:
+    """The headers a cached page gets on top of the stored ones: ``Vary: Cookie``
+    (signed-in editors get other content: downstream caches must know; a stored
+    page keeps no Vary of its own), the cache status and the rate-limit headers."""
+    headers = [("Vary", "Cookie"), (STATUS_HEADER, "hit")]
+    if decision.rate is not None:
+        headers += decision.rate.headers().items()
+    return headers

@@ -11,6 +11,14 @@ flood of refused requests costs no Django either. It adds the same headers (Djan
 SecurityMiddleware on the answer, rate-limit headers, the request id) and leaves the
 same observation (access-log event, metrics, usage counts).
 
+A cache hit, the path that must be cheapest, builds no Django response: the status
+line and the header list are put together directly - the stored headers, the hit's
+own (``hit_headers``: Vary, cache status, rate limit), the security headers Django's
+SecurityMiddleware adds (computed once, by that middleware itself, and again when a
+setting changes), the request id - and observed with
+``tenants.observability.observation.observe_answered``. Refusals still go through
+``apply_decision``'s responses (they render a short body).
+
 Everything else goes to Django unchanged: other methods, visitors with a session
 cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
 and paths that are not public pages. A request the edge decided but could not answer
@@ -18,25 +26,36 @@ and paths that are not public pages. A request the edge decided but could not an
 state, so nothing is counted twice.
 """
 
+import functools
+import io
 import logging
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import setting_changed
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
 
-from tenants.domains.policy import add_hsts, canonical_location
+from tenants.domains.policy import add_hsts, canonical_location, hsts_applies
 from tenants.models import Tenant
-from tenants.observability.observation import in_tenant_context, observed
+from tenants.observability import log_context
+from tenants.observability.observation import (
+    in_tenant_context,
+    observe_answered,
+    observed,
+)
 from tenants.registry.resolution import request_host
 from tenants.request_path.decision import (
     Outcome,
     PageDecision,
     apply_decision,
     decide_page_request,
+    hit_headers,
+    take_hit,
 )
 from tenants.request_path.gate import GateKind, gate
 from tenants.request_path.page_cache import cache_seconds
@@ -47,20 +66,60 @@ from tenants.tariffs.admission import release_slot
 logger = logging.getLogger(__name__)
 
 
+# The answer of a hit: status line, headers, body.
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+@functools.cache
+def security_headers(secure: bool) -> tuple[tuple[str, str], ...]:
+    """The headers Django's SecurityMiddleware adds to an answer to a request over
+    HTTPS (``secure``) or plain HTTP, found by letting that middleware process an
+    empty response once: the same headers, from the same settings, without running
+    it per hit. A stored header of the same name wins, as in the middleware (which
+    only sets headers that are missing)."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "443" if secure else "80",
+        "wsgi.url_scheme": "https" if secure else "http",
+        "wsgi.input": io.BytesIO(),
+    }
+    request = WSGIRequest(environ)
+    bare = HttpResponse()
+    before = {name.lower() for name in bare.headers}
+    response = SecurityMiddleware(lambda request: bare).process_response(request, bare)
+    return tuple(
+        (name, value) for name, value in response.items() if name.lower() not in before
+    )
+
+
+def _settings_changed(**kwargs) -> None:
+    security_headers.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
+
+
 class PageCacheEdge:
     def __init__(self, application: Callable) -> None:
         self.application = application
         self.security = SecurityMiddleware(lambda request: HttpResponse())
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        response = self._answer(environ)
-        if response is None:
+        answer = self._answer(environ)
+        if answer is None:
             body = self.application(environ, start_response)
             self._release_unclaimed(environ)
             return body
-        headers = list(response.items())
-        start_response(f"{response.status_code} {response.reason_phrase}", headers)
-        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else response.content]
+        if isinstance(answer, HttpResponse):
+            headers = list(answer.items())
+            status = f"{answer.status_code} {answer.reason_phrase}"
+            content = answer.content
+        else:
+            status, headers, content = answer
+        start_response(status, headers)
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else content]
 
     def _candidate(self, request: HttpRequest) -> Tenant | None:
         """The request's tenant if the edge may answer it, else None."""
@@ -79,7 +138,7 @@ class PageCacheEdge:
             return None
         return decided.tenant
 
-    def _answer(self, environ: dict) -> HttpResponse | None:
+    def _answer(self, environ: dict) -> HttpResponse | Answer | None:
         started = time.perf_counter()
         request = WSGIRequest(environ)
         tenant = self._candidate(request)
@@ -96,19 +155,52 @@ class PageCacheEdge:
                 state = request_state(request)
                 state.page_decided, state.page = True, decision
                 return None
+            if decision.outcome is Outcome.HIT:
+                return self._hit(request, decision, started)
             return observed(
                 request,
                 lambda: in_tenant_context(
-                    request, lambda: self._settled(request, decision)
+                    request, lambda: self._refused(request, decision)
                 ),
                 started=started,
             )
         finally:
             connection.set_schema_to_public()
 
-    def _settled(self, request: HttpRequest, decision: PageDecision) -> HttpResponse:
-        """A cached page, or a refusal (429 over the rate, 503 over the
-        concurrency cap): a flooding tenant's refused requests cost no Django."""
+    def _hit(
+        self, request: HttpRequest, decision: PageDecision, started: float
+    ) -> Answer:
+        """A cached page: the stored answer plus the hit's headers, the security
+        headers and the request id, straight into a WSGI header list."""
+        take_hit(request, decision)
+        entry = decision.entry
+        request_id = log_context.accepted_request_id(
+            request.META.get(log_context.REQUEST_ID_META)
+        )
+        headers = list(entry.headers)
+        headers += hit_headers(decision)
+        present = {name.lower() for name, _ in headers}
+        headers += (
+            (name, value)
+            for name, value in security_headers(request.is_secure())
+            if name.lower() not in present
+        )
+        if request.is_secure() and hsts_applies(request.tenant):  # the tenant's own
+            headers.append(
+                ("Strict-Transport-Security", f"max-age={settings.CMS_HSTS_SECONDS}")
+            )
+        headers.append((log_context.REQUEST_ID_HEADER, request_id))
+        status = entry.status
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown Status Code"
+        observe_answered(request, status=status, started=started, request_id=request_id)
+        return f"{status} {reason}", headers, entry.content
+
+    def _refused(self, request: HttpRequest, decision: PageDecision) -> HttpResponse:
+        """A refusal (429 over the rate, 503 over the concurrency cap): a flooding
+        tenant's refused requests cost no Django handler either."""
         response = apply_decision(request, decision)
         add_hsts(request, response, request.tenant)
         return self.security.process_response(request, response)

@@ -3,6 +3,7 @@ public page is answered before Django's handler runs, with the same decision, he
 and observation as Django would give it; everything else reaches Django unchanged."""
 
 import io
+import logging
 import sys
 from dataclasses import dataclass
 
@@ -184,3 +185,65 @@ def test_when_the_round_trip_fails_django_decides_once(monkeypatch):
     # admission and django-ratelimit's decorator decided instead, counting it once
     assert answer.headers["RateLimit"].startswith('"public-reads-per-minute";r=1;')
     assert in_flight("acme") == 0
+
+
+# The edge builds a hit's header list by hand (no Django response): each header it
+# adds must be the one Django's path gives the same page. A hit alone says
+# ``Vary: Cookie`` (a rendered page varies only when it read the session).
+HIT_ONLY = {"X-Page-Cache", "X-Request-ID", "RateLimit", "Vary"}
+
+
+def test_a_hit_has_every_header_of_the_rendered_page_with_the_same_values():
+    miss = wsgi(ARTICLE)
+    hit = wsgi(ARTICLE)
+
+    assert hit.headers["X-Page-Cache"] == "hit"
+    assert set(hit.headers) - {"Vary"} == set(miss.headers)
+    assert hit.headers["Vary"] == "Cookie"
+    for name in set(miss.headers) - HIT_ONLY:
+        assert hit.headers[name] == miss.headers[name], name
+    assert hit.headers["Content-Length"] == str(len(hit.body))
+    assert hit.headers["RateLimit-Policy"] == miss.headers["RateLimit-Policy"]
+
+
+def test_a_hit_gets_the_security_headers_of_the_current_settings(settings):
+    wsgi(ARTICLE)
+    settings.SECURE_REFERRER_POLICY = "no-referrer"
+    settings.SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin-allow-popups"
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+
+    plain = wsgi(ARTICLE)
+    secure = wsgi(ARTICLE, **{"wsgi.url_scheme": "https"})
+
+    assert (plain.headers["X-Page-Cache"], secure.headers["X-Page-Cache"]) == (
+        "hit",
+        "hit",
+    )
+    assert plain.headers["Referrer-Policy"] == "no-referrer"
+    assert plain.headers["Cross-Origin-Opener-Policy"] == "same-origin-allow-popups"
+    assert plain.headers["X-Content-Type-Options"] == "nosniff"
+    # HSTS only on an answer over HTTPS, as SecurityMiddleware gives it
+    assert "Strict-Transport-Security" not in plain.headers
+    assert (
+        secure.headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains"
+    )
+
+
+def test_a_hit_leaves_the_same_access_event_as_a_rendered_page(caplog):
+    caplog.set_level(logging.INFO, logger="cms.access")
+    wsgi(ARTICLE, HTTP_X_REQUEST_ID="edge-miss")
+    hit = wsgi(ARTICLE, HTTP_X_REQUEST_ID="edge-hit", REMOTE_ADDR="198.51.100.7")
+
+    events = {r.request_id: r for r in caplog.records if r.name == "cms.access"}
+    assert hit.headers["X-Request-ID"] == "edge-hit"
+    miss_event, hit_event = events["edge-miss"], events["edge-hit"]
+    for field in ("tenant", "method", "path", "status", "user_id"):
+        assert getattr(hit_event, field) == getattr(miss_event, field), field
+    assert (hit_event.tenant, hit_event.status, hit_event.path) == (
+        "acme",
+        200,
+        ARTICLE,
+    )
+    assert hit_event.client_ip == "198.51.100.7"
+    assert hit_event.duration_ms >= 0

@@ -1,0 +1,201 @@
+"""The benchmarks' method (bench/common.py, bench/loadgen.py, bench/report.py): what a
+sceptic relies on when reading a RESULT line."""
+
+import argparse
+import http.server
+import json
+import threading
+
+import pytest
+
+from bench import common, report
+from bench.loadgen import Target, wrk_closed_loop
+
+
+def test_interleaved_rounds_alternate_the_order():
+    calls = []
+    measured = common.interleaved(
+        {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
+        rounds=4,
+    )
+
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert measured == {"a": [1, 1, 1, 1], "b": [2, 2, 2, 2]}
+
+
+def test_bootstrap_interval_surrounds_the_ratio_and_widens_with_noise():
+    steady = common.bootstrap_ratio([100, 101, 99, 100, 100], [50, 50, 51, 49, 50])
+    noisy = common.bootstrap_ratio([100, 160, 60, 130, 80], [50, 50, 51, 49, 50])
+
+    assert steady[0] == pytest.approx(2.0)
+    assert steady[1] <= steady[0] <= steady[2]
+    assert noisy[2] - noisy[1] > steady[2] - steady[1]
+
+
+def test_a_p99_needs_a_thousand_samples():
+    assert common.tail(list(range(999))) is None
+    assert common.tail(list(range(1000))) == 989
+    assert common.tail(list(range(100)), 90) == 89  # a p90 needs 100
+
+
+def test_floods_are_at_least_twice_the_capacity():
+    assert common.flood_rate(800) == 1600
+    with pytest.raises(ValueError):
+        common.flood_rate(800, factor=1.5)
+    with pytest.raises(RuntimeError):
+        common.calibrated_rate(0)
+
+
+def _run(tmp_path, monkeypatch, argv, name="demo"):
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=8)
+    return common.Run(name, parser, parser.parse_args(argv))
+
+
+def test_an_invalid_run_prints_no_result_and_exits_non_zero(
+    tmp_path, monkeypatch, capsys
+):
+    run = _run(tmp_path, monkeypatch, ["--seconds", "2"])
+    run.check_p99("quiet tenants", 42)
+
+    code = run.finish({"ratio": 1.0}, {"samples": 42})
+
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "RESULT" not in printed
+    assert printed.splitlines()[-1].startswith("INVALID quiet tenants: 42 samples")
+    (record,) = (tmp_path / "demo").glob("*.json")
+    saved = json.loads(record.read_text())
+    assert (saved["valid"], saved["default_args"]) == (False, False)
+    assert saved["args"] == {"seconds": 2.0}
+    assert saved["machine"]["cpus"] >= 1 and saved["commit"]
+
+
+def test_a_valid_run_prints_its_result_last(tmp_path, monkeypatch, capsys):
+    run = _run(tmp_path, monkeypatch, [])
+    code = run.finish({"ratio": 0.5, "errors": 0, "identical": True}, {})
+
+    assert code == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "RESULT ratio=0.500 errors=0 identical=1"
+
+
+def _record(folder, started, *, valid=True, default=True, code="c1", ratio=1.0):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{started}.json").write_text(
+        json.dumps(
+            {
+                "started": started,
+                "valid": valid,
+                "default_args": default,
+                "code": code,
+                "dirty": False,
+                "commit": "abc",
+                "machine": {"cpus": 2, "load_average": [0.1]},
+                "result": {"cached_vs_ceiling": ratio},
+            }
+        )
+    )
+
+
+def test_the_headline_is_the_latest_valid_default_run_of_this_code_not_the_best(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "overhead"
+    _record(folder, "2026-12-01T10:00:00+00:00", ratio=0.9)  # the best
+    _record(folder, "2026-12-01T11:00:00+00:00", ratio=0.6)  # the latest
+    _record(folder, "2026-12-01T12:00:00+00:00", ratio=0.95, valid=False)
+    _record(folder, "2026-12-01T13:00:00+00:00", ratio=0.99, default=False)
+    _record(folder, "2026-12-01T14:00:00+00:00", ratio=0.97, code="older")
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+
+    table = report.table(code="c1")
+
+    (row,) = [line for line in table.splitlines() if line.startswith("| overhead")]
+    assert "cached_vs_ceiling=0.6" in row
+    assert "cached_vs_ceiling >= 0.7: **not met**" in row
+    assert "| provisioning | no run on record" in table
+
+
+def test_the_report_rewrites_only_the_generated_table():
+    document = "# B\n\nintro\n\n" + report.START + "\nold\n" + report.END + "\n\nrest\n"
+
+    rendered = report.render(document, report.START + "\nnew\n" + report.END)
+
+    assert rendered == "# B\n\nintro\n\n" + report.START + "\nnew\n" + report.END + (
+        "\n\nrest\n"
+    )
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    seen: list = []
+
+    def do_GET(self):
+        _Echo.seen.append(
+            (self.headers["Host"], self.path, self.headers.get("X-Forwarded-For"))
+        )
+        status = 404 if self.path.startswith("/missing") else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wrk_sends_each_targets_host_path_and_client_and_counts_statuses():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", common.free_port()), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Echo.seen.clear()
+    try:
+        result = wrk_closed_loop(
+            server.server_address[1],
+            [
+                Target("a.localhost", "/page/"),
+                Target("b.localhost", "/missing", "1.2.3.4"),
+            ],
+            seconds=1,
+            connections=2,
+        )
+        busted = wrk_closed_loop(
+            server.server_address[1],
+            [Target("a.localhost", "/page/")],
+            seconds=1,
+            connections=1,
+            bust_cache=True,
+        )
+    finally:
+        server.shutdown()
+
+    assert result.requests > 10
+    assert set(result.statuses) == {200, 404}
+    assert result.ok + result.statuses[404] == result.requests
+    assert result.not_ok == result.statuses[404]
+    assert ("a.localhost", "/page/", None) in _Echo.seen
+    assert ("b.localhost", "/missing", "1.2.3.4") in _Echo.seen
+    busting = [path for host, path, _ in _Echo.seen if path.startswith("/page/?b=")]
+    assert len(set(busting)) == len(busting) >= busted.requests - 2
+
+
+def test_an_open_loop_on_time_reports_the_rate_it_was_asked_for():
+    from bench.loadgen import Schedule, open_loop
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", common.free_port()), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # 2.5 s at 0.9/s is 2 requests: the rate is theirs, not 2 / 2.5 s
+        slow, fast = open_loop(
+            server.server_address[1],
+            [Schedule("a.localhost", rate=0.9), Schedule("b.localhost", rate=40)],
+            seconds=2.5,
+        )
+    finally:
+        server.shutdown()
+
+    assert (slow.requests, fast.requests) == (2, 100)
+    assert slow.achieved_rate == pytest.approx(0.9, rel=0.05)
+    assert fast.achieved_rate == pytest.approx(40, rel=0.1)
+    assert len(fast.client_lag_ms) == 100
