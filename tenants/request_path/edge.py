@@ -185,7 +185,13 @@ class PageCacheEdge:
             for name, value in security_headers(request.is_secure())
             if name.lower() not in present
         )
-        if request.is_secure() and hsts_applies(request.tenant):  # the tenant's own
+        if (
+            request.is_secure()
+            and hsts_applies(request.tenant)  # the tenant's own choice
+            and not any(
+                name.lower() == "strict-transport-security" for name, _ in headers
+            )
+        ):
             headers.append(
                 ("Strict-Transport-Security", f"max-age={settings.CMS_HSTS_SECONDS}")
             )
