@@ -9,6 +9,9 @@ scope and the user's Wagtail permissions decide. Errors are JSON
 ``{"error": ..., "message": ...}`` with 401 (who are you) or 403 (not allowed).
 """
 
+import base64
+
+from django.contrib.auth.signals import user_login_failed
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -32,9 +35,11 @@ class ApiClientAuthentication(BaseAuthentication):
                     plaintext=credentials.strip(), request=request._request
                 )
             except TokenRefused as exc:
+                _failed(request, "(API token)")
                 raise exceptions.AuthenticationFailed(str(exc)) from None
             return grant.token.user, grant
         if kind == "basic":
+            _failed(request, _basic_username(credentials))
             raise exceptions.AuthenticationFailed(
                 "HTTP Basic authentication is not accepted: use an API token "
                 "(Authorization: Bearer <token>) from Settings → API tokens."
@@ -47,6 +52,23 @@ class ApiClientAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return WWW_AUTHENTICATE
+
+
+def _failed(request, username: str) -> None:
+    """A refused credential is a failed login like any other: the audit trail (and
+    anything else listening to Django's ``user_login_failed``) sees it."""
+    user_login_failed.send(
+        sender=__name__, credentials={"username": username}, request=request._request
+    )
+
+
+def _basic_username(credentials: str) -> str:
+    """The account an HTTP Basic attempt named (never its password)."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return "(unreadable)"
+    return decoded.partition(":")[0][:150]
 
 
 def token_of(request) -> ApiTokenGrant | None:

@@ -67,6 +67,15 @@ def _audit(
     )
 
 
+def _domain_names(tenant: Tenant) -> list[str]:
+    """The tenant's host names, primary first (for the audit trail's before/after)."""
+    return list(
+        Domain.objects.filter(tenant=tenant)
+        .order_by("-is_primary", "domain")
+        .values_list("domain", flat=True)
+    )
+
+
 def tenant_domains(tenant: Tenant) -> list[Domain]:
     """The tenant's domains, primary first, then by name."""
     domains = Domain.objects.filter(tenant=tenant)
@@ -117,6 +126,7 @@ def domain_add(
         check_feature_count(
             tenant, "custom_domains", current=custom_domain_count(tenant)
         )
+    before = _domain_names(tenant)
     try:
         with transaction.atomic():
             domain = Domain.objects.create(
@@ -128,7 +138,13 @@ def domain_add(
                 verification_token="" if platform else secrets.token_hex(16),
                 verified_at=timezone.now() if platform else None,
             )
-            _audit("domain.added", domain, actor, after={"status": domain.status})
+            _audit(
+                "domain.added",
+                domain,
+                actor,
+                before={"domains": before},
+                after={"domains": _domain_names(tenant), "status": domain.status},
+            )
     except IntegrityError:
         raise DomainTaken(
             f"The domain {name!r} is already claimed by another site."
@@ -192,12 +208,19 @@ def domain_remove(*, tenant: Tenant, host: str, actor: Actor | None = None) -> N
         )
     with transaction.atomic():
         was_primary = domain.is_primary
-        _audit("domain.removed", domain, actor, before={"primary": was_primary})
+        before = _domain_names(tenant)
         domain.delete()
         if was_primary:
             promoted = remaining.first()
             Domain.objects.filter(pk=promoted.pk).update(is_primary=True)
             sync_site_to_primary(tenant, promoted.domain)
+        _audit(
+            "domain.removed",
+            domain,
+            actor,
+            before={"domains": before},
+            after={"domains": _domain_names(tenant)},
+        )
     invalidate_tenant_map()
 
 
@@ -214,10 +237,17 @@ def domain_make_primary(
     if domain.is_primary:
         return domain
     with transaction.atomic():
+        before = _domain_names(tenant)
         Domain.objects.filter(tenant=tenant, is_primary=True).update(is_primary=False)
         Domain.objects.filter(pk=domain.pk).update(is_primary=True)
         sync_site_to_primary(tenant, domain.domain)
-        _audit("domain.made_primary", domain, actor, after={"primary": True})
+        _audit(
+            "domain.made_primary",
+            domain,
+            actor,
+            before={"domains": before},
+            after={"domains": _domain_names(tenant)},
+        )
     domain.is_primary = True
     invalidate_tenant_map()
     return domain

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, router, transaction
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 from wagtail.models import Site
@@ -246,9 +246,18 @@ def connect_site_signals() -> None:
 
 
 def invalidate_tenant_map() -> None:
-    """Make every process drop its host map (after tenant, domain or plan writes)."""
-    _tenant_map.clear()
-    try:
-        cache_redis().incr(generation_key())
-    except Exception:
-        logger.exception("tenant map: could not bump the generation in Redis")
+    """Make every process drop its host map (after tenant, domain or plan writes):
+    at once, and again when the current transaction commits. A process that reloads
+    between the two (its known hosts, a tenant) may still read the rows as they were
+    before the commit; the second bump makes it read them again."""
+
+    def bump() -> None:
+        _tenant_map.clear()
+        try:
+            cache_redis().incr(generation_key())
+        except Exception:
+            logger.exception("tenant map: could not bump the generation in Redis")
+
+    bump()
+    if connection.in_atomic_block:
+        transaction.on_commit(bump)

@@ -220,7 +220,6 @@ def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
     from django_tenants.utils import schema_context
 
     from content import jobs
-    from content.tasks import run_next_job_task
 
     fair_queue.clear()
     sent = []
@@ -228,7 +227,8 @@ def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(run_next_job_task, "apply_async", broker_down)
+    # tokens are sent by name through the app (content.jobs.send_tokens)
+    monkeypatch.setattr(jobs.app, "send_task", broker_down)
     try:
         with (
             schema_context("acme"),
@@ -239,9 +239,7 @@ def test_a_job_whose_token_cannot_be_sent_is_kept_and_the_watchdog_sends_it(
             assert BackgroundJob.objects.get(pk=job.pk).status == "queued"
         assert fair_queue.pending(schema="acme") == 1
 
-        monkeypatch.setattr(
-            run_next_job_task, "apply_async", lambda *a, **k: sent.append(k)
-        )
+        monkeypatch.setattr(jobs.app, "send_task", lambda *a, **k: sent.append(k))
         breakers.reset_all()
         assert jobs.resend_missing_tokens() >= 1
         assert len(sent) >= 1

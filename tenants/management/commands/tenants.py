@@ -77,8 +77,10 @@ class Command(BaseCommand):
             help="Add a host name to a tenant: a subdomain of the platform serves at "
             "once, a custom domain once its ownership is verified.",
         )
-        add_domain.add_argument("slug")
-        add_domain.add_argument("host")
+        add_domain.add_argument("slug", help=SLUG_HELP)
+        add_domain.add_argument(
+            "host", help="The host name to add, e.g. www.shop.example.com."
+        )
         add_domain.add_argument(
             "--method", choices=["dns", "http"], default="dns",
             help="How ownership is proven: a TXT record _cms-challenge.DOMAIN (dns, "
@@ -104,13 +106,13 @@ class Command(BaseCommand):
             "domains", help="A tenant's domains with their status and the record "
             "that proves ownership.",
         )  # fmt: skip
-        domains.add_argument("slug")
+        domains.add_argument("slug", help=SLUG_HELP)
         domains.add_argument("--json", action="store_true", help="JSON on stdout.")
 
         hsts = actions.add_parser(
             "hsts", help="Turn HSTS on or off for a tenant (needs the plan's hsts)."
         )
-        hsts.add_argument("slug")
+        hsts.add_argument("slug", help=SLUG_HELP)
         hsts.add_argument("state", choices=["on", "off"], help="on or off")
 
         for name, help_text in (
