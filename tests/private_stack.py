@@ -157,6 +157,29 @@ class PrivateStack:
         env.update(extra)
         return env
 
+    def api_token(
+        self,
+        slug: str,
+        *,
+        username: str = "admin",
+        scopes: tuple[str, ...] = ("read", "write"),
+    ) -> str:
+        """A new API token of a tenant of this stack (the API takes no passwords)."""
+        script = (
+            "from django.contrib.auth import get_user_model\n"
+            "from django_tenants.utils import schema_context\n"
+            "from content.integrations.tokens import token_create\n"
+            "from tenants.models import Tenant\n"
+            f"with schema_context({slug!r}):\n"
+            "    print(token_create(\n"
+            f"        tenant=Tenant.objects.get(schema_name={slug!r}),\n"
+            f"        user=get_user_model().objects.get(username={username!r}),\n"
+            "        name='fault tests',\n"
+            f"        scopes={list(scopes)!r},\n"
+            "    ).plaintext)\n"
+        )
+        return self.manage("shell", "-c", script).strip().splitlines()[-1]
+
     def manage(self, *args: str, timeout: float = 900) -> str:
         result = subprocess.run(
             [sys.executable, str(REPO_ROOT / "manage.py"), *args],

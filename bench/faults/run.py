@@ -20,7 +20,6 @@ recovery_s=X lost_writes=X``. Writes ``bench/results/faults.json``.
 """
 
 import argparse
-import base64
 import http.client
 import json
 import os
@@ -40,10 +39,6 @@ from common import RESULTS, out, percentile  # noqa: E402
 from tests.private_stack import PrivateStack, _free_port  # noqa: E402
 
 HOSTS = ["acme.localhost", "globex.localhost"]
-PASSWORDS = {
-    "acme.localhost": "acme-admin-demo",
-    "globex.localhost": "globex-admin-demo",
-}
 FAST = 0.5
 
 
@@ -68,8 +63,9 @@ def request(port, method, path, host, body=None, headers=None, timeout=35):
 class Load:
     """Client threads; every answer recorded as (time, kind, status, seconds)."""
 
-    def __init__(self, port, *, readers, write_interval):
+    def __init__(self, port, *, readers, write_interval, tokens):
         self.port = port
+        self.tokens = tokens  # host -> API token (the API takes no passwords)
         self.readers = readers
         self.write_interval = write_interval
         self.records = []
@@ -98,7 +94,6 @@ class Load:
     def writer(self):
         while not self.stopped.is_set():
             host = random.choice(HOSTS)
-            auth = base64.b64encode(f"admin:{PASSWORDS[host]}".encode()).decode()
             status, body, seconds = request(
                 self.port,
                 "POST",
@@ -107,7 +102,7 @@ class Load:
                 # drafts: a publish purges the tenant's page cache, and cached
                 # pages are what the benchmark watches
                 body={"title": f"Fault bench {time.time_ns()}", "publish": False},
-                headers={"Authorization": f"Basic {auth}"},
+                headers={"Authorization": f"Bearer {self.tokens[host]}"},
             )
             self.record("write", status, seconds)
             if status == 201:
@@ -257,7 +252,13 @@ def main():
         for host in HOSTS:
             for _ in range(args.workers * 3):
                 request(port, "GET", "/", host)
-        load = Load(port, readers=args.readers, write_interval=args.write_interval)
+        tokens = {host: stack.api_token(host.split(".")[0]) for host in HOSTS}
+        load = Load(
+            port,
+            readers=args.readers,
+            write_interval=args.write_interval,
+            tokens=tokens,
+        )
         load.start()
         baseline_start = time.monotonic()
         time.sleep(args.pause_seconds)

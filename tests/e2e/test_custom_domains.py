@@ -167,6 +167,25 @@ def test_an_admin_brings_a_domain_and_it_serves_over_https(
     assert headers["Location"] == f"https://{SHOP}:{tls_edge.https_port}/a/b?c=d"
 
 
+def _wait_until_allowed(app_port: int, name: str, timeout: float = 10) -> None:
+    """Poll Caddy's ask endpoint until the app allows ``name``: every worker of the
+    pool has seen the change (the host map's generation is checked every 0.5 s)."""
+    import http.client
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", app_port, timeout=5)
+        conn.request("GET", f"/_tls/ask?domain={name}", headers={"Host": "127.0.0.1"})
+        status = conn.getresponse().status
+        conn.close()
+        if status == 200:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the ask endpoint still refuses {name} ({status})")
+        time.sleep(0.5)
+
+
 def test_other_domains_redirect_to_the_primary_and_hsts_is_sent_once_opted_in(
     app, tls_edge, dns_server, django_db_blocker
 ):
@@ -179,6 +198,8 @@ def test_other_domains_redirect_to_the_primary_and_hsts_is_sent_once_opted_in(
         ownership.domain_verify(domain=www)
         ownership.tenant_set_hsts(tenant=tenant, enabled=True)
 
+    # a verified domain reaches every worker within the host map's check interval
+    _wait_until_allowed(app, WWW)
     status, headers, _ = tls_edge.https_get(WWW, "/some/page/?q=1")
     assert status == 301
     assert headers["Location"] == f"https://{SHOP}:{tls_edge.https_port}/some/page/?q=1"

@@ -8,7 +8,6 @@ breakers (in /readyz and the metrics) open and closed again with no restart, and
 API write that was answered 2xx lost.
 """
 
-import base64
 import http.client
 import json
 import signal
@@ -21,7 +20,8 @@ from tests.integration import free_port
 from tests.private_stack import PrivateStack
 
 ACME = "acme.localhost"
-ADMIN = "Basic " + base64.b64encode(b"admin:acme-admin-demo").decode()
+# the Writer's credentials: an API token made by the stack fixture
+API_AUTH: dict[str, str] = {}
 METRICS_TOKEN = "fault-metrics"
 
 
@@ -104,7 +104,7 @@ class Writer(threading.Thread):
                 "/api/v2/articles/",
                 # drafts: publishing would purge the page cache this test reads
                 body={"title": f"Fault write {time.time_ns()}", "publish": False},
-                headers={"Authorization": ADMIN},
+                headers={"Authorization": API_AUTH["header"]},
             )
             self.answers.append((status, seconds))
             if status == 201:
@@ -129,6 +129,7 @@ def stack():
                 "--limit",
                 "public_reads_per_minute=1000000",
             )
+        API_AUTH["header"] = f"Bearer {stack.api_token('acme')}"
         yield stack
     finally:
         stack.close()
