@@ -200,8 +200,8 @@ def test_other_domains_redirect_to_the_primary_and_hsts_is_sent_once_opted_in(
 
     # a verified domain reaches every worker within the host map's check interval
     _wait_until_allowed(app, WWW)
-    status, headers, _ = tls_edge.https_get(WWW, "/some/page/?q=1")
-    assert status == 301
+    status, headers, body = tls_edge.https_get(WWW, "/some/page/?q=1")
+    assert status == 301, (status, headers, body[:300])
     assert headers["Location"] == f"https://{SHOP}:{tls_edge.https_port}/some/page/?q=1"
 
     # the platform host, straight to the pool, sends visitors to the primary too
