@@ -180,6 +180,9 @@ def _wait_until_allowed(app_port: int, name: str, timeout: float = 10) -> None:
         status = conn.getresponse().status
         conn.close()
         if status == 200:
+            # one worker has seen the change; any other sees it at its next request
+            # once the check interval has passed since its last look
+            time.sleep(1)
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"the ask endpoint still refuses {name} ({status})")
