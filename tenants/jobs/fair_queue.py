@@ -354,19 +354,3 @@ def clear(*, schema: str | None = None) -> None:
     client.srem(f"{prefix}inflight-schemas", schema)
     client.lrem(f"{prefix}ring", 0, schema)
     client.lrem(f"{prefix}new", 0, schema)
-
-
-def queue_depths() -> dict[str, int]:
-    """Jobs waiting per tenant schema (for the metrics' queue depth)."""
-    client = _redis()
-    prefix = key_prefix()
-    schemas = sorted(
-        member.decode() if isinstance(member, bytes) else member
-        for member in client.smembers(f"{prefix}members")
-    )
-    if not schemas:
-        return {}
-    pipe = client.pipeline(transaction=False)
-    for schema in schemas:
-        pipe.llen(f"{prefix}jobs:{schema}")
-    return dict(zip(schemas, map(int, pipe.execute()), strict=True))

@@ -37,10 +37,16 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from tenants.jobs.fair_queue import queue_depths
+from tenants.jobs.fair_queue import pending_by_tenant
 from tenants.request_path.client_address import client_ip
 
 logger = logging.getLogger(__name__)
+
+
+def queue_depths() -> dict[str, int]:
+    """Jobs waiting per tenant, for the queue depth gauge."""
+    return pending_by_tenant()
+
 
 OTHER = "other"
 PUBLIC = "public"
