@@ -14,6 +14,8 @@ queues, usage: errors surface so callers apply their policy) and ``cache`` (page
 the tenant map's generation: Django's ``default`` alias, where errors read as misses).
 """
 
+import time
+
 from django.conf import settings
 from django_redis import get_redis_connection
 
@@ -53,3 +55,16 @@ def state_redis():
 def cache_redis():
     """The client of the cache Redis (page cache, host-map generation)."""
     return get_redis_connection(CACHE_ALIAS)
+
+
+def bump_generation(client, key: str) -> int:
+    """Move a generation counter on, never back to a value a process may remember.
+
+    Processes compare generations for equality. A counter lost from Redis (a restart
+    without persistence, an eviction, a test wiping its keys) must not restart at 1
+    and climb back to the value a process still holds, which would keep that
+    process's cached view for good: a lost counter starts again from the clock."""
+    pipe = client.pipeline(transaction=False)
+    pipe.set(key, time.time_ns(), nx=True)
+    pipe.incr(key)
+    return pipe.execute()[1]

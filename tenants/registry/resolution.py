@@ -34,7 +34,7 @@ from wagtail.models import Site
 
 from tenants.adapters.wagtail import find_site
 from tenants.models import Domain, Tenant
-from tenants.redis_store.keys import cache_redis, platform_key
+from tenants.redis_store.keys import bump_generation, cache_redis, platform_key
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def invalidate_tenant_map() -> None:
     def bump() -> None:
         _tenant_map.clear()
         try:
-            cache_redis().incr(generation_key())
+            bump_generation(cache_redis(), generation_key())
         except Exception:
             logger.exception("tenant map: could not bump the generation in Redis")
 

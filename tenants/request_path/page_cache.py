@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 
-from tenants.redis_store.keys import cache_redis, tenant_key
+from tenants.redis_store.keys import bump_generation, cache_redis, tenant_key
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def purge_tenant_pages(schema: str | None = None) -> None:
 
     def bump() -> None:
         try:
-            cache_redis().incr(key)
+            bump_generation(cache_redis(), key)
         except Exception:
             logger.exception("page cache: could not purge tenant %s", schema)
 
