@@ -26,6 +26,7 @@ runs (usage and metrics of its tenant).
 
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -55,6 +56,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, Interface
 # The Celery task that spends a token (content.tasks); sent by name.
 RUN_NEXT_JOB_TASK = "content.run_next_job"
 
+# True while a job's work runs on a worker: work it causes (Wagtail's index updates)
+# can run in the same turn of the fair queue instead of queuing jobs of its own.
+_in_job: ContextVar[bool] = ContextVar("cms_in_job", default=False)
+
+
+def running_in_job() -> bool:
+    """Whether the code calling is a background job's work, run by a worker."""
+    return _in_job.get()
+
+
 __all__ = [
     "HourlyLimitExceeded",
     "JobError",
@@ -65,6 +76,7 @@ __all__ = [
     "retry_job",
     "run_claimed_job",
     "run_next_job",
+    "running_in_job",
 ]
 
 
@@ -453,7 +465,11 @@ def _run_in_schema(schema: str, job_id: int, attempt: int, log_tokens: list) -> 
                     f"Gave up after {attempt - 1} attempts: the worker running it "
                     "stopped each time."
                 )
-            outcome = _kind(job.kind).run(job)
+            marker = _in_job.set(True)
+            try:
+                outcome = _kind(job.kind).run(job)
+            finally:
+                _in_job.reset(marker)
             fields = [
                 "status", "reason", "result", "attempts", "started_at",
                 "progress_done", "progress_total",

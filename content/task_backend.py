@@ -6,16 +6,32 @@ Wagtail 8 queues its search-index and reference-index updates (and file deletion
 focal points...) through django-tasks. The default ``ImmediateBackend`` runs them inside
 the request or job that saved the page, in its transaction: two publishes of the same
 tenant then update that tenant's search-index table concurrently and deadlock
-(``modelsearch`` refreshes every row's title norm on each update). Here a tenant's
-task becomes a background job (kind ``wagtail_task``, not counted against the plan nor
-listed for editors) queued when the transaction commits, so one tenant's mass import
-waits its turn instead of delaying another tenant's index updates; the worker runs each
-tenant's tasks one at a time under a PostgreSQL advisory lock, so they never deadlock
-each other. Work queued outside a tenant (the public schema) goes to Celery directly.
+(``modelsearch`` refreshes every row's title norm on each update). Here they run
+after the transaction that caused them, one batch per transaction, each tenant's
+batches one at a time under a PostgreSQL advisory lock, so they never deadlock:
+
+- caused by a background job (a publish on a worker): the batch runs on the same
+  worker right after the job commits, in the tenant's own turn of the fair queue. A
+  publish used to queue three to six index jobs of its own (a row, a token and a
+  transaction each) that waited behind the tenant's other jobs; now it queues none.
+  Should the batch fail, it is queued as a job (kind ``wagtail_task``), which retries.
+- caused by a request (a draft saved in the admin): one job per transaction holding
+  every distinct task, written in that transaction (queued if and only if the save
+  commits) and not counted against the plan nor listed for editors.
+- outside a tenant (the public schema): sent to Celery directly.
+
+A worker killed between a job's commit and its batch loses those index updates
+(derived data: ``manage.py update_index`` and ``rebuild_references_index`` rebuild
+them); no page content is lost.
 """
 
+import json
 import logging
+import weakref
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -27,7 +43,7 @@ from django_tasks.utils import get_random_id
 from django_tenants.utils import schema_context
 
 from cms_project.celery import app
-from content.jobs import JobError, enqueue_job
+from content.jobs import TRANSIENT_ERRORS, JobError, enqueue_job, running_in_job
 from content.models import BackgroundJob
 
 logger = logging.getLogger(__name__)
@@ -35,6 +51,56 @@ logger = logging.getLogger(__name__)
 WAGTAIL_TASK_KIND = "wagtail_task"
 # The Celery task for work outside any tenant (content.tasks); sent by name.
 RUN_DJANGO_TASK = "content.run_django_task"
+
+
+class _Batch:
+    """The distinct tasks one transaction caused. Only the transaction's on-commit
+    callback holds it: a rollback drops the callback and with it the batch, so the
+    next transaction starts a new one (``_current_batch`` keeps a weak reference)."""
+
+    def __init__(self, *, inline: bool) -> None:
+        self.inline = inline
+        self.tasks: list[dict] = []
+        self._seen: set[str] = set()
+        self._job: BackgroundJob | None = None
+
+    def add(self, task: dict) -> None:
+        key = json.dumps(task, sort_keys=True, default=str)
+        if key in self._seen:
+            return  # a page saved twice in one publish is indexed once
+        self._seen.add(key)
+        self.tasks.append(task)
+        if self.inline:
+            return
+        args, label = {"tasks": self.tasks}, _label(self.tasks)
+        if self._job is None:
+            self._job = enqueue_job(kind=WAGTAIL_TASK_KIND, args=args, label=label)
+        else:
+            BackgroundJob.objects.filter(pk=self._job.pk).update(args=args, label=label)
+
+    def committed(self) -> None:
+        if self.inline:
+            run_batch_after_job(self.tasks)
+
+
+_current_batch: ContextVar[weakref.ref | None] = ContextVar(
+    "cms_wagtail_task_batch", default=None
+)
+
+
+def _label(tasks: list[dict]) -> str:
+    names = sorted({task["path"].rsplit(".", 1)[-1] for task in tasks})
+    return f"Wagtail: {', '.join(names)} ({len(tasks)})"[:200]
+
+
+def _add_to_batch(task: dict) -> None:
+    ref = _current_batch.get()
+    batch = ref() if ref is not None else None
+    if batch is None:
+        batch = _Batch(inline=running_in_job())
+        _current_batch.set(weakref.ref(batch))
+        transaction.on_commit(batch.committed, robust=True)
+    batch.add(task)
 
 
 class CeleryTaskBackend(BaseTaskBackend):
@@ -71,35 +137,80 @@ class CeleryTaskBackend(BaseTaskBackend):
                     retry=True,
                 )
             )
+        elif connection.in_atomic_block:
+            _add_to_batch({"path": path, "args": call_args, "kwargs": call_kwargs})
         else:
+            task_args = {"path": path, "args": call_args, "kwargs": call_kwargs}
             enqueue_job(
                 kind=WAGTAIL_TASK_KIND,
-                args={"path": path, "args": call_args, "kwargs": call_kwargs},
-                label=f"Wagtail: {path.rsplit('.', 1)[-1]}",
+                args={"tasks": [task_args]},
+                label=_label([task_args]),
             )
         return result
 
 
+def _tasks_of(job: BackgroundJob) -> list[dict]:
+    if "tasks" in job.args:
+        return job.args["tasks"]
+    return [job.args]  # a job queued before batches (one task per job)
+
+
 def run_wagtail_task(job: BackgroundJob) -> dict:
-    """The ``wagtail_task`` job kind: run the queued task in the job's schema."""
+    """The ``wagtail_task`` job kind: run the queued batch in the job's schema.
+    A transient error fails the whole batch (the job retries it); a task that
+    cannot succeed (its object deleted since) is logged and skipped."""
     try:
-        run_in_tenant(
-            schema=connection.schema_name,
-            module_path=job.args["path"],
-            args=job.args.get("args", []),
-            kwargs=job.args.get("kwargs", {}),
-        )
+        failed = run_batch(schema=connection.schema_name, tasks=_tasks_of(job))
     except (KeyError, ImportError) as exc:
         raise JobError(f"Cannot run Wagtail task: {exc}") from exc
-    return {}
+    return {"tasks": len(_tasks_of(job)), "failed": failed}
+
+
+def run_batch_after_job(tasks: list[dict]) -> None:
+    """Run a job's batch on its worker, after its commit; queue it when that fails
+    (the queued job retries a transient error)."""
+    try:
+        run_batch(schema=connection.schema_name, tasks=tasks)
+    except Exception:
+        logger.exception("Wagtail tasks after a job failed; queuing them as a job")
+        enqueue_job(kind=WAGTAIL_TASK_KIND, args={"tasks": tasks}, label=_label(tasks))
+
+
+def run_batch(*, schema: str, tasks: list[dict]) -> list[str]:
+    """Run ``tasks`` in ``schema`` in one transaction, one batch per tenant at a
+    time. Returns the paths of tasks that failed for good (each in its savepoint)."""
+    failed = []
+    with _one_at_a_time(schema):
+        for task in tasks:
+            function = _function(task["path"])
+            try:
+                with transaction.atomic():
+                    function(*task.get("args", []), **task.get("kwargs", {}))
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception:
+                logger.exception("Wagtail task %s failed", task["path"])
+                failed.append(task["path"])
+    return failed
+
+
+def _function(module_path: str):
+    task = import_string(module_path)
+    return task.func if isinstance(task, Task) else task
 
 
 def run_in_tenant(*, schema: str, module_path: str, args: list, kwargs: dict):
     """Run a django-tasks task function in ``schema``, one task per tenant at a time."""
-    task = import_string(module_path)
-    function = task.func if isinstance(task, Task) else task
+    with _one_at_a_time(schema):
+        return _function(module_path)(*args, **kwargs)
+
+
+@contextmanager
+def _one_at_a_time(schema: str) -> Iterator[None]:
+    """A transaction in ``schema`` holding the tenant's task lock: a tenant's index
+    updates never run concurrently (they would deadlock on its index table)."""
     lock_key = zlib.crc32(f"django-tasks:{schema}".encode())
     with schema_context(schema), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
-        return function(*args, **kwargs)
+        yield

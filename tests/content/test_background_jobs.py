@@ -336,7 +336,7 @@ def test_wagtail_search_index_updates_run_on_the_worker_in_the_tenants_schema(
         return jobs if {job.status for job in jobs} == {Status.DONE} else None
 
     index_jobs = wait_for(index_jobs_done, timeout=60, what="acme's index jobs")
-    paths = {job.args["path"] for job in index_jobs}
+    paths = {task["path"] for job in index_jobs for task in job.args["tasks"]}
     assert "modelsearch.tasks.insert_or_update_object_task" in paths
     with schema_context("globex"):
         assert not BackgroundJob.objects.filter(kind="wagtail_task").exists()

@@ -1,0 +1,86 @@
+"""Wagtail's index updates ride along with the transaction that caused them: one
+batch per transaction, run on the worker right after a publish job (no jobs of their
+own), or queued as one job when a request caused them; nothing of a rolled-back
+transaction is queued."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import override_settings
+from django_tenants.utils import schema_context
+from wagtail.models import Page
+
+from content.jobs import enqueue_job, run_claimed_job
+from content.models import BackgroundJob
+from content.task_backend import WAGTAIL_TASK_KIND
+from tests.content.test_background_jobs import (  # noqa: F401 - fixture
+    CELERY_TASKS,
+    _draft_article,
+    _search,
+    committed,
+)
+
+pytestmark = pytest.mark.usefixtures("django_db_setup", "committed")
+
+INDEX_TASK = "modelsearch.tasks.insert_or_update_object_task"
+
+
+def _index_jobs(schema: str) -> list[BackgroundJob]:
+    with schema_context(schema):
+        return list(BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND))
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_a_publish_job_updates_the_index_in_its_own_turn_without_queuing_jobs():
+    page_id = _draft_article("acme", "BG batchedokapi")
+    with schema_context("acme"):
+        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
+        admin = get_user_model().objects.get(username="admin")
+        job = enqueue_job(
+            kind="publish", args={"page_id": page_id}, page_id=page_id, user_id=admin.pk
+        )
+
+    outcome = run_claimed_job(schema="acme", job_id=job.pk, attempt=1)
+
+    assert outcome.status == BackgroundJob.Status.DONE
+    assert _search("acme", "batchedokapi") == [page_id]
+    assert _index_jobs("acme") == []
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_a_request_queues_one_job_per_transaction_with_each_task_once():
+    page_id = _draft_article("acme", "BG onebatch")
+    with schema_context("acme"):
+        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
+        page = Page.objects.get(pk=page_id).specific
+        with transaction.atomic():
+            page.intro = "first"
+            page.save()
+            page.intro = "second"
+            page.save()  # the same index task again: kept once
+
+    [job] = _index_jobs("acme")
+    paths = [task["path"] for task in job.args["tasks"]]
+    assert paths.count(INDEX_TASK) == 1
+    assert len(paths) == len(set(map(str, job.args["tasks"])))
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_a_rolled_back_transaction_queues_nothing_and_the_next_gets_its_own_batch():
+    page_id = _draft_article("acme", "BG rolledback")
+    with schema_context("acme"):
+        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
+        page = Page.objects.get(pk=page_id).specific
+        try:
+            with transaction.atomic():
+                page.save()
+                raise RuntimeError("editor's save failed")
+        except RuntimeError:
+            pass
+        assert _index_jobs("acme") == []
+
+        with transaction.atomic():
+            page.save()
+
+    [job] = _index_jobs("acme")
+    assert INDEX_TASK in [task["path"] for task in job.args["tasks"]]
