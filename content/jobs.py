@@ -26,6 +26,8 @@ runs (usage and metrics of its tenant).
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -66,11 +68,22 @@ def running_in_job() -> bool:
     return _in_job.get()
 
 
+@contextmanager
+def background_work() -> Iterator[None]:
+    """Mark the code inside as a job's work on a worker (see ``running_in_job``)."""
+    marker = _in_job.set(True)
+    try:
+        yield
+    finally:
+        _in_job.reset(marker)
+
+
 __all__ = [
     "HourlyLimitExceeded",
     "JobError",
     "NextSlice",
     "NoTenant",
+    "background_work",
     "enqueue_job",
     "enqueue_jobs",
     "retry_job",
@@ -465,11 +478,8 @@ def _run_in_schema(schema: str, job_id: int, attempt: int, log_tokens: list) -> 
                     f"Gave up after {attempt - 1} attempts: the worker running it "
                     "stopped each time."
                 )
-            marker = _in_job.set(True)
-            try:
+            with background_work():
                 outcome = _kind(job.kind).run(job)
-            finally:
-                _in_job.reset(marker)
             fields = [
                 "status", "reason", "result", "attempts", "started_at",
                 "progress_done", "progress_total",
