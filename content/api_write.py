@@ -18,6 +18,7 @@ by the job) and the answer is ``202 Accepted`` with the job's URL
 import datetime
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.text import slugify
@@ -79,21 +80,39 @@ def _may_publish(article, user) -> bool:
     return permissions.can_publish() and not permissions.page_locked()
 
 
-def _queue_publish(request, article, revision, *, created: bool) -> Response:
-    """Queue the revision's publish: 202 with the job, or a readable refusal (the
-    revision stays saved as a draft)."""
+def _save(request, article, *, created: bool, publish: bool) -> Response | None:
+    """Save the article's revision and, if asked, queue its publish, in one
+    transaction (the publish takes over the index updates of the save: see
+    ``content.publish_jobs``). Returns the 202 with the job, a readable refusal
+    (the revision stays saved as a draft), or None when no publish was asked."""
+    job = refusal = None
     try:
-        job = queue_publish(
-            page_id=article.pk, revision_id=revision.pk, user_id=request.user.pk
-        )
-    except (HourlyLimitExceeded, EnqueueFailed) as exc:
+        with transaction.atomic():
+            revision = article.save_revision(user=request.user)
+            if publish:
+                try:
+                    job = queue_publish(
+                        page_id=article.pk,
+                        revision_id=revision.pk,
+                        user_id=request.user.pk,
+                    )
+                except (HourlyLimitExceeded, EnqueueFailed) as exc:
+                    refusal = exc  # refused before anything of the job was stored
+    except EnqueueFailed as exc:
+        # the commit kept the revision; the job could not reach the queue
+        job, refusal = None, exc
+    # the answer shows the saved revision, live or not as the page is now
+    article.live = ArticlePage.objects.filter(pk=article.pk, live=True).exists()
+    if refusal is not None:
         saved = "created" if created else "saved"
         return _error(
             "publish_refused",
             f"The article was {saved} as a draft (id {article.pk}) but not queued "
-            f"for publishing: {exc}",
-            429 if isinstance(exc, HourlyLimitExceeded) else 503,
+            f"for publishing: {refusal}",
+            429 if isinstance(refusal, HourlyLimitExceeded) else 503,
         )
+    if job is None:
+        return None
     body = {**_article_json(article), "job": _job_json(job)}
     return Response(
         body, status=status.HTTP_202_ACCEPTED, headers={"Location": _job_url(job)}
@@ -146,10 +165,10 @@ class ArticleWriteView(APIView):
                 {"error": "invalid", "fields": exc.message_dict},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        revision = article.save_revision(user=request.user)
-        if data["publish"]:
-            return _queue_publish(request, article, revision, created=True)
-        return Response(_article_json(article), status=status.HTTP_201_CREATED)
+        queued = _save(request, article, created=True, publish=data["publish"])
+        return queued or Response(
+            _article_json(article), status=status.HTTP_201_CREATED
+        )
 
     def patch(self, request, page_id: int):
         article = ArticlePage.objects.filter(pk=page_id).first()
@@ -174,12 +193,8 @@ class ArticleWriteView(APIView):
                 setattr(article, field, data[field])
         if "text" in data:
             article.body = _body_from_text(data["text"])
-        revision = article.save_revision(user=request.user)
-        # the answer shows the saved revision, live or not as the page is now
-        article.live = ArticlePage.objects.filter(pk=page_id, live=True).exists()
-        if data.get("publish"):
-            return _queue_publish(request, article, revision, created=False)
-        return Response(_article_json(article))
+        queued = _save(request, article, created=False, publish=data.get("publish"))
+        return queued or Response(_article_json(article))
 
 
 class JobStatusView(APIView):

@@ -84,6 +84,7 @@ __all__ = [
     "NextSlice",
     "NoTenant",
     "background_work",
+    "dispatch_jobs",
     "enqueue_job",
     "enqueue_jobs",
     "retry_job",
@@ -145,6 +146,7 @@ def enqueue_job(
     label: str = "",
     user_id: int | None = None,
     page_id: int | None = None,
+    dispatch: bool = True,
 ) -> BackgroundJob:
     """Queue one job of the current tenant; see ``enqueue_jobs``."""
     return enqueue_jobs(
@@ -153,6 +155,7 @@ def enqueue_job(
         labels=[label],
         user_id=user_id,
         page_ids=[page_id],
+        dispatch=dispatch,
     )[0]
 
 
@@ -163,8 +166,13 @@ def enqueue_jobs(
     labels: list[str] | None = None,
     user_id: int | None = None,
     page_ids: list[int | None] | None = None,
+    dispatch: bool = True,
 ) -> list[BackgroundJob]:
     """Queue jobs of the current tenant (the connection's schema), all or none.
+
+    They reach the fair queue when the transaction commits; with ``dispatch=False``
+    only when the caller calls ``dispatch_jobs`` (a job that may still be withdrawn
+    before the commit, as a batch of Wagtail tasks handed over to a publish).
 
     Raises ``HourlyLimitExceeded`` when the plan's publish jobs per hour would be
     exceeded (nothing is queued then), ``NoTenant`` outside a tenant schema.
@@ -197,8 +205,14 @@ def enqueue_jobs(
         )
         for args, label, page_id in zip(args_list, labels, page_ids, strict=True)
     )
-    _dispatch_on_commit(tenant=tenant, job_ids=[job.pk for job in jobs])
+    if dispatch:
+        _dispatch_on_commit(tenant=tenant, job_ids=[job.pk for job in jobs])
     return jobs
+
+
+def dispatch_jobs(jobs: list[BackgroundJob]) -> None:
+    """Hand jobs queued with ``dispatch=False`` to the fair queue (at commit)."""
+    _dispatch_on_commit(tenant=_current_tenant(), job_ids=[job.pk for job in jobs])
 
 
 def retry_job(*, job_id: int, user_id: int | None = None) -> BackgroundJob:

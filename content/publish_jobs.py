@@ -23,7 +23,12 @@ from content.publishing import (
     unpublish_page,
     unpublish_subtree_slice,
 )
-from content.task_backend import WAGTAIL_TASK_KIND, run_wagtail_task
+from content.task_backend import (
+    WAGTAIL_TASK_KIND,
+    hand_over_pending_tasks,
+    run_after,
+    run_wagtail_task,
+)
 from tenants.jobs.kinds import register_job_kind
 
 PUBLISH_KINDS = ("publish", "workflow_publish", "publish_subtree")
@@ -124,11 +129,25 @@ def run_publish_scheduled(job: BackgroundJob) -> dict:
     return {"output": publish_scheduled()[-2000:]}
 
 
+def _then_handed_over_tasks(run):
+    """The job runs the Wagtail tasks its request handed over (``_enqueue_page_job``)
+    together with its own, after its commit."""
+
+    def run_job(job: BackgroundJob):
+        outcome = run(job)
+        run_after(job.args.get("wagtail_tasks", []))
+        return outcome
+
+    return run_job
+
+
 def register_job_kinds() -> None:
     """Tell the fair queue what each kind of content job runs (``ContentConfig``)."""
-    register_job_kind("publish", run=run_publish)
-    register_job_kind("workflow_publish", run=run_workflow_publish)
-    register_job_kind("unpublish", run=run_unpublish)
+    register_job_kind("publish", run=_then_handed_over_tasks(run_publish))
+    register_job_kind(
+        "workflow_publish", run=_then_handed_over_tasks(run_workflow_publish)
+    )
+    register_job_kind("unpublish", run=_then_handed_over_tasks(run_unpublish))
     register_job_kind("publish_subtree", run=run_publish_subtree)
     register_job_kind("unpublish_subtree", run=run_unpublish_subtree)
     # The platform's own work, not the tenant's request: it does not count against
@@ -165,13 +184,23 @@ def unpublish_job_args(page: Page, *, user_id: int | None) -> dict:
     return {"page_id": page.pk, "user_id": user_id, "url_path": page.url_path}
 
 
+def _enqueue_page_job(*, kind: str, args: dict, **fields) -> BackgroundJob:
+    """Queue a job that saves one page, taking over the Wagtail tasks (index
+    updates) the request's transaction has caused so far: the job causes the same
+    ones when it saves the page, and runs each once."""
+    tasks = hand_over_pending_tasks()
+    if tasks:
+        args = {**args, "wagtail_tasks": tasks}
+    return enqueue_job(kind=kind, args=args, **fields)
+
+
 def queue_publish(
     *, page_id: int, revision_id: int | None = None, user_id: int | None = None
 ) -> BackgroundJob:
     """Queue a publish of a page's revision (its latest by default) for the current
     tenant. The caller has checked that the user may publish it."""
     page = Page.objects.filter(pk=page_id).first()
-    return enqueue_job(
+    return _enqueue_page_job(
         kind="publish",
         args=publish_job_args(page, revision_id=revision_id, user_id=user_id)
         if page
@@ -187,7 +216,7 @@ def queue_workflow_publish(
 ) -> BackgroundJob:
     """Queue the publish that ends an approved workflow."""
     page = Page.objects.filter(pk=page_id).first()
-    return enqueue_job(
+    return _enqueue_page_job(
         kind="workflow_publish",
         args={"page_id": page_id, "revision_id": revision_id, "user_id": user_id},
         label=f"Publish “{_title(page, page_id)}” (workflow approved)",
@@ -198,7 +227,7 @@ def queue_workflow_publish(
 
 def queue_unpublish(*, page_id: int, user_id: int | None = None) -> BackgroundJob:
     page = Page.objects.filter(pk=page_id).first()
-    return enqueue_job(
+    return _enqueue_page_job(
         kind="unpublish",
         args=unpublish_job_args(page, user_id=user_id)
         if page

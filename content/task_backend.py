@@ -43,7 +43,13 @@ from django_tasks.utils import get_random_id
 from django_tenants.utils import schema_context
 
 from cms_project.celery import app
-from content.jobs import TRANSIENT_ERRORS, JobError, enqueue_job, running_in_job
+from content.jobs import (
+    TRANSIENT_ERRORS,
+    JobError,
+    dispatch_jobs,
+    enqueue_job,
+    running_in_job,
+)
 from content.models import BackgroundJob
 
 logger = logging.getLogger(__name__)
@@ -74,9 +80,26 @@ class _Batch:
             return
         args, label = {"tasks": self.tasks}, _label(self.tasks)
         if self._job is None:
-            self._job = enqueue_job(kind=WAGTAIL_TASK_KIND, args=args, label=label)
+            # written now (it commits with the save), dispatched at commit
+            self._job = enqueue_job(
+                kind=WAGTAIL_TASK_KIND, args=args, label=label, dispatch=False
+            )
         else:
             BackgroundJob.objects.filter(pk=self._job.pk).update(args=args, label=label)
+        if len(self.tasks) == 1:
+            # robust: a queue that is down fails this job, not the save's answer
+            transaction.on_commit(self._dispatch, robust=True)
+
+    def _dispatch(self) -> None:
+        if self._job is not None:
+            dispatch_jobs([self._job])
+
+    def hand_over(self) -> list[dict]:
+        tasks, self.tasks = self.tasks, []
+        if self._job is not None:
+            BackgroundJob.objects.filter(pk=self._job.pk).delete()
+            self._job = None
+        return tasks
 
     def committed(self) -> None:
         if self.inline:
@@ -101,6 +124,29 @@ def _add_to_batch(task: dict) -> None:
         _current_batch.set(weakref.ref(batch))
         transaction.on_commit(batch.committed, robust=True)
     batch.add(task)
+
+
+def hand_over_pending_tasks() -> list[dict]:
+    """Take the Wagtail tasks this request's transaction has caused so far, for a
+    job queued in the same transaction to run in its own turn (``run_after``).
+
+    A publish queued by the write API saves the revision first (index updates of
+    the page) and then publishes it on a worker, which saves the page and causes
+    the same updates again: handed over, they are done once, by the publish, instead
+    of by a job, a token and a turn of the tenant's queue of their own."""
+    ref = _current_batch.get()
+    batch = ref() if ref is not None else None
+    if batch is None or batch.inline:
+        return []
+    _current_batch.set(None)  # tasks caused from here on start a batch of their own
+    return batch.hand_over()
+
+
+def run_after(tasks: list[dict]) -> None:
+    """Run ``tasks`` (handed over by the request that queued this job) with the
+    job's own, after its commit; identical ones run once."""
+    for task in tasks:
+        _add_to_batch(task)
 
 
 class CeleryTaskBackend(BaseTaskBackend):

@@ -84,3 +84,40 @@ def test_a_rolled_back_transaction_queues_nothing_and_the_next_gets_its_own_batc
 
     [job] = _index_jobs("acme")
     assert INDEX_TASK in [task["path"] for task in job.args["tasks"]]
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_an_api_publish_hands_its_index_updates_to_the_publish_job(api_token):
+    """The write API saves the revision and queues the publish in one transaction:
+    one job, no index job; the publish runs the handed-over updates once."""
+    from django.test import Client
+    from wagtail.models import APIToken
+
+    from tests.conftest import ACME_HOST
+
+    page_id = _draft_article("acme", "BG handedover")
+    with schema_context("acme"):
+        BackgroundJob.objects.all().delete()
+    client = Client(
+        HTTP_HOST=ACME_HOST, HTTP_AUTHORIZATION=f"Bearer {api_token('acme')}"
+    )
+    try:
+        response = client.patch(
+            f"/api/v2/articles/{page_id}/",
+            {"intro": "handed over quasarwombat", "publish": True},
+            content_type="application/json",
+        )
+    finally:
+        with schema_context("acme"):  # committed: other tests count acme's tokens
+            APIToken.objects.all().delete()
+
+    assert response.status_code == 202, response.content
+    with schema_context("acme"):
+        [job] = BackgroundJob.objects.all()
+    assert job.kind == "publish"
+    assert INDEX_TASK in [task["path"] for task in job.args["wagtail_tasks"]]
+
+    run_claimed_job(schema="acme", job_id=job.pk, attempt=1)
+
+    assert _search("acme", "handedover") == [page_id]
+    assert _index_jobs("acme") == []
