@@ -20,10 +20,10 @@ logger = logging.getLogger(__name__)
 def _in_tenant() -> bool:
     from django.conf import settings
 
-    return connection.schema_name not in (
-        settings.PUBLIC_SCHEMA_NAME,
-        settings.CMS_TEMPLATE_SCHEMA,
-    )
+    # a database without django-tenants (bench/overhead's vanilla Wagtail) has no
+    # tenant, so no endpoints
+    schema = getattr(connection, "schema_name", settings.PUBLIC_SCHEMA_NAME)
+    return schema not in (settings.PUBLIC_SCHEMA_NAME, settings.CMS_TEMPLATE_SCHEMA)
 
 
 def _emit(event: str, make_data: Callable[[], dict], actor=None) -> None:
