@@ -210,9 +210,13 @@ def enqueue_jobs(
     return jobs
 
 
-def dispatch_jobs(jobs: list[BackgroundJob]) -> None:
-    """Hand jobs queued with ``dispatch=False`` to the fair queue (at commit)."""
-    _dispatch_on_commit(tenant=_current_tenant(), job_ids=[job.pk for job in jobs])
+def dispatch_jobs(jobs: list[BackgroundJob], *, schema: str) -> None:
+    """Hand jobs queued with ``dispatch=False`` in ``schema`` to the fair queue (at
+    commit; called from an on-commit callback, the connection may have left the
+    schema by then)."""
+    with schema_context(schema):
+        tenant = _current_tenant()
+    _dispatch_on_commit(tenant=tenant, job_ids=[job.pk for job in jobs])
 
 
 def retry_job(*, job_id: int, user_id: int | None = None) -> BackgroundJob:

@@ -60,11 +60,14 @@ RUN_DJANGO_TASK = "content.run_django_task"
 
 
 class _Batch:
-    """The distinct tasks one transaction caused. Only the transaction's on-commit
-    callback holds it: a rollback drops the callback and with it the batch, so the
-    next transaction starts a new one (``_current_batch`` keeps a weak reference)."""
+    """The distinct tasks one transaction caused in one tenant's schema. Only the
+    transaction's on-commit callbacks hold it: a rollback drops them and with them
+    the batch, so the next transaction starts a new one (``_current_batches`` keeps
+    weak references). Callbacks run after the commit, when the connection may have
+    left the schema: the batch remembers it."""
 
-    def __init__(self, *, inline: bool) -> None:
+    def __init__(self, *, schema: str, inline: bool) -> None:
+        self.schema = schema
         self.inline = inline
         self.tasks: list[dict] = []
         self._seen: set[str] = set()
@@ -92,7 +95,7 @@ class _Batch:
 
     def _dispatch(self) -> None:
         if self._job is not None:
-            dispatch_jobs([self._job])
+            dispatch_jobs([self._job], schema=self.schema)
 
     def hand_over(self) -> list[dict]:
         tasks, self.tasks = self.tasks, []
@@ -103,12 +106,19 @@ class _Batch:
 
     def committed(self) -> None:
         if self.inline:
-            run_batch_after_job(self.tasks)
+            run_batch_after_job(self.tasks, schema=self.schema)
 
 
-_current_batch: ContextVar[weakref.ref | None] = ContextVar(
-    "cms_wagtail_task_batch", default=None
+# schema -> the open batch of the current transaction there (a transaction may
+# save in several tenants' schemas: each gets its own batch and job)
+_current_batches: ContextVar[dict[str, weakref.ref] | None] = ContextVar(
+    "cms_wagtail_task_batches", default=None
 )
+
+
+def _open_batch() -> _Batch | None:
+    ref = (_current_batches.get() or {}).get(connection.schema_name)
+    return ref() if ref is not None else None
 
 
 def _label(tasks: list[dict]) -> str:
@@ -117,11 +127,17 @@ def _label(tasks: list[dict]) -> str:
 
 
 def _add_to_batch(task: dict) -> None:
-    ref = _current_batch.get()
-    batch = ref() if ref is not None else None
+    batch = _open_batch()
     if batch is None:
-        batch = _Batch(inline=running_in_job())
-        _current_batch.set(weakref.ref(batch))
+        schema = connection.schema_name
+        batch = _Batch(schema=schema, inline=running_in_job())
+        batches = {
+            name: ref
+            for name, ref in (_current_batches.get() or {}).items()
+            if ref() is not None
+        }
+        batches[schema] = weakref.ref(batch)
+        _current_batches.set(batches)
         transaction.on_commit(batch.committed, robust=True)
     batch.add(task)
 
@@ -134,11 +150,17 @@ def hand_over_pending_tasks() -> list[dict]:
     the page) and then publishes it on a worker, which saves the page and causes
     the same updates again: handed over, they are done once, by the publish, instead
     of by a job, a token and a turn of the tenant's queue of their own."""
-    ref = _current_batch.get()
-    batch = ref() if ref is not None else None
+    batch = _open_batch()
     if batch is None or batch.inline:
         return []
-    _current_batch.set(None)  # tasks caused from here on start a batch of their own
+    # tasks caused from here on start a batch of their own
+    _current_batches.set(
+        {
+            name: ref
+            for name, ref in (_current_batches.get() or {}).items()
+            if name != batch.schema
+        }
+    )
     return batch.hand_over()
 
 
@@ -212,14 +234,17 @@ def run_wagtail_task(job: BackgroundJob) -> dict:
     return {"tasks": len(_tasks_of(job)), "failed": failed}
 
 
-def run_batch_after_job(tasks: list[dict]) -> None:
+def run_batch_after_job(tasks: list[dict], *, schema: str) -> None:
     """Run a job's batch on its worker, after its commit; queue it when that fails
     (the queued job retries a transient error)."""
     try:
-        run_batch(schema=connection.schema_name, tasks=tasks)
+        run_batch(schema=schema, tasks=tasks)
     except Exception:
         logger.exception("Wagtail tasks after a job failed; queuing them as a job")
-        enqueue_job(kind=WAGTAIL_TASK_KIND, args={"tasks": tasks}, label=_label(tasks))
+        with schema_context(schema):
+            enqueue_job(
+                kind=WAGTAIL_TASK_KIND, args={"tasks": tasks}, label=_label(tasks)
+            )
 
 
 def run_batch(*, schema: str, tasks: list[dict]) -> list[str]:

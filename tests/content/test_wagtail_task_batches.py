@@ -121,3 +121,36 @@ def test_an_api_publish_hands_its_index_updates_to_the_publish_job(api_token):
 
     assert _search("acme", "handedover") == [page_id]
     assert _index_jobs("acme") == []
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_one_transaction_over_two_tenants_queues_each_its_own_batch():
+    """Saves in two schemas under one transaction that commits outside both (an
+    operator's command, say): each tenant gets one job with only its own tasks, in
+    its own schema, handed to the fair queue although the commit came after the
+    connection had left the schemas."""
+    from tenants.jobs import fair_queue
+
+    acme_id = _draft_article("acme", "BG twotenants acme")
+    globex_id = _draft_article("globex", "BG twotenants globex")
+    for schema in ("acme", "globex"):
+        with schema_context(schema):
+            BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
+
+    with transaction.atomic():
+        with schema_context("acme"):
+            Page.objects.get(pk=acme_id).specific.save()
+        with schema_context("globex"):
+            Page.objects.get(pk=globex_id).specific.save()
+
+    for schema, page_id in (("acme", acme_id), ("globex", globex_id)):
+        [job] = _index_jobs(schema)
+        assert {task["args"][2] for task in job.args["tasks"]} == {str(page_id)}
+        with schema_context(schema):
+            job.refresh_from_db()
+        dispatched = (
+            job.status == BackgroundJob.Status.DONE
+            or fair_queue.position(schema=schema, job_ref=str(job.pk)) is not None
+            or str(job.pk) in fair_queue.in_flight(schema=schema)
+        )
+        assert dispatched, f"{schema}'s index job never reached the fair queue"
