@@ -67,6 +67,7 @@ GOALS: dict[str, tuple[Goal, ...]] = {
         Goal("uncached_quiet_p99_ratio", "<=", 1.5),
     ),
     "publish_fairness": (
+        Goal("click_to_live_idle_p50_s", "<=", 1),
         Goal("fair_latency_ratio", "<=", 2),
         Goal("throughput_ratio_vs_fifo", ">=", 0.9),
     ),

@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
     REPO,
     RESULTS,
+    Run,
     gunicorn_env,
     out,
     percentile,
@@ -375,6 +376,7 @@ def main() -> int:
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
 
+    run = Run("publish_fairness", parser, args)
     use_bench_database("bench_fair")
     env = process_env(args.concurrency)
     os.environ.update(
@@ -520,14 +522,14 @@ def main() -> int:
         "(goal >= 0.9)"
     )
     plot(idle_b, idle_c, steps)
-    out(
-        "RESULT "
-        + " ".join(
-            f"{name}={value:.1f}" if name == "jobs_per_s" else f"{name}={value:.3f}"
-            for name, value in figures.items()
-        )
+    return run.finish(
+        figures,
+        {
+            "idle_runs_s": idle_runs,
+            "steps": steps,
+            "pages_per_s": {mode: throughput(runs) for mode, runs in steps.items()},
+        },
     )
-    return 0
 
 
 def plot(idle_b: float, idle_c: float, steps: dict) -> None:
