@@ -30,11 +30,18 @@ def _index_jobs(schema: str) -> list[BackgroundJob]:
         return list(BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND))
 
 
+def _draft(schema: str, title: str) -> int:
+    """A draft article, without the index jobs its creation queued."""
+    page_id = _draft_article(schema, title)
+    with schema_context(schema):
+        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
+    return page_id
+
+
 @override_settings(TASKS=CELERY_TASKS)
 def test_a_publish_job_updates_the_index_in_its_own_turn_without_queuing_jobs():
-    page_id = _draft_article("acme", "BG batchedokapi")
+    page_id = _draft("acme", "BG batchedokapi")
     with schema_context("acme"):
-        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
         admin = get_user_model().objects.get(username="admin")
         job = enqueue_job(
             kind="publish", args={"page_id": page_id}, page_id=page_id, user_id=admin.pk
@@ -49,9 +56,8 @@ def test_a_publish_job_updates_the_index_in_its_own_turn_without_queuing_jobs():
 
 @override_settings(TASKS=CELERY_TASKS)
 def test_a_request_queues_one_job_per_transaction_with_each_task_once():
-    page_id = _draft_article("acme", "BG onebatch")
+    page_id = _draft("acme", "BG onebatch")
     with schema_context("acme"):
-        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
         page = Page.objects.get(pk=page_id).specific
         with transaction.atomic():
             page.intro = "first"
@@ -67,9 +73,8 @@ def test_a_request_queues_one_job_per_transaction_with_each_task_once():
 
 @override_settings(TASKS=CELERY_TASKS)
 def test_a_rolled_back_transaction_queues_nothing_and_the_next_gets_its_own_batch():
-    page_id = _draft_article("acme", "BG rolledback")
+    page_id = _draft("acme", "BG rolledback")
     with schema_context("acme"):
-        BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
         page = Page.objects.get(pk=page_id).specific
         try:
             with transaction.atomic():
@@ -131,11 +136,8 @@ def test_one_transaction_over_two_tenants_queues_each_its_own_batch():
     connection had left the schemas."""
     from tenants.jobs import fair_queue
 
-    acme_id = _draft_article("acme", "BG twotenants acme")
-    globex_id = _draft_article("globex", "BG twotenants globex")
-    for schema in ("acme", "globex"):
-        with schema_context(schema):
-            BackgroundJob.objects.filter(kind=WAGTAIL_TASK_KIND).delete()
+    acme_id = _draft("acme", "BG twotenants acme")
+    globex_id = _draft("globex", "BG twotenants globex")
 
     with transaction.atomic():
         with schema_context("acme"):
