@@ -103,37 +103,27 @@ def small_document():
         found = document.pk, document.file.name, document.file.path
     connection.set_schema_to_public()
     yield found
-    for path in (found[2],):
-        if os.path.exists(path):
-            os.unlink(path)
+    if os.path.exists(found[2]):
+        os.unlink(found[2])
 
 
-def test_replacing_a_file_on_edit_checks_the_file_size(admin_client, small_document):
-    document_id, name, _ = small_document
-    _limit("max_upload_mb", 1)
-
-    response = admin_client.post(
-        f"/admin/documents/edit/{document_id}/",
-        {"title": "Small", "file": _text(1.2), "collection": _root_collection()},
-    )
-
-    assert SIZE_REFUSAL in response.content.decode()
-    with schema_context("acme"):
-        assert Document.objects.get(pk=document_id).file.name == name
-
-
-def test_replacing_a_file_on_edit_checks_the_storage_quota(
-    admin_client, small_document
+@pytest.mark.parametrize(
+    "limit, size_mb, refusal",
+    [("max_upload_mb", 1.2, SIZE_REFUSAL), ("storage_mb", 1.5, STORAGE_REFUSAL)],
+    ids=["file size", "storage quota"],
+)
+def test_replacing_a_file_on_edit_is_checked(
+    admin_client, small_document, limit, size_mb, refusal
 ):
     document_id, name, _ = small_document
-    _limit("storage_mb", 1)
+    _limit(limit, 1)
 
     response = admin_client.post(
         f"/admin/documents/edit/{document_id}/",
-        {"title": "Small", "file": _text(1.5), "collection": _root_collection()},
+        {"title": "Small", "file": _text(size_mb), "collection": _root_collection()},
     )
 
-    assert STORAGE_REFUSAL in response.content.decode()
+    assert refusal in response.content.decode()
     with schema_context("acme"):
         assert Document.objects.get(pk=document_id).file.name == name
 
