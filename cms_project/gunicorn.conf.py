@@ -92,3 +92,26 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    """Load the host map before the first request (tenants.registry.resolution):
+    a worker started or recycled while the database is out still answers every
+    tenant's cached pages. Without a database it starts anyway and loads hosts as
+    they come."""
+    from django.apps import apps
+
+    if not apps.is_installed("django_tenants"):
+        return  # the benchmarks' plain and vanilla set-ups
+    from django.db import connection
+
+    from tenants.registry.resolution import preload_tenant_map
+
+    try:
+        hosts = preload_tenant_map()
+    except Exception as exc:  # noqa: BLE001 - a worker must start without a database
+        worker.log.warning("host map not preloaded: %s", exc)
+    else:
+        worker.log.debug("host map preloaded: %d hosts", hosts)
+    finally:
+        connection.close()

@@ -120,6 +120,27 @@ class _TenantMap:
             self._hosts[host] = tenant
         return tenant
 
+    def preload(self) -> int:
+        with self._lock:
+            self._checked_at = 0.0
+            self._check_generation()
+            generation = self._generation
+        hosts = {
+            domain.domain.lower(): _with_primary_host(domain)
+            for domain in _served_domains()[:MAX_CACHED_HOSTS]
+        }
+        known = _load_known_hosts() if len(hosts) >= MAX_CACHED_HOSTS else None
+        try:
+            changed = cache_redis().get(generation_key()) != generation
+        except Exception:  # noqa: BLE001 - Redis down: the rows are the newest known
+            changed = False
+        with self._lock:
+            if changed or self._generation != generation:
+                return 0  # changed meanwhile: the rows read may predate the change
+            self._hosts = dict(hosts)
+            self._known = known if known is not None else frozenset(hosts)
+        return len(hosts)
+
     def certificate_hosts(self) -> frozenset[str]:
         with self._lock:
             self._check_generation()
@@ -167,24 +188,42 @@ def _load_known_hosts() -> frozenset[str]:
     )
 
 
-def _load_tenant(host: str) -> Tenant | None:
-    """The tenant a verified domain serves, with ``primary_host`` (its canonical
-    domain, for tenants.domains.policy) read in the same query."""
+def _served_domains():
+    """Verified domains of tenants that serve (templates do not), each with its
+    tenant and plan and the tenant's ``primary_host`` (its canonical domain, for
+    tenants.domains.policy) read in the same query."""
     primary = Domain.objects.filter(
         tenant=OuterRef("tenant"), is_primary=True, status=Domain.Status.VERIFIED
     ).values("domain")[:1]
-    domain = (
+    return (
         Domain.objects.select_related("tenant__plan")
-        .filter(domain=host, status=Domain.Status.VERIFIED)
+        .filter(status=Domain.Status.VERIFIED)
         .exclude(tenant__status=Tenant.Status.TEMPLATE)
         .annotate(primary_host=Subquery(primary))
-        .first()
     )
-    if domain is None:
-        return None
+
+
+def _with_primary_host(domain: Domain) -> Tenant:
     tenant = domain.tenant
-    tenant.primary_host = domain.primary_host or host
+    tenant.primary_host = domain.primary_host or domain.domain.lower()
     return tenant
+
+
+def _load_tenant(host: str) -> Tenant | None:
+    """The tenant a verified domain serves."""
+    domain = _served_domains().filter(domain=host).first()
+    return None if domain is None else _with_primary_host(domain)
+
+
+def preload_tenant_map() -> int:
+    """Load every served host into this process's map in one query; the number of
+    hosts loaded.
+
+    A gunicorn worker calls it when it starts (cms_project/gunicorn.conf.py): a fresh
+    worker then answers cached pages of every tenant without asking the database -
+    also when it was started (or recycled) while the database is out, when a host it
+    had to look up would get a 503 while its neighbours serve the page."""
+    return _tenant_map.preload()
 
 
 def _load_certificate_hosts() -> frozenset[str]:

@@ -145,9 +145,10 @@ def pool(stack):
         CMS_BREAKER_COOLDOWN_SECONDS="1",
         CMS_TENANT_CACHE_CHECK_SECONDS="0.5",
     )
-    # warm every worker: host map loaded, the home page cached
-    for _ in range(12):
-        request(port, "GET", "/")
+    # the home page cached by one worker; the others have not served acme yet: they
+    # must answer it from the host map each worker loads when it starts, also while
+    # PostgreSQL hangs (the first test)
+    request(port, "GET", "/")
     status, headers, _, _ = request(port, "GET", "/")
     assert status == 200 and headers.get("X-Page-Cache") == "hit", headers
     return port
@@ -183,7 +184,10 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
     resumed_at = time.monotonic()
 
     # cached pages need no database: all served, at normal latency
-    assert all(status == 200 for status, *_ in cached), [c[0] for c in cached]
+    assert all(status == 200 for status, *_ in cached), [
+        (status, round(seconds, 2), body[:300]) if status != 200 else status
+        for status, _, body, seconds in cached
+    ]
     assert max(seconds for *_, seconds in cached) < 2.5
     # uncached pages: a 503 with Retry-After, fast once the breaker is open
     statuses = [status for status, *_ in uncached]

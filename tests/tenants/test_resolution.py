@@ -53,3 +53,106 @@ def test_a_generation_lost_from_redis_never_comes_back_to_one_a_worker_holds(set
     bump_generation(client, generation_key())
 
     assert resolve_tenant("new.example.test") == acme
+
+
+def test_a_preloaded_map_answers_every_host_without_a_query(
+    settings, django_assert_num_queries
+):
+    """What a gunicorn worker does when it starts: one query, then every host (and
+    every unknown one) is answered from memory, as a database outage would need."""
+    from django.db import connection
+
+    from tenants.models import Domain
+    from tenants.registry.resolution import preload_tenant_map
+
+    settings.CMS_TENANT_CACHE_CHECK_SECONDS = 60
+    _tenant_map.clear()
+    served = set(
+        Domain.objects.filter(status="verified")
+        .exclude(tenant__status="template")
+        .values_list("domain", flat=True)
+    )
+    assert {"acme.localhost", "globex.localhost"} <= served
+    connection.set_schema_to_public()
+    connection.ensure_connection()
+    with connection.cursor() as cursor:  # django-tenants sets the search path once
+        cursor.execute("SELECT 1")
+
+    with django_assert_num_queries(1):
+        assert preload_tenant_map() == len(served)
+    with django_assert_num_queries(0):
+        acme = resolve_tenant("acme.localhost")
+        assert resolve_tenant("globex.localhost").schema_name == "globex"
+        assert resolve_tenant("nobody.example.test") is None
+    assert acme.schema_name == "acme"
+    assert acme.primary_host == "acme.localhost"
+    assert acme.plan.name == "pro"
+
+
+def test_a_preload_raced_by_a_change_keeps_nothing(settings, monkeypatch):
+    """A generation bumped while the rows were read: they may predate the change,
+    so the map stays empty and hosts load as asked."""
+    from tenants.registry import resolution
+
+    settings.CMS_TENANT_CACHE_CHECK_SECONDS = 0
+    _tenant_map.clear()
+    rows = resolution._served_domains
+
+    def bumped_meanwhile():
+        get_redis_connection("default").incr(generation_key())
+        return rows()
+
+    monkeypatch.setattr(resolution, "_served_domains", bumped_meanwhile)
+    assert resolution.preload_tenant_map() == 0
+    assert _tenant_map._hosts == {}
+
+
+def _gunicorn_conf():
+    import runpy
+    from pathlib import Path
+
+    from django.conf import settings
+
+    path = Path(settings.BASE_DIR) / "cms_project" / "gunicorn.conf.py"
+    return runpy.run_path(str(path))
+
+
+def test_a_gunicorn_worker_loads_the_host_map_when_it_starts(settings, monkeypatch):
+    import logging
+    from types import SimpleNamespace
+
+    from django.db import connection
+
+    monkeypatch.setattr(connection, "close", lambda: None)  # the test's transaction
+
+    settings.CMS_TENANT_CACHE_CHECK_SECONDS = 60
+    _tenant_map.clear()
+    worker = SimpleNamespace(log=logging.getLogger("test.gunicorn"))
+
+    _gunicorn_conf()["post_worker_init"](worker)
+
+    assert {"acme.localhost", "globex.localhost"} <= set(_tenant_map._hosts)
+
+
+def test_a_gunicorn_worker_starts_without_a_database(settings, caplog, monkeypatch):
+    import logging
+    from types import SimpleNamespace
+
+    from django.db import OperationalError, connection
+
+    from tenants.registry import resolution
+
+    monkeypatch.setattr(connection, "close", lambda: None)  # the test's transaction
+
+    def out():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(resolution, "_served_domains", out)
+    _tenant_map.clear()
+    worker = SimpleNamespace(log=logging.getLogger("test.gunicorn"))
+
+    with caplog.at_level(logging.WARNING, logger="test.gunicorn"):
+        _gunicorn_conf()["post_worker_init"](worker)
+
+    assert "host map not preloaded: connection refused" in caplog.text
+    assert _tenant_map._hosts == {}
