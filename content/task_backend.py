@@ -15,6 +15,9 @@ batches one at a time under a PostgreSQL advisory lock, so they never deadlock:
   publish used to queue three to six index jobs of its own (a row, a token and a
   transaction each) that waited behind the tenant's other jobs; now it queues none.
   Should the batch fail, it is queued as a job (kind ``wagtail_task``), which retries.
+  Queued too when another tenant's first job waits for a free worker
+  (``fair_queue.newcomer_waiting``): that job then starts as soon as the page is
+  live, and the index updates wait for this tenant's next turn.
 - caused by a request (a draft saved in the admin): one job per transaction holding
   every distinct task, written in that transaction (queued if and only if the save
   commits) and not counted against the plan nor listed for editors.
@@ -51,6 +54,7 @@ from content.jobs import (
     running_in_job,
 )
 from content.models import BackgroundJob
+from tenants.jobs import fair_queue
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +109,19 @@ class _Batch:
         return tasks
 
     def committed(self) -> None:
-        if self.inline:
+        if not self.inline:
+            return
+        if _another_tenant_waiting(self.schema):
+            _queue_batch(self.tasks, schema=self.schema)
+        else:
             run_batch_after_job(self.tasks, schema=self.schema)
+
+
+def _another_tenant_waiting(schema: str) -> bool:
+    try:
+        return fair_queue.newcomer_waiting(other_than=schema)
+    except Exception:  # noqa: BLE001 - Redis out: run the batch here, as when idle
+        return False
 
 
 # schema -> the open batch of the current transaction there (a transaction may
@@ -241,10 +256,13 @@ def run_batch_after_job(tasks: list[dict], *, schema: str) -> None:
         run_batch(schema=schema, tasks=tasks)
     except Exception:
         logger.exception("Wagtail tasks after a job failed; queuing them as a job")
-        with schema_context(schema):
-            enqueue_job(
-                kind=WAGTAIL_TASK_KIND, args={"tasks": tasks}, label=_label(tasks)
-            )
+        _queue_batch(tasks, schema=schema)
+
+
+def _queue_batch(tasks: list[dict], *, schema: str) -> None:
+    """Queue ``tasks`` as one ``wagtail_task`` job in the tenant's fair queue."""
+    with schema_context(schema):
+        enqueue_job(kind=WAGTAIL_TASK_KIND, args={"tasks": tasks}, label=_label(tasks))
 
 
 def run_batch(*, schema: str, tasks: list[dict]) -> list[str]:

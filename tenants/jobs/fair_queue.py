@@ -320,6 +320,17 @@ def pending(*, schema: str, queue: str | None = None) -> int:
     return int(_redis().llen(f"{key_prefix(queue)}jobs:{schema}"))
 
 
+def newcomer_waiting(*, other_than: str) -> bool:
+    """Whether a tenant other than ``other_than`` waits with its first job for the
+    next free worker (newcomers are served before the ring: the worker that frees up
+    takes it). A tenant is on the newcomers' list at most once, so two entries tell."""
+    first = _redis().lrange(f"{key_prefix()}new", 0, 1)
+    return any(
+        (name.decode() if isinstance(name, bytes) else name) != other_than
+        for name in first
+    )
+
+
 def pending_by_tenant() -> dict[str, int]:
     """Jobs waiting (not in flight) per tenant schema."""
     client = _redis()

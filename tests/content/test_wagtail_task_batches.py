@@ -156,3 +156,38 @@ def test_one_transaction_over_two_tenants_queues_each_its_own_batch():
             or str(job.pk) in fair_queue.in_flight(schema=schema)
         )
         assert dispatched, f"{schema}'s index job never reached the fair queue"
+
+
+@override_settings(TASKS=CELERY_TASKS)
+def test_a_publish_with_another_tenant_waiting_leaves_its_index_updates_queued():
+    """Another tenant's first job waits for the next free worker: the publish that
+    ends makes way at once (its page is live) and queues its index updates for its
+    own tenant's next turn, where they run."""
+    from tenants.jobs import fair_queue
+
+    page_id = _draft("acme", "BG makewaynarwhal")
+    fair_queue.clear(schema="acme")  # the draft's index job, deleted
+    with schema_context("acme"):
+        admin = get_user_model().objects.get(username="admin")
+        job = enqueue_job(
+            kind="publish", args={"page_id": page_id}, page_id=page_id, user_id=admin.pk
+        )
+    claim = fair_queue.pop()
+    assert (claim.schema, claim.job_ref) == ("acme", str(job.pk))
+    assert not fair_queue.newcomer_waiting(other_than="acme")
+    # globex's first job waits for a worker
+    fair_queue.push(schema="globex", job_refs=["999999"], cap=1)
+    assert fair_queue.newcomer_waiting(other_than="acme")
+
+    outcome = run_claimed_job(schema="acme", job_id=job.pk, attempt=claim.attempt)
+
+    assert outcome.status == BackgroundJob.Status.DONE
+    with schema_context("acme"):
+        assert Page.objects.get(pk=page_id).live
+    assert _search("acme", "makewaynarwhal") == []  # not yet: queued
+    [index_job] = _index_jobs("acme")
+    assert INDEX_TASK in [task["path"] for task in index_job.args["tasks"]]
+
+    fair_queue.clear(schema="globex")
+    run_claimed_job(schema="acme", job_id=index_job.pk, attempt=1)
+    assert _search("acme", "makewaynarwhal") == [page_id]
