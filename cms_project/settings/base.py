@@ -314,6 +314,11 @@ CMS_JOB_RETRY_BACKOFF_MS = env_int("CMS_JOB_RETRY_BACKOFF_MS", 2000)
 CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
 CMS_JOB_CAPPED_RETRY_SECONDS = 0.5
 CMS_BACKGROUND_JOB_MODULES: list[str] = []
+# Tenant creation closes its database connection after this many creations on it
+# (tenants.provisioning.creation): a backend that cloned many schemas gets slower.
+CMS_PROVISIONING_CONNECTION_CREATIONS = env_int(
+    "CMS_PROVISIONING_CONNECTION_CREATIONS", 25
+)
 # A subtree publish runs in slices of this many pages, each taking its turn in the
 # fair queue: another tenant's single publish waits at most about one slice.
 CMS_PUBLISH_SLICE_PAGES = env_int("CMS_PUBLISH_SLICE_PAGES", 10)

@@ -58,3 +58,40 @@ def test_failure_at_any_step_leaves_nothing(monkeypatch, target, replacement):
 
     assert created.tenant.schema_name == "doomed"
     assert Client(HTTP_HOST="doomed.localhost").get("/").status_code == 200
+
+
+def test_creation_renews_the_connection_every_few_creations(monkeypatch, settings):
+    """A connection that cloned many schemas gets slower: every
+    ``CMS_PROVISIONING_CONNECTION_CREATIONS`` creations on one connection close it,
+    never inside a transaction (the caller's work would be lost)."""
+    from types import SimpleNamespace
+
+    settings.CMS_PROVISIONING_CONNECTION_CREATIONS = 2
+    fake = SimpleNamespace(in_atomic_block=False, connection=object(), closed=0)
+
+    def close():
+        fake.closed += 1
+        fake.connection = object()  # the next query connects anew
+
+    fake.close = close
+    monkeypatch.setattr(provisioning, "connection", fake)
+    monkeypatch.setattr(provisioning, "_creations", {"connection": None, "count": 0})
+
+    for _ in range(5):
+        provisioning._retire_aged_connection()
+    assert fake.closed == 2
+
+    fake.connection = object()  # closed by something else: counting starts again
+    provisioning._retire_aged_connection()
+    assert fake.closed == 2
+
+    fake.in_atomic_block = True
+    for _ in range(3):
+        provisioning._retire_aged_connection()
+    assert fake.closed == 2
+
+    fake.in_atomic_block = False
+    settings.CMS_PROVISIONING_CONNECTION_CREATIONS = 0
+    for _ in range(3):
+        provisioning._retire_aged_connection()
+    assert fake.closed == 2
