@@ -179,6 +179,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "content.middleware.TenantRedirectMiddleware",
+    # the page editor reads one snapshot while a worker publishes the page
+    "content.middleware.PageEditorSnapshotMiddleware",
 ]
 
 TEMPLATES = [
