@@ -21,10 +21,12 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 # Recycle workers now and then, to bound what a worker accumulates across tenants. Not
-# often: a fresh worker reloads its host map one tenant at a time, and with a fleet of
-# 1,000 tenants recycling every 5,000 requests cost a third of the pool's throughput
-# (docs/benchmarks.md). PostgreSQL's per-connection catalog cache is bounded by
-# DB_CONN_MAX_AGE instead (the connection is replaced every minute).
+# often: a fresh worker loads its host map in one query (post_worker_init) but warms
+# its other per-tenant caches (Sites, content types, its connection's catalog) one
+# tenant at a time; with a fleet of 1,000 tenants recycling every 5,000 requests cost
+# a third of the pool's throughput (docs/benchmarks.md, measured before the preload).
+# PostgreSQL's per-connection catalog cache is bounded by DB_CONN_MAX_AGE instead (the
+# connection is replaced every minute).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 100_000))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
