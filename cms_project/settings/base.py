@@ -323,7 +323,7 @@ CMS_PROVISIONING_CONNECTION_CREATIONS = env_int(
 )
 # A subtree publish runs in slices of this many pages, each taking its turn in the
 # fair queue: another tenant's single publish waits at most about one slice.
-CMS_PUBLISH_SLICE_PAGES = env_int("CMS_PUBLISH_SLICE_PAGES", 10)
+CMS_PUBLISH_SLICE_PAGES = env_int("CMS_PUBLISH_SLICE_PAGES", 50)
 # Approving the last step of a workflow queues the publish as a background job.
 WAGTAIL_FINISH_WORKFLOW_ACTION = "content.workflow.publish_approved_workflow"
 # Wagtail's own background work (search and reference index updates...) runs on the
