@@ -2,6 +2,9 @@
 edit view reads the scheduled revision twice (``dispatch``, then the page's lock in
 ``get``); both reads must agree, or the editor gets a 500."""
 
+import threading
+import time
+
 import psycopg
 import pytest
 from django.db import connection
@@ -59,3 +62,79 @@ def test_a_schedule_committed_while_the_editor_loads_never_gives_a_500(monkeypat
     again = client.get(f"/admin/pages/{page_id}/edit/")
     assert again.status_code == 200
     assert "Cancel scheduled publish" in again.content.decode()
+
+
+def _publish_from_another_connection(page_id: int) -> threading.Thread:
+    """What a worker publishing the page does: lock the page's row, update it, and
+    commit a moment later. Returns once the row is locked."""
+    settings = connection.settings_dict
+    locked = threading.Event()
+
+    def publish() -> None:
+        with psycopg.connect(
+            host=settings["HOST"] or None,
+            port=settings["PORT"] or None,
+            user=settings["USER"],
+            dbname=settings["NAME"],
+        ) as other:
+            other.execute(
+                "SELECT id FROM acme.wagtailcore_page WHERE id = %s FOR UPDATE",
+                [page_id],
+            )
+            other.execute(
+                "UPDATE acme.wagtailcore_page SET has_unpublished_changes = true"
+                " WHERE id = %s",
+                [page_id],
+            )
+            locked.set()
+            time.sleep(0.5)  # the editor's commit waits for this one's, then fails
+            other.commit()
+
+    worker = threading.Thread(target=publish, daemon=True)
+    worker.start()
+    assert locked.wait(10)
+    return worker
+
+
+def test_the_editor_loads_again_when_the_worker_updated_the_page_meanwhile(
+    monkeypatch,
+):
+    """The editor's first GET subscribes the user to the page (a row checked against
+    the page's at commit); a worker's update of the page in between makes PostgreSQL
+    refuse that commit in the snapshot. The view runs again, and its messages are
+    shown once."""
+    from wagtail.models import PageSubscription
+
+    page_id = _draft_article("acme", "BG snapshot retry comet")
+    with schema_context("acme"):
+        revision_id = Revision.objects.filter(object_id=str(page_id)).latest("pk").pk
+        PageSubscription.objects.filter(page_id=page_id).delete()
+    client = _admin_client()
+    # scheduled beforehand: the page shows its lock message on every load
+    _schedule_from_another_connection(revision_id)
+    real_get_lock = DraftStateMixin.get_lock
+    calls = []
+
+    workers = []
+
+    def get_lock(page):
+        calls.append(page.pk)
+        if len(calls) == 1:
+            workers.append(_publish_from_another_connection(page_id))
+        return real_get_lock(page)
+
+    monkeypatch.setattr(DraftStateMixin, "get_lock", get_lock)
+
+    response = client.get(f"/admin/pages/{page_id}/edit/")
+    workers[0].join(10)
+
+    assert response.status_code == 200
+    assert len(calls) >= 2  # the first attempt's commit was refused
+    with schema_context("acme"):
+        assert PageSubscription.objects.filter(page_id=page_id).count() == 1
+    # the failed attempt's messages were taken back: as many as on a quiet load
+    monkeypatch.setattr(DraftStateMixin, "get_lock", real_get_lock)
+    quiet = client.get(f"/admin/pages/{page_id}/edit/")
+    shown = response.content.decode().count("Cancel scheduled publish")
+    assert shown >= 1
+    assert shown == quiet.content.decode().count("Cancel scheduled publish")
