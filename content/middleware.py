@@ -21,6 +21,9 @@ class TenantRedirectMiddleware(RedirectMiddleware):
 
 # The page editor's own view (Wagtail's ``wagtailadmin_pages:edit``).
 PAGE_EDITOR = "wagtailadmin_pages:edit"
+# Reads of the page editor on a fresh snapshot after a refused commit, before it runs
+# as Django would run it.
+SNAPSHOT_ATTEMPTS = 3
 
 
 class PageEditorSnapshotMiddleware:
@@ -77,9 +80,6 @@ class PageEditorSnapshotMiddleware:
             # the template renders after the commit, as usual (rendering shows the
             # queued messages, which a repeated attempt must be able to take back)
             return view_func(request, *view_args, **view_kwargs)
-
-
-SNAPSHOT_ATTEMPTS = 3
 
 
 def _queued_messages(request: HttpRequest) -> list | None:

@@ -137,7 +137,7 @@ class _TenantMap:
         with self._lock:
             if changed or self._generation != generation:
                 return 0  # changed meanwhile: the rows read may predate the change
-            self._hosts = dict(hosts)
+            self._hosts = hosts
             self._known = known if known is not None else frozenset(hosts)
         return len(hosts)
 
