@@ -83,6 +83,7 @@ GOALS: dict[str, tuple[Goal, ...]] = {
         Goal("samples_per_group", ">=", 1000),
     ),
     "observability": (),
+    "webhooks": (Goal("delivery_fair_latency_ratio", "<=", 2),),
 }
 
 

@@ -225,6 +225,32 @@ def gunicorn_command(bind: str, *, workers: int | None = None) -> list[str]:
     return [*command, "cms_project.wsgi:application"]
 
 
+# Webhook deliveries mostly wait on other people's servers: their worker runs threads,
+# many at a time, and never takes a publishing process (tenants.jobs.lanes).
+WEBHOOK_WORKER_THREADS = 16
+
+
+def celery_worker_command(
+    *,
+    queues: list[str] | None = None,
+    pool: str = "prefork",
+    concurrency: int = 1,
+    name: str | None = None,
+    loglevel: str = "INFO",
+) -> list[str]:
+    """A Celery worker of the product's app; without queues it serves the default
+    queue (publishing, scheduled work, index updates)."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "cms_project", "worker",
+        "--pool", pool, "--concurrency", str(concurrency), "--loglevel", loglevel,
+    ]  # fmt: skip
+    if queues:
+        command += ["-Q", ",".join(queues)]
+    if name:
+        command += ["-n", name]
+    return command
+
+
 def start_gunicorn(
     port: int,
     *,
@@ -296,16 +322,21 @@ def up() -> int:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     commands = {
         "web": gunicorn_command(bind),
-        "worker": [
-            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
-            "--loglevel", "INFO", "--concurrency", "2",
-        ],
-        # backups on a queue and worker of their own: never in publishing's way
-        "backup-worker": [
-            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
-            "--loglevel", "INFO", "--concurrency", "1", "-n", "backups@%h",
-            "-Q", os.environ.get("CMS_BACKUP_QUEUE", "backups"),
-        ],
+        "worker": celery_worker_command(concurrency=2),
+        # webhook deliveries and backups on queues and workers of their own: never
+        # in publishing's way
+        "webhook-worker": celery_worker_command(
+            queues=[os.environ.get("CMS_WEBHOOKS_QUEUE", "webhooks")],
+            pool="threads",
+            concurrency=int(
+                os.environ.get("CMS_WEBHOOK_WORKER_THREADS", WEBHOOK_WORKER_THREADS)
+            ),
+            name="webhooks@%h",
+        ),
+        "backup-worker": celery_worker_command(
+            queues=[os.environ.get("CMS_BACKUP_QUEUE", "backups")],
+            name="backups@%h",
+        ),
         "beat": [
             sys.executable, "-m", "celery", "-A", "cms_project", "beat",
             "--loglevel", "INFO", "--schedule", str(beat_schedule),
@@ -336,7 +367,7 @@ def up() -> int:
                 stopping = True
                 exit_code = 1
         time.sleep(0.5)
-    _log("stopping web, worker and beat")
+    _log("stopping web, workers and beat")
     _terminate(processes)
     return exit_code
 

@@ -3,12 +3,13 @@
 ``enqueue_jobs`` stores each job as a ``BackgroundJob`` row in the current tenant's
 schema (captured from the connection: no caller passes a schema) with the request id
 of the click that queued it, counts it against the plan's ``publish_jobs_per_hour``,
-and, once the transaction commits, hands its id to the fair queue
-(``tenants.jobs.fair_queue``, capped by the plan's ``publish_concurrency``) and sends
-one anonymous token task per job, by name. A worker running a token pops the next job
-in round-robin order across tenants and runs it in that tenant's schema
-(``run_next_job``); the kinds of job are registered with ``tenants.jobs.kinds`` by
-``ContentConfig.ready``.
+and, once the transaction commits, hands its id to the fair queue of its kind's lane
+(``tenants.jobs.lanes``: publishing, capped by the plan's ``publish_concurrency``;
+webhook deliveries, capped by its ``webhook_concurrency``, on their own workers) and
+sends one anonymous token task per job to the lane's Celery queue, by name. A worker
+running a token pops the next job of that lane in round-robin order across tenants and
+runs it in that tenant's schema (``run_next_job``); the kinds of job are registered
+with ``tenants.jobs.kinds`` by ``ContentConfig.ready``.
 
 Exactly once: a job's row is locked while it runs and marked ``done`` in the same
 transaction as its work, and every executor is idempotent. A worker killed mid-job
@@ -42,6 +43,7 @@ from content.models import BackgroundJob
 from tenants.jobs import fair_queue
 from tenants.jobs.fair_queue import HourlyLimitExceeded
 from tenants.jobs.kinds import UnknownJobKind, get_job_kind
+from tenants.jobs.lanes import PUBLISHING, all_lanes, get_lane
 from tenants.jobs.task_context import (
     bind_job_context,
     current_request_id,
@@ -206,7 +208,9 @@ def enqueue_jobs(
         for args, label, page_id in zip(args_list, labels, page_ids, strict=True)
     )
     if dispatch:
-        _dispatch_on_commit(tenant=tenant, job_ids=[job.pk for job in jobs])
+        _dispatch_on_commit(
+            tenant=tenant, job_ids=[job.pk for job in jobs], lane=job_kind.lane
+        )
     return jobs
 
 
@@ -216,7 +220,9 @@ def dispatch_jobs(jobs: list[BackgroundJob], *, schema: str) -> None:
     schema by then)."""
     with schema_context(schema):
         tenant = _current_tenant()
-    _dispatch_on_commit(tenant=tenant, job_ids=[job.pk for job in jobs])
+    for lane in {_kind(job.kind).lane for job in jobs}:
+        job_ids = [job.pk for job in jobs if _kind(job.kind).lane == lane]
+        _dispatch_on_commit(tenant=tenant, job_ids=job_ids, lane=lane)
 
 
 def retry_job(*, job_id: int, user_id: int | None = None) -> BackgroundJob:
@@ -231,7 +237,8 @@ def retry_job(*, job_id: int, user_id: int | None = None) -> BackgroundJob:
             raise NotRetryable(f"No job with id {job_id}.")
         if job.status != BackgroundJob.Status.FAILED:
             raise NotRetryable(f"Job {job_id} is {job.status}; only failed jobs retry.")
-        if _kind(job.kind).counts_against_plan:
+        job_kind = _kind(job.kind)
+        if job_kind.counts_against_plan:
             fair_queue.take_hourly_allowance(
                 schema=tenant.schema_name,
                 count=1,
@@ -253,17 +260,19 @@ def retry_job(*, job_id: int, user_id: int | None = None) -> BackgroundJob:
                 "request_id", "requested_by", "args",
             ]
         )  # fmt: skip
-        _dispatch_on_commit(tenant=tenant, job_ids=[job.pk])
+        _dispatch_on_commit(tenant=tenant, job_ids=[job.pk], lane=job_kind.lane)
     return job
 
 
-def _dispatch_on_commit(*, tenant: Tenant, job_ids: list[int]) -> None:
+def _dispatch_on_commit(*, tenant: Tenant, job_ids: list[int], lane: str) -> None:
     schema = tenant.schema_name
-    cap = tenant.plan.publish_concurrency
-    transaction.on_commit(lambda: _dispatch(schema=schema, job_ids=job_ids, cap=cap))
+    cap = get_lane(lane).cap(tenant)
+    transaction.on_commit(
+        lambda: _dispatch(schema=schema, job_ids=job_ids, cap=cap, lane=lane)
+    )
 
 
-def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
+def _dispatch(*, schema: str, job_ids: list[int], cap: int, lane: str) -> None:
     """After commit: hand the jobs to the fair queue and send one token each.
 
     If the fair queue (Redis) cannot take them, the jobs end ``failed`` with the
@@ -271,7 +280,12 @@ def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
     they are in the fair queue they are kept: a token that cannot be sent (the
     broker is out) is sent later by the watchdog (``resend_missing_tokens``)."""
     try:
-        fair_queue.push(schema=schema, job_refs=[str(pk) for pk in job_ids], cap=cap)
+        fair_queue.push(
+            schema=schema,
+            job_refs=[str(pk) for pk in job_ids],
+            cap=cap,
+            queue=get_lane(lane).queue(),
+        )
     except Exception as exc:
         logger.exception("could not queue jobs %s of %s", job_ids, schema)
         with schema_context(schema):
@@ -284,7 +298,7 @@ def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
             )
         raise EnqueueFailed(f"The job queue is unavailable: {exc}") from exc
     try:
-        send_tokens(len(job_ids))
+        send_tokens(len(job_ids), lane=lane)
     except Exception as exc:  # noqa: BLE001 - the jobs are kept; the watchdog sends
         logger.warning(
             "jobs %s of %s are queued; their tokens could not be sent and will be "
@@ -295,39 +309,48 @@ def _dispatch(*, schema: str, job_ids: list[int], cap: int) -> None:
         )
 
 
-def send_tokens(count: int, *, countdown: float | None = None) -> None:
-    """Send ``count`` run-the-next-job tokens (Celery retries broker errors with
-    ``CELERY_TASK_PUBLISH_RETRY_POLICY``; while the broker's circuit breaker is open
-    this raises ``DependencyUnavailable`` at once)."""
+def send_tokens(
+    count: int, *, countdown: float | None = None, lane: str = PUBLISHING
+) -> None:
+    """Send ``count`` run-the-next-job tokens of a lane to its Celery queue (Celery
+    retries broker errors with ``CELERY_TASK_PUBLISH_RETRY_POLICY``; while the
+    broker's circuit breaker is open this raises ``DependencyUnavailable`` at once)."""
+    queue = get_lane(lane).queue()
     for _ in range(count):
         # A token belongs to no tenant (it runs whichever job is next): the public
         # schema header spares the worker a tenant lookup per token.
         with breakers.for_broker().guard():
             app.send_task(
                 RUN_NEXT_JOB_TASK,
-                queue=fair_queue.jobs_queue(),
+                kwargs={"lane": lane},
+                queue=queue,
                 countdown=countdown,
                 retry=True,
                 headers={"_schema_name": settings.PUBLIC_SCHEMA_NAME},
             )
 
 
-def resend_missing_tokens(*, limit: int = 1000) -> int:
-    """The watchdog: send a token for each job waiting in the fair queue beyond the
-    tokens waiting in the broker (tokens lost with a broker outage, or never sent),
-    and always one, so that jobs of a dead worker are reclaimed when their lease
-    ends. Extra tokens are harmless (a token that finds nothing to do ends)."""
-    waiting_jobs = sum(fair_queue.pending_by_tenant().values())
-    with app.connection_for_write() as conn:
-        waiting_tokens = (
-            conn.default_channel.queue_declare(
-                queue=fair_queue.jobs_queue(), durable=True, auto_delete=False
-            ).message_count
-            or 0
-        )
-    missing = max(1, min(limit, waiting_jobs - waiting_tokens))
-    send_tokens(missing)
-    return missing
+def resend_missing_tokens(*, limit: int = 1000) -> dict[str, int]:
+    """The watchdog: in every lane, send a token for each job waiting in the fair
+    queue beyond the tokens waiting in the broker (tokens lost with a broker outage,
+    or never sent), and always one, so that jobs of a dead worker are reclaimed when
+    their lease ends. Extra tokens are harmless (a token that finds nothing to do
+    ends). Returns the tokens sent per lane."""
+    sent = {}
+    for lane in all_lanes():
+        queue = lane.queue()
+        waiting_jobs = sum(fair_queue.pending_by_tenant(queue).values())
+        with app.connection_for_write() as conn:
+            waiting_tokens = (
+                conn.default_channel.queue_declare(
+                    queue=queue, durable=True, auto_delete=False
+                ).message_count
+                or 0
+            )
+        missing = max(1, min(limit, waiting_jobs - waiting_tokens))
+        send_tokens(missing, lane=lane.name)
+        sent[lane.name] = missing
+    return sent
 
 
 @dataclass(frozen=True)
@@ -337,28 +360,30 @@ class TokenOutcome:
     status: str
 
 
-def run_next_job() -> TokenOutcome:
-    """Spend one token: pop the next job in fair order and run it.
+def run_next_job(lane: str = PUBLISHING) -> TokenOutcome:
+    """Spend one token of a lane: pop the lane's next job in fair order and run it.
 
     Keeps one token per job: tokens for jobs reclaimed from dead workers are sent;
     a token that found every pending tenant at its cap, or only live leases, comes
     back later instead of being dropped.
     """
-    claim = fair_queue.pop()
+    claim = fair_queue.pop(queue=get_lane(lane).queue())
     if claim.reclaimed:
         logger.warning("reclaimed %s jobs whose worker died", claim.reclaimed)
-        send_tokens(claim.reclaimed)
+        send_tokens(claim.reclaimed, lane=lane)
     if claim.schema is None:
         if claim.capped:
-            send_tokens(1, countdown=settings.CMS_JOB_CAPPED_RETRY_SECONDS)
+            send_tokens(1, countdown=settings.CMS_JOB_CAPPED_RETRY_SECONDS, lane=lane)
             return TokenOutcome(None, None, "capped")
         if claim.next_lease_expiry is not None:
             wait = max(0.2, claim.next_lease_expiry - time.time() + 0.2)
-            send_tokens(1, countdown=wait)
+            send_tokens(1, countdown=wait, lane=lane)
             return TokenOutcome(None, None, "waiting-for-lease")
         return TokenOutcome(None, None, "idle")
     job_id = int(claim.job_ref)
-    return run_claimed_job(schema=claim.schema, job_id=job_id, attempt=claim.attempt)
+    return run_claimed_job(
+        schema=claim.schema, job_id=job_id, attempt=claim.attempt, lane=lane
+    )
 
 
 class RetryLater(Exception):
@@ -380,10 +405,11 @@ SLICED = "sliced"
 
 
 def run_claimed_job(
-    *, schema: str, job_id: int, attempt: int | None = None
+    *, schema: str, job_id: int, attempt: int | None = None, lane: str = PUBLISHING
 ) -> TokenOutcome:
-    """Run a leased job in its tenant's schema and record the outcome. ``attempt`` is
-    the attempt number the fair queue counted (counted here on a retry).
+    """Run a leased job of a lane in its tenant's schema and record the outcome.
+    ``attempt`` is the attempt number the fair queue counted (counted here on a
+    retry).
 
     Raises ``RetryLater`` after a transient error with attempts left (the job keeps its
     in-flight slot until then).
@@ -391,18 +417,31 @@ def run_claimed_job(
     tokens = bind_job_context(schema=schema)  # the job's log lines carry its tenant
     try:
         return _run_claimed_job(
-            schema=schema, job_id=job_id, attempt=attempt, log_tokens=tokens
+            schema=schema,
+            job_id=job_id,
+            attempt=attempt,
+            log_tokens=tokens,
+            queue=get_lane(lane).queue(),
+            lane=lane,
         )
     finally:
         unbind_job_context(tokens)
 
 
 def _run_claimed_job(
-    *, schema: str, job_id: int, attempt: int | None, log_tokens: list
+    *,
+    schema: str,
+    job_id: int,
+    attempt: int | None,
+    log_tokens: list,
+    queue: str,
+    lane: str,
 ) -> TokenOutcome:
     Status = BackgroundJob.Status
     if attempt is None:
-        attempt = fair_queue.count_attempt(schema=schema, job_ref=str(job_id))
+        attempt = fair_queue.count_attempt(
+            schema=schema, job_ref=str(job_id), queue=queue
+        )
     with schema_context(schema):
         try:
             status = _run_in_schema(schema, job_id, attempt, log_tokens)
@@ -421,6 +460,7 @@ def _run_claimed_job(
                     schema=schema,
                     job_ref=str(job_id),
                     seconds=countdown + fair_queue.lease_seconds(),
+                    queue=queue,
                 )
                 raise RetryLater(
                     schema=schema, job_id=job_id, countdown=countdown
@@ -446,10 +486,10 @@ def _run_claimed_job(
     if status == SLICED:
         # back to the end of the tenant's list: other tenants run before its next
         # slice; the token it spent is replaced
-        fair_queue.requeue(schema=schema, job_ref=str(job_id))
-        send_tokens(1)
+        fair_queue.requeue(schema=schema, job_ref=str(job_id), queue=queue)
+        send_tokens(1, lane=lane)
     else:
-        fair_queue.finish(schema=schema, job_ref=str(job_id))
+        fair_queue.finish(schema=schema, job_ref=str(job_id), queue=queue)
         if status != "gone":  # a job deleted before it ran did no work
             _meter(schema=schema, status=status)
     logger.info("job %s of %s: %s", job_id, schema, status)
@@ -574,10 +614,13 @@ def job_status(job: BackgroundJob) -> JobStatus:
     if state == Status.QUEUED:
         schema = connection.schema_name
         try:
-            if str(job.pk) in fair_queue.in_flight(schema=schema):
+            queue = get_lane(_kind(job.kind).lane).queue()
+            if str(job.pk) in fair_queue.in_flight(schema=schema, queue=queue):
                 state = Status.RUNNING
             else:
-                position = fair_queue.position(schema=schema, job_ref=str(job.pk))
+                position = fair_queue.position(
+                    schema=schema, job_ref=str(job.pk), queue=queue
+                )
         except Exception:  # noqa: BLE001 - the status still shows without Redis
             logger.warning("fair queue unavailable for the status of job %s", job.pk)
         if state == Status.QUEUED and job.progress_done:

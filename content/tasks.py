@@ -26,6 +26,7 @@ from content.jobs import (
 from content.jobs import send_tokens as send_job_tokens
 from content.scheduling import sweep_scheduled_publishing
 from content.task_backend import RUN_DJANGO_TASK, run_in_tenant
+from tenants.jobs.lanes import PUBLISHING, all_lanes
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +46,23 @@ logger = logging.getLogger(__name__)
     picks_its_tenant=True,
 )
 def run_next_job_task(
-    self, schema: str | None = None, job_id: int | None = None
+    self,
+    schema: str | None = None,
+    job_id: int | None = None,
+    lane: str = PUBLISHING,
 ) -> dict:
-    """One token: run the next job in fair order (or, on a retry, the job this token
-    already holds; ``schema`` and ``job_id`` are set only by ``self.retry``)."""
+    """One token of a lane: run the lane's next job in fair order (or, on a retry,
+    the job this token already holds; ``schema`` and ``job_id`` are set only by
+    ``self.retry``). Tokens sent before lanes existed carry none: publishing."""
     try:
         if job_id is not None and schema is not None:
-            outcome = run_claimed_job(schema=schema, job_id=job_id)
+            outcome = run_claimed_job(schema=schema, job_id=job_id, lane=lane)
         else:
-            outcome = run_next_job()
+            outcome = run_next_job(lane)
     except RetryLater as later:
         raise self.retry(
             countdown=later.countdown,
-            kwargs={"schema": later.schema, "job_id": later.job_id},
+            kwargs={"schema": later.schema, "job_id": later.job_id, "lane": lane},
         ) from later
     return {
         "schema": outcome.schema,
@@ -84,11 +89,13 @@ def job_watchdog_task() -> dict:
 
 @worker_ready.connect
 def _reclaim_on_worker_start(sender=None, **kwargs) -> None:
-    """A worker that starts (perhaps replacing a killed one) looks for orphaned jobs."""
-    try:
-        send_job_tokens(1)
-    except Exception:
-        logger.exception("could not send the start-up token")
+    """A worker that starts (perhaps replacing a killed one) looks for orphaned jobs,
+    in every lane (a token that finds nothing ends)."""
+    for lane in all_lanes():
+        try:
+            send_job_tokens(1, lane=lane.name)
+        except Exception:
+            logger.exception("could not send the start-up token of %s", lane.name)
 
 
 @app.task(

@@ -126,13 +126,19 @@ def api_token():
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, tmp_path_factory):
-    """A real Celery worker process on the test database and broker."""
-    from tests.integration import start_celery_worker, stop_process
+    """Real Celery workers on the test database and broker: the publishing worker
+    and the webhook delivery worker (threads), logging to one file."""
+    from tests.integration import (
+        start_celery_worker,
+        start_webhook_worker,
+        stop_process,
+    )
 
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    process = start_celery_worker(log_path)
+    processes = [start_celery_worker(log_path), start_webhook_worker(log_path)]
     yield log_path
-    stop_process(process)
+    for process in processes:
+        stop_process(process)
 
 
 @pytest.fixture(autouse=True)

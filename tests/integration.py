@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,19 +32,40 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_celery_worker(log_path: Path, *, concurrency: int = 1) -> subprocess.Popen:
-    log = log_path.open("w")
+def start_celery_worker(
+    log_path: Path,
+    *,
+    concurrency: int = 1,
+    queues: list[str] | None = None,
+    pool: str = "prefork",
+    name: str | None = None,
+) -> subprocess.Popen:
+    """A worker process on the test database; several may append to one log."""
+    log = log_path.open("a")
     return subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
-            "--pool", "prefork", "--concurrency", str(concurrency),
-            "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            *devstack.celery_worker_command(
+                queues=queues, pool=pool, concurrency=concurrency, name=name
+            ),
+            "--without-gossip", "--without-mingle",
         ],
         cwd=REPO_ROOT,
         env=process_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
+
+
+def start_webhook_worker(log_path: Path) -> subprocess.Popen:
+    """The delivery worker, as the product runs it: threads, on the webhooks lane's
+    queue."""
+    return start_celery_worker(
+        log_path,
+        concurrency=4,
+        queues=[settings.CMS_WEBHOOKS_QUEUE],
+        pool="threads",
+        name="webhooks@%h",
+    )
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> object:

@@ -244,10 +244,10 @@ class PrivateStack:
         log = (self.root / f"celery-{name}.log").open("w")
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "cms_project", "worker",
-                "--pool", "prefork", "--concurrency", str(concurrency),
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                "-n", f"{name}@%h",
+                *devstack.celery_worker_command(
+                    concurrency=concurrency, name=f"{name}@%h"
+                ),
+                "--without-gossip", "--without-mingle",
             ],
             cwd=REPO_ROOT,
             env=self.env(**extra),

@@ -2,17 +2,20 @@
 deliveries on the shared worker pool?
 
 Runs in a database of its own (``<name>_bench_webhooks``, dropped and re-created) on
-the configured PostgreSQL and Redis, with one real Celery worker pool (prefork,
-``--concurrency`` processes) for every step, and one receiver in this process (a
-threaded ``http.server`` on 127.0.0.1): tenant A's endpoint answers after
-``--slow-seconds`` (5 s), tenant B's at once. Steps:
+the configured PostgreSQL and Redis, with the product's workers for every step: the
+publishing pool (prefork, ``--concurrency`` processes) and the delivery worker
+(threads, ``--delivery-threads``, as `make up` and deploy/ run it), and one receiver in
+this process (a threaded ``http.server`` on 127.0.0.1): tenant A's endpoint answers
+after ``--slow-seconds`` (5 s), tenant B's at once. Steps:
 
 1. idle: B publishes one page on an otherwise idle pool (repeated, median taken);
 2. FIFO: A's ``--pages`` pages are published (their ``page.published`` events
    emitted in one transaction, one delivery each, sent as plain Celery tasks,
-   ``deliver_webhook_fifo_task``), then B publishes one page (a real publish);
-3. fair: the same through the fair queue (``content.jobs``: round robin across
-   tenants, at most the plan's ``publish_concurrency`` of a tenant's jobs at once);
+   ``deliver_webhook_fifo_task``, to the same delivery worker), then B publishes one
+   page (a real publish);
+3. fair: the same through the webhooks lane (``tenants.jobs.lanes``: a fair queue of
+   its own, round robin across tenants, at most the plan's ``webhook_concurrency``
+   of a tenant's deliveries at once);
 4. throughput: B sends ``--burst`` test events to its fast endpoint through the fair
    queue; deliveries per second from the first emit to the last arrival.
 
@@ -43,9 +46,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-from bench.common import REPO, out, use_bench_database
+from bench.common import REPO, Run, out, use_bench_database
 
 QUEUE = "bench-webhooks"
+DELIVERY_QUEUE = "bench-webhooks-deliveries"
 TENANTS = {"a": "wh_alpha", "b": "wh_bravo"}
 
 
@@ -103,14 +107,21 @@ class Receiver:
         return len(times), max(times, default=since)
 
 
-def start_worker(concurrency: int, log_path: Path) -> subprocess.Popen:
+def start_worker(
+    log_path: Path, *, queue: str, pool: str, concurrency: int
+) -> subprocess.Popen:
+    from cms_project.devstack import celery_worker_command
+
+    command = celery_worker_command(
+        queues=[queue],
+        pool=pool,
+        concurrency=concurrency,
+        name=f"{queue}@%h",
+        loglevel="WARNING",
+    )
     return subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "cms_project", "worker",
-            "--pool", "prefork", "--concurrency", str(concurrency), "-Q", QUEUE,
-            "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-        ],
-        cwd=REPO, env=dict(os.environ), stdout=log_path.open("w"),
+        [*command, "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=dict(os.environ), stdout=log_path.open("a"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -150,7 +161,7 @@ def publish(schema: str, ids: list[int], mode: str, *, events_only=False) -> Non
         transaction.on_commit(
             lambda: [
                 deliver_webhook_fifo_task.apply_async(
-                    kwargs={"delivery_id": pk}, queue=QUEUE
+                    kwargs={"delivery_id": pk}, queue=DELIVERY_QUEUE
                 )
                 for pk in pks
             ]
@@ -182,8 +193,10 @@ def reset_queues() -> None:
     from tenants.jobs import fair_queue
 
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(QUEUE)
-    fair_queue.clear()
+        for queue in (QUEUE, DELIVERY_QUEUE):
+            conn.default_channel.queue_purge(queue)
+    fair_queue.clear(queue=QUEUE)
+    fair_queue.clear(queue=DELIVERY_QUEUE)
     for schema in TENANTS.values():
         with schema_context(schema):
             WebhookDelivery.objects.filter(status="queued").update(status="failed")
@@ -238,7 +251,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=500, help="tenant A's publishes")
     parser.add_argument("--slow-seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=4, help="worker processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="publishing worker processes"
+    )
+    parser.add_argument(
+        "--delivery-threads",
+        type=int,
+        default=None,
+        help="delivery worker threads (default: the product's, as `make up` runs)",
+    )
     parser.add_argument("--idle-runs", type=int, default=3)
     parser.add_argument("--burst", type=int, default=200, help="throughput step")
     parser.add_argument("--fifo-timeout", type=float, default=90)
@@ -246,11 +267,19 @@ def main() -> int:
     args = parser.parse_args()
     if min(args.pages, args.concurrency, args.idle_runs, args.burst) < 1:
         parser.error("--pages, --concurrency, --idle-runs, --burst must be >= 1")
+    if args.delivery_threads is not None and args.delivery_threads < 1:
+        parser.error("--delivery-threads must be >= 1")
+    run = Run("webhooks", parser, args)
+    if args.delivery_threads is None:
+        from cms_project.devstack import WEBHOOK_WORKER_THREADS
+
+        args.delivery_threads = WEBHOOK_WORKER_THREADS
 
     use_bench_database("bench_webhooks")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
     os.environ.update(
         CMS_JOBS_QUEUE=QUEUE,
+        CMS_WEBHOOKS_QUEUE=DELIVERY_QUEUE,
         CMS_WEBHOOKS_ALLOW_HTTP="true",
         CMS_WEBHOOKS_ALLOW_PRIVATE="true",
         CMS_WEBHOOKS_TIMEOUT_SECONDS=str(int(args.slow_seconds) + 5),
@@ -263,8 +292,9 @@ def main() -> int:
     from django_tenants.utils import schema_context
 
     from content.integrations import webhooks
-    from tenants.models import Tenant
+    from tenants.models import Plan, Tenant
     from tenants.provisioning.creation import tenant_create
+    from tenants.tariffs.features import plan_feature
 
     out("== setting up a fresh benchmark database (migrate, two tenants)")
     call_command("migrate", verbosity=0)
@@ -294,7 +324,15 @@ def main() -> int:
     (b_id,) = make_pages(TENANTS["b"], 1)
 
     log = Path(tempfile.mkdtemp(prefix="bench-webhooks-")) / "worker.log"
-    worker = start_worker(args.concurrency, log)
+    workers = [
+        start_worker(log, queue=QUEUE, pool="prefork", concurrency=args.concurrency),
+        start_worker(
+            log,
+            queue=DELIVERY_QUEUE,
+            pool="threads",
+            concurrency=args.delivery_threads,
+        ),
+    ]
     settle = args.slow_seconds + 1
     try:
         time.sleep(3)
@@ -315,16 +353,20 @@ def main() -> int:
         out(f"== throughput: B sends {args.burst} test events (fair queue)")
         per_s = throughput(receiver, args.burst, args.timeout)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
     out()
+    cap = plan_feature(Plan.objects.get(name="enterprise"), "webhook_concurrency")
     out(
-        f"pool: {args.concurrency} worker processes; A: {args.pages} events to an "
-        f"endpoint answering after {args.slow_seconds:g} s"
+        f"delivery worker: {args.delivery_threads} threads (publishing pool: "
+        f"{args.concurrency} processes); per-tenant cap: {cap} deliveries; A: "
+        f"{args.pages} events to an endpoint answering after {args.slow_seconds:g} s"
     )
     header = f"{'step':<8}{'B publish-to-delivery s':>26}{'x idle':>10}"
     out(header)
@@ -342,14 +384,24 @@ def main() -> int:
         ("fair", fair_measured, args.timeout),
     ):
         if not measured:
-            out(f"{name}: B not delivered within {limit:g} s (ratio: a lower bound)")
-    # RESULT values stay numbers; a lower bound is said on the line above
-    out(
-        f"RESULT delivery_fair_latency_ratio={fair / idle:.3f} "
-        f"delivery_fifo_latency_ratio={fifo / idle:.3f} "
-        f"deliveries_per_s={per_s:.1f}"
+            run.note(f"{name}: B not delivered within {limit:g} s (a lower bound)")
+    # RESULT values stay numbers; a lower bound is said in the notes above
+    return run.finish(
+        {
+            "delivery_fair_latency_ratio": round(fair / idle, 3),
+            "delivery_fifo_latency_ratio": round(fifo / idle, 3),
+            "deliveries_per_s": round(per_s, 1),
+        },
+        {
+            "idle_s": idle,
+            "fifo_s": fifo,
+            "fair_s": fair,
+            "fifo_measured": fifo_measured,
+            "fair_measured": fair_measured,
+            "delivery_threads": args.delivery_threads,
+            "webhook_concurrency": cap,
+        },
     )
-    return 0
 
 
 if __name__ == "__main__":

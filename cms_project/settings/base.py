@@ -375,6 +375,10 @@ CMS_WEBHOOKS_RETRY_BASE_MS = env_int("CMS_WEBHOOKS_RETRY_BASE_MS", 30000)
 CMS_WEBHOOKS_RETRY_MAX_SECONDS = env_int("CMS_WEBHOOKS_RETRY_MAX_SECONDS", 4 * 3600)
 CMS_WEBHOOKS_RETRY_FOR_SECONDS = env_int("CMS_WEBHOOKS_RETRY_FOR_SECONDS", 86400)
 CMS_WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("CMS_WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
+# Deliveries run in a lane of their own (tenants.jobs.lanes): their tokens travel on
+# this Celery queue, served by a worker with many threads (`make up`'s webhook-worker,
+# deploy/systemd/cms-webhook-worker.service), never by the publishing pool.
+CMS_WEBHOOKS_QUEUE = env_str("CMS_WEBHOOKS_QUEUE", "webhooks")
 
 # Backups (tenants.backups): archives go to the "backups" storage (a folder here, or
 # an S3-compatible bucket through django-storages: docs/operations.md). Backup jobs

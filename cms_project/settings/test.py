@@ -33,6 +33,7 @@ CMS_WEBHOOKS_DISABLE_AFTER_FAILURES = env_int(  # noqa: F405
     "CMS_WEBHOOKS_DISABLE_AFTER_FAILURES", 4
 )
 CMS_WEBHOOKS_TIMEOUT_SECONDS = env_int("CMS_WEBHOOKS_TIMEOUT_SECONDS", 5)  # noqa: F405
+CMS_WEBHOOKS_QUEUE = env_str("CMS_WEBHOOKS_QUEUE", "tests-webhooks")  # noqa: F405
 # Backups written by tests never mix with a development server's.
 CMS_BACKUP_DIR = VAR_DIR / "test-backups"  # noqa: F405
 CMS_BACKUP_QUEUE = "tests-backups"

@@ -1,9 +1,12 @@
 """Webhooks of a tenant: endpoints, events, and their delivery on the shared pool.
 
 An event (``emit``) becomes one ``WebhookDelivery`` row per subscribed endpoint and one
-background job each (``content.jobs``: the fair queue, round robin across tenants and
-at most the plan's ``publish_concurrency`` of a tenant's jobs running at once, so one
-tenant's slow endpoint holds a few workers, never the pool). The plan's
+background job each (``content.jobs``) in the webhooks lane (``tenants.jobs.lanes``):
+a fair queue of its own, round robin across tenants, with at most the plan's
+``webhook_concurrency`` deliveries of a tenant in flight, run by a worker of its own
+(``CMS_WEBHOOKS_QUEUE``, many threads: a delivery mostly waits on the endpoint). So one
+tenant's slow endpoint holds a few delivery threads, never the pool, and never a
+publishing process. The plan's
 ``webhook_deliveries_per_hour`` bounds new events; over it the delivery is logged as
 failed with the reason and can be redelivered later.
 
@@ -38,6 +41,7 @@ from content.jobs import BackgroundJob, JobError, enqueue_jobs
 from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.jobs.kinds import register_job_kind
+from tenants.jobs.lanes import register_lane
 from tenants.models import Tenant
 from tenants.tariffs.features import check_feature_count, tenant_feature
 
@@ -45,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 EVENTS = tuple(WebhookEvent.values)
 DELIVERY_JOB = "webhook_delivery"
+WEBHOOKS_LANE = "webhooks"
 Status = WebhookDelivery.Status
 
 
@@ -154,7 +159,13 @@ def endpoint_rotate_secret(
 
 
 def endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor | None = None) -> None:
+    """Delete an endpoint and its delivery log. A delivery in flight holds the
+    endpoint's row (``deliver`` locks it) and may log its next attempt as a new row
+    before it commits: the row is locked first, so the deletion waits for it and takes
+    that row too instead of failing on it. Locked FOR UPDATE, the row takes no new
+    delivery (their rows' key check waits) until the deletion commits."""
     with transaction.atomic():
+        WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         _audit("webhook.deleted", endpoint, actor, before=_endpoint_state(endpoint))
         endpoint.delete()
 
@@ -321,8 +332,19 @@ def retry_delay(attempt: int) -> float:
 def register_webhook_job_kind() -> None:
     """Deliveries are the platform's own work on the tenant's behalf: they do not
     count against publish_jobs_per_hour (the plan's webhook_deliveries_per_hour
-    limits them)."""
-    register_job_kind(DELIVERY_JOB, run=run_delivery, counts_against_plan=False)
+    limits them), and run in a lane of their own."""
+    register_lane(WEBHOOKS_LANE, queue=_delivery_queue, cap=_delivery_cap)
+    register_job_kind(
+        DELIVERY_JOB, run=run_delivery, counts_against_plan=False, lane=WEBHOOKS_LANE
+    )
+
+
+def _delivery_queue() -> str:
+    return settings.CMS_WEBHOOKS_QUEUE
+
+
+def _delivery_cap(tenant: Tenant) -> int:
+    return tenant_feature(tenant, "webhook_concurrency")
 
 
 def run_delivery(job: BackgroundJob) -> dict:
@@ -336,9 +358,21 @@ def run_delivery(job: BackgroundJob) -> dict:
 
 def deliver(*, delivery_id: int) -> dict:
     """Send one attempt and log its outcome; schedule the next or disable the
-    endpoint on failure. Runs inside the caller's transaction."""
+    endpoint on failure. Runs inside the caller's transaction.
+
+    Locks, held while the endpoint answers (up to the timeout): the delivery's row,
+    and the endpoint's row in KEY SHARE mode only, taken first, so that new events
+    for the endpoint (their rows point at it) and other deliveries to it go on
+    meanwhile, while the endpoint's deletion waits for the attempt to be logged."""
+    endpoint_id = (
+        WebhookDelivery.objects.filter(pk=delivery_id)
+        .values_list("endpoint_id", flat=True)
+        .first()
+    )
+    if endpoint_id is None or not _hold_endpoint(endpoint_id):
+        return {"skipped": "gone"}
     delivery = (
-        WebhookDelivery.objects.select_for_update()
+        WebhookDelivery.objects.select_for_update(of=("self",))
         .select_related("endpoint")
         .filter(pk=delivery_id)
         .first()
@@ -374,8 +408,24 @@ def deliver(*, delivery_id: int) -> dict:
     return {"status": delivery.status, "error": delivery.error}
 
 
+def _hold_endpoint(endpoint_id: int) -> bool:
+    """Lock the endpoint's row FOR KEY SHARE (Django's select_for_update has no such
+    mode); False when it was deleted."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {WebhookEndpoint._meta.db_table} WHERE id = %s"
+            " FOR KEY SHARE",
+            [endpoint_id],
+        )
+        return cursor.fetchone() is not None
+
+
 def _after_failure(delivery: WebhookDelivery) -> None:
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    # NO KEY UPDATE: waits only for other deliveries' counter updates, never for
+    # their attempts (which hold KEY SHARE)
+    endpoint = WebhookEndpoint.objects.select_for_update(no_key=True).get(
+        pk=delivery.endpoint_id
+    )
     endpoint.consecutive_failures += 1
     limit = settings.CMS_WEBHOOKS_DISABLE_AFTER_FAILURES
     if endpoint.enabled and endpoint.consecutive_failures >= limit:

@@ -282,37 +282,40 @@ def finish(*, schema: str, job_ref: str, queue: str | None = None) -> None:
     script(_FINISH)(args=[key_prefix(queue), schema, str(job_ref)])
 
 
-def requeue(*, schema: str, job_ref: str) -> int:
+def requeue(*, schema: str, job_ref: str, queue: str | None = None) -> int:
     """Release a job's in-flight slot and queue it again at the end of its tenant's
     list (a job that runs in slices); returns the tenant's pending count."""
-    return int(script(_REQUEUE)(args=[key_prefix(), schema, str(job_ref)]))
+    return int(script(_REQUEUE)(args=[key_prefix(queue), schema, str(job_ref)]))
 
 
-def position(*, schema: str, job_ref: str) -> int | None:
+def position(*, schema: str, job_ref: str, queue: str | None = None) -> int | None:
     """How many of the tenant's jobs wait before this one (0: it is next), or None
     when it is not waiting (running, finished, or unknown)."""
-    found = _redis().lpos(f"{key_prefix()}jobs:{schema}", str(job_ref))
+    found = _redis().lpos(f"{key_prefix(queue)}jobs:{schema}", str(job_ref))
     return None if found is None else int(found)
 
 
-def extend_lease(*, schema: str, job_ref: str, seconds: float) -> None:
+def extend_lease(
+    *, schema: str, job_ref: str, seconds: float, queue: str | None = None
+) -> None:
     """Keep a job in flight ``seconds`` longer (a retry waiting out its backoff)."""
     script(_EXTEND)(
-        keys=[f"{key_prefix()}inflight:{schema}"],
+        keys=[f"{key_prefix(queue)}inflight:{schema}"],
         args=[repr(time.time() + seconds), str(job_ref)],
     )
 
 
-def count_attempt(*, schema: str, job_ref: str) -> int:
+def count_attempt(*, schema: str, job_ref: str, queue: str | None = None) -> int:
     """Count one more attempt of an in-flight job (a retry); returns its number.
     Attempts are counted here, not in the database, so that attempts whose worker died
     (and whose transaction rolled back) count too."""
-    return int(_redis().hincrby(f"{key_prefix()}attempts:{schema}", str(job_ref), 1))
+    key = f"{key_prefix(queue)}attempts:{schema}"
+    return int(_redis().hincrby(key, str(job_ref), 1))
 
 
-def in_flight(*, schema: str) -> set[str]:
+def in_flight(*, schema: str, queue: str | None = None) -> set[str]:
     """References of the tenant's jobs that a worker holds right now."""
-    refs = _redis().zrange(f"{key_prefix()}inflight:{schema}", 0, -1)
+    refs = _redis().zrange(f"{key_prefix(queue)}inflight:{schema}", 0, -1)
     return {ref.decode() if isinstance(ref, bytes) else ref for ref in refs}
 
 
@@ -331,31 +334,32 @@ def newcomer_waiting(*, other_than: str) -> bool:
     )
 
 
-def pending_by_tenant() -> dict[str, int]:
+def pending_by_tenant(queue: str | None = None) -> dict[str, int]:
     """Jobs waiting (not in flight) per tenant schema."""
     client = _redis()
+    prefix = key_prefix(queue)
     schemas = sorted(
         member.decode() if isinstance(member, bytes) else member
-        for member in client.smembers(f"{key_prefix()}members")
+        for member in client.smembers(f"{prefix}members")
     )
     if not schemas:
         return {}
     pipe = client.pipeline(transaction=False)
     for schema in schemas:
-        pipe.llen(f"{key_prefix()}jobs:{schema}")
+        pipe.llen(f"{prefix}jobs:{schema}")
     return dict(zip(schemas, map(int, pipe.execute()), strict=True))
 
 
-def clear(*, schema: str | None = None) -> None:
+def clear(*, schema: str | None = None, queue: str | None = None) -> None:
     """Forget queued and in-flight references (tests and benchmarks; a tenant's
     deletion). Without a schema, the whole fair queue of this Celery queue."""
     client = _redis()
+    prefix = key_prefix(queue)
     if schema is None:
-        keys = list(client.scan_iter(match=f"{key_prefix()}*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
             client.delete(*keys)
         return
-    prefix = key_prefix()
     client.delete(
         f"{prefix}jobs:{schema}",
         f"{prefix}inflight:{schema}",

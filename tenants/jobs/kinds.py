@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenants.errors import TenantError
+from tenants.jobs.lanes import PUBLISHING
 
 
 class UnknownJobKind(TenantError):
@@ -22,13 +23,15 @@ class UnknownJobKind(TenantError):
 class JobKind:
     """What a worker runs for a job, and whether queuing it spends the tenant's
     hourly allowance (the platform's own work, such as the scheduled sweep or
-    Wagtail's index updates, does not)."""
+    Wagtail's index updates, does not), and the lane it runs in
+    (``tenants.jobs.lanes``)."""
 
     name: str
     run: Callable[[Any], Any]
     counts_against_plan: bool = True
     # shown in the editors' job list; index updates and the like are not
     listed: bool = True
+    lane: str = PUBLISHING
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -40,11 +43,16 @@ def register_job_kind(
     run: Callable[[Any], Any],
     counts_against_plan: bool = True,
     listed: bool = True,
+    lane: str = PUBLISHING,
 ) -> JobKind:
     """Register (or replace, on a reload) the executor of a kind of job. ``run(job)``
     must be idempotent: a job whose worker died runs again."""
     kind = JobKind(
-        name=name, run=run, counts_against_plan=counts_against_plan, listed=listed
+        name=name,
+        run=run,
+        counts_against_plan=counts_against_plan,
+        listed=listed,
+        lane=lane,
     )
     _KINDS[name] = kind
     return kind

@@ -35,6 +35,7 @@ FEATURES: dict[str, Feature] = {
     "webhook_deliveries_per_hour": Feature(
         "count", 1000, "webhook deliveries per hour"
     ),
+    "webhook_concurrency": Feature("count", 4, "webhook deliveries in flight at once"),
     "backups": Feature("switch", 1, "scheduled backups are taken"),
     "backup_every_hours": Feature("count", 24, "hours between scheduled backups"),
     "backup_retention_days": Feature("count", 7, "days a backup is kept"),

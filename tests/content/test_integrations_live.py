@@ -5,8 +5,12 @@ and disabling after repeated failures."""
 import datetime
 import http.client
 import json
+import threading
+import time
 
+import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -17,6 +21,8 @@ from wagtail.models import APIToken, Page
 from content.integrations import webhooks
 from content.integrations.models import ApiTokenGrant, WebhookDelivery, WebhookEndpoint
 from content.integrations.tokens import token_revoke
+from content.jobs import BackgroundJob
+from tenants.jobs import fair_queue
 from tenants.models import Tenant
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 from tests.content.webhook_receiver import webhook_receiver
@@ -215,3 +221,145 @@ def test_an_endpoint_failing_again_and_again_is_disabled(committed, celery_worke
     assert "after 4 failed deliveries in a row" in endpoint.disabled_reason
     assert "The endpoint answered 500." in endpoint.disabled_reason
     assert "after 4 failed deliveries in a row" in admin_page
+
+
+def test_a_slow_endpoint_delays_neither_anothers_deliveries_nor_publishing(
+    committed, celery_worker
+):
+    """Acme's endpoint answers after 6 s and acme has six deliveries queued, at most
+    one in flight (its plan's webhook_concurrency); acme's new events, globex's
+    delivery and a publishing job queued meanwhile do not wait for it: deliveries run
+    in a lane of their own on the delivery worker's threads, never on the publishing
+    worker, and an attempt in flight does not lock its endpoint against new events."""
+    from content.jobs import enqueue_job
+    from tenants.models import Plan
+
+    acme = Tenant.objects.select_related("plan").get(schema_name="acme")
+    features = acme.plan.features
+    Plan.objects.filter(pk=acme.plan_id).update(
+        features={**features, "webhook_concurrency": 1}
+    )
+    with webhook_receiver() as receiver:
+        receiver.delays["/slow"] = 6
+        with schema_context("acme"):
+            slow = webhooks.endpoint_create(
+                tenant=acme, url=receiver.url("/slow"), events=["webhook.test"]
+            )
+        with schema_context("globex"):
+            fast = webhooks.endpoint_create(
+                tenant=Tenant.objects.get(schema_name="globex"),
+                url=receiver.url("/fast"),
+                events=["webhook.test"],
+            )
+        try:
+            with schema_context("acme"):
+                webhooks.send_test_event(endpoint=slow, actor=None)
+            wait_for(
+                lambda: receiver.at("/slow"),
+                timeout=30,
+                what=f"acme's first delivery (worker log: {celery_worker})",
+            )
+            # new events for an endpoint with an attempt in flight are not held up
+            started = time.monotonic()
+            with schema_context("acme"):
+                for _ in range(5):
+                    webhooks.send_test_event(endpoint=slow, actor=None)
+            emitted_after = time.monotonic() - started
+            with schema_context("globex"):
+                webhooks.send_test_event(endpoint=fast, actor=None)
+                job = enqueue_job(kind="test.noop", args={})
+            wait_for(lambda: receiver.at("/fast"), timeout=30, what="globex's delivery")
+            delivered_after = time.monotonic() - started
+
+            def job_done() -> bool:
+                with schema_context("globex"):
+                    return BackgroundJob.objects.get(pk=job.pk).status == "done"
+
+            wait_for(job_done, timeout=30, what="globex's publishing job")
+            done_after = time.monotonic() - started
+            slow_arrivals = len(receiver.at("/slow"))
+        finally:
+            Plan.objects.filter(pk=acme.plan_id).update(features=features)
+            fair_queue.clear(schema="acme", queue=settings.CMS_WEBHOOKS_QUEUE)
+            for schema, endpoint in (("acme", slow), ("globex", fast)):
+                with schema_context(schema):
+                    webhooks.endpoint_delete(endpoint=endpoint)
+                    BackgroundJob.objects.filter(
+                        kind=webhooks.DELIVERY_JOB, status="queued"
+                    ).delete()
+
+    # acme's first delivery still waits for its answer: one in flight, five queued
+    assert slow_arrivals == 1
+    assert emitted_after < 3, emitted_after
+    assert delivered_after < 4, delivered_after
+    assert done_after < 4, done_after
+
+
+def test_an_endpoint_deleted_while_a_delivery_logs_its_retry_is_deleted(committed):
+    """The worker delivering to an endpoint holds its row (KEY SHARE) and logs the
+    next attempt as a new row before it commits; deleting the endpoint meanwhile
+    waits and takes that row too (it failed on a foreign key before)."""
+    acme = Tenant.objects.select_related("plan").get(schema_name="acme")
+    with schema_context("acme"):
+        endpoint = webhooks.endpoint_create(
+            tenant=acme, url="http://127.0.0.1:9/hook", events=["webhook.test"]
+        )
+        delivery = webhooks.send_test_event(endpoint=endpoint, actor=None)
+    fair_queue.clear(schema="acme", queue=settings.CMS_WEBHOOKS_QUEUE)
+    db = connection.settings_dict
+    locked = threading.Event()
+
+    def deliver_and_log_a_retry() -> None:
+        with psycopg.connect(
+            host=db["HOST"] or None,
+            port=db["PORT"] or None,
+            user=db["USER"],
+            dbname=db["NAME"],
+        ) as other:
+            # what deliver() locks, in its order, then what a failure writes
+            other.execute(
+                "SELECT 1 FROM acme.content_webhookendpoint WHERE id = %s"
+                " FOR KEY SHARE",
+                [endpoint.pk],
+            )
+            other.execute(
+                "SELECT 1 FROM acme.content_webhookdelivery WHERE id = %s FOR UPDATE",
+                [delivery.pk],
+            )
+            locked.set()
+            time.sleep(1)
+            other.execute(
+                "UPDATE acme.content_webhookendpoint"
+                " SET consecutive_failures = consecutive_failures + 1 WHERE id = %s",
+                [endpoint.pk],
+            )
+            columns = ", ".join(
+                row[0]
+                for row in other.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = 'acme'"
+                    " AND table_name = 'content_webhookdelivery'"
+                    " AND column_name <> 'id'"
+                )
+            )
+            other.execute(
+                f"INSERT INTO acme.content_webhookdelivery ({columns})"
+                f" SELECT {columns} FROM acme.content_webhookdelivery WHERE id = %s",
+                [delivery.pk],
+            )
+            other.commit()
+
+    worker = threading.Thread(target=deliver_and_log_a_retry)
+    worker.start()
+    try:
+        assert locked.wait(10)
+        with schema_context("acme"):
+            webhooks.endpoint_delete(endpoint=endpoint)
+    finally:
+        worker.join(10)
+        with schema_context("acme"):
+            BackgroundJob.objects.filter(kind=webhooks.DELIVERY_JOB).delete()
+
+    with schema_context("acme"):
+        assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+        assert not WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).exists()
