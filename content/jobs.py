@@ -339,6 +339,7 @@ def resend_missing_tokens(*, limit: int = 1000) -> dict[str, int]:
     sent = {}
     for lane in all_lanes():
         queue = lane.queue()
+        fair_queue.unpark(queue)
         waiting_jobs = sum(fair_queue.pending_by_tenant(queue).values())
         with app.connection_for_write() as conn:
             waiting_tokens = (
@@ -364,17 +365,17 @@ def run_next_job(lane: str = PUBLISHING) -> TokenOutcome:
     """Spend one token of a lane: pop the lane's next job in fair order and run it.
 
     Keeps one token per job: tokens for jobs reclaimed from dead workers are sent;
-    a token that found every pending tenant at its cap, or only live leases, comes
+    a token that found every pending tenant at its cap is parked until a job
+    finishes (``tenants.jobs.fair_queue``); one that found only live leases comes
     back later instead of being dropped.
     """
-    claim = fair_queue.pop(queue=get_lane(lane).queue())
+    claim = fair_queue.pop(queue=get_lane(lane).queue(), park=True)
     if claim.reclaimed:
         logger.warning("reclaimed %s jobs whose worker died", claim.reclaimed)
         send_tokens(claim.reclaimed, lane=lane)
     if claim.schema is None:
-        if claim.capped:
-            send_tokens(1, countdown=settings.CMS_JOB_CAPPED_RETRY_SECONDS, lane=lane)
-            return TokenOutcome(None, None, "capped")
+        if claim.parked:
+            return TokenOutcome(None, None, "parked")
         if claim.next_lease_expiry is not None:
             wait = max(0.2, claim.next_lease_expiry - time.time() + 0.2)
             send_tokens(1, countdown=wait, lane=lane)
@@ -489,7 +490,8 @@ def _run_claimed_job(
         fair_queue.requeue(schema=schema, job_ref=str(job_id), queue=queue)
         send_tokens(1, lane=lane)
     else:
-        fair_queue.finish(schema=schema, job_ref=str(job_id), queue=queue)
+        if fair_queue.finish(schema=schema, job_ref=str(job_id), queue=queue):
+            send_tokens(1, lane=lane)  # a token parked behind this job's slot
         if status != "gone":  # a job deleted before it ran did no work
             _meter(schema=schema, status=status)
     logger.info("job %s of %s: %s", job_id, schema, status)

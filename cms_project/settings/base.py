@@ -314,7 +314,6 @@ CMS_JOB_LEASE_SECONDS = env_int("CMS_JOB_LEASE_SECONDS", 600)
 CMS_JOB_MAX_ATTEMPTS = env_int("CMS_JOB_MAX_ATTEMPTS", 5)
 CMS_JOB_RETRY_BACKOFF_MS = env_int("CMS_JOB_RETRY_BACKOFF_MS", 2000)
 CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
-CMS_JOB_CAPPED_RETRY_SECONDS = 0.5
 CMS_BACKGROUND_JOB_MODULES: list[str] = []
 # Tenant creation closes its database connection after this many creations on it
 # (tenants.provisioning.creation): a backend that cloned many schemas gets slower.

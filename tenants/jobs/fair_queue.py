@@ -18,6 +18,14 @@ one more than a fair share: a tenant is a newcomer again only after its queue ra
 empty, so between two turns of a backlogged tenant every other tenant gets at most one
 job.
 
+A token that finds every tenant with pending jobs at its cap is *parked* (a counter)
+rather than sent back to poll: with a tenant's hundreds of jobs waiting behind its cap,
+polling tokens kept the workers busy spinning (about a thousand empty runs a second on
+the webhook lane). The job that next finishes takes a parked token back (``finish``
+says so, and the caller sends it), so a freed slot is used at once; the watchdog
+(``unpark``) turns parked tokens back into real ones now and then, so a lost wake-up
+costs at most one watchdog period.
+
 A popped job is *in flight* under a lease (a sorted set scored by expiry). A worker
 killed mid-job never finishes it: when its lease expires the next pop puts the job back
 at the front of its tenant's list and reports it, so the caller sends a token for it.
@@ -62,6 +70,8 @@ class Claim:
     capped: bool
     next_lease_expiry: float | None
     attempt: int = 0
+    # the token was parked (every pending tenant at its cap): not to be sent back
+    parked: bool = False
 
 
 _PUSH = """
@@ -96,8 +106,8 @@ return {1, used + count, 0}
 # once: the first tenant under its cap with a job gives it. A tenant served with jobs
 # left goes to the back of the ring.
 _POP = """
-local prefix, now, lease, default_cap = ARGV[1], tonumber(ARGV[2]),
-  tonumber(ARGV[3]), tonumber(ARGV[4])
+local prefix, now, lease, default_cap, park = ARGV[1], tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local ring, new, members = prefix .. 'ring', prefix .. 'new', prefix .. 'members'
 local flying = prefix .. 'inflight-schemas'
 local reclaimed = 0
@@ -146,6 +156,10 @@ local function take(list)
 end
 local got = take(new) or take(ring)
 if got then return {got[1], got[2], reclaimed, capped, '', got[3]} end
+if capped == 1 and park then
+  redis.call('INCR', prefix .. 'parked')
+  return {'', '', reclaimed, 2, '', 0}
+end
 local earliest = ''
 for _, schema in ipairs(redis.call('SMEMBERS', flying)) do
   local first = redis.call('ZRANGE', prefix .. 'inflight:' .. schema, 0, 0,
@@ -165,7 +179,17 @@ redis.call('HDEL', prefix .. 'attempts:' .. schema, ref)
 if redis.call('ZCARD', inflight) == 0 then
   redis.call('SREM', prefix .. 'inflight-schemas', schema)
 end
-return 1
+if tonumber(redis.call('GET', prefix .. 'parked') or '0') > 0 then
+  redis.call('DECR', prefix .. 'parked')
+  return 1
+end
+return 0
+"""
+
+_UNPARK = """
+local parked = tonumber(redis.call('GET', KEYS[1]) or '0')
+redis.call('DEL', KEYS[1])
+return parked
 """
 
 # A job that did one slice of its work goes back to the end of its tenant's list (and
@@ -253,15 +277,21 @@ def push(
 
 
 def pop(
-    *, now: float | None = None, queue: str | None = None, lease: int | None = None
+    *,
+    now: float | None = None,
+    queue: str | None = None,
+    lease: int | None = None,
+    park: bool = False,
 ) -> Claim:
-    """Take the next job in fair order and lease it to the caller."""
+    """Take the next job in fair order and lease it to the caller. With ``park``,
+    a token that finds every pending tenant at its cap is parked (see above)."""
     schema, ref, reclaimed, capped, earliest, attempt = script(_POP)(
         args=[
             key_prefix(queue),
             repr(time.time() if now is None else now),
             lease or lease_seconds(),
             DEFAULT_CAP,
+            "1" if park else "0",
         ]
     )
     schema = schema.decode() if isinstance(schema, bytes) else schema
@@ -274,12 +304,20 @@ def pop(
         capped=bool(capped),
         next_lease_expiry=float(earliest) if earliest else None,
         attempt=int(attempt),
+        parked=int(capped) == 2,
     )
 
 
-def finish(*, schema: str, job_ref: str, queue: str | None = None) -> None:
-    """Release a job's in-flight slot (done, failed, or gone)."""
-    script(_FINISH)(args=[key_prefix(queue), schema, str(job_ref)])
+def finish(*, schema: str, job_ref: str, queue: str | None = None) -> bool:
+    """Release a job's in-flight slot (done, failed, or gone). True when a parked
+    token was taken back: the caller sends one token."""
+    return bool(script(_FINISH)(args=[key_prefix(queue), schema, str(job_ref)]))
+
+
+def unpark(queue: str | None = None) -> int:
+    """Forget the parked tokens and return how many there were (the watchdog sends
+    tokens for every waiting job instead)."""
+    return int(script(_UNPARK)(keys=[f"{key_prefix(queue)}parked"]))
 
 
 def requeue(*, schema: str, job_ref: str, queue: str | None = None) -> int:
