@@ -8,12 +8,14 @@ publishing pool (prefork, ``--concurrency`` processes) and the delivery worker
 this process (a threaded ``http.server`` on 127.0.0.1): tenant A's endpoint answers
 after ``--slow-seconds`` (5 s), tenant B's at once. Steps:
 
-1. idle: B publishes one page on an otherwise idle pool (repeated, median taken);
+1. idle: B publishes one page on an otherwise idle pool, ``--samples`` times one after
+   the other (each waits for its delivery; median taken);
 2. FIFO: A's ``--pages`` pages are published (their ``page.published`` events
    emitted in one transaction, one delivery each, sent as plain Celery tasks,
    ``deliver_webhook_fifo_task``, to the same delivery worker), then B publishes one
    page (a real publish);
-3. fair: the same through the webhooks lane (``tenants.jobs.lanes``: a fair queue of
+3. fair: the same (B ``--samples`` times while A's backlog stands, median taken)
+   through the webhooks lane (``tenants.jobs.lanes``: a fair queue of
    its own, round robin across tenants, at most the plan's ``webhook_concurrency``
    of a tenant's deliveries at once);
 4. throughput: B sends ``--burst`` test events to its fast endpoint through the fair
@@ -212,18 +214,28 @@ def wait_for_b(receiver: Receiver, page_id: int, since: float, timeout: float):
     return None
 
 
-def run_step(mode, receiver, a_ids, b_id, *, timeout, settle) -> tuple[float, bool]:
-    """A's pages (if any), then B's one; B's latency and whether it was measured."""
+def run_step(
+    mode, receiver, a_ids, b_id, *, timeout, settle, samples=1
+) -> tuple[list[float], bool]:
+    """A's pages (if any), then B's publishes one after the other (``samples``, each
+    waiting for its delivery, all while A's backlog stands); B's latencies and whether
+    all were measured (a timed-out one counts as the timeout and ends the step)."""
     if a_ids:
         publish(TENANTS["a"], a_ids, mode, events_only=True)
-    b_started = time.time()
-    publish(TENANTS["b"], [b_id], mode)
-    arrived = wait_for_b(receiver, b_id, b_started, timeout)
+    latencies = []
+    measured = True
+    for _ in range(samples):
+        b_started = time.time()
+        publish(TENANTS["b"], [b_id], mode)
+        arrived = wait_for_b(receiver, b_id, b_started, timeout)
+        if arrived is None:
+            latencies.append(timeout)
+            measured = False
+            break
+        latencies.append(arrived - b_started)
     reset_queues()
     time.sleep(settle)  # deliveries in progress finish
-    if arrived is None:
-        return timeout, False
-    return arrived - b_started, True
+    return latencies, measured
 
 
 def throughput(receiver: Receiver, burst: int, timeout: float) -> float:
@@ -260,13 +272,18 @@ def main() -> int:
         default=None,
         help="delivery worker threads (default: the product's, as `make up` runs)",
     )
-    parser.add_argument("--idle-runs", type=int, default=3)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=7,
+        help="B's publishes on the idle pool and behind A's backlog (median taken)",
+    )
     parser.add_argument("--burst", type=int, default=200, help="throughput step")
     parser.add_argument("--fifo-timeout", type=float, default=90)
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args()
-    if min(args.pages, args.concurrency, args.idle_runs, args.burst) < 1:
-        parser.error("--pages, --concurrency, --idle-runs, --burst must be >= 1")
+    if min(args.pages, args.concurrency, args.samples, args.burst) < 1:
+        parser.error("--pages, --concurrency, --samples, --burst must be >= 1")
     if args.delivery_threads is not None and args.delivery_threads < 1:
         parser.error("--delivery-threads must be >= 1")
     run = Run("webhooks", parser, args)
@@ -337,19 +354,34 @@ def main() -> int:
     try:
         time.sleep(3)
         run_step("fair", receiver, [], b_id, timeout=args.timeout, settle=0.5)
-        out(f"== idle pool: B alone, {args.idle_runs} runs (worker log {log})")
-        idle = statistics.median(
-            run_step("fair", receiver, [], b_id, timeout=args.timeout, settle=0.5)[0]
-            for _ in range(args.idle_runs)
+        out(f"== idle pool: B alone, {args.samples} publishes (worker log {log})")
+        idle_s, _ = run_step(
+            "fair",
+            receiver,
+            [],
+            b_id,
+            timeout=args.timeout,
+            settle=0.5,
+            samples=args.samples,
         )
         out(f"== FIFO: A publishes {args.pages} (plain Celery deliveries), then B")
-        fifo, fifo_measured = run_step(
+        fifo_s, fifo_measured = run_step(
             "fifo", receiver, a_ids, b_id, timeout=args.fifo_timeout, settle=settle
         )
-        out(f"== fair: A publishes {args.pages} (fair queue), then B")
-        fair, fair_measured = run_step(
-            "fair", receiver, a_ids, b_id, timeout=args.timeout, settle=settle
+        out(
+            f"== fair: A publishes {args.pages} (fair queue), then B "
+            f"{args.samples} times"
         )
+        fair_s, fair_measured = run_step(
+            "fair",
+            receiver,
+            a_ids,
+            b_id,
+            timeout=args.timeout,
+            settle=settle,
+            samples=args.samples,
+        )
+        idle, fifo, fair = map(statistics.median, (idle_s, fifo_s, fair_s))
         out(f"== throughput: B sends {args.burst} test events (fair queue)")
         per_s = throughput(receiver, args.burst, args.timeout)
     finally:
@@ -368,16 +400,24 @@ def main() -> int:
         f"{args.concurrency} processes); per-tenant cap: {cap} deliveries; A: "
         f"{args.pages} events to an endpoint answering after {args.slow_seconds:g} s"
     )
-    header = f"{'step':<8}{'B publish-to-delivery s':>26}{'x idle':>10}"
+    header = (
+        f"{'step':<8}{'B publish-to-delivery s (median)':>34}{'x idle':>10}"
+        f"{'n':>4}{'min-max s':>16}"
+    )
     out(header)
     out("-" * len(header))
-    out(f"{'idle':<8}{idle:>26.3f}{1:>10.2f}")
-    steps = (("FIFO", fifo, fifo_measured), ("fair", fair, fair_measured))
-    for name, value, measured in steps:
+    steps = (
+        ("idle", idle_s, True),
+        ("FIFO", fifo_s, fifo_measured),
+        ("fair", fair_s, fair_measured),
+    )
+    for name, samples, measured in steps:
+        value = statistics.median(samples)
         bound = "" if measured else ">="
         seconds = bound + format(value, ".3f")
         ratio = bound + format(value / idle, ".2f")
-        out(f"{name:<8}{seconds:>26}{ratio:>10}")
+        spread = f"{min(samples):.3f}-{max(samples):.3f}"
+        out(f"{name:<8}{seconds:>34}{ratio:>10}{len(samples):>4}{spread:>16}")
     out(f"fair-queue throughput (fast endpoint): {per_s:.1f} deliveries/s")
     for name, measured, limit in (
         ("FIFO", fifo_measured, args.fifo_timeout),
@@ -393,9 +433,9 @@ def main() -> int:
             "deliveries_per_s": round(per_s, 1),
         },
         {
-            "idle_s": idle,
-            "fifo_s": fifo,
-            "fair_s": fair,
+            "idle_s": idle_s,
+            "fifo_s": fifo_s,
+            "fair_s": fair_s,
             "fifo_measured": fifo_measured,
             "fair_measured": fair_measured,
             "delivery_threads": args.delivery_threads,
