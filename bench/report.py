@@ -31,6 +31,9 @@ BENCHMARKS = (
     "overhead",
     "shared_vs_isolated",
     "observability",
+    "webhooks",
+    "faults",
+    "backups",
 )
 _COMPARE = {">=": operator.ge, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 
@@ -51,7 +54,7 @@ class Goal:
         return f"{self.key} {self.compare} {self.target:g}"
 
 
-# The goals of issue 15 and the issues before it, one list per benchmark.
+# The goals of the issues that asked for each benchmark, one list per benchmark.
 GOALS: dict[str, tuple[Goal, ...]] = {
     "provisioning": (
         Goal("create_p50_s", "<", 1),
@@ -84,6 +87,17 @@ GOALS: dict[str, tuple[Goal, ...]] = {
     ),
     "observability": (),
     "webhooks": (Goal("delivery_fair_latency_ratio", "<=", 2),),
+    "faults": (
+        Goal("pg_hang_cached_ok_share", ">=", 0.99),
+        Goal("pg_hang_p99_s", "<=", 2),
+        Goal("redis_hang_p99_s", "<=", 0.5),
+        Goal("recovery_s", "<=", 5),
+        Goal("lost_writes", "==", 0),
+    ),
+    "backups": (
+        Goal("restore_failed_reads", "==", 0),
+        Goal("restore_read_gap_s", "<=", 0.5),
+    ),
 }
 
 

@@ -25,7 +25,6 @@ Usage: make bench-backups  (options: python bench/backups/run.py --help)
 import argparse
 import http.client
 import io
-import json
 import os
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
     RESULTS,
+    Run,
     create_unlimited_plan,
     gunicorn_env,
     out,
@@ -196,6 +196,7 @@ def main() -> int:
         help="Measure again on the tenant an earlier run built (skips building it).",
     )
     args = parser.parse_args()
+    run = Run("backups", parser, args)
 
     if args.reuse_database:
         parts = urlsplit(os.environ["DATABASE_URL"])
@@ -279,14 +280,17 @@ def main() -> int:
         "restore_gap_at_s": gap_at,
         "baseline_gap_s": baseline_gap,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "backups.json").write_text(json.dumps(figures, indent=2))
     plot(reader.samples, start, result.timings)
-    out(
-        f"RESULT backup_s={backup_s:.2f} restore_s={restore_s:.2f} "
-        f"restore_read_gap_s={gap:.3f} restore_failed_reads={failed}"
+    run.check(reads > 0, "no read was answered during the restore")
+    return run.finish(
+        {
+            "backup_s": round(backup_s, 2),
+            "restore_s": round(restore_s, 2),
+            "restore_read_gap_s": round(gap, 3),
+            "restore_failed_reads": failed,
+        },
+        figures,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ The first row (``none``) is the same load before any fault: this machine's norma
 latency, to read the others against.
 
 Last line: ``RESULT pg_hang_cached_ok_share=X pg_hang_p99_s=X redis_hang_p99_s=X
-recovery_s=X lost_writes=X``. Writes ``bench/results/faults.json``.
+recovery_s=X lost_writes=X``; the run is on record under ``bench/results/faults/``
+(``bench.common.Run``), invalid when a figure could not be measured.
 """
 
 import argparse
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from common import RESULTS, out, percentile  # noqa: E402
+from common import Run, out, percentile  # noqa: E402
 
 from tests.private_stack import PrivateStack, _free_port  # noqa: E402
 
@@ -232,6 +233,7 @@ def main():
     )
     parser.add_argument("--jobs", type=int, default=20, help="jobs per tenant")
     args = parser.parse_args()
+    run = Run("faults", parser, args)
 
     stack = PrivateStack()
     out(f"private stack in {stack.root}")
@@ -324,8 +326,6 @@ def main():
         "lost_writes": lost,
         "jobs_not_done": lost_jobs,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps(figures, indent=2))
     out()
     out(
         f"{'fault':<12} {'cached ok':>9} {'cached p99':>10} {'1st fast 503':>12} "
@@ -344,12 +344,22 @@ def main():
     )
     pg = by_name.get("pg_hang", {})
     redis_hang = by_name.get("redis_hang", {})
-    out(
-        f"RESULT pg_hang_cached_ok_share={fmt(pg.get('cached_ok_share'), '.3f')} "
-        f"pg_hang_p99_s={fmt(pg.get('p99_s'), '.3f')} "
-        f"redis_hang_p99_s={fmt(redis_hang.get('p99_s'), '.3f')} "
-        f"recovery_s={fmt(recovery, '.2f')} "
-        f"lost_writes={lost + lost_jobs}"
+    result = {
+        "pg_hang_cached_ok_share": pg.get("cached_ok_share"),
+        "pg_hang_p99_s": pg.get("p99_s"),
+        "redis_hang_p99_s": redis_hang.get("p99_s"),
+        "recovery_s": recovery,
+        "lost_writes": lost + lost_jobs,
+    }
+    for key, value in result.items():
+        run.check(value is not None, f"{key} could not be measured")
+    run.check(len(load.acknowledged) > 0, "no write was acknowledged")
+    return run.finish(
+        {
+            key: value if value is None else round(value, 3)
+            for key, value in result.items()
+        },
+        figures,
     )
 
 
@@ -367,4 +377,4 @@ def _children(pid):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
