@@ -151,6 +151,7 @@ class PrivateStack:
             CMS_LOG_FORMAT="console",
             PYTHONUNBUFFERED="1",
             GUNICORN_ACCESSLOG="/dev/null",
+            CMS_TEST_TASKS="product",  # Wagtail's tasks as in production
         )
         env.pop("CMS_DB_SLOTS", None)
         env.pop("CMS_DB_SLOTS_DIR", None)

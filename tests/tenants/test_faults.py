@@ -185,8 +185,9 @@ def test_postgres_hung_fast_503_cached_pages_served_and_recovery(stack, pool):
 
     # cached pages need no database: all served, at normal latency
     assert all(status == 200 for status, *_ in cached), [
-        (status, round(seconds, 2), body[:300]) if status != 200 else status
-        for status, _, body, seconds in cached
+        (index, status, round(seconds, 2), headers, body[:300])
+        for index, (status, headers, body, seconds) in enumerate(cached)
+        if status != 200
     ]
     assert max(seconds for *_, seconds in cached) < 2.5
     # uncached pages: a 503 with Retry-After, fast once the breaker is open
