@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 from django.conf import settings
+from django.db import connection
 
 from cms_project import devstack
 
@@ -19,6 +21,19 @@ def test_database_url() -> str:
     parts = urlsplit(os.environ["DATABASE_URL"])
     name = settings.DATABASES["default"]["NAME"]
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def other_connection(*, autocommit: bool = False) -> psycopg.Connection:
+    """A second connection to the test database, outside Django: what another
+    process (a worker) does concurrently with the code under test."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"],
+        dbname=db["NAME"],
+        autocommit=autocommit,
+    )
 
 
 def process_env(**extra: str) -> dict[str, str]:

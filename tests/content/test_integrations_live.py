@@ -8,7 +8,6 @@ import json
 import threading
 import time
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -26,7 +25,13 @@ from tenants.jobs import fair_queue
 from tenants.models import Tenant
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 from tests.content.webhook_receiver import webhook_receiver
-from tests.integration import free_port, start_gunicorn, stop_process, wait_for
+from tests.integration import (
+    free_port,
+    other_connection,
+    start_gunicorn,
+    stop_process,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -306,16 +311,10 @@ def test_an_endpoint_deleted_while_a_delivery_logs_its_retry_is_deleted(committe
         )
         delivery = webhooks.send_test_event(endpoint=endpoint, actor=None)
     fair_queue.clear(schema="acme", queue=settings.CMS_WEBHOOKS_QUEUE)
-    db = connection.settings_dict
     locked = threading.Event()
 
     def deliver_and_log_a_retry() -> None:
-        with psycopg.connect(
-            host=db["HOST"] or None,
-            port=db["PORT"] or None,
-            user=db["USER"],
-            dbname=db["NAME"],
-        ) as other:
+        with other_connection() as other:
             # what deliver() locks, in its order, then what a failure writes
             other.execute(
                 "SELECT 1 FROM acme.content_webhookendpoint WHERE id = %s"

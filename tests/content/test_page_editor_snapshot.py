@@ -5,9 +5,7 @@ edit view reads the scheduled revision twice (``dispatch``, then the page's lock
 import threading
 import time
 
-import psycopg
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 from wagtail.models import DraftStateMixin, Revision
 
@@ -16,20 +14,14 @@ from tests.content.test_background_jobs import (  # noqa: F401 - fixture
     _draft_article,
     committed,
 )
+from tests.integration import other_connection
 
 pytestmark = pytest.mark.usefixtures("django_db_setup", "committed")
 
 
 def _schedule_from_another_connection(revision_id: int) -> None:
     """What the worker's publish job with a go-live date commits."""
-    settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    ) as other:
+    with other_connection(autocommit=True) as other:
         other.execute(
             "UPDATE acme.wagtailcore_revision"
             " SET approved_go_live_at = now() + interval '1 hour' WHERE id = %s",
@@ -67,16 +59,10 @@ def test_a_schedule_committed_while_the_editor_loads_never_gives_a_500(monkeypat
 def _publish_from_another_connection(page_id: int) -> threading.Thread:
     """What a worker publishing the page does: lock the page's row, update it, and
     commit a moment later. Returns once the row is locked."""
-    settings = connection.settings_dict
     locked = threading.Event()
 
     def publish() -> None:
-        with psycopg.connect(
-            host=settings["HOST"] or None,
-            port=settings["PORT"] or None,
-            user=settings["USER"],
-            dbname=settings["NAME"],
-        ) as other:
+        with other_connection() as other:
             other.execute(
                 "SELECT id FROM acme.wagtailcore_page WHERE id = %s FOR UPDATE",
                 [page_id],
