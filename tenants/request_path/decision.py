@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from django.http import HttpRequest, HttpResponse
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tenants.metering.counters import METER_LUA, defer_to_metering, request_counts
 from tenants.models import Tenant
@@ -180,8 +181,8 @@ def decide_page_request(
             request, tenant, seconds_so_far, meter_hit
         )
         token = new_token()
-        reply = script(_DECIDE)(
-            keys=[
+        keys_and_args = {
+            "keys": [
                 slots_key(schema),
                 counter.key if counter else UNUSED_KEY,
                 client_counter.key if client_counter else UNUSED_KEY,
@@ -189,7 +190,7 @@ def decide_page_request(
                 entry_key(schema, request),
                 *meter_keys,
             ],
-            args=[
+            "args": [
                 tenant.plan.concurrent_requests,
                 lease_ms(),
                 token,
@@ -201,7 +202,19 @@ def decide_page_request(
                 "1" if meter_hit else "0",
                 *meter_args,
             ],
-        )
+        }
+        try:
+            reply = script(_DECIDE)(**keys_and_args)
+        except RedisTimeoutError:
+            # One more try, at once, after a reply that came late (a busy machine
+            # delays Redis a few hundred ms): without it the request falls through to
+            # Django, which needs the database - a 503 for a cached page while the
+            # database is out. A hung Redis costs this request a second timeout and
+            # then opens the breaker (two failures in a row), so later requests fail
+            # at once; an open breaker raises no timeout and is not retried. The slot
+            # is keyed by the token, so a first attempt that did run holds no second
+            # slot; it may have counted the read once more.
+            reply = script(_DECIDE)(**keys_and_args)
     except Exception as exc:  # noqa: BLE001 - the regular path applies the policy
         logger.warning("public page decision unavailable: %s", exc)
         return None

@@ -187,6 +187,46 @@ def test_when_the_round_trip_fails_django_decides_once(monkeypatch):
     assert in_flight("acme") == 0
 
 
+def test_a_late_reply_is_tried_once_more_so_a_hit_needs_no_database(
+    monkeypatch, django_runs
+):
+    """A Redis reply later than the socket timeout (a busy machine) gets one more
+    try: the cached page is still answered at the edge, without Django (which would
+    need the database). A second late reply leaves the request to Django."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from tenants.request_path import decision
+
+    wsgi(ARTICLE)  # cached
+    real_script = decision.script
+    late = []
+
+    def late_once(source):
+        run = real_script(source)
+
+        def call(**kwargs):
+            if len(late) < late_replies:
+                late.append(1)
+                raise RedisTimeoutError("Timeout reading from socket")
+            return run(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(decision, "script", late_once)
+    late_replies = 1
+    runs_before = len(django_runs)
+    hit = wsgi(ARTICLE)
+    assert (hit.status, hit.headers["X-Page-Cache"]) == (200, "hit")
+    assert len(django_runs) == runs_before and len(late) == 1
+    assert in_flight("acme") == 0
+
+    late.clear()
+    late_replies = 2
+    fallen_through = wsgi(ARTICLE)
+    assert fallen_through.status == 200
+    assert len(django_runs) == runs_before + 1 and len(late) == 2
+
+
 # The edge builds a hit's header list by hand (no Django response): each header it
 # adds must be the one Django's path gives the same page. A hit alone says
 # ``Vary: Cookie`` (a rendered page varies only when it read the session).
