@@ -143,3 +143,36 @@ def test_production_settings_never_start_embedded_servers(tmp_path, unset, named
     )
     # nothing was started: the embedded servers keep their data under CMS_VAR_DIR
     assert list(tmp_path.iterdir()) == []
+
+
+def _tasks_backend(**env: str) -> str:
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.TASKS['default']['BACKEND'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=process_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_test_settings_run_wagtails_tasks_inline_unless_a_private_stack_asks(
+    tmp_path,
+):
+    """In-process tests see index updates at once; the private stacks of the fault
+    tests and bench/faults run the product's backend (CMS_TEST_TASKS=product)."""
+    from tests.private_stack import PrivateStack
+
+    assert _tasks_backend() == "django_tasks.backends.immediate.ImmediateBackend"
+    assert (
+        _tasks_backend(CMS_TEST_TASKS="product")
+        == "content.task_backend.CeleryTaskBackend"
+    )
+    stack = PrivateStack(root=tmp_path)  # nothing started: only its environment
+    assert stack.env()["CMS_TEST_TASKS"] == "product"
