@@ -19,3 +19,9 @@ class TenantsConfig(AppConfig):
         from tenants.audit.security import connect_security_signals
 
         connect_security_signals()
+
+        from tenants.pods.claims import connect_claim_signals
+        from tenants.pods.plans import connect_plan_signals
+
+        connect_claim_signals()
+        connect_plan_signals()

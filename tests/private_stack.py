@@ -64,6 +64,8 @@ class PrivateStack:
         self._pg_server = None
         self.database_url = ""
         self.processes: list[subprocess.Popen] = []
+        # set after start: e.g. a pod's CMS_DIRECTORY_URL and CMS_POD (tests/pods.py)
+        self.extra_env: dict[str, str] = {}
 
     # --- services ---------------------------------------------------------------
 
@@ -155,6 +157,7 @@ class PrivateStack:
         )
         env.pop("CMS_DB_SLOTS", None)
         env.pop("CMS_DB_SLOTS_DIR", None)
+        env.update(self.extra_env)
         env.update(extra)
         return env
 

@@ -8,6 +8,7 @@ Django starts when they are unset in development.
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from cms_project.settings.env import (
     env_bool,
@@ -417,6 +418,12 @@ CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
 CMS_LOGIN_RATE_PER_ACCOUNT = env_str("CMS_LOGIN_RATE_PER_ACCOUNT", "100/h")
 CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
+# Pods (tenants.pods, docs/scaling.md): the directory database that holds which pod
+# each tenant lives on, and this process's pod. Unset: the platform is one pod.
+CMS_DIRECTORY_URL = env_str("CMS_DIRECTORY_URL", "")
+CMS_POD = env_str("CMS_POD", "")
+if CMS_DIRECTORY_URL and not CMS_POD:
+    raise ImproperlyConfigured("CMS_DIRECTORY_URL is set: CMS_POD must name this pod.")
 # While Redis is out, a worker keeps its host map this long (tenant changes made
 # meanwhile wait), then reloads hosts from the database.
 CMS_TENANT_MAP_MAX_STALE_SECONDS = env_int("CMS_TENANT_MAP_MAX_STALE_SECONDS", 30)

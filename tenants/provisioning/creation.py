@@ -36,6 +36,7 @@ from tenants.errors import (
     TenantNotFound,
 )
 from tenants.models import Domain, Plan, Tenant
+from tenants.pods import directory
 from tenants.provisioning.cloning import clone_template
 from tenants.redis_store.keys import cache_redis, tenant_key_pattern
 from tenants.registry.resolution import invalidate_tenant_map
@@ -204,6 +205,8 @@ def validate_new_tenant(
     )
     if taken:
         raise DomainTaken(f"The domain {taken[0]!r} already belongs to a tenant.")
+    if directory.enabled():
+        directory.check_new_tenant(slug, hosts, directory.local_pod())
     return hosts, plan_obj
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -15,6 +16,7 @@ from tenants.errors import DomainVerificationFailed, TenantError
 from tenants.management.commands.migrate import fleet_summary
 from tenants.metering import counters, reports
 from tenants.models import Tenant
+from tenants.pods import directory, placement, remote
 from tenants.provisioning import bulk, lifecycle, portability
 from tenants.provisioning import creation as provisioning
 from tenants.provisioning.fleet import ProgressBar, migrate_fleet
@@ -22,6 +24,9 @@ from tenants.registry.selectors import tenant_as_dict, tenant_get, tenant_list
 from tenants.tasks import schedule_domain_verification
 
 SLUG_HELP = "The tenant's slug (its schema name)."
+POD_HELP = "The pod to place it on (default: the least loaded; with pods only)."
+# Actions that make a new tenant: with pods, they run on the pod it is placed on.
+PLACING_ACTIONS = ("create", "import")
 
 
 class Command(BaseCommand):
@@ -60,6 +65,7 @@ class Command(BaseCommand):
             "--admin-password",
             help="That admin's password (default: a random one, printed once).",
         )
+        create.add_argument("--pod", help=POD_HELP)
 
         listing = actions.add_parser("list", help="List tenants.")
         listing.add_argument("--json", action="store_true", help="Print JSON.")
@@ -212,6 +218,7 @@ class Command(BaseCommand):
             help="Host name of the new tenant; repeat for more. The first is primary.",
         )  # fmt: skip
         restore.add_argument("--plan", help="Default: the plan in the archive.")
+        restore.add_argument("--pod", help=POD_HELP)
 
         migrate = actions.add_parser(
             "migrate", help="Migrate the template and every tenant, in parallel."
@@ -247,14 +254,48 @@ class Command(BaseCommand):
         newline and so break a progress bar redrawn with a carriage return."""
         return getattr(self.stderr, "_out", self.stderr)
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        # kept to run the same command on another pod (tenants.pods.remote)
+        self._argv = argv[1:]
+        super().run_from_argv(argv)
+
     def handle(self, *args, **options) -> None:
         handler = getattr(self, "handle_" + options["action"].replace("-", "_"))
         # every service this command calls records its change as this operator
         self.actor = Actor.command_line()
         try:
+            pod = self._pod_of(options) if directory.enabled() else None
+            if pod and pod != directory.local_pod():
+                return self._run_on_pod(pod, options)
             handler(options)
         except TenantError as exc:
             raise CommandError(str(exc)) from exc
+
+    def _pod_of(self, options: dict) -> str | None:
+        """The pod this command must run on; None: this one (actions over the
+        pod's own tenants, such as ``list``)."""
+        if options["action"] in PLACING_ACTIONS:
+            if options.get("pod"):
+                return directory.pod_get(options["pod"]).name
+            return placement.choose_pod()
+        if options.get("slug"):
+            return directory.tenant_pod(options["slug"])
+        return None
+
+    def _run_on_pod(self, pod: str, options: dict) -> None:
+        argv = getattr(self, "_argv", None)
+        if argv is None:
+            raise CommandError(
+                f"The tenant is on pod {pod}: run this command there (or through "
+                "manage.py, which forwards it)."
+            )
+        if options["action"] in PLACING_ACTIONS and not options.get("pod"):
+            argv = [*argv, "--pod", pod]
+        returncode = remote.run_on_pod(
+            pod, argv, stdout=self.stdout, stderr=self.stderr
+        )
+        if returncode:
+            sys.exit(returncode)
 
     def handle_create(self, options: dict) -> None:
         if options["csv"]:

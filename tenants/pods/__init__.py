@@ -1,0 +1,1 @@
+"""Pods: the platform past one machine (directory, placement, router, moves)."""

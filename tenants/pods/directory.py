@@ -1,0 +1,279 @@
+"""The directory: the global truth of a platform with several pods.
+
+A small PostgreSQL database of its own (``CMS_DIRECTORY_URL``) holding which pods
+exist, which pod each tenant lives on, and which tenant owns each host name. Slugs
+and host names are primary keys here, so they are unique across every pod however
+they are created (CLI, admin, import, clone): each pod claims a name in the directory
+before it writes its own row (tenants.pods.claims). Each pod's public schema keeps the
+rows django-tenants needs; the directory is what the router and the commands trust.
+
+Plain SQL over psycopg rather than Django models: the directory is not a tenant
+database, has no schemas, and must be reachable from a process whose Django
+connection points at one pod. Its schema is created on first use (idempotent DDL
+under an advisory lock) and every change NOTIFYs ``cms_directory``, which the router
+(``manage.py pods router``) listens to.
+
+With ``CMS_DIRECTORY_URL`` unset the platform is a single pod and nothing here runs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from django.conf import settings
+
+from tenants.errors import DomainTaken, TenantError, TenantExists, TenantNotFound
+
+CHANNEL = "cms_directory"
+POD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+SCHEMA_VERSION = 1
+# One advisory lock key for the DDL: two processes starting at once must not race
+# CREATE TABLE IF NOT EXISTS (it is not concurrency-safe in PostgreSQL).
+_DDL_LOCK = 7_364_101
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS cms_directory;
+CREATE TABLE IF NOT EXISTS cms_directory.pods (
+    name text PRIMARY KEY,
+    database_url text NOT NULL,
+    redis_url text NOT NULL,
+    web text NOT NULL,
+    state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'draining')),
+    added_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cms_directory.tenants (
+    slug text PRIMARY KEY,
+    pod text NOT NULL REFERENCES cms_directory.pods (name),
+    state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'moving')),
+    placed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cms_directory.domains (
+    hostname text PRIMARY KEY,
+    slug text NOT NULL REFERENCES cms_directory.tenants (slug) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS domains_slug ON cms_directory.domains (slug);
+CREATE OR REPLACE FUNCTION cms_directory.notify() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['pods', 'tenants', 'domains'] LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_trigger
+            WHERE tgname = 'notify_' || t AND NOT tgisinternal
+        ) THEN
+            EXECUTE format(
+                'CREATE TRIGGER notify_%1$s AFTER INSERT OR UPDATE OR DELETE '
+                'ON cms_directory.%1$s FOR EACH STATEMENT '
+                'EXECUTE FUNCTION cms_directory.notify()', t);
+        END IF;
+    END LOOP;
+END $$;
+"""
+
+
+class PodError(TenantError):
+    """A pod operation that cannot be done as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    database_url: str
+    redis_url: str
+    web: str
+    state: str
+    tenants: int = 0
+
+
+def enabled() -> bool:
+    """Whether this installation has a directory (several pods) at all."""
+    return bool(getattr(settings, "CMS_DIRECTORY_URL", ""))
+
+
+def local_pod() -> str:
+    """The pod this process belongs to (``CMS_POD``)."""
+    return getattr(settings, "CMS_POD", "") or ""
+
+
+_ready: set[str] = set()
+_ready_lock = threading.Lock()
+
+
+@contextmanager
+def connect(url: str | None = None) -> Iterator[psycopg.Connection]:
+    """A connection to the directory, its schema created on first use."""
+    url = url or settings.CMS_DIRECTORY_URL
+    if not url:
+        raise PodError("CMS_DIRECTORY_URL is not set: this platform has one pod.")
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise PodError(f"The directory database cannot be reached: {exc}") from exc
+    try:
+        if url not in _ready:
+            with _ready_lock, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [_DDL_LOCK])
+                conn.execute(DDL)
+            _ready.add(url)
+        yield conn
+    finally:
+        conn.close()
+
+
+def validate_pod_name(name: str) -> str:
+    if not POD_NAME.fullmatch(name or ""):
+        raise PodError(
+            f"{name!r} is not a valid pod name: lower-case letters, digits and "
+            "hyphens, starting with a letter, at most 31 characters."
+        )
+    return name
+
+
+# --- pods -------------------------------------------------------------------------
+
+
+def validate_web(web: str) -> str:
+    if not re.match(r"^[\w.-]+:\d{1,5}$", web or ""):
+        raise PodError(f"--web must be host:port of the pod's pool, not {web!r}.")
+    return web
+
+
+def pod_get(name: str) -> Pod:
+    for pod in pods_list():
+        if pod.name == name:
+            return pod
+    raise PodError(f"No pod named {name!r} (see `manage.py pods list`).")
+
+
+def pods_list() -> list[Pod]:
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT p.name, p.database_url, p.redis_url, p.web, p.state, "
+            "count(t.slug) FROM cms_directory.pods p "
+            "LEFT JOIN cms_directory.tenants t ON t.pod = p.name "
+            "GROUP BY p.name ORDER BY p.name"
+        ).fetchall()
+    return [Pod(*row) for row in rows]
+
+
+def pod_set_state(name: str, state: str) -> None:
+    with connect() as conn:
+        updated = conn.execute(
+            "UPDATE cms_directory.pods SET state = %s WHERE name = %s",
+            [state, name],
+        ).rowcount
+    if not updated:
+        raise PodError(f"No pod named {name!r} (see `manage.py pods list`).")
+
+
+# --- tenants and host names -----------------------------------------------------
+
+
+def claim_tenant(slug: str, pod: str) -> None:
+    """Record that ``slug`` lives on ``pod``; a slug another pod holds is refused.
+    Claiming again on the same pod is a no-op (a creation retried after a failure)."""
+    with connect() as conn:
+        owner = conn.execute(
+            "INSERT INTO cms_directory.tenants (slug, pod) VALUES (%s, %s) "
+            "ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING pod",
+            [slug, pod],
+        ).fetchone()[0]
+    if owner != pod:
+        raise TenantExists(
+            f"A tenant with the slug {slug!r} already exists on pod {owner!r}."
+        )
+
+
+def release_tenant(slug: str, pod: str) -> None:
+    """Forget ``slug`` (and its host names) if it lives on ``pod``."""
+    with connect() as conn:
+        conn.execute(
+            "DELETE FROM cms_directory.tenants WHERE slug = %s AND pod = %s",
+            [slug, pod],
+        )
+
+
+def claim_hostnames(slug: str, hostnames: list[str]) -> None:
+    """Record ``hostnames`` as ``slug``'s, all or none; one another tenant owns (on
+    any pod) is refused with the owner's name left out (it is another customer)."""
+    with connect() as conn, conn.transaction():
+        for hostname in hostnames:
+            owner = conn.execute(
+                "INSERT INTO cms_directory.domains (hostname, slug) VALUES (%s, %s) "
+                "ON CONFLICT (hostname) DO UPDATE SET hostname = EXCLUDED.hostname "
+                "RETURNING slug",
+                [hostname, slug],
+            ).fetchone()[0]
+            if owner != slug:
+                raise DomainTaken(
+                    f"The domain {hostname!r} already belongs to a tenant."
+                )
+
+
+def release_hostname(hostname: str, pod: str) -> None:
+    """Forget ``hostname`` if a tenant of ``pod`` owns it."""
+    with connect() as conn:
+        conn.execute(
+            "DELETE FROM cms_directory.domains d USING cms_directory.tenants t "
+            "WHERE d.slug = t.slug AND t.pod = %s AND d.hostname = %s",
+            [pod, hostname],
+        )
+
+
+def check_new_tenant(slug: str, hostnames: list[str], pod: str) -> None:
+    """Refuse, before anything is written, a slug or host name held elsewhere (the
+    claims made while saving decide races; this gives the usual case its message
+    without a failed transaction)."""
+    with connect() as conn:
+        owner = conn.execute(
+            "SELECT pod FROM cms_directory.tenants WHERE slug = %s", [slug]
+        ).fetchone()
+        if owner and owner[0] != pod:
+            raise TenantExists(
+                f"A tenant with the slug {slug!r} already exists on pod {owner[0]!r}."
+            )
+        taken = conn.execute(
+            "SELECT hostname FROM cms_directory.domains "
+            "WHERE hostname = ANY(%s) AND slug <> %s ORDER BY hostname",
+            [hostnames, slug],
+        ).fetchone()
+    if taken:
+        raise DomainTaken(f"The domain {taken[0]!r} already belongs to a tenant.")
+
+
+def tenant_pod(slug: str) -> str:
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT pod FROM cms_directory.tenants WHERE slug = %s", [slug]
+        ).fetchone()
+    if row is None:
+        raise TenantNotFound(f"No tenant with the slug {slug!r} on any pod.")
+    return row[0]
+
+
+def host_map() -> dict[str, str]:
+    """Every host name with the pod serving it: what the router routes by."""
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT d.hostname, t.pod FROM cms_directory.domains d "
+            "JOIN cms_directory.tenants t USING (slug)"
+        ).fetchall()
+    return dict(rows)
+
+
+def set_tenant_pod(slug: str, pod: str, *, state: str = "active") -> None:
+    with connect() as conn:
+        conn.execute(
+            "UPDATE cms_directory.tenants SET pod = %s, state = %s WHERE slug = %s",
+            [pod, state, slug],
+        )

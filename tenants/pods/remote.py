@@ -1,0 +1,52 @@
+"""Running an operator command on the pod that holds the tenant.
+
+A pod's database and Redis are only written by that pod's own code, so a command
+about a tenant on another pod runs again as ``manage.py`` with that pod's service
+URLs (from the directory), its output and exit code passed through. The operator
+may therefore run any ``tenants`` command on any pod's host.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+from tenants.pods import directory
+from tenants.pods.directory import Pod
+
+MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
+# Derived per pod from REDIS_URL; an operator's explicit value would point at the
+# wrong pod's broker.
+POD_SPECIFIC = ("CELERY_BROKER_URL",)
+
+
+def pod_environment(pod: Pod, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for name in POD_SPECIFIC:
+        env.pop(name, None)
+    env.update(
+        DATABASE_URL=pod.database_url,
+        REDIS_URL=pod.redis_url,
+        CMS_POD=pod.name,
+        CMS_DIRECTORY_URL=settings.CMS_DIRECTORY_URL,
+    )
+    return env
+
+
+def run_on_pod(pod_name: str, argv: list[str], *, stdout, stderr) -> int:
+    """``manage.py *argv`` on ``pod_name``; its output written to the given streams."""
+    pod = directory.pod_get(pod_name)
+    result = subprocess.run(
+        [sys.executable, str(MANAGE_PY), *argv],
+        env=pod_environment(pod),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    stdout.write(result.stdout)
+    stderr.write(result.stderr)
+    return result.returncode

@@ -1,0 +1,520 @@
+"""The edge router: HAProxy in front of the pods, routing each request by its Host.
+
+Every tenant lives on one pod; HAProxy (Debian's ``haproxy`` 2.6) looks the request's
+Host up in a map file (lower-cased, ``:port`` removed) and sends it to that pod's
+backend ``pod_<name>``. The map changes at runtime over HAProxy's admin socket
+(``set map`` / ``add map`` / ``del map``): no reload, so no open connection is
+dropped when a tenant moves. The runtime map lives in HAProxy's memory only, so every
+change is written to the map file first; a restarted HAProxy starts from the latest.
+Adding or removing a pod changes the config itself: a graceful reload (a new worker
+on the same listening sockets, the old one finishing its connections).
+
+What a visitor sees when routing fails is decided here, not by a pod: an unknown host
+gets a 404 page from HAProxy itself (backend ``pod_unknown``, no pod is asked); a pod
+that is down or refuses connections gets a 503 page with ``Retry-After``. Pods are
+health-checked on ``/healthz`` (liveness, no database) with a public host name in
+``Host``, since the gate answers 404 for ``/healthz`` on a host it does not know.
+
+This module knows host names and pod names, not tenants: the directory
+(tenants.pods.directory) says which host goes to which pod, and its command drives
+this module. May import: ``tenants.errors``, ``tenants.registry.validation``,
+``tenants.pods.directory`` (the pod name rule).
+"""
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tenants.errors import TenantError
+from tenants.pods.directory import POD_NAME
+from tenants.registry.validation import normalize_domain
+
+BACKEND_PREFIX = "pod_"
+UNKNOWN_BACKEND = "pod_unknown"
+# /healthz answers on the operator's public hosts without touching the database;
+# 127.0.0.1 is one of CMS_PUBLIC_HOSTS unless the operator removed it.
+HEALTH_CHECK_PATH = "/healthz"
+HEALTH_CHECK_HOST = "127.0.0.1"
+RETRY_AFTER_SECONDS = 30
+UNKNOWN_HOST_PAGE = "unknown-host.html"
+POD_DOWN_PAGE = "pod-unavailable.http"
+SOCKET_TIMEOUT_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 10.0
+
+UNKNOWN_HOST_HTML = """\
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Site not found</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto;">
+  <h1>Site not found</h1>
+  <p>No site is hosted at this address. Check the address, or ask the site's owner
+  whether it has moved.</p>
+</body></html>
+"""
+
+POD_DOWN_HTML = """\
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Back in a moment</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto;">
+  <h1>Back in a moment</h1>
+  <p>This site is briefly unavailable. Please try again in a minute.</p>
+</body></html>
+"""
+
+
+class RouterUnavailable(TenantError):
+    """HAProxy is missing, does not start, or its admin socket does not answer."""
+
+
+class RouterCommandFailed(TenantError):
+    """HAProxy's admin socket refused a command (the message is HAProxy's answer), or
+    a host or pod name cannot be written into one."""
+
+
+# --- installing and starting HAProxy ---------------------------------------------
+
+
+def ensure_haproxy() -> str:
+    """The path of the haproxy binary, installed from Debian when missing and we may.
+
+    The package starts and enables its own ``haproxy.service``, which would hold the
+    default ports and a config we do not use: it is disabled, we run our own."""
+    found = shutil.which("haproxy") or _sbin_haproxy()
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RouterUnavailable(
+            "haproxy is not installed: install Debian's package as root "
+            "(apt-get install haproxy), then run `systemctl disable --now haproxy`."
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q"]
+    result = subprocess.run(
+        [*command, "haproxy"], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        # a stale package index names versions the mirror no longer has
+        subprocess.run(
+            ["apt-get", "update", "-q"], env=env, capture_output=True, check=False
+        )
+        result = subprocess.run(
+            [*command, "haproxy"], env=env, capture_output=True, text=True, check=False
+        )
+    if result.returncode != 0:
+        raise RouterUnavailable(
+            "haproxy is not installed and `apt-get install haproxy` failed: "
+            f"{result.stderr.strip()[-300:]}"
+        )
+    if shutil.which("systemctl"):
+        subprocess.run(
+            ["systemctl", "disable", "--now", "haproxy"],
+            capture_output=True,
+            check=False,
+        )
+    found = shutil.which("haproxy") or _sbin_haproxy()
+    if not found:
+        raise RouterUnavailable("apt-get installed haproxy but no binary was found.")
+    return found
+
+
+def _sbin_haproxy() -> str | None:
+    """Debian puts haproxy in /usr/sbin, which a non-root PATH may lack."""
+    path = Path("/usr/sbin/haproxy")
+    return str(path) if path.exists() else None
+
+
+def validate_config(config_path: Path) -> None:
+    """``haproxy -c``: raise RouterUnavailable with HAProxy's own message."""
+    result = subprocess.run(
+        [ensure_haproxy(), "-c", "-f", str(config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        output = (result.stderr + result.stdout).splitlines()
+        message = "\n".join(line for line in output if "[NOTICE]" not in line)
+        raise RouterUnavailable(f"HAProxy refuses {config_path}:\n{message}")
+
+
+def start_haproxy(config_path: Path, *, log_path: Path) -> subprocess.Popen:
+    """Validate the config, start HAProxy in the foreground as a child process and
+    return once its admin socket answers.
+
+    ``-W -db``: master-worker, not daemonized. The returned process is the master,
+    which stays for HAProxy's whole life: SIGTERM stops it at once, SIGUSR1 after
+    the open requests, SIGUSR2 reloads the config (reload_haproxy) with a new worker
+    while the old one finishes its connections. Output goes to ``log_path``."""
+    validate_config(config_path)
+    socket_path = _config_socket_path(config_path)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [ensure_haproxy(), "-W", "-db", "-f", str(config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_worker(process, socket_path, log_path, not_pid=None)
+    except RouterUnavailable:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        raise
+    return process
+
+
+def reload_haproxy(
+    process: subprocess.Popen, config_path: Path, *, log_path: Path
+) -> None:
+    """Load a changed config (a pod added or removed) without dropping a connection:
+    the master starts a new worker on the same listening sockets, the old worker
+    finishes what it serves. The runtime map is the new worker's, read from the map
+    file, which every change has already been written to.
+
+    Map changes need no reload; only changes to the pods themselves do."""
+    validate_config(config_path)
+    socket_path = _config_socket_path(config_path)
+    old_worker = _worker_pid(socket_path)
+    process.send_signal(signal.SIGUSR2)
+    _wait_for_worker(process, socket_path, log_path, not_pid=old_worker)
+
+
+def _worker_pid(socket_path: Path) -> int:
+    for line in send_command(socket_path, "show info").splitlines():
+        if line.startswith("Pid:"):
+            return int(line.split(":", 1)[1])
+    raise RouterUnavailable(f"HAProxy's `show info` on {socket_path} names no Pid.")
+
+
+def _wait_for_worker(
+    process: subprocess.Popen, socket_path: Path, log_path: Path, *, not_pid: int | None
+) -> None:
+    """Until a worker (other than ``not_pid``) answers on the admin socket."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RouterUnavailable(
+                f"HAProxy exited (code {process.returncode}):\n{_tail(log_path)}"
+            )
+        try:
+            if _worker_pid(socket_path) != not_pid:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RouterUnavailable(
+        f"HAProxy's admin socket {socket_path} did not answer within "
+        f"{START_TIMEOUT_SECONDS:.0f} s:\n{_tail(log_path)}"
+    )
+
+
+def _config_socket_path(config_path: Path) -> Path:
+    """The admin socket a config (ours, from render_config) declares."""
+    for line in config_path.read_text().splitlines():
+        words = line.split()
+        if words[:2] == ["stats", "socket"] and len(words) > 2:
+            return Path(words[2])
+    raise RouterUnavailable(f"{config_path} declares no `stats socket`.")
+
+
+def _tail(path: Path, size: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+# --- the configuration -------------------------------------------------------------
+
+
+def backend_name(pod: str) -> str:
+    """``pod_<name>``: checked, since it is written into the config and commands."""
+    if not POD_NAME.fullmatch(pod or "") or BACKEND_PREFIX + pod == UNKNOWN_BACKEND:
+        raise RouterCommandFailed(f"{pod!r} is not a valid pod name for the router.")
+    return BACKEND_PREFIX + pod
+
+
+def write_pages(pages_dir: Path) -> None:
+    """The two pages HAProxy answers by itself: the 404 body for an unknown host
+    (``http-request return ... file`` wants the body only) and the 503 for a pod that
+    is down (``errorfile`` wants a whole raw HTTP response, headers included)."""
+    _write_atomically(pages_dir / UNKNOWN_HOST_PAGE, UNKNOWN_HOST_HTML.encode())
+    body = POD_DOWN_HTML.encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Retry-After: {RETRY_AFTER_SECONDS}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+    )
+    _write_atomically(pages_dir / POD_DOWN_PAGE, head.encode() + body)
+
+
+def render_config(
+    *,
+    bind: str,
+    pods: dict[str, str],
+    map_path: Path,
+    socket_path: Path,
+    pages_dir: Path,
+    health_host: str = HEALTH_CHECK_HOST,
+) -> str:
+    """haproxy.cfg routing ``bind`` to ``pods`` (name -> "host:port" of its pool).
+
+    The timings decide what a visitor of a failed pod waits: a refused connection is
+    retried once after ``timeout connect`` (1 s; a hung pod costs the same), then
+    answered 503; the health check (every second, then every 250 ms once one has
+    failed, down after two) marks a dead pod down within ~1.3 s, after which its
+    requests get the 503 at once without trying it. ``health_host`` must be one of
+    ``CMS_PUBLIC_HOSTS``: on any other host the gate answers ``/healthz`` with 404."""
+    health_host = normalize_domain(health_host)
+    map_file, socket_file, pages = (
+        _config_path(path) for path in (map_path, socket_path, pages_dir)
+    )
+    lines = [
+        "global",
+        # no `daemon`: the caller runs HAProxy as its child (start_haproxy)
+        "    maxconn 4096",
+        f"    stats socket {socket_file} mode 600 level admin",
+        "    stats timeout 30s",
+        # an old worker still serving after a reload is stopped after this
+        "    hard-stop-after 2m",
+        # alerts and pods going down or up to stderr; access lines (level info) are
+        # dropped: each pod's app logs every request with its tenant
+        "    log stderr format raw local0 notice",
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option http-keep-alive",
+        # after a reload the old worker answers one more request on each idle
+        # connection (with Connection: close) instead of closing it under the client
+        "    option idle-close-on-response",
+        # the app believes X-Forwarded-For only from CMS_TRUSTED_PROXIES
+        "    option forwardfor",
+        "    retries 1",
+        "    timeout connect 1s",
+        "    timeout check 1s",
+        "    timeout client 30s",
+        "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    timeout queue 5s",
+        "    timeout server 60s",
+        f"    errorfile 503 {pages}/{POD_DOWN_PAGE}",
+        "",
+        "frontend web",
+        f"    bind {bind}",
+        # the map holds lower-case host names without port; a Host that is missing
+        # or not in it goes to pod_unknown
+        "    use_backend %[req.hdr(host),lower,field(1,:),"
+        f"map({map_file},{UNKNOWN_BACKEND})]",
+        f"    default_backend {UNKNOWN_BACKEND}",
+        "",
+        f"backend {UNKNOWN_BACKEND}",
+        '    http-request return status 404 content-type "text/html; charset=utf-8"'
+        f" hdr Cache-Control no-store file {pages}/{UNKNOWN_HOST_PAGE}",
+    ]
+    for pod, address in sorted(pods.items()):
+        lines += [
+            "",
+            f"backend {backend_name(pod)}",
+            "    option httpchk",
+            f"    http-check send meth GET uri {HEALTH_CHECK_PATH} ver HTTP/1.1"
+            f" hdr Host {health_host}",
+            "    http-check expect status 200",
+            f"    server {pod} {_pool_address(address)}"
+            " check inter 1s fastinter 250ms fall 2 rise 1",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _config_path(path: Path) -> str:
+    """An absolute path HAProxy can read unquoted (a map's path is also its name on
+    the admin socket, so RouterSocket must be given the same one)."""
+    text = str(path)
+    if not path.is_absolute() or any(c.isspace() or c in ",()#'\"\\" for c in text):
+        raise RouterUnavailable(
+            f"{text!r}: HAProxy's files need an absolute path without spaces, "
+            "commas, parentheses, quotes or #."
+        )
+    return text
+
+
+def _pool_address(address: str) -> str:
+    """host:port of a pod's pool, checked: it is written into the config."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or any(c.isspace() for c in address):
+        raise RouterUnavailable(
+            f"{address!r} is not host:port of a pod's pool (e.g. 127.0.0.1:8001)."
+        )
+    return address
+
+
+# --- the map -----------------------------------------------------------------------
+
+
+def write_map(map_path: Path, hosts: dict[str, str]) -> None:
+    """The map file (``host pod_<name>`` lines), replaced atomically, so HAProxy
+    starting at any moment reads a whole map, old or new."""
+    lines = [
+        f"{normalize_domain(host)} {backend_name(pod)}\n"
+        for host, pod in sorted(hosts.items())
+    ]
+    _write_atomically(map_path, "".join(lines).encode())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# --- the admin socket --------------------------------------------------------------
+
+
+def send_command(socket_path: Path, command: str, payload: str | None = None) -> str:
+    """One command on HAProxy's admin socket, one connection: HAProxy answers and
+    closes. ``payload`` (lines, e.g. map entries) follows ``<<`` and ends at an empty
+    line. Raises OSError when nothing listens."""
+    if any(c in command for c in "\r\n") or (payload and "\n\n" in payload):
+        raise RouterCommandFailed(f"One line per command, not {command!r}.")
+    message = command if payload is None else f"{command} <<\n{payload.rstrip()}\n"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(SOCKET_TIMEOUT_SECONDS)
+        connection.connect(str(socket_path))
+        connection.sendall(message.encode() + b"\n")
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+class RouterSocket:
+    """The running router's host map and pod states, through its admin socket.
+
+    ``map_path`` names the map both on disk and inside HAProxy (the runtime map is
+    keyed by the path the config loaded it from). Every change is written to the
+    file first, then applied at runtime, so a restart never loses one, and every
+    change is idempotent, so the directory's listener may replay it. Changes from
+    several processes are serialized by a lock file next to the map."""
+
+    def __init__(self, socket_path: Path, map_path: Path) -> None:
+        self.socket_path = socket_path
+        self.map_path = map_path
+
+    def command(self, command: str, payload: str | None = None) -> str:
+        try:
+            return send_command(self.socket_path, command, payload)
+        except OSError as exc:
+            raise RouterUnavailable(
+                f"HAProxy's admin socket {self.socket_path} does not answer: {exc}"
+            ) from exc
+
+    def hosts(self) -> dict[str, str]:
+        """host -> pod, as the running HAProxy routes now."""
+        answer = self.command(f"show map {self.map_path}")
+        hosts: dict[str, str] = {}
+        for line in answer.splitlines():
+            words = line.split()
+            # "0x55d0c3a1b2c0 shop.example.com pod_eu1"
+            if len(words) == 3 and words[0].startswith("0x"):
+                # of duplicate keys the first added is the one HAProxy uses
+                hosts.setdefault(words[1], words[2].removeprefix(BACKEND_PREFIX))
+            elif line.strip():
+                raise RouterCommandFailed(f"HAProxy refused `show map`: {answer}")
+        return hosts
+
+    def set_host(self, host: str, pod: str) -> None:
+        """Route ``host`` to ``pod`` from the next request on, on open connections
+        too. ``set map`` replaces the entry in place; ``add map`` only when it is
+        new, since adding an existing key makes a duplicate that shadows it."""
+        host, backend = normalize_domain(host), backend_name(pod)
+        with self._lock():
+            write_map(self.map_path, {**self.hosts(), host: pod})
+            if not self._change(f"set map {self.map_path} {host} {backend}"):
+                self._change(f"add map {self.map_path} {host} {backend}")
+
+    def remove_host(self, host: str) -> None:
+        """Stop routing ``host`` (it gets the unknown-host page); absent is fine."""
+        host = normalize_domain(host)
+        with self._lock():
+            hosts = self.hosts()
+            hosts.pop(host, None)
+            write_map(self.map_path, hosts)
+            self._change(f"del map {self.map_path} {host}")
+
+    def replace_hosts(self, hosts: dict[str, str]) -> None:
+        """Make the whole map ``hosts`` in one step (after the directory's listener
+        missed notifications): a new version is filled aside and committed at once,
+        so no request sees a half-built map."""
+        lines = "".join(
+            f"{normalize_domain(host)} {backend_name(pod)}\n"
+            for host, pod in sorted(hosts.items())
+        )
+        with self._lock():
+            write_map(self.map_path, hosts)
+            answer = self.command(f"prepare map {self.map_path}")
+            version = answer.strip().rpartition(":")[2].strip()
+            if not answer.startswith("New version created:") or not version.isdigit():
+                raise RouterCommandFailed(f"HAProxy refused `prepare map`: {answer}")
+            if lines:
+                self._change(f"add map @{version} {self.map_path}", payload=lines)
+            self._change(f"commit map @{version} {self.map_path}")
+
+    def pod_states(self) -> dict[str, str]:
+        """pod -> "UP" or "DOWN" (or HAProxy's word, e.g. "MAINT"), per pod backend.
+
+        From ``show stat``'s CSV: the backend row's status, which for a backend of
+        one server is that server's state after its health checks."""
+        answer = self.command("show stat")
+        lines = answer.splitlines()
+        if not lines or not lines[0].startswith("# "):
+            raise RouterCommandFailed(f"HAProxy refused `show stat`: {answer}")
+        columns = lines[0][2:].split(",")
+        proxy, service, status = (
+            columns.index(name) for name in ("pxname", "svname", "status")
+        )
+        states = {}
+        for line in lines[1:]:
+            fields = line.split(",")
+            if len(fields) <= status or fields[service] != "BACKEND":
+                continue
+            name = fields[proxy]
+            if name.startswith(BACKEND_PREFIX) and name != UNKNOWN_BACKEND:
+                states[name.removeprefix(BACKEND_PREFIX)] = fields[status]
+        return states
+
+    def _change(self, command: str, payload: str | None = None) -> bool:
+        """A map change; False when the entry it names does not exist."""
+        answer = self.command(command, payload).strip()
+        if not answer:
+            return True
+        if answer.lower() in {"entry not found.", "key not found."}:
+            return False
+        raise RouterCommandFailed(f"HAProxy refused `{command}`: {answer}")
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        lock_path = self.map_path.with_name(f".{self.map_path.name}.lock")
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield

@@ -1,0 +1,184 @@
+"""Two real pods on this machine for the pods tests (tests/tenants/test_pods.py).
+
+Each pod is a PrivateStack (its own PostgreSQL and Redis, from the seeded template)
+with a gunicorn pool; the demo tenants are split between them (acme on pod1, globex
+on pod2) before the pods are registered. The directory is a database of its own on
+the test run's PostgreSQL server; ``manage.py pods router`` runs HAProxy in front.
+Everything started here is stopped by its PID in ``close``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.integration import REPO_ROOT, free_port
+from tests.private_stack import PrivateStack
+
+POD_TENANTS = {"pod1": "acme", "pod2": "globex"}
+ROUTER_WORKERS = 2
+
+
+def ensure_haproxy() -> None:
+    from tenants.pods.router import RouterUnavailable, ensure_haproxy
+
+    try:
+        ensure_haproxy()
+    except RouterUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the pods tests need Debian's haproxy: {exc}")
+        pytest.skip(f"the pods tests need Debian's haproxy: {exc}")
+
+
+def _server_url(database_url: str, name: str) -> str:
+    base, _, _ = database_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@dataclass
+class TwoPods:
+    root: Path
+    directory_url: str
+    admin_url: str
+    directory_name: str
+    pods: dict[str, PrivateStack] = field(default_factory=dict)
+    web_ports: dict[str, int] = field(default_factory=dict)
+    pools: dict[str, subprocess.Popen] = field(default_factory=dict)
+    router_port: int = 0
+    router: subprocess.Popen | None = None
+
+    def manage(self, pod: str, *args: str, timeout: float = 300):
+        """``manage.py *args`` as an operator on ``pod``'s host: the result, not
+        raising (tests look at the exit code and the output)."""
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "manage.py"), *args],
+            cwd=REPO_ROOT,
+            env=self.pods[pod].env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def get(
+        self, host: str, path: str = "/", *, port: int | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", port or self.router_port, timeout=10
+        )
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            response = conn.getresponse()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.getheaders()},
+                response.read().decode("utf-8", "replace"),
+            )
+        finally:
+            conn.close()
+
+    def start_pool(self, pod: str) -> None:
+        self.pools[pod] = self.pods[pod].start_gunicorn(
+            self.web_ports[pod],
+            workers=ROUTER_WORKERS,
+            CMS_TRUSTED_PROXIES="127.0.0.1/32",
+        )
+
+    def start_router(self) -> None:
+        log = (self.root / "router.log").open("w")
+        self.router = subprocess.Popen(
+            [
+                sys.executable, str(REPO_ROOT / "manage.py"), "pods", "router",
+                "--bind", f"127.0.0.1:{self.router_port}",
+                "--state-dir", str(self.root / "router"),
+            ],
+            cwd=REPO_ROOT,
+            env=self.pods["pod1"].env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.router.poll() is not None:
+                raise RuntimeError(
+                    f"the router exited: {(self.root / 'router.log').read_text()}"
+                )
+            try:
+                if all(
+                    self.get(f"{slug}.localhost")[0] == 200
+                    for slug in POD_TENANTS.values()
+                ):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        log = (self.root / "router.log").read_text()
+        raise RuntimeError(f"the router did not serve both pods: {log}")
+
+    def close(self) -> None:
+        if self.router is not None and self.router.poll() is None:
+            self.router.terminate()
+            try:
+                self.router.wait(15)
+            except subprocess.TimeoutExpired:
+                self.router.kill()
+        for stack in self.pods.values():
+            stack.close()
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(
+                f'DROP DATABASE IF EXISTS "{self.directory_name}" WITH (FORCE)'
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_two_pods() -> TwoPods:
+    ensure_haproxy()
+    root = Path(tempfile.mkdtemp(prefix="cms-pods-"))
+    os.chmod(root, 0o755)
+    server = os.environ["DATABASE_URL"]
+    name = f"cms_directory_{os.getpid()}"
+    admin_url = _server_url(server, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    pods = TwoPods(
+        root=root,
+        directory_url=_server_url(server, name),
+        admin_url=admin_url,
+        directory_name=name,
+        router_port=free_port(),
+    )
+    try:
+        for pod, keep in POD_TENANTS.items():
+            (root / pod).mkdir()
+            stack = PrivateStack(root / pod).start()
+            pods.pods[pod] = stack
+            for other in set(POD_TENANTS.values()) - {keep}:
+                stack.manage("tenants", "delete", other, "--yes")
+            stack.extra_env = {
+                "CMS_DIRECTORY_URL": pods.directory_url,
+                "CMS_POD": pod,
+            }
+            pods.web_ports[pod] = free_port()
+        for pod, stack in pods.pods.items():
+            stack.manage(
+                "pods", "add", pod,
+                "--database-url", stack.database_url,
+                "--redis-url", stack.redis_url,
+                "--web", f"127.0.0.1:{pods.web_ports[pod]}",
+            )  # fmt: skip
+            pods.start_pool(pod)
+        pods.start_router()
+    except BaseException:
+        pods.close()
+        raise
+    return pods

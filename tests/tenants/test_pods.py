@@ -1,0 +1,247 @@
+"""Pods: two real pods behind HAProxy, the directory, placement, plans, a dead pod.
+
+Start-up (two PrivateStacks, pools, router) takes about a minute, once per module;
+the test killing a pod runs last and brings it back.
+"""
+
+import os
+import signal
+import time
+
+import psutil
+import psycopg
+import pytest
+
+from tenants.pods.directory import Pod
+from tenants.pods.placement import PodLoad, choose_pod
+from tests.pods import start_two_pods
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pods():
+    two = start_two_pods()
+    yield two
+    two.close()
+
+
+def _router_pid(pods) -> int:
+    """The HAProxy process the router runs."""
+    (haproxy,) = [
+        child
+        for child in psutil.Process(pods.router.pid).children()
+        if child.name() == "haproxy"
+    ]
+    return haproxy.pid
+
+
+def _plan_limit(stack, plan: str) -> int:
+    with psycopg.connect(stack.database_url) as conn:
+        return conn.execute(
+            "SELECT public_reads_per_minute FROM public.tenants_plan WHERE name = %s",
+            [plan],
+        ).fetchone()[0]
+
+
+def _pod_domains(stack, slug: str) -> list[str]:
+    with psycopg.connect(stack.database_url) as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT d.domain FROM public.tenants_domain d JOIN "
+                "public.tenants_tenant t ON t.id = d.tenant_id "
+                "WHERE t.schema_name = %s ORDER BY d.domain",
+                [slug],
+            )
+        ]
+
+
+def test_the_router_sends_each_host_to_its_tenants_pod(pods):
+    status, _, body = pods.get("acme.localhost")
+    assert status == 200 and "Acme" in body
+    status, _, body = pods.get("globex.localhost")
+    assert status == 200 and "Globex" in body
+    # host names are matched without case or port
+    assert pods.get(f"ACME.localhost:{pods.router_port}")[0] == 200
+
+
+def test_a_pod_serves_only_its_own_tenants(pods):
+    # acme lives on pod1: pod2's pool has no acme at all, nor pod1 a globex
+    assert pods.get("acme.localhost", port=pods.web_ports["pod2"])[0] == 404
+    assert pods.get("globex.localhost", port=pods.web_ports["pod1"])[0] == 404
+    status, _, body = pods.get("nobody.localhost")
+    assert status == 404 and "Site not found" in body
+
+
+def test_pods_list_shows_each_pod_with_its_tenants_and_health(pods):
+    result = pods.manage("pod1", "pods", "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["POD", "WEB", "STATE", "TENANTS"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"pod1", "pod2"}
+    for pod in ("pod1", "pod2"):
+        assert rows[pod][1] == f"127.0.0.1:{pods.web_ports[pod]}"
+        assert rows[pod][2] == "active"
+        assert rows[pod][3] == "1"
+        assert rows[pod][5:] == ["up", "up"]
+
+
+def test_slugs_and_domains_are_unique_across_pods(pods):
+    # a slug taken on pod1, asked for on pod2
+    result = pods.manage(
+        "pod1", "tenants", "create", "acme", "--name", "Other Acme",
+        "--domain", "other-acme.localhost", "--plan", "starter", "--pod", "pod2",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "already exists on pod 'pod1'" in result.stderr
+    assert "Traceback" not in result.stderr
+    # a host of acme (pod1) added to globex (pod2), from either pod's host
+    for operator_pod in ("pod1", "pod2"):
+        result = pods.manage(
+            operator_pod, "tenants", "add-domain", "globex", "acme.localhost"
+        )
+        assert result.returncode != 0
+        assert "already belongs to a tenant" in result.stderr
+        assert "Traceback" not in result.stderr
+    # a custom domain acme's admin adds on pod1 (the admin's service) ...
+    result = pods.manage(
+        "pod1", "shell", "-c",
+        "from tenants.domains import ownership\n"
+        "from tenants.models import Tenant\n"
+        "ownership.domain_add(tenant=Tenant.objects.get(schema_name='acme'),"
+        " host='shop.example.test')\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # ... is refused to a new tenant on pod2 and to any write of pod2's (the
+    # claim is made on every save of a Domain row, whichever door saves it)
+    result = pods.manage(
+        "pod1", "tenants", "create", "hooli", "--name", "Hooli",
+        "--domain", "shop.example.test", "--plan", "starter", "--pod", "pod2",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "'shop.example.test' already belongs to a tenant" in result.stderr
+    result = pods.manage(
+        "pod2", "shell", "-c",
+        "from tenants.errors import TenantError\n"
+        "from tenants.models import Domain, Tenant\n"
+        "try:\n"
+        "    Domain.objects.create(tenant=Tenant.objects.get(schema_name='globex'),"
+        " domain='shop.example.test')\n"
+        "except TenantError as exc:\n"
+        "    print('refused:', exc)\n",
+    )  # fmt: skip
+    assert "refused: The domain 'shop.example.test' already belongs" in (
+        result.stdout
+    ), result.stdout + result.stderr
+    assert pods.manage("pod2", "tenants", "show", "hooli").returncode != 0
+    # nothing was stored, and acme is still served from pod1
+    assert _pod_domains(pods.pods["pod2"], "globex") == ["globex.localhost"]
+    assert pods.get("acme.localhost")[0] == 200
+
+
+def test_a_plan_changed_on_one_pod_reaches_the_other_within_a_second(pods):
+    pod2 = pods.pods["pod2"]
+    before = _plan_limit(pod2, "starter")
+    try:
+        result = pods.manage(
+            "pod1", "plans", "update", "starter", "--limit",
+            "public_reads_per_minute=3",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        changed_at = time.monotonic()
+        assert _plan_limit(pod2, "starter") == 3
+        # globex (pod2, starter) is held to the new limit within a second
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - changed_at)))
+        statuses = [pods.get("globex.localhost")[0] for _ in range(8)]
+        assert 429 in statuses, statuses
+    finally:
+        result = pods.manage(
+            "pod1", "plans", "update", "starter", "--limit",
+            f"public_reads_per_minute={before}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    assert _plan_limit(pod2, "starter") == before
+
+
+def test_placement_prefers_the_least_loaded_pod():
+    def load(name, tenants, requests, state="active"):
+        return PodLoad(
+            pod=Pod(name, "", "", "127.0.0.1:1", state, tenants),
+            tenants=tenants,
+            requests_7d=requests,
+        )
+
+    assert choose_pod([load("a", 10, 100), load("b", 5, 100)]) == "b"
+    # few tenants but most of the traffic: the other pod
+    assert choose_pod([load("a", 2, 9000), load("b", 4, 100)]) == "b"
+    # a drained pod or one whose database is out takes nothing
+    assert choose_pod([load("a", 0, 0, "draining"), load("b", 9, 9)]) == "b"
+    assert choose_pod([load("a", 0, None), load("b", 9, 9)]) == "b"
+
+
+def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods):
+    haproxy = _router_pid(pods)
+    # pod1 drained: the least loaded active pod is pod2, though the command runs
+    # on pod1's host
+    assert pods.manage("pod1", "pods", "drain", "pod1").returncode == 0
+    try:
+        result = pods.manage(
+            "pod1", "tenants", "create", "initech", "--name", "Initech",
+            "--domain", "initech.localhost", "--plan", "starter",
+        )  # fmt: skip
+    finally:
+        assert pods.manage("pod1", "pods", "activate", "pod1").returncode == 0
+    assert result.returncode == 0, result.stderr
+    assert "Created tenant initech" in result.stdout
+    assert _pod_domains(pods.pods["pod2"], "initech") == ["initech.localhost"]
+    assert _pod_domains(pods.pods["pod1"], "initech") == []
+    deadline = time.monotonic() + 5
+    while pods.get("initech.localhost")[0] != 200:
+        assert time.monotonic() < deadline, "the router did not learn initech's host"
+        time.sleep(0.1)
+    assert _router_pid(pods) == haproxy
+    # commands about initech run on its pod, from any pod's host
+    result = pods.manage("pod1", "tenants", "show", "initech")
+    assert result.returncode == 0 and "initech.localhost" in result.stdout
+    # deleting it frees its names in the directory and the router
+    result = pods.manage("pod1", "tenants", "delete", "initech", "--yes")
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 5
+    while pods.get("initech.localhost")[0] != 404:
+        assert time.monotonic() < deadline, "the router still routes initech"
+        time.sleep(0.1)
+
+
+def test_a_dead_pod_fails_only_its_own_tenants_fast(pods):
+    pool = pods.pools["pod1"]
+    processes = [psutil.Process(pool.pid)]
+    processes += processes[0].children(recursive=True)
+    for process in processes:
+        os.kill(process.pid, signal.SIGKILL)
+    pool.wait(10)
+    # gone, listening socket and all (a request caught inside the dying pool may get
+    # a 502; the guarantee is about requests to a pod that is down)
+    psutil.wait_procs(processes, timeout=10)
+    try:
+        started = time.monotonic()
+        answers = []
+        while time.monotonic() - started < 4:
+            t0 = time.monotonic()
+            status, headers, body = pods.get("acme.localhost")
+            answers.append((status, time.monotonic() - t0))
+            assert pods.get("globex.localhost")[0] == 200
+            time.sleep(0.1)
+        assert all(status == 503 for status, _ in answers), answers
+        assert headers.get("retry-after") == "30"
+        assert "Back in a moment" in body
+        # after the first second, each answer is immediate
+        late = [seconds for status, seconds in answers[len(answers) // 2 :]]
+        assert max(late) < 0.5, answers
+    finally:
+        pods.start_pool("pod1")
+    deadline = time.monotonic() + 10
+    while pods.get("acme.localhost")[0] != 200:
+        assert time.monotonic() < deadline, "pod1 did not come back"
+        time.sleep(0.2)

@@ -1,0 +1,435 @@
+"""The edge router (tenants.pods.router): a real HAProxy in front of two stand-in pods.
+
+Each pod is a small HTTP server on loopback that names itself and echoes the Host and
+X-Forwarded-For it received, closing every connection as gunicorn's sync workers
+do. HAProxy comes from Debian (installed when missing and we are root); under
+CI=true a missing HAProxy fails these tests (tests.ci_plugin).
+"""
+
+import http.client
+import http.server
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from tenants.errors import InvalidDomain
+from tenants.pods import router
+from tenants.pods.router import RouterCommandFailed, RouterSocket, RouterUnavailable
+from tests.ci_plugin import tool_unavailable
+from tests.integration import free_port
+
+HOSTS = {"a.example.test": "pod1", "b.example.test": "pod2"}
+
+
+class PodHandler(http.server.BaseHTTPRequestHandler):
+    """A pod's pool in miniature: HTTP/1.0, one request per connection."""
+
+    server: "PodServer"
+
+    def do_GET(self) -> None:
+        if self.path == router.HEALTH_CHECK_PATH:
+            # like the app's gate: /healthz exists on the operator's public hosts,
+            # any other host the pod does not serve gets a 404
+            if self.headers.get("Host") == router.HEALTH_CHECK_HOST:
+                self._answer(b'{"status": "alive"}')
+            else:
+                self.send_error(404)
+            return
+        self.server.requests.append(self.headers.get("Host", ""))
+        self._answer(
+            f"{self.server.pod} host={self.headers.get('Host')} "
+            f"xff={self.headers.get('X-Forwarded-For')}".encode()
+        )
+
+    def _answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:  # HAProxy ends its health checks with a reset
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class PodServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, pod: str, port: int) -> None:
+        super().__init__(("127.0.0.1", port), PodHandler)
+        self.pod = pod
+        self.requests: list[str] = []
+
+
+@dataclass
+class Pod:
+    name: str
+    port: int
+    server: PodServer | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.server = PodServer(self.name, self.port)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Close the listening socket: connections are refused, as by a dead pod."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(timeout=5)
+            self.server = None
+
+    @property
+    def requests(self) -> list[str]:
+        return self.server.requests if self.server else []
+
+
+@dataclass
+class Router:
+    port: int
+    process: subprocess.Popen
+    directory: Path
+    config_path: Path
+    map_path: Path
+    socket_path: Path
+    log_path: Path
+    pods: dict[str, Pod] = field(default_factory=dict)
+
+    @property
+    def admin(self) -> RouterSocket:
+        return RouterSocket(self.socket_path, self.map_path)
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+    def get(
+        self, host: str, connection: http.client.HTTPConnection | None = None
+    ) -> tuple[http.client.HTTPResponse, str]:
+        connection = connection or self.connection()
+        connection.request("GET", "/page", headers={"Host": host})
+        response = connection.getresponse()
+        return response, response.read().decode()
+
+    def config(self, pods: dict[str, Pod]) -> str:
+        return router.render_config(
+            bind=f"127.0.0.1:{self.port}",
+            pods={name: pod.address for name, pod in pods.items()},
+            map_path=self.map_path,
+            socket_path=self.socket_path,
+            pages_dir=self.directory / "pages",
+        )
+
+    def worker_pid(self) -> int:
+        answer = self.admin.command("show info")
+        return int(answer.split("Pid:", 1)[1].split()[0])
+
+
+def wait_until(condition: Callable[[], bool], *, seconds: float) -> float:
+    """Seconds until ``condition`` held; fails the test after ``seconds``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > seconds:
+            pytest.fail(f"not within {seconds} s")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def haproxy() -> str:
+    try:
+        return router.ensure_haproxy()
+    except RouterUnavailable as exc:
+        tool_unavailable(str(exc))
+
+
+@pytest.fixture(scope="module")
+def edge(haproxy: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    directory = tmp_path_factory.mktemp("router")
+    pods = {name: Pod(name, free_port()) for name in ("pod1", "pod2")}
+    for pod in pods.values():
+        pod.start()
+    edge = Router(
+        port=free_port(),
+        process=None,
+        directory=directory,
+        config_path=directory / "haproxy.cfg",
+        map_path=directory / "hosts.map",
+        socket_path=directory / "admin.sock",
+        log_path=directory / "haproxy.log",
+        pods=pods,
+    )
+    router.write_pages(directory / "pages")
+    router.write_map(edge.map_path, HOSTS)
+    edge.config_path.write_text(edge.config(pods))
+    try:
+        edge.process = router.start_haproxy(edge.config_path, log_path=edge.log_path)
+        yield edge
+    finally:
+        if edge.process is not None:
+            edge.process.terminate()
+            try:
+                edge.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                edge.process.kill()
+                edge.process.wait(timeout=5)
+        for pod in pods.values():
+            pod.stop()
+
+
+# --- the configuration ------------------------------------------------------------
+
+
+def test_the_config_validates(edge):
+    result = subprocess.run(
+        [router.ensure_haproxy(), "-c", "-f", str(edge.config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Configuration file is valid" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_an_invalid_config_is_refused_with_haproxys_message(haproxy, tmp_path):
+    config = tmp_path / "haproxy.cfg"
+    config.write_text("defaults\n    mode http\n    timeout client 1 s x\n")
+
+    with pytest.raises(RouterUnavailable, match="timeout client"):
+        router.start_haproxy(config, log_path=tmp_path / "haproxy.log")
+
+
+def test_names_that_would_break_the_config_or_a_command_are_refused(tmp_path):
+    with pytest.raises(InvalidDomain):
+        router.write_map(tmp_path / "hosts.map", {"a.example.test set map": "pod1"})
+    with pytest.raises(RouterCommandFailed):
+        router.write_map(tmp_path / "hosts.map", {"a.example.test": "pod1\n"})
+    with pytest.raises(RouterCommandFailed):
+        router.backend_name("unknown")  # the unknown-host backend's name
+    with pytest.raises(RouterUnavailable):
+        router.render_config(
+            bind="127.0.0.1:8080",
+            pods={},
+            map_path=tmp_path / "my hosts.map",
+            socket_path=tmp_path / "admin.sock",
+            pages_dir=tmp_path,
+        )
+    assert not (tmp_path / "hosts.map").exists()
+
+
+def test_the_health_check_host_gets_the_apps_liveness_answer():
+    """The app, not the stand-in: a check with another Host would mark pods down."""
+    response = Client(HTTP_HOST=router.HEALTH_CHECK_HOST).get(router.HEALTH_CHECK_PATH)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
+def test_without_haproxy_or_root_the_message_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(router.shutil, "which", lambda name: None)
+    monkeypatch.setattr(router, "_sbin_haproxy", lambda: None)
+    monkeypatch.setattr(router.os, "geteuid", lambda: 1000)
+
+    with pytest.raises(RouterUnavailable, match="apt-get install haproxy"):
+        router.ensure_haproxy()
+
+
+# --- routing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "pod"),
+    [
+        ("a.example.test", "pod1"),
+        ("b.example.test", "pod2"),
+        ("A.Example.TEST:8080", "pod1"),
+        ("b.example.test:80", "pod2"),
+    ],
+)
+def test_a_request_reaches_the_pod_of_its_host(edge, host, pod):
+    response, body = edge.get(host)
+
+    assert response.status == 200
+    # the pod sees the Host as sent and the client's address in X-Forwarded-For
+    assert body == f"{pod} host={host} xff=127.0.0.1"
+
+
+@pytest.mark.parametrize("host", ["nobody.example.test", "a.example.test.evil.test"])
+def test_an_unknown_host_gets_the_404_page_from_haproxy(edge, host):
+    before = {name: len(pod.requests) for name, pod in edge.pods.items()}
+
+    response, body = edge.get(host)
+
+    assert response.status == 404
+    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+    assert "Site not found" in body
+    assert {name: len(pod.requests) for name, pod in edge.pods.items()} == before
+
+
+def test_a_request_without_host_gets_the_404_page(edge):
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as client:
+        client.sendall(b"GET /page HTTP/1.0\r\n\r\n")
+        answer = b"".join(iter(lambda: client.recv(65536), b"")).decode()
+
+    assert answer.startswith("HTTP/1.0 404") or answer.startswith("HTTP/1.1 404")
+    assert "Site not found" in answer
+
+
+# --- changing the map at runtime --------------------------------------------------
+
+
+def test_a_host_moves_between_pods_at_runtime_on_an_open_connection(edge):
+    host = "moving.example.test"
+    admin = edge.admin
+    pid, worker = edge.process.pid, edge.worker_pid()
+    admin.set_host(host, "pod1")
+    client = edge.connection()
+    response, body = edge.get(host, client)
+    assert (response.status, body.split()[0]) == (200, "pod1")
+    open_socket = client.sock
+
+    admin.set_host(host, "pod2")
+    admin.set_host(host, "pod2")  # idempotent: no duplicate entry
+    response, body = edge.get(host, client)
+
+    assert (response.status, body.split()[0]) == (200, "pod2")
+    assert client.sock is open_socket  # the same keep-alive connection
+    assert (edge.process.poll(), edge.process.pid, edge.worker_pid()) == (
+        None,
+        pid,
+        worker,
+    )
+    assert admin.hosts() == {**HOSTS, host: "pod2"}
+    assert admin.command(f"show map {edge.map_path}").count(host) == 1
+    assert f"{host} pod_pod2\n" in edge.map_path.read_text()
+
+    admin.remove_host(host)
+    admin.remove_host(host)  # absent is fine
+    response, body = edge.get(host, client)
+
+    assert response.status == 404
+    assert client.sock is open_socket
+    assert admin.hosts() == HOSTS
+    assert host not in edge.map_path.read_text()
+    client.close()
+
+
+def test_replacing_the_whole_map_at_once(edge):
+    admin = edge.admin
+    try:
+        admin.replace_hosts({"a.example.test": "pod2", "c.example.test": "pod1"})
+
+        assert edge.get("a.example.test")[1].split()[0] == "pod2"
+        assert edge.get("c.example.test")[1].split()[0] == "pod1"
+        assert edge.get("b.example.test")[0].status == 404
+        assert edge.map_path.read_text() == (
+            "a.example.test pod_pod2\nc.example.test pod_pod1\n"
+        )
+    finally:
+        admin.replace_hosts(HOSTS)
+    assert admin.hosts() == HOSTS
+
+
+def test_a_restarted_haproxy_starts_from_the_latest_map(edge, tmp_path):
+    edge.admin.set_host("kept.example.test", "pod2")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        edge.config_path.read_text()
+        .replace(str(edge.socket_path), str(tmp_path / "admin.sock"))
+        .replace(f"127.0.0.1:{edge.port}", f"127.0.0.1:{free_port()}")
+    )
+    second = router.start_haproxy(config, log_path=tmp_path / "haproxy.log")
+    try:
+        hosts = RouterSocket(tmp_path / "admin.sock", edge.map_path).hosts()
+    finally:
+        second.terminate()
+        second.wait(timeout=5)
+        edge.admin.remove_host("kept.example.test")
+
+    assert hosts == {**HOSTS, "kept.example.test": "pod2"}
+
+
+# --- a pod that is down -----------------------------------------------------------
+
+
+def test_a_stopped_pod_gets_the_503_page_fast_and_the_other_pod_keeps_serving(edge):
+    pod2, admin = edge.pods["pod2"], edge.admin
+    wait_until(lambda: admin.pod_states() == {"pod1": "UP", "pod2": "UP"}, seconds=5)
+    pod2.stop()
+    try:
+        stopped = time.monotonic()
+        start = time.monotonic()
+        response, body = edge.get("b.example.test")
+        first = time.monotonic() - start
+        # refused, retried once after `timeout connect`, then answered
+        assert response.status == 503
+        assert first < 2.0
+        assert response.getheader("Retry-After") == "30"
+        assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+        assert "Back in a moment" in body
+
+        wait_until(lambda: admin.pod_states()["pod2"] == "DOWN", seconds=5)
+        marked_down = time.monotonic() - stopped
+        start = time.monotonic()
+        response, body = edge.get("b.example.test")
+        after_down = time.monotonic() - start
+
+        assert marked_down < 3.0
+        assert (response.status, response.getheader("Retry-After")) == (503, "30")
+        assert after_down < 1.0
+        assert edge.get("a.example.test")[0].status == 200
+        assert admin.pod_states()["pod1"] == "UP"
+    finally:
+        pod2.start()
+
+    wait_until(lambda: admin.pod_states()["pod2"] == "UP", seconds=5)
+    response, body = edge.get("b.example.test")
+    assert (response.status, body.split()[0]) == (200, "pod2")
+
+
+# --- adding a pod -----------------------------------------------------------------
+
+
+def test_adding_a_pod_reloads_without_a_new_master_and_keeps_the_map(edge):
+    pod3 = Pod("pod3", free_port())
+    pod3.start()
+    pid, worker = edge.process.pid, edge.worker_pid()
+    client = edge.connection()
+    assert edge.get("a.example.test", client)[0].status == 200
+    try:
+        edge.config_path.write_text(edge.config({**edge.pods, "pod3": pod3}))
+        router.reload_haproxy(edge.process, edge.config_path, log_path=edge.log_path)
+        edge.admin.set_host("c.example.test", "pod3")
+
+        assert (edge.process.pid, edge.process.poll()) == (pid, None)
+        assert edge.worker_pid() != worker
+        # the idle keep-alive connection gets one more answer from the old worker
+        response, body = edge.get("a.example.test", client)
+        assert (response.status, body.split()[0]) == (200, "pod1")
+        assert edge.get("c.example.test")[1].split()[0] == "pod3"
+        assert edge.get("a.example.test")[1].split()[0] == "pod1"
+    finally:
+        edge.admin.remove_host("c.example.test")
+        edge.config_path.write_text(edge.config(edge.pods))
+        router.reload_haproxy(edge.process, edge.config_path, log_path=edge.log_path)
+        pod3.stop()
+    assert set(edge.admin.pod_states()) == {"pod1", "pod2"}
