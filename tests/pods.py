@@ -45,6 +45,14 @@ def _server_url(database_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def enable_logical_replication(stack: PrivateStack) -> None:
+    """A pod's PostgreSQL with ``wal_level = logical`` (a live move's source)."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET wal_level = logical")
+    stack._pg_server.stop()
+    stack._attach_postgres()
+
+
 @dataclass
 class TwoPods:
     root: Path
@@ -164,6 +172,7 @@ def start_two_pods() -> TwoPods:
             pods.pods[pod] = stack
             for other in set(POD_TENANTS.values()) - {keep}:
                 stack.manage("tenants", "delete", other, "--yes")
+            enable_logical_replication(stack)
             stack.extra_env = {
                 "CMS_DIRECTORY_URL": pods.directory_url,
                 "CMS_POD": pod,
@@ -175,6 +184,7 @@ def start_two_pods() -> TwoPods:
                 "--database-url", stack.database_url,
                 "--redis-url", stack.redis_url,
                 "--web", f"127.0.0.1:{pods.web_ports[pod]}",
+                "--media-root", str(stack.var_dir / "media"),
             )  # fmt: skip
             pods.start_pool(pod)
         pods.start_router()

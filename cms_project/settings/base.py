@@ -422,6 +422,9 @@ CMS_TENANT_CACHE_CHECK_SECONDS = 0.5
 # each tenant lives on, and this process's pod. Unset: the platform is one pod.
 CMS_DIRECTORY_URL = env_str("CMS_DIRECTORY_URL", "")
 CMS_POD = env_str("CMS_POD", "")
+# A moved tenant's copy on its old pod is kept this long (undo by moving back), then
+# dropped by `pods cleanup`.
+CMS_MOVE_GRACE_HOURS = env_int("CMS_MOVE_GRACE_HOURS", 24)
 if CMS_DIRECTORY_URL and not CMS_POD:
     raise ImproperlyConfigured("CMS_DIRECTORY_URL is set: CMS_POD must name this pod.")
 # While Redis is out, a worker keeps its host map this long (tenant changes made

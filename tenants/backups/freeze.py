@@ -54,8 +54,8 @@ class WriteFreezeMiddleware:
             left = frozen_for(getattr(request, "tenant", None))
             if left:
                 response = HttpResponse(
-                    "This site is being restored from a backup; changes are paused "
-                    "for a moment. Please send your change again shortly.\n",
+                    "Changes to this site are paused for a moment (a restore or a "
+                    "move to new servers). Please send your change again shortly.\n",
                     status=503,
                     content_type="text/plain; charset=utf-8",
                 )

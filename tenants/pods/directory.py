@@ -57,6 +57,22 @@ CREATE TABLE IF NOT EXISTS cms_directory.domains (
     slug text NOT NULL REFERENCES cms_directory.tenants (slug) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS domains_slug ON cms_directory.domains (slug);
+ALTER TABLE cms_directory.pods ADD COLUMN IF NOT EXISTS media_root text NOT NULL
+    DEFAULT '';
+CREATE TABLE IF NOT EXISTS cms_directory.moves (
+    id bigserial PRIMARY KEY,
+    slug text NOT NULL,
+    source text NOT NULL,
+    target text NOT NULL,
+    step text NOT NULL,
+    moved_schema text NOT NULL DEFAULT '',
+    drop_after timestamptz,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- one move under way per tenant; finished ones stay until their copy is dropped
+CREATE UNIQUE INDEX IF NOT EXISTS moves_open ON cms_directory.moves (slug)
+    WHERE step <> 'done';
 CREATE OR REPLACE FUNCTION cms_directory.notify() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
@@ -92,6 +108,7 @@ class Pod:
     redis_url: str
     web: str
     state: str
+    media_root: str = ""
     tenants: int = 0
 
 
@@ -159,7 +176,7 @@ def pods_list() -> list[Pod]:
     with connect() as conn:
         rows = conn.execute(
             "SELECT p.name, p.database_url, p.redis_url, p.web, p.state, "
-            "count(t.slug) FROM cms_directory.pods p "
+            "p.media_root, count(t.slug) FROM cms_directory.pods p "
             "LEFT JOIN cms_directory.tenants t ON t.pod = p.name "
             "GROUP BY p.name ORDER BY p.name"
         ).fetchall()

@@ -50,7 +50,7 @@ def _check_redis(redis_url: str) -> None:
 
 
 def pod_register(
-    *, name: str, database_url: str, redis_url: str, web: str
+    *, name: str, database_url: str, redis_url: str, web: str, media_root: str = ""
 ) -> tuple[Pod, int]:
     """Add the pod; return it with the number of tenants adopted from it."""
     directory.validate_pod_name(name)
@@ -59,9 +59,11 @@ def pod_register(
     directory.validate_web(web)
     with directory.connect() as conn, conn.transaction():
         added = conn.execute(
-            "INSERT INTO cms_directory.pods (name, database_url, redis_url, web) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING name",
-            [name, database_url, redis_url, web],
+            "INSERT INTO cms_directory.pods "
+            "(name, database_url, redis_url, web, media_root) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING "
+            "RETURNING name",
+            [name, database_url, redis_url, web, media_root],
         ).fetchone()
         if added is None:
             raise PodError(f"A pod named {name!r} is already registered.")

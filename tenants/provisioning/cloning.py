@@ -60,7 +60,7 @@ class TemplateSnapshot:
         return "\n".join(statements)
 
 
-def _pg_dump_binary() -> Path | None:
+def pg_dump_binary() -> Path | None:
     try:
         with warnings.catch_warnings():  # it asks for a runtime dir root lacks
             warnings.simplefilter("ignore")
@@ -99,7 +99,7 @@ def _fingerprint(template: str) -> str:
     return hashlib.sha256(f"{where}|{names}".encode()).hexdigest()[:32]
 
 
-def _clean_ddl(dump: str, template: str) -> str:
+def clean_ddl(dump: str, template: str) -> str:
     """Keep the DDL statements only (no psql meta-commands, session settings or
     comments, which may not exist on an older server) and name the schema by
     placeholder."""
@@ -116,7 +116,7 @@ def _clean_ddl(dump: str, template: str) -> str:
 
 
 def _describe_template(template: str, fingerprint: str) -> TemplateSnapshot | None:
-    binary = _pg_dump_binary()
+    binary = pg_dump_binary()
     if binary is None:
         return None
     try:
@@ -156,7 +156,7 @@ def _describe_template(template: str, fingerprint: str) -> TemplateSnapshot | No
         sequences = tuple(cursor.fetchall())
     return TemplateSnapshot(
         fingerprint=fingerprint,
-        ddl=_clean_ddl(dump, template),
+        ddl=clean_ddl(dump, template),
         tables_with_rows=tables_with_rows,
         sequences=sequences,
     )

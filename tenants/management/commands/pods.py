@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tenants.errors import TenantError
-from tenants.pods import directory, placement, plans, registration
+from tenants.pods import directory, moves, placement, plans, registration
 from tenants.pods.routing import RouterRunner
 
 
@@ -43,6 +43,12 @@ class Command(BaseCommand):
         add.add_argument(
             "--web", required=True, help="host:port of the pod's gunicorn pool."
         )
+        add.add_argument(
+            "--media-root",
+            default="",
+            help="The pod's MEDIA_ROOT when media is on its own disk (moves copy "
+            "a tenant's files); omit for storage every pod shares (S3).",
+        )
 
         for name, help_text in (
             ("drain", "Place no new tenants on the pod (its tenants stay)."),
@@ -53,6 +59,10 @@ class Command(BaseCommand):
             )
         actions.add_parser(
             "sync-plans", help="Write this pod's plans to every other pod."
+        )
+        actions.add_parser(
+            "cleanup",
+            help="Drop the old copies of moved tenants whose grace period is over.",
         )
         run_router = actions.add_parser(
             "router", help="Run HAProxy in front of the pods, following the directory."
@@ -115,6 +125,7 @@ class Command(BaseCommand):
             database_url=options["database_url"],
             redis_url=options["redis_url"],
             web=options["web"],
+            media_root=options["media_root"],
         )
         self.stdout.write(
             f"Registered pod {pod.name} (pool {pod.web}); adopted {adopted} tenant(s)."
@@ -133,6 +144,12 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"Plans not written to pod(s): {', '.join(failed)}.")
         self.stdout.write("Plans written to every pod.")
+
+    def handle_cleanup(self, options: dict) -> None:
+        dropped = moves.moved_schemas_drop()
+        for name in dropped:
+            self.stdout.write(f"Dropped {name}.")
+        self.stdout.write(f"{len(dropped)} old copies dropped.")
 
     def handle_router(self, options: dict) -> None:
         runner = RouterRunner(

@@ -16,7 +16,7 @@ from tenants.errors import DomainVerificationFailed, TenantError
 from tenants.management.commands.migrate import fleet_summary
 from tenants.metering import counters, reports
 from tenants.models import Tenant
-from tenants.pods import directory, placement, remote
+from tenants.pods import directory, moves, placement, remote
 from tenants.provisioning import bulk, lifecycle, portability
 from tenants.provisioning import creation as provisioning
 from tenants.provisioning.fleet import ProgressBar, migrate_fleet
@@ -27,6 +27,8 @@ SLUG_HELP = "The tenant's slug (its schema name)."
 POD_HELP = "The pod to place it on (default: the least loaded; with pods only)."
 # Actions that make a new tenant: with pods, they run on the pod it is placed on.
 PLACING_ACTIONS = ("create", "import")
+# Actions that work on several pods from wherever they are run.
+ANY_POD_ACTIONS = ("move",)
 
 
 class Command(BaseCommand):
@@ -66,6 +68,27 @@ class Command(BaseCommand):
             help="That admin's password (default: a random one, printed once).",
         )
         create.add_argument("--pod", help=POD_HELP)
+
+        move = actions.add_parser(
+            "move",
+            help="Move a tenant to another pod while it serves (a short write pause).",
+        )
+        move.add_argument("slug", help=SLUG_HELP)
+        what = move.add_mutually_exclusive_group(required=True)
+        what.add_argument("--to", dest="target", help="The pod to move it to.")
+        what.add_argument(
+            "--resume",
+            action="store_true",
+            help="Start an interrupted move again, or finish its clean-up.",
+        )
+        what.add_argument(
+            "--abort", action="store_true", help="Undo an interrupted move."
+        )
+        move.add_argument(
+            "--sync-timeout", type=float, default=1800,
+            help="Seconds the initial copy may take before the move is rolled back "
+            "(default 1800).",
+        )  # fmt: skip
 
         listing = actions.add_parser("list", help="List tenants.")
         listing.add_argument("--json", action="store_true", help="Print JSON.")
@@ -274,6 +297,8 @@ class Command(BaseCommand):
     def _pod_of(self, options: dict) -> str | None:
         """The pod this command must run on; None: this one (actions over the
         pod's own tenants, such as ``list``)."""
+        if options["action"] in ANY_POD_ACTIONS:
+            return None
         if options["action"] in PLACING_ACTIONS:
             if options.get("pod"):
                 return directory.pod_get(options["pod"]).name
@@ -332,6 +357,36 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Admin login: {result.admin_username}")
+
+    def handle_move(self, options: dict) -> None:
+        if not directory.enabled():
+            raise CommandError(
+                "This platform has one pod: there is nowhere to move a tenant to "
+                "(docs/scaling.md)."
+            )
+
+        def progress(message: str) -> None:
+            self.stdout.write(message)
+            self.stdout.flush()
+
+        slug = options["slug"]
+        if options["abort"]:
+            source = moves.move_abort(slug=slug)
+            self.stdout.write(f"Move of {slug} undone; it serves from {source}.")
+            return
+        if options["resume"]:
+            result = moves.move_resume(slug=slug, on_step=progress)
+        else:
+            result = moves.tenant_move(
+                slug=slug,
+                target=options["target"],
+                sync_timeout=options["sync_timeout"],
+                on_step=progress,
+            )
+        self.stdout.write(
+            f"Moved {slug} from {result.source} to {result.target}; writes were "
+            f"paused {result.freeze_seconds:.2f} s."
+        )
 
     def handle_create_from_csv(self, path: str) -> None:
         bar = ProgressBar(bulk.count_rows(path), "Creating tenants", self._raw_stderr)
