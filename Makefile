@@ -18,8 +18,10 @@ $(VENV)/.installed: requirements.lock | $(BIN)/python
 
 bootstrap: $(VENV)/.installed
 
+# make up PODS=2: two pods behind HAProxy on one machine (docs/scaling.md)
+PODS ?= 1
 up: bootstrap
-	$(BIN)/python -m cms_project.devstack up
+	PODS=$(PODS) $(BIN)/python -m cms_project.devstack up
 
 test: bootstrap
 	DJANGO_SETTINGS_MODULE=cms_project.settings.test $(BIN)/python -m cms_project.devstack run -- $(BIN)/python -m pytest $(PYTEST_ARGS)

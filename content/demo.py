@@ -12,7 +12,9 @@ from django_tenants.utils import schema_context
 from wagtail.models import Site
 
 from content.models import ArticlePage
+from tenants.errors import TenantNotFound
 from tenants.models import Tenant
+from tenants.pods import directory
 from tenants.provisioning.creation import tenant_create, tenant_url
 
 
@@ -113,10 +115,24 @@ def _add_editor(demo: DemoTenant) -> None:
     )
 
 
-def seed_demo() -> list[tuple[DemoTenant, str]]:
-    """Create the demo tenants that are missing; return each with its site URL."""
+def _lives_elsewhere(slug: str) -> bool:
+    """With pods: whether the directory places ``slug`` on another pod (seeded
+    there, not here)."""
+    if not directory.enabled():
+        return False
+    try:
+        return directory.tenant_pod(slug) != directory.local_pod()
+    except TenantNotFound:
+        return False
+
+
+def seed_demo(only: list[str] | None = None) -> list[tuple[DemoTenant, str]]:
+    """Create the demo tenants that are missing (those in ``only``, if given);
+    return each with its site URL."""
     seeded = []
     for demo in DEMO_TENANTS:
+        if (only and demo.slug not in only) or _lives_elsewhere(demo.slug):
+            continue
         if not Tenant.objects.filter(schema_name=demo.slug).exists():
             tenant_create(
                 slug=demo.slug,

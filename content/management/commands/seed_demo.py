@@ -9,8 +9,16 @@ from tenants.provisioning.creation import DEFAULT_ADMIN_USERNAME
 class Command(BaseCommand):
     help = "Create the demo tenants acme and globex (idempotent)."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--only",
+            action="append",
+            metavar="SLUG",
+            help="Only this demo tenant (repeat for more): each pod seeds its own.",
+        )
+
     def handle(self, *args, **options) -> None:
-        for demo, url in seed_demo():
+        for demo, url in seed_demo(options["only"]):
             self.stdout.write(
                 f"{demo.name}: {url}  admin {url}admin/\n"
                 f"    editor: {EDITOR_USERNAME} / {demo.editor_password}    "
