@@ -220,8 +220,10 @@ def dispatch_jobs(jobs: list[BackgroundJob], *, schema: str) -> None:
     schema by then)."""
     with schema_context(schema):
         tenant = _current_tenant()
-    for lane in {_kind(job.kind).lane for job in jobs}:
-        job_ids = [job.pk for job in jobs if _kind(job.kind).lane == lane]
+    by_lane: dict[str, list[int]] = {}
+    for job in jobs:
+        by_lane.setdefault(_kind(job.kind).lane, []).append(job.pk)
+    for lane, job_ids in by_lane.items():
         _dispatch_on_commit(tenant=tenant, job_ids=job_ids, lane=lane)
 
 
@@ -422,7 +424,6 @@ def run_claimed_job(
             job_id=job_id,
             attempt=attempt,
             log_tokens=tokens,
-            queue=get_lane(lane).queue(),
             lane=lane,
         )
     finally:
@@ -435,10 +436,10 @@ def _run_claimed_job(
     job_id: int,
     attempt: int | None,
     log_tokens: list,
-    queue: str,
     lane: str,
 ) -> TokenOutcome:
     Status = BackgroundJob.Status
+    queue = get_lane(lane).queue()
     if attempt is None:
         attempt = fair_queue.count_attempt(
             schema=schema, job_ref=str(job_id), queue=queue
