@@ -26,6 +26,17 @@ def schedule_backups_task() -> dict:
     return {"queued": queued.queued, "pruned": pruned.deleted, "expired": expired}
 
 
+@app.task(name="tenants.drop_moved_copies", ignore_result=True)
+def drop_moved_copies_task() -> list[str]:
+    """With pods: drop this pod's copies of tenants moved away whose grace period
+    is over (``pods cleanup`` does the same for every pod)."""
+    from tenants.pods import directory, moves
+
+    if not directory.enabled():
+        return []
+    return moves.moved_schemas_drop(source=directory.local_pod())
+
+
 @app.task(name="tenants.run_next_backup", ignore_result=True)
 def run_next_backup_task() -> dict:
     """A token of the backups' fair queue: run the next backup in fair order."""

@@ -347,6 +347,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "tenants.schedule_backups",
         "schedule": env_int("CMS_BACKUP_SCHEDULE_SECONDS", 300),
     },
+    # with pods: this pod's copies of moved-away tenants, after CMS_MOVE_GRACE_HOURS
+    "drop-moved-copies": {"task": "tenants.drop_moved_copies", "schedule": 3600},
 }
 
 # The APIs (Wagtail API v2 and content.api_write) authenticate in one place: a tenant's

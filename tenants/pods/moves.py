@@ -629,15 +629,19 @@ def move_resume(*, slug: str, on_step: Callable[[str], None]) -> MoveResult:
     return tenant_move(slug=slug, target=target.name, on_step=on_step)
 
 
-def moved_schemas_drop(*, now: dt.datetime | None = None) -> list[str]:
-    """Drop the sources' copies of moved tenants whose grace period is over."""
+def moved_schemas_drop(
+    *, now: dt.datetime | None = None, source: str | None = None
+) -> list[str]:
+    """Drop the sources' copies of moved tenants whose grace period is over (only
+    those on pod ``source``, if given)."""
     dropped = []
     with directory.connect() as conn:
         rows = conn.execute(
             "SELECT id, slug, source, moved_schema FROM cms_directory.moves "
             "WHERE step = 'done' AND moved_schema <> '' "
-            "AND drop_after <= coalesce(%s, now())",
-            [now],
+            "AND drop_after <= coalesce(%s, now()) "
+            "AND (%s::text IS NULL OR source = %s)",
+            [now, source, source],
         ).fetchall()
     for move_id, slug, source_name, moved_schema in rows:
         source = directory.pod_get(source_name)
