@@ -34,6 +34,7 @@ BENCHMARKS = (
     "webhooks",
     "faults",
     "backups",
+    "pods",
 )
 _COMPARE = {">=": operator.ge, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 
@@ -97,6 +98,13 @@ GOALS: dict[str, tuple[Goal, ...]] = {
     "backups": (
         Goal("restore_failed_reads", "==", 0),
         Goal("restore_read_gap_s", "<=", 0.5),
+    ),
+    "pods": (
+        Goal("lost_writes", "==", 0),
+        Goal("failed_reads", "==", 0),
+        Goal("move_freeze_p50_s", "<=", 2),
+        Goal("router_rps_ratio", ">=", 0.9),
+        Goal("other_pod_p99_ratio_pod_down", "<=", 1.25),
     ),
 }
 

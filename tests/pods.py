@@ -4,7 +4,10 @@ Each pod is a PrivateStack (its own PostgreSQL and Redis, from the seeded templa
 with a gunicorn pool; the demo tenants are split between them (acme on pod1, globex
 on pod2) before the pods are registered. The directory is a database of its own on
 the test run's PostgreSQL server; ``manage.py pods router`` runs HAProxy in front.
-Everything started here is stopped by its PID in ``close``.
+Everything started here is stopped by its PID in ``close``. No pytest here: the pods
+benchmark (bench/pods/run.py) starts the same pods; ``start_two_pods`` raises
+``RouterUnavailable`` without HAProxy, and the tests skip or fail on it first
+(tests/tenants/test_pods.py).
 """
 
 from __future__ import annotations
@@ -20,24 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import pytest
 
+from tenants.pods.router import ensure_haproxy
 from tests.integration import REPO_ROOT, free_port
 from tests.private_stack import PrivateStack
 
 POD_TENANTS = {"pod1": "acme", "pod2": "globex"}
 ROUTER_WORKERS = 2
-
-
-def ensure_haproxy() -> None:
-    from tenants.pods.router import RouterUnavailable, ensure_haproxy
-
-    try:
-        ensure_haproxy()
-    except RouterUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the pods tests need Debian's haproxy: {exc}")
-        pytest.skip(f"the pods tests need Debian's haproxy: {exc}")
 
 
 def _server_url(database_url: str, name: str) -> str:
@@ -149,6 +141,7 @@ class TwoPods:
 
 
 def start_two_pods() -> TwoPods:
+    """Raises ``RouterUnavailable`` when HAProxy is missing and cannot be installed."""
     ensure_haproxy()
     root = Path(tempfile.mkdtemp(prefix="cms-pods-"))
     os.chmod(root, 0o755)

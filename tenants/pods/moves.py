@@ -16,7 +16,8 @@
    so when the target has it, it has every write acknowledged before the freeze.
    Sequences (not replicated) are set from the source.
 5. Switch: the target gets the tenant's public rows (tenant, domains, usage history)
-   and drops the subscription; in the locking transaction the source forgets the
+   and drops the subscription, and waits until its processes know the tenant; in
+   the locking transaction the source forgets the
    tenant and renames its schema aside; the directory names the target (the router
    follows within milliseconds); the lock is released. Writes are accepted again,
    on the target.
@@ -271,6 +272,15 @@ def _freeze(source: Pod, slug: str, seconds: int) -> None:
             [seconds, slug],
         )
     _bump(source)
+    time.sleep(settings.CMS_TENANT_CACHE_CHECK_SECONDS + 0.1)
+
+
+def _announce(target: Pod) -> None:
+    """Make every process of the target know the tenant before the router sends it
+    there: a worker re-reads its host map at most ``CMS_TENANT_CACHE_CHECK_SECONDS``
+    after the generation moves, and until then answers an unknown host 404 (a read
+    lost, a write not retried). Waited for while writes are still paused."""
+    _bump(target)
     time.sleep(settings.CMS_TENANT_CACHE_CHECK_SECONDS + 0.1)
 
 
@@ -562,6 +572,7 @@ def tenant_move(
                 _drop_subscription(tgt, slug)
                 with tgt.transaction():
                     _copy_public_rows(src, tgt, slug)
+                _announce(target_pod)
                 _forget_on_source(src, slug)
                 with directory.connect() as conn, conn.transaction():
                     conn.execute(
