@@ -196,15 +196,31 @@ def pod_set_state(name: str, state: str) -> None:
 # --- tenants and host names -----------------------------------------------------
 
 
+def tenant_owner(conn: psycopg.Connection, slug: str, pod: str) -> str:
+    """Claim ``slug`` for ``pod`` on ``conn`` unless held; return the pod holding it
+    (the one place both a creation's claim and a pod's adoption write it)."""
+    return conn.execute(
+        "INSERT INTO cms_directory.tenants (slug, pod) VALUES (%s, %s) "
+        "ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING pod",
+        [slug, pod],
+    ).fetchone()[0]
+
+
+def hostname_owner(conn: psycopg.Connection, hostname: str, slug: str) -> str:
+    """Claim ``hostname`` for ``slug`` on ``conn`` unless held; return its owner."""
+    return conn.execute(
+        "INSERT INTO cms_directory.domains (hostname, slug) VALUES (%s, %s) "
+        "ON CONFLICT (hostname) DO UPDATE SET hostname = EXCLUDED.hostname "
+        "RETURNING slug",
+        [hostname, slug],
+    ).fetchone()[0]
+
+
 def claim_tenant(slug: str, pod: str) -> None:
     """Record that ``slug`` lives on ``pod``; a slug another pod holds is refused.
     Claiming again on the same pod is a no-op (a creation retried after a failure)."""
     with connect() as conn:
-        owner = conn.execute(
-            "INSERT INTO cms_directory.tenants (slug, pod) VALUES (%s, %s) "
-            "ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING pod",
-            [slug, pod],
-        ).fetchone()[0]
+        owner = tenant_owner(conn, slug, pod)
     if owner != pod:
         raise TenantExists(
             f"A tenant with the slug {slug!r} already exists on pod {owner!r}."
@@ -225,13 +241,7 @@ def claim_hostnames(slug: str, hostnames: list[str]) -> None:
     any pod) is refused with the owner's name left out (it is another customer)."""
     with connect() as conn, conn.transaction():
         for hostname in hostnames:
-            owner = conn.execute(
-                "INSERT INTO cms_directory.domains (hostname, slug) VALUES (%s, %s) "
-                "ON CONFLICT (hostname) DO UPDATE SET hostname = EXCLUDED.hostname "
-                "RETURNING slug",
-                [hostname, slug],
-            ).fetchone()[0]
-            if owner != slug:
+            if hostname_owner(conn, hostname, slug) != slug:
                 raise DomainTaken(
                     f"The domain {hostname!r} already belongs to a tenant."
                 )

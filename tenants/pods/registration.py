@@ -68,23 +68,14 @@ def pod_register(
         if added is None:
             raise PodError(f"A pod named {name!r} is already registered.")
         for slug in slugs:
-            owner = conn.execute(
-                "INSERT INTO cms_directory.tenants (slug, pod) VALUES (%s, %s) "
-                "ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING pod",
-                [slug, name],
-            ).fetchone()[0]
+            owner = directory.tenant_owner(conn, slug, name)
             if owner != name:
                 raise TenantExists(
                     f"Pod {name!r} holds tenant {slug!r}, which already lives on pod "
                     f"{owner!r}; nothing was registered."
                 )
         for host, slug in hosts:
-            owner = conn.execute(
-                "INSERT INTO cms_directory.domains (hostname, slug) VALUES (%s, %s) "
-                "ON CONFLICT (hostname) DO UPDATE SET hostname = EXCLUDED.hostname "
-                "RETURNING slug",
-                [host, slug],
-            ).fetchone()[0]
+            owner = directory.hostname_owner(conn, host, slug)
             if owner != slug:
                 raise DomainTaken(
                     f"Pod {name!r} serves {host!r} for tenant {slug!r}, but the "
