@@ -65,6 +65,11 @@ GOALS: dict[str, tuple[Goal, ...]] = {
         Goal("rps_ratio_1000_vs_10_uncached", ">=", 0.9),
     ),
     "noisy_neighbour": (
+        # issues 4 and 14: quiet tenants unharmed by a flood within and above the
+        # pool's capacity; another client of the noisy tenant still served
+        Goal("quiet_p99_ratio", "<=", 1.25),
+        Goal("bust_quiet_p99_ratio", "<=", 1.25),
+        Goal("same_tenant_other_client_ok_share", ">=", 0.99),
         Goal("quiet_errors", "==", 0),
         Goal("limit_overhead_ms", "<", 1),
         Goal("saturating_quiet_p99_ratio", "<=", 1.5),
@@ -138,8 +143,13 @@ def headline_run(runs: list[dict], code: str) -> dict | None:
     return eligible[-1] if eligible else None
 
 
+def _figure(value) -> str:
+    """A figure as a reader takes it in: floats to three decimals."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def _result_text(result: dict) -> str:
-    return " ".join(f"{key}={value}" for key, value in result.items())
+    return " ".join(f"{key}={_figure(value)}" for key, value in result.items())
 
 
 def _goal_text(name: str, result: dict) -> str:
