@@ -304,7 +304,7 @@ def test_writes_are_refused_with_retry_after_while_frozen_and_reads_served():
         )
         assert write.status_code == 503
         assert 1 <= int(write["Retry-After"]) <= 10
-        assert b"being restored" in write.content
+        assert b"paused for a moment" in write.content
         assert client.get("/acme-launches-the-mark-iv/").status_code == 200
         other = Client(HTTP_HOST="globex.localhost").post(
             "/admin/login/", {"username": "admin", "password": "globex-admin-demo"}
