@@ -18,19 +18,18 @@ import pytest
 from tenants.pods.directory import Pod
 from tenants.pods.placement import PodLoad, choose_pod
 from tenants.pods.router import RouterUnavailable, ensure_haproxy
+from tests.ci_plugin import tool_unavailable
 from tests.pods import start_two_pods
 
 pytestmark = pytest.mark.slow
 
 
 def require_haproxy() -> None:
-    """Skip without Debian's haproxy (fail in CI, which must have it)."""
+    """Debian's haproxy, installed when missing; skip, or fail under CI, without."""
     try:
         ensure_haproxy()
     except RouterUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the pods tests need Debian's haproxy: {exc}")
-        pytest.skip(f"the pods tests need Debian's haproxy: {exc}")
+        tool_unavailable(f"the pods tests need Debian's haproxy: {exc}")
 
 
 @pytest.fixture(scope="module")
