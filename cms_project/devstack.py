@@ -443,6 +443,16 @@ def _manage_on(env: dict[str, str], *args: str, check: bool = True):
     )
 
 
+def _pod_media(env: dict[str, str], media_root: Path) -> str:
+    """The pod's media location for the directory: the bucket every pod shares when
+    CMS_MEDIA_S3_BUCKET is set, else the pod's own folder."""
+    bucket = env.get("CMS_MEDIA_S3_BUCKET", "")
+    if bucket:
+        prefix = env.get("CMS_MEDIA_S3_PREFIX", "media").strip("/")
+        return f"s3://{bucket}/{prefix}"
+    return str(media_root)
+
+
 def up_pods(count: int) -> int:
     """``make up PODS=N``: N pods on this machine, each with its own embedded
     PostgreSQL and Redis, pool (ports after the router's) and workers; the directory
@@ -490,7 +500,7 @@ def up_pods(count: int) -> int:
                 "--database-url", env["DATABASE_URL"],
                 "--redis-url", env["REDIS_URL"],
                 "--web", web,
-                "--media-root", str(root / name / "media"),
+                "--media-root", _pod_media(env, root / name / "media"),
             )  # fmt: skip
     # the demo tenants, one pod each in turn (a pod seeds only its own)
     for index, demo in enumerate(DEMO_TENANTS):

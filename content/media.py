@@ -1,6 +1,7 @@
 """Serving uploaded media per tenant.
 
-Files live under MEDIA_ROOT/tenants/<schema>/ and their URLs carry the schema. A URL is
+Files live in the tenant's media tree (``tenants.media``: MEDIA_ROOT/tenants/<schema>/
+or the same keys in a bucket) and their URLs carry the schema. A URL is
 served only on the hosts of the tenant whose schema it names, so one tenant's image URL
 gives a 404 on another tenant's host. nginx passes /media/ to this view
 (deploy/nginx.conf): it alone knows which tenant owns a host.
@@ -19,14 +20,17 @@ account) uploaded, answered from the tenant's own origin:
 """
 
 import functools
+import mimetypes
 import posixpath
 from collections.abc import Callable
 
-from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import SuspiciousOperation
+from django.core.files.storage import Storage
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.static import serve
+
+from tenants.media import trees
 
 DOCUMENTS_FOLDER = "documents/"
 # Served inline: what a browser shows but never runs.
@@ -110,9 +114,28 @@ def serve_tenant_media(request: HttpRequest, schema: str, path: str) -> HttpResp
     if path.startswith(DOCUMENTS_FOLDER) and not _document_is_public(path):
         # restricted (or nobody's): only Wagtail's checked view may serve it
         raise Http404("No such file.")
-    root = settings.MEDIA_ROOT / "tenants" / schema
+    files = trees.tree(schema)
+    root = trees.local_root(files)
     try:
-        response = serve(request, path, document_root=root)
-    except SuspiciousFileOperation:  # "../" out of the tenant's folder
+        if root is not None:
+            response = serve(request, path, document_root=root)
+        else:
+            response = _stream(files, path)
+    except SuspiciousOperation:  # "../" out of the tenant's folder
         raise Http404("No such file.") from None
     return protect_served_file(response)
+
+
+def _stream(files: Storage, path: str) -> FileResponse:
+    """A file of a tree that is not on this host's disk (a bucket), read through."""
+    try:
+        handle = files.open(path, "rb")
+    except (FileNotFoundError, IsADirectoryError):
+        raise Http404("No such file.") from None
+    content_type, encoding = mimetypes.guess_type(path)
+    response = FileResponse(
+        handle, content_type=content_type or "application/octet-stream"
+    )
+    if encoding:
+        response["Content-Encoding"] = encoding
+    return response

@@ -232,6 +232,24 @@ STORAGES = {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
     },
 }
+# Or in an S3-compatible bucket, same layout under CMS_MEDIA_S3_PREFIX (tenants.media):
+# every web host and pod then sees the same files. Credentials and region come from
+# boto3's own environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# AWS_DEFAULT_REGION).
+CMS_MEDIA_S3_BUCKET = env_str("CMS_MEDIA_S3_BUCKET", "")
+CMS_MEDIA_S3_ENDPOINT = env_str("CMS_MEDIA_S3_ENDPOINT", "")
+CMS_MEDIA_S3_PREFIX = env_str("CMS_MEDIA_S3_PREFIX", "media")
+if CMS_MEDIA_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "tenants.media.storage.TenantS3Storage",
+        "OPTIONS": {
+            "bucket_name": CMS_MEDIA_S3_BUCKET,
+            "endpoint_url": CMS_MEDIA_S3_ENDPOINT or None,
+            "location": CMS_MEDIA_S3_PREFIX,
+            "default_acl": None,
+            "file_overwrite": False,  # two uploads named alike keep both, as on disk
+        },
+    }
 
 REDIS_URL = env_str("REDIS_URL")
 # Prefix of every Redis key this installation writes (tenants.redis_store.keys), so
@@ -491,6 +509,9 @@ CMS_MAX_UPLOAD_MB = env_int("CMS_MAX_UPLOAD_MB", 200)
 # storage quota (content.upload_forms): add, multiple add, choosers, replace on edit.
 WAGTAILIMAGES_IMAGE_FORM_BASE = "content.upload_forms.PlanCheckedImageForm"
 WAGTAILDOCS_DOCUMENT_FORM_BASE = "content.upload_forms.PlanCheckedDocumentForm"
+# Documents always go through Wagtail's checked view (collection privacy), never a
+# redirect to the storage's URL, whatever the storage.
+WAGTAILDOCS_SERVE_METHOD = "serve_view"
 WAGTAILIMAGES_MAX_UPLOAD_SIZE = CMS_MAX_UPLOAD_MB * 1024 * 1024
 WAGTAILDOCS_MAX_UPLOAD_SIZE = CMS_MAX_UPLOAD_MB * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000

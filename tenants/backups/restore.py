@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-import shutil
 import tarfile
 import tempfile
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import Storage
 from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -46,6 +46,7 @@ from tenants.backups.models import Backup, Restore
 from tenants.backups.snapshots import BackupNotUsable, backup_get
 from tenants.backups.storage import fetch_verified
 from tenants.errors import TenantError
+from tenants.media import trees
 from tenants.models import Domain, Tenant
 from tenants.provisioning import portability
 from tenants.provisioning.cloning import clone_template
@@ -53,7 +54,6 @@ from tenants.provisioning.creation import (
     ensure_template_schema,
     has_pending_migrations,
     purge_tenant_cache,
-    tenant_media_dir,
 )
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import tenant_get
@@ -152,16 +152,6 @@ def _media_checksums(archive: tarfile.TarFile) -> dict[str, str]:
     return sums
 
 
-def _folder_checksums(folder: Path) -> dict[str, str]:
-    sums = {}
-    if folder.exists():
-        for path in folder.rglob("*"):
-            if path.is_file():
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                sums[str(path.relative_to(folder))] = digest
-    return sums
-
-
 def _render_home_page(tenant: Tenant, schema: str, hostname: str) -> None:
     """Render the site's root page from ``schema`` as an anonymous visitor gets it."""
     from django.contrib.auth.models import AnonymousUser
@@ -196,7 +186,7 @@ def verify_shadow(
     *,
     tenant: Tenant,
     schema: str,
-    media: Path,
+    media: Storage,
     archive: tarfile.TarFile,
     manifest: dict,
     hostname: str,
@@ -214,7 +204,7 @@ def verify_shadow(
             f"Row counts differ in {len(wrong)} table(s), e.g. {table}: archive "
             f"{want}, restored {got}."
         )
-    if _media_checksums(archive) != _folder_checksums(media):
+    if _media_checksums(archive) != trees.checksums(media):
         raise RestoreFailed("The restored media files differ from the archive's.")
     _render_home_page(tenant, schema, hostname)
     return sum(expected.values())
@@ -225,14 +215,10 @@ def _drop_schema(schema: str) -> None:
         cursor.execute(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
 
 
-def _swap_media(live: Path, incoming: Path, keep_as: Path) -> None:
-    """Two renames: the live folder is kept, the incoming one goes live."""
-    if live.exists():
-        live.replace(keep_as)
-    if incoming.exists():
-        incoming.replace(live)
-    else:
-        live.mkdir(parents=True, exist_ok=True)
+def _kept_media(previous_media: str) -> Storage:
+    """The tree a restore kept: its folder name (restores before media trees stored
+    the folder's absolute path, whose last part is the same name)."""
+    return trees.tree(Path(previous_media).name)
 
 
 def _after_swap(slug: str) -> None:
@@ -268,10 +254,15 @@ def restore_backup(
     )
     token = secrets.token_hex(4)
     shadow, previous = f"_restore_{token}", f"_previous_{token}"
-    media_root = tenant_media_dir(slug).parent
-    media_root.mkdir(parents=True, exist_ok=True)
-    shadow_media = media_root / f".restore-{token}"
-    previous_media = media_root / f".previous-{token}"
+    # media folders beside the tenant's own (tenants.media.trees)
+    shadow_folder, previous_folder = (
+        f".restore-{slug}-{token}",
+        f".previous-{slug}-{token}",
+    )
+    shadow_media, previous_media = (
+        trees.tree(shadow_folder),
+        trees.tree(previous_folder),
+    )
     began = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -303,7 +294,6 @@ def restore_backup(
                     from wagtail.models import Site
 
                     Site.objects.filter(is_default_site=True).update(hostname=primary)
-                shadow_media.mkdir()
                 media_files = portability.extract_media_to(archive, shadow_media)
                 step("built")
                 rows = verify_shadow(
@@ -326,7 +316,7 @@ def restore_backup(
                         tenant_schema=slug,
                         backup=backup,
                         previous_schema=previous,
-                        previous_media=str(previous_media),
+                        previous_media=previous_folder,
                         undo_until=timezone.now()
                         + dt.timedelta(hours=settings.CMS_RESTORE_GRACE_HOURS),
                     )
@@ -343,7 +333,7 @@ def restore_backup(
                         },
                     )
                 swapped = True
-                _swap_media(tenant_media_dir(slug), shadow_media, previous_media)
+                trees.replace_tree(trees.tree(slug), shadow_media, previous_media)
             except Exception as exc:
                 connection.set_schema_to_public()
                 if swapped:  # the data is live; only the media folders failed
@@ -356,7 +346,7 @@ def restore_backup(
                     ) from exc
                 if schema_exists(shadow):
                     _drop_schema(shadow)
-                shutil.rmtree(shadow_media, ignore_errors=True)
+                trees.delete_tree(shadow_media)
                 thaw_writes(slug=slug)
                 if isinstance(exc, TenantError):
                     raise
@@ -403,8 +393,7 @@ def restore_undo(*, slug: str, actor: Actor | None = None) -> Restore:
         )
     token = secrets.token_hex(4)
     undone = f"_undone_{token}"
-    live_media = tenant_media_dir(slug)
-    undone_media = live_media.parent / f".undone-{token}"
+    undone_media = trees.tree(f".undone-{slug}-{token}")
     with _RestoreLock(slug):
         freeze_writes(slug=slug, seconds=FREEZE_SECONDS)
         try:
@@ -427,13 +416,15 @@ def restore_undo(*, slug: str, actor: Actor | None = None) -> Restore:
                     before={"backup": restore.backup_id},
                     after={"from": restore.previous_schema},
                 )
-            _swap_media(live_media, Path(restore.previous_media), undone_media)
+            trees.replace_tree(
+                trees.tree(slug), _kept_media(restore.previous_media), undone_media
+            )
             _after_swap(slug)
         finally:
             thaw_writes(slug=slug)
     # the restored state is not kept: undoing an undo is restoring the backup again
     _drop_schema(undone)
-    shutil.rmtree(undone_media, ignore_errors=True)
+    trees.delete_tree(undone_media)
     restore.refresh_from_db()
     return restore
 
@@ -447,7 +438,7 @@ def restores_expire(*, now: dt.datetime | None = None) -> int:
     ):
         _drop_schema(restore.previous_schema)
         if restore.previous_media:
-            shutil.rmtree(restore.previous_media, ignore_errors=True)
+            trees.delete_tree(_kept_media(restore.previous_media))
         Restore.objects.filter(pk=restore.pk).update(status=Restore.Status.EXPIRED)
         expired += 1
     return expired

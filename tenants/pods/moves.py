@@ -35,19 +35,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import redis
 from django.conf import settings
+from django.core.files.storage import Storage
 from psycopg import sql
 
 from tenants.errors import TenantError
+from tenants.media import trees
 from tenants.pods import directory
 from tenants.pods.directory import Pod, PodError
 from tenants.provisioning.cloning import PLACEHOLDER, clean_ddl, pg_dump_binary
@@ -96,18 +96,23 @@ def _bump(pod: Pod) -> None:
     )
 
 
-def _media_dir(pod: Pod, slug: str) -> Path | None:
-    if not pod.media_root:
+def _media_trees(source: Pod, target: Pod, slug: str) -> tuple[Storage, Storage] | None:
+    """The tenant's media tree on each pod, or None when the two pods share one
+    (a bucket both use, or pods registered without a media location)."""
+    if not source.media_root or not target.media_root:
         return None
-    return Path(pod.media_root) / (settings.MULTITENANT_RELATIVE_MEDIA_ROOT % slug)
+    trees_ = (
+        trees.tree(slug, at=source.media_root),
+        trees.tree(slug, at=target.media_root),
+    )
+    return None if trees.same_place(*trees_) else trees_
 
 
 def _copy_media(source: Pod, target: Pod, slug: str) -> None:
     """Copy (again) the tenant's files; nothing to do on shared storage."""
-    src, dst = _media_dir(source, slug), _media_dir(target, slug)
-    if src is None or dst is None or src == dst or not src.exists():
-        return
-    shutil.copytree(src, dst, dirs_exist_ok=True)
+    pair = _media_trees(source, target, slug)
+    if pair is not None:
+        trees.copy_tree(*pair)
 
 
 def _tables(conn: psycopg.Connection, schema: str) -> list[str]:
@@ -478,9 +483,9 @@ def _roll_back(slug: str, source: Pod, target: Pod) -> None:
                 action()
             except psycopg.Error as exc:
                 errors.append(str(exc))
-    media = _media_dir(target, slug)
-    if media is not None and media != _media_dir(source, slug):
-        shutil.rmtree(media, ignore_errors=True)
+    pair = _media_trees(source, target, slug)
+    if pair is not None:
+        trees.delete_tree(pair[1])
     with _connect(source) as src:
         for statement in (
             sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
@@ -662,11 +667,9 @@ def moved_schemas_drop(
                     sql.Identifier(moved_schema)
                 )
             )
-        media = _media_dir(source, slug)
-        if media is not None and media != _media_dir(
-            directory.pod_get(directory.tenant_pod(slug)), slug
-        ):
-            shutil.rmtree(media, ignore_errors=True)
+        pair = _media_trees(source, directory.pod_get(directory.tenant_pod(slug)), slug)
+        if pair is not None:
+            trees.delete_tree(pair[0])
         with directory.connect() as conn:
             conn.execute(
                 "UPDATE cms_directory.moves SET moved_schema = '' WHERE id = %s",

@@ -13,11 +13,9 @@ transactional), so a failure at any step leaves no schema, row or domain behind.
 import functools
 import logging
 import secrets
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -35,6 +33,7 @@ from tenants.errors import (
     TenantExists,
     TenantNotFound,
 )
+from tenants.media import trees
 from tenants.models import Domain, Plan, Tenant
 from tenants.pods import directory
 from tenants.provisioning.cloning import clone_template
@@ -68,10 +67,6 @@ def tenant_url(domain: str) -> str:
     default_port = 443 if scheme == "https" else 80
     suffix = "" if port == default_port else f":{port}"
     return f"{scheme}://{domain}{suffix}/"
-
-
-def tenant_media_dir(schema_name: str) -> Path:
-    return Path(settings.MEDIA_ROOT) / "tenants" / schema_name
 
 
 @functools.cache
@@ -332,7 +327,7 @@ def tenant_delete(*, slug: str, confirm: bool, actor: Actor | None = None) -> No
             before={"name": tenant.name, "plan": tenant.plan.name},
         )
     invalidate_tenant_map()
-    shutil.rmtree(tenant_media_dir(slug), ignore_errors=True)
+    trees.delete_tree(trees.tree(slug))
     try:
         purge_tenant_cache(slug)
     except Exception:

@@ -13,25 +13,25 @@ transaction that makes the import all or nothing.
 
 import io
 import json
-import shutil
+import secrets
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.core.files.storage import Storage
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
+from tenants.media import trees
 from tenants.models import Domain, Tenant
 from tenants.provisioning.cloning import clone_template
 from tenants.provisioning.creation import (
     ensure_template_schema,
     template_schema_name,
     tenant_delete,
-    tenant_media_dir,
     validate_new_tenant,
 )
 from tenants.registry.resolution import invalidate_tenant_map
@@ -164,13 +164,7 @@ def tenant_export(
                 "tables": tables,
                 "sequences": _sequences(cursor, schema),
             }
-            media_files = 0
-            media_root = tenant_media_dir(schema)
-            if media_root.exists():
-                for path in sorted(media_root.rglob("*")):
-                    if path.is_file():
-                        archive.add(path, f"media/{path.relative_to(media_root)}")
-                        media_files += 1
+            media_files = _add_media(archive, trees.tree(schema))
             _add_bytes(
                 archive, "manifest.json", json.dumps(manifest, indent=2).encode()
             )
@@ -288,33 +282,48 @@ def _upload_sizes(archive: tarfile.TarFile) -> list[int]:
     ]
 
 
-def extract_media_to(archive: tarfile.TarFile, staging: Path) -> int:
-    """Write the archive's media into the folder ``staging``; returns the count."""
+def _add_media(archive: tarfile.TarFile, files: Storage) -> int:
+    """Add the tree's files under ``media/``; returns the count."""
+    names = trees.names(files)
+    for name in names:
+        info = tarfile.TarInfo(f"media/{name}")
+        info.size = files.size(name)
+        info.mtime = int(timezone.now().timestamp())
+        with files.open(name, "rb") as source:
+            archive.addfile(info, source)
+    return len(names)
+
+
+def extract_media_to(archive: tarfile.TarFile, staging: Storage) -> int:
+    """Write the archive's media into the tree ``staging``; returns the count."""
     count = 0
     for member in archive.getmembers():
         if not member.name.startswith("media/") or not member.isfile():
             continue
-        relative = Path(member.name[len("media/") :])
-        destination = (staging / relative).resolve()
-        if staging.resolve() not in destination.parents:
-            raise ArchiveError(f"Refusing unsafe path in archive: {member.name!r}")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with archive.extractfile(member) as source, destination.open("wb") as out:
-            shutil.copyfileobj(source, out)
+        relative = member.name[len("media/") :]
+        try:
+            trees.safe_name(relative)
+        except trees.MediaError:
+            raise ArchiveError(
+                f"Refusing unsafe path in archive: {member.name!r}"
+            ) from None
+        with archive.extractfile(member) as source:
+            trees.write(staging, relative, source)
         count += 1
     return count
 
 
 def _extract_media(archive: tarfile.TarFile, slug: str) -> None:
-    target = tenant_media_dir(slug)
-    staging = Path(tempfile.mkdtemp(prefix=f"import-{slug}-", dir=target.parent))
+    """The archive's files become the tenant's, all at once (written aside first)."""
+    token = secrets.token_hex(4)
+    staging = trees.tree(f".import-{slug}-{token}")
+    replaced = trees.tree(f".replaced-{slug}-{token}")
     try:
         extract_media_to(archive, staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.replace(target)
+        trees.replace_tree(trees.tree(slug), staging, replaced)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        trees.delete_tree(staging)
+        trees.delete_tree(replaced)
 
 
 def tenant_import(
@@ -376,7 +385,6 @@ def tenant_import(
             )
         connection.set_schema_to_public()
         try:
-            tenant_media_dir(slug).parent.mkdir(parents=True, exist_ok=True)
             _extract_media(archive, slug)
         except Exception:
             tenant_delete(slug=slug, confirm=True)

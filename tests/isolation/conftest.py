@@ -26,8 +26,8 @@ from wagtail.models import Site
 from wagtail.search import index
 
 from content.models import ArticlePage
-from tenants.provisioning.creation import tenant_media_dir
 from tests.conftest import ACME_HOST, GLOBEX_HOST
+from tests.media import tenant_media_dir
 
 TWIN_SLUG = "twin"
 TWIN_TITLE = "Twin"

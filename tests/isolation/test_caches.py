@@ -20,8 +20,8 @@ from wagtail.images.models import Image
 from wagtail.models import Site
 
 from content.models import ArticlePage
-from tenants.provisioning.creation import tenant_media_dir
 from tests.isolation.conftest import TWIN_SLUG, Twin, assert_only_own
+from tests.media import tenant_media_dir
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django_tenants.utils import schema_context
 from wagtail.documents.models import Document
 from wagtail.models import Collection, CollectionViewRestriction
 
-from tenants.provisioning.creation import tenant_media_dir
+from tests.media import tenant_media_dir
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from tenants.backups.models import Backup, DataExport
 from tenants.backups.snapshots import backups_prune
 from tenants.backups.storage import backup_storage, file_sha256
 from tenants.models import Tenant
-from tenants.provisioning.creation import tenant_media_dir
 from tenants.tariffs.plans import plan_update
+from tests.media import tenant_media_dir
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from django.test import Client
 from django_tenants.utils import schema_context, schema_exists
 
 from tenants.models import Domain, Tenant
-from tenants.provisioning.creation import tenant_media_dir
 from tests.integration import REPO_ROOT, process_env
+from tests.media import tenant_media_dir
 
 pytestmark = pytest.mark.django_db
 

@@ -17,8 +17,8 @@ from wagtail.models import Page, Site
 
 from tenants.errors import TenantError
 from tenants.models import Domain, Tenant
-from tenants.provisioning.creation import tenant_media_dir
 from tenants.provisioning.portability import ArchiveError, tenant_export, tenant_import
+from tests.media import tenant_media_dir
 
 pytestmark = pytest.mark.django_db
 

@@ -8,6 +8,7 @@ from django_tenants.utils import schema_exists
 from tenants.errors import ProvisioningFailed
 from tenants.models import Domain, Tenant
 from tenants.provisioning import creation as provisioning
+from tests.media import tenant_media_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def test_failure_at_any_step_leaves_nothing(monkeypatch, target, replacement):
     assert Tenant.objects.count() == tenants_before
     assert not Domain.objects.filter(domain__endswith="doomed.localhost").exists()
     assert not schema_exists("doomed")
-    assert not provisioning.tenant_media_dir("doomed").exists()
+    assert not tenant_media_dir("doomed").exists()
     assert Client(HTTP_HOST="doomed.localhost").get("/").status_code == 404
 
     monkeypatch.undo()

@@ -46,8 +46,10 @@ class Command(BaseCommand):
         add.add_argument(
             "--media-root",
             default="",
-            help="The pod's MEDIA_ROOT when media is on its own disk (moves copy "
-            "a tenant's files); omit for storage every pod shares (S3).",
+            help="Where the pod keeps tenant media: its MEDIA_ROOT on its own disk, "
+            "or s3://BUCKET/PREFIX (CMS_MEDIA_S3_*). A move copies a tenant's files "
+            "between two different locations and nothing when both pods share one; "
+            "omit when every pod shares the same storage.",
         )
 
         for name, help_text in (
