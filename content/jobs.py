@@ -311,6 +311,35 @@ def _dispatch(*, schema: str, job_ids: list[int], cap: int, lane: str) -> None:
         )
 
 
+def requeue_unfinished(*, schema: str) -> int:
+    """Hand the tenant's unfinished jobs that this pod's fair queue does not hold to
+    it again; returns how many. The fair queue lives in the pod's Redis and the job
+    rows in the tenant's schema: after a live move (the rows arrive with the schema,
+    the queue stays behind) or a Redis that lost its data, queued jobs would wait
+    forever. A job left ``running`` by a worker of the other pod is queued again
+    (executors are idempotent); jobs the queue holds are left alone, so none runs
+    twice at once. A hold left on this pod's queue by an earlier move away from it
+    ends here: the tenant is back."""
+    known = {}
+    for lane in all_lanes():
+        fair_queue.release(schema=schema, queue=lane.queue())
+        known[lane.name] = fair_queue.known_refs(schema=schema, queue=lane.queue())
+    with schema_context(schema):
+        waiting = [
+            job
+            for job in BackgroundJob.objects.filter(
+                status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING]
+            ).order_by("pk")
+            if str(job.pk) not in known[_kind(job.kind).lane]
+        ]
+        BackgroundJob.objects.filter(
+            pk__in=[job.pk for job in waiting], status=BackgroundJob.Status.RUNNING
+        ).update(status=BackgroundJob.Status.QUEUED, started_at=None)
+    if waiting:
+        dispatch_jobs(waiting, schema=schema)
+    return len(waiting)
+
+
 def send_tokens(
     count: int, *, countdown: float | None = None, lane: str = PUBLISHING
 ) -> None:
@@ -440,6 +469,12 @@ def _run_claimed_job(
 ) -> TokenOutcome:
     Status = BackgroundJob.Status
     queue = get_lane(lane).queue()
+    if not Tenant.objects.filter(schema_name=schema).exists():
+        # a reference left behind by a tenant deleted or moved to another pod: never
+        # run in a schema this pod does not serve (a move's copy being built, say)
+        logger.warning("job %s of %s: no such tenant here, dropped", job_id, schema)
+        fair_queue.finish(schema=schema, job_ref=str(job_id), queue=queue)
+        return TokenOutcome(schema, job_id, "gone")
     if attempt is None:
         attempt = fair_queue.count_attempt(
             schema=schema, job_ref=str(job_id), queue=queue

@@ -80,7 +80,11 @@ local jobs = prefix .. 'jobs:' .. schema
 for i = 4, #ARGV do
   redis.call('RPUSH', jobs, ARGV[i])
 end
-redis.call('HSET', prefix .. 'caps', schema, cap)
+if redis.call('HEXISTS', prefix .. 'held', schema) == 1 then
+  redis.call('HSET', prefix .. 'held', schema, cap)
+else
+  redis.call('HSET', prefix .. 'caps', schema, cap)
+end
 if redis.call('SADD', prefix .. 'members', schema) == 1 then
   redis.call('RPUSH', prefix .. 'new', schema)
 end
@@ -206,6 +210,28 @@ end
 redis.call('RPUSH', prefix .. 'jobs:' .. schema, ref)
 if redis.call('SADD', prefix .. 'members', schema) == 1 then
   redis.call('RPUSH', prefix .. 'ring', schema)
+end
+return redis.call('LLEN', prefix .. 'jobs:' .. schema)
+"""
+
+# A held tenant's cap is 0 (pops pass it by, its jobs wait); its own cap is kept
+# aside until the hold is released.
+_HOLD = """
+local prefix, schema, default_cap = ARGV[1], ARGV[2], ARGV[3]
+local caps, held = prefix .. 'caps', prefix .. 'held'
+if redis.call('HEXISTS', held, schema) == 0 then
+  redis.call('HSET', held, schema, redis.call('HGET', caps, schema) or default_cap)
+end
+redis.call('HSET', caps, schema, 0)
+return redis.call('LLEN', prefix .. 'jobs:' .. schema)
+"""
+
+_RELEASE = """
+local prefix, schema = ARGV[1], ARGV[2]
+local cap = redis.call('HGET', prefix .. 'held', schema)
+if cap then
+  redis.call('HSET', prefix .. 'caps', schema, cap)
+  redis.call('HDEL', prefix .. 'held', schema)
 end
 return redis.call('LLEN', prefix .. 'jobs:' .. schema)
 """
@@ -372,6 +398,36 @@ def newcomer_waiting(*, other_than: str) -> bool:
     )
 
 
+def hold(*, schema: str, queue: str | None = None, client=None) -> int:
+    """Stop handing the tenant's jobs to workers (they wait in its list; new ones
+    join them) until ``release``: a live move keeps the jobs from running on the
+    pod the tenant is leaving (``client``: that pod's Redis). Returns the tenant's
+    pending count."""
+    args = [key_prefix(queue), schema, DEFAULT_CAP]
+    return int(script(_HOLD)(args=args, client=client))
+
+
+def release(*, schema: str, queue: str | None = None, client=None) -> int:
+    """End a hold (the move was rolled back): the tenant's cap is back and its
+    waiting jobs run as tokens come (parked ones return with the watchdog)."""
+    return int(script(_RELEASE)(args=[key_prefix(queue), schema], client=client))
+
+
+def running(*, schema: str, queue: str | None = None, client=None) -> int:
+    """The tenant's jobs a worker holds under a lease that has not expired (a job
+    of a dead worker counts no more once its lease is over)."""
+    key = f"{key_prefix(queue)}inflight:{schema}"
+    return int((client or _redis()).zcount(key, f"({time.time()!r}", "+inf"))
+
+
+def known_refs(*, schema: str, queue: str | None = None) -> set[str]:
+    """References of the tenant's jobs the queue holds: waiting or in flight."""
+    waiting = _redis().lrange(f"{key_prefix(queue)}jobs:{schema}", 0, -1)
+    return {
+        ref.decode() if isinstance(ref, bytes) else ref for ref in waiting
+    } | in_flight(schema=schema, queue=queue)
+
+
 def pending_by_tenant(queue: str | None = None) -> dict[str, int]:
     """Jobs waiting (not in flight) per tenant schema."""
     client = _redis()
@@ -388,10 +444,11 @@ def pending_by_tenant(queue: str | None = None) -> dict[str, int]:
     return dict(zip(schemas, map(int, pipe.execute()), strict=True))
 
 
-def clear(*, schema: str | None = None, queue: str | None = None) -> None:
+def clear(*, schema: str | None = None, queue: str | None = None, client=None) -> None:
     """Forget queued and in-flight references (tests and benchmarks; a tenant's
-    deletion). Without a schema, the whole fair queue of this Celery queue."""
-    client = _redis()
+    deletion or move: ``client``, the Redis of the pod it left). Without a schema,
+    the whole fair queue of this Celery queue."""
+    client = client or _redis()
     prefix = key_prefix(queue)
     if schema is None:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
@@ -404,6 +461,7 @@ def clear(*, schema: str | None = None, queue: str | None = None) -> None:
         f"{prefix}attempts:{schema}",
     )
     client.srem(f"{prefix}members", schema)
+    client.hdel(f"{prefix}held", schema)
     client.srem(f"{prefix}inflight-schemas", schema)
     client.lrem(f"{prefix}ring", 0, schema)
     client.lrem(f"{prefix}new", 0, schema)

@@ -6,15 +6,21 @@ the ORM, so a ``pre_save`` receiver sees every one of them, and a name another p
 holds is refused before this pod writes anything. Releases follow deletions.
 
 A claim is made on the directory's own connection, so a local transaction rolled
-back after it leaves the claim behind; it names this pod, so a retry here succeeds,
-while other pods stay refused until the name is released (``pods release``).
+back after it outlives the rollback; it names this pod, so a retry here succeeds. The
+doors that create tenants (creation, import and so clone) give it up when they fail
+(``released_on_failure``), so that other pods may take the name.
 """
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db.models.signals import post_delete, pre_save
 
 from tenants.pods import directory
 
 SKIPPED_SCHEMAS = {"public"}
+logger = logging.getLogger(__name__)
 
 
 def _is_served(tenant) -> bool:
@@ -49,6 +55,30 @@ def _claim_hostname(sender, instance, **kwargs) -> None:
 def _release_hostname(sender, instance, **kwargs) -> None:
     if directory.enabled():
         directory.release_hostname(instance.domain, directory.local_pod())
+
+
+@contextmanager
+def released_on_failure(slug: str) -> Iterator[None]:
+    """Around a tenant's creation (outside its transaction): when it fails, forget
+    the claims its saves made - the slug and, with it, its host names - unless this
+    pod holds the tenant after all."""
+    try:
+        yield
+    except BaseException:
+        _release_unsaved(slug)
+        raise
+
+
+def _release_unsaved(slug: str) -> None:
+    from tenants.models import Tenant
+
+    try:
+        if directory.enabled() and not (
+            Tenant.objects.filter(schema_name=slug).exists()
+        ):
+            directory.release_tenant(slug, directory.local_pod())
+    except Exception:  # the creation's own error is the one to report
+        logger.exception("could not release the directory claim of %s", slug)
 
 
 def connect_claim_signals() -> None:

@@ -31,7 +31,6 @@ from tenants.errors import DomainTaken, TenantError, TenantExists, TenantNotFoun
 
 CHANNEL = "cms_directory"
 POD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-SCHEMA_VERSION = 1
 # One advisory lock key for the DDL: two processes starting at once must not race
 # CREATE TABLE IF NOT EXISTS (it is not concurrency-safe in PostgreSQL).
 _DDL_LOCK = 7_364_101
@@ -296,11 +295,3 @@ def host_map() -> dict[str, str]:
             "JOIN cms_directory.tenants t USING (slug)"
         ).fetchall()
     return dict(rows)
-
-
-def set_tenant_pod(slug: str, pod: str, *, state: str = "active") -> None:
-    with connect() as conn:
-        conn.execute(
-            "UPDATE cms_directory.tenants SET pod = %s, state = %s WHERE slug = %s",
-            [pod, state, slug],
-        )

@@ -34,6 +34,7 @@ finishes one that switched but did not clean up).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import subprocess
 import time
@@ -47,11 +48,13 @@ from django.core.files.storage import Storage
 from psycopg import sql
 
 from tenants.errors import TenantError
+from tenants.jobs import fair_queue
+from tenants.jobs.lanes import all_lanes
 from tenants.media import trees
-from tenants.pods import directory
+from tenants.pods import directory, remote
 from tenants.pods.directory import Pod, PodError
 from tenants.provisioning.cloning import PLACEHOLDER, clean_ddl, pg_dump_binary
-from tenants.redis_store.keys import bump_generation, tenant_key_pattern
+from tenants.provisioning.creation import purge_tenant_cache
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +89,6 @@ def _name(slug: str) -> str:
 
 def _connect(pod: Pod) -> psycopg.Connection:
     return psycopg.connect(pod.database_url, autocommit=True, connect_timeout=5)
-
-
-def _bump(pod: Pod) -> None:
-    from tenants.registry.resolution import generation_key
-
-    bump_generation(
-        redis.Redis.from_url(pod.redis_url, socket_timeout=3), generation_key()
-    )
 
 
 def _media_trees(source: Pod, target: Pod, slug: str) -> tuple[Storage, Storage] | None:
@@ -131,13 +126,13 @@ def _tables(conn: psycopg.Connection, schema: str) -> list[str]:
 def _record(slug: str) -> dict | None:
     with directory.connect() as conn:
         row = conn.execute(
-            "SELECT source, target, step, moved_schema FROM cms_directory.moves "
+            "SELECT source, target, step FROM cms_directory.moves "
             "WHERE slug = %s AND step <> 'done'",
             [slug],
         ).fetchone()
     if row is None:
         return None
-    return dict(zip(("source", "target", "step", "moved_schema"), row, strict=True))
+    return dict(zip(("source", "target", "step"), row, strict=True))
 
 
 def _set_step(slug: str, step: str, **extra: str) -> None:
@@ -276,8 +271,63 @@ def _freeze(source: Pod, slug: str, seconds: int) -> None:
             "now() + make_interval(secs => %s) WHERE schema_name = %s",
             [seconds, slug],
         )
-    _bump(source)
+    remote.bump_generation_on(source)
     time.sleep(settings.CMS_TENANT_CACHE_CHECK_SECONDS + 0.1)
+
+
+def _queues(pod: Pod) -> tuple[redis.Redis, list[str]]:
+    """The pod's Redis and the fair queues (one per lane) a tenant's jobs wait in."""
+    client = redis.Redis.from_url(pod.redis_url, socket_timeout=3)
+    return client, [lane.queue() for lane in all_lanes()]
+
+
+def _hold_jobs(source: Pod, slug: str, timeout: float) -> int:
+    """Keep the tenant's background jobs from starting on the source and wait for
+    the running ones to end, so that no job writes to the copy being left behind;
+    returns the jobs left waiting (they are queued again on the target). Raises
+    ``MoveFailed`` when a job runs past ``timeout``."""
+    client, queues = _queues(source)
+    waiting = sum(
+        fair_queue.hold(schema=slug, queue=queue, client=client) for queue in queues
+    )
+    deadline = time.monotonic() + timeout
+    while running := sum(
+        fair_queue.running(schema=slug, queue=queue, client=client) for queue in queues
+    ):
+        if time.monotonic() > deadline:
+            raise MoveFailed(
+                f"{running} background job(s) of {slug!r} still ran after "
+                f"{timeout:g} s; try again when they are done."
+            )
+        time.sleep(0.1)
+    return waiting
+
+
+def _release_jobs(source: Pod, slug: str) -> None:
+    client, queues = _queues(source)
+    for queue in queues:
+        fair_queue.release(schema=slug, queue=queue, client=client)
+
+
+def _hand_over_jobs(slug: str, source: Pod, target: Pod) -> str:
+    """After the switch: the source's queues forget the tenant and the target queues
+    its unfinished jobs (their rows came with the schema). Returns what the target
+    said; a failure is reported, never undoes the move (the jobs stay in the
+    tenant's rows: `manage.py jobs requeue SLUG` on the target)."""
+    client, queues = _queues(source)
+    for queue in queues:
+        fair_queue.clear(schema=slug, queue=queue, client=client)
+    out, err = io.StringIO(), io.StringIO()
+    code = remote.run_on_pod(
+        target.name, ["jobs", "requeue", slug], stdout=out, stderr=err
+    )
+    if code != 0:
+        reason = err.getvalue().strip().splitlines()[-1:] or [f"exit code {code}"]
+        return (
+            f"could not queue its background jobs on {target.name} ({reason[0]}); "
+            f"run `manage.py jobs requeue {slug}` there"
+        )
+    return out.getvalue().strip()
 
 
 def _announce(target: Pod) -> None:
@@ -285,7 +335,7 @@ def _announce(target: Pod) -> None:
     there: a worker re-reads its host map at most ``CMS_TENANT_CACHE_CHECK_SECONDS``
     after the generation moves, and until then answers an unknown host 404 (a read
     lost, a write not retried). Waited for while writes are still paused."""
-    _bump(target)
+    remote.bump_generation_on(target)
     time.sleep(settings.CMS_TENANT_CACHE_CHECK_SECONDS + 0.1)
 
 
@@ -296,7 +346,7 @@ def _thaw(source: Pod, slug: str) -> None:
             "WHERE schema_name = %s",
             [slug],
         )
-    _bump(source)
+    remote.bump_generation_on(source)
 
 
 def _barrier(src: psycopg.Connection, slug: str, url: str) -> str:
@@ -463,10 +513,7 @@ def _drop_subscription(tgt: psycopg.Connection, slug: str) -> None:
 
 def _purge_source_cache(source: Pod, slug: str) -> None:
     client = redis.Redis.from_url(source.redis_url, socket_timeout=3)
-    for pattern in (f"{slug}:*", tenant_key_pattern(slug)):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        if keys:
-            client.delete(*keys)
+    purge_tenant_cache(slug, client)
 
 
 def _roll_back(slug: str, source: Pod, target: Pod) -> None:
@@ -507,6 +554,10 @@ def _roll_back(slug: str, source: Pod, target: Pod) -> None:
         if slot:
             src.execute("SELECT pg_drop_replication_slot(%s)", slot)
     _thaw(source, slug)
+    try:
+        _release_jobs(source, slug)
+    except Exception as exc:  # noqa: BLE001 - reported with the rest
+        errors.append(f"releasing its background jobs: {exc}")
     with directory.connect() as conn, conn.transaction():
         conn.execute(
             "UPDATE cms_directory.tenants SET state = 'active' WHERE slug = %s",
@@ -542,6 +593,7 @@ def tenant_move(
     target: str,
     sync_timeout: float = 1800,
     catch_up_timeout: float = 60,
+    job_timeout: float = 30,
     on_step: Callable[[str], None] = lambda message: None,
 ) -> MoveResult:
     """Move ``slug`` to pod ``target`` (see the module's docstring)."""
@@ -568,6 +620,8 @@ def tenant_move(
         result.timings["freezing"] = round(time.monotonic() - started, 3)
         _freeze(source_pod, slug, FREEZE_SECONDS)
         step("frozen", "writes paused (503 with Retry-After); reads go on")
+        held = _hold_jobs(source_pod, slug, job_timeout)
+        step("jobs_held", f"background jobs held ({held} waiting), none running")
         with _connect(source_pod) as src, _connect(target_pod) as tgt:
             with src.transaction():
                 token = _barrier(src, slug, source_pod.database_url)
@@ -592,9 +646,10 @@ def tenant_move(
                         [settings.CMS_MOVE_GRACE_HOURS, slug],
                     )
                 switched = True
-        _bump(target_pod)
-        _bump(source_pod)
+        remote.bump_generation_on(target_pod)
+        remote.bump_generation_on(source_pod)
         step("switched", f"live on {target_pod.name}; writes accepted there")
+        step("jobs", _hand_over_jobs(slug, source_pod, target_pod))
     except Exception as exc:
         if switched:
             raise MoveFailed(
@@ -639,6 +694,7 @@ def move_resume(*, slug: str, on_step: Callable[[str], None]) -> MoveResult:
     if record["step"] in ("switched", "done"):
         _finish(slug, source, target)
         on_step(f"finished the clean-up of the move to {target.name}")
+        on_step(_hand_over_jobs(slug, source, target))
         return MoveResult(slug=slug, source=source.name, target=target.name)
     on_step("rolling back the interrupted move, then starting again")
     _roll_back(slug, source, target)

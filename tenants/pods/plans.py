@@ -18,9 +18,8 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from psycopg.types.json import Jsonb
 
-from tenants.pods import directory
+from tenants.pods import directory, remote
 from tenants.pods.directory import Pod, PodError
-from tenants.redis_store.keys import bump_generation
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +35,6 @@ def _plan_row(plan) -> dict:
 
 
 def _write_plan(pod: Pod, table: str, row: dict) -> None:
-    from tenants.registry.resolution import generation_key
-
     columns = list(row)
     updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "name")
     sql = (
@@ -49,9 +46,7 @@ def _write_plan(pod: Pod, table: str, row: dict) -> None:
     )
     with psycopg.connect(pod.database_url, connect_timeout=3) as conn:
         conn.execute(sql, [row[c] for c in columns])
-    bump_generation(
-        redis.Redis.from_url(pod.redis_url, socket_timeout=3), generation_key()
-    )
+    remote.bump_generation_on(pod)
 
 
 def push_plan(plan) -> list[str]:

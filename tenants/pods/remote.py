@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import redis
 from django.conf import settings
 
 from tenants.pods import directory
 from tenants.pods.directory import Pod
+from tenants.redis_store.keys import bump_generation
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 # Derived per pod from REDIS_URL; an operator's explicit value would point at the
@@ -24,8 +26,18 @@ MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 POD_SPECIFIC = ("CELERY_BROKER_URL",)
 
 
-def pod_environment(pod: Pod, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
+def bump_generation_on(pod: Pod) -> None:
+    """Make ``pod``'s processes re-read their host map and plans (each checks the
+    generation every ``CMS_TENANT_CACHE_CHECK_SECONDS``)."""
+    from tenants.registry.resolution import generation_key
+
+    bump_generation(
+        redis.Redis.from_url(pod.redis_url, socket_timeout=3), generation_key()
+    )
+
+
+def pod_environment(pod: Pod) -> dict[str, str]:
+    env = dict(os.environ)
     for name in POD_SPECIFIC:
         env.pop(name, None)
     env.update(

@@ -33,9 +33,11 @@ from tenants.errors import (
     TenantExists,
     TenantNotFound,
 )
+from tenants.jobs import fair_queue
+from tenants.jobs.lanes import all_lanes
 from tenants.media import trees
 from tenants.models import Domain, Plan, Tenant
-from tenants.pods import directory
+from tenants.pods import claims, directory
 from tenants.provisioning.cloning import clone_template
 from tenants.redis_store.keys import cache_redis, tenant_key_pattern
 from tenants.registry.resolution import invalidate_tenant_map
@@ -228,7 +230,7 @@ def tenant_create(
     with ThreadPoolExecutor(max_workers=1) as hasher:
         password_hash = hasher.submit(make_password, password)
         try:
-            with transaction.atomic():
+            with claims.released_on_failure(slug), transaction.atomic():
                 tenant = Tenant.objects.create(
                     schema_name=slug, name=name.strip(), plan=plan_obj
                 )
@@ -286,11 +288,11 @@ def _retire_aged_connection() -> None:
         _creations.update(connection=None, count=0)
 
 
-def purge_tenant_cache(schema_name: str) -> None:
+def purge_tenant_cache(schema_name: str, client=None) -> None:
     """Drop the tenant's keys - Django's cache (its key function starts with the
     schema) and the platform's own (slots, page cache): a later tenant with the same
-    slug starts clean."""
-    client = cache_redis()
+    slug starts clean. ``client``: another pod's Redis (a move's source)."""
+    client = client or cache_redis()
     for pattern in (f"{schema_name}:*", tenant_key_pattern(schema_name)):
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
@@ -330,5 +332,7 @@ def tenant_delete(*, slug: str, confirm: bool, actor: Actor | None = None) -> No
     trees.delete_tree(trees.tree(slug))
     try:
         purge_tenant_cache(slug)
+        for lane in all_lanes():  # its jobs' references, which nothing would run
+            fair_queue.clear(schema=slug, queue=lane.queue())
     except Exception:
-        logger.exception("could not purge cache keys of deleted tenant %s", slug)
+        logger.exception("could not purge the keys of deleted tenant %s", slug)

@@ -27,6 +27,7 @@ from tenants.audit.trail import Actor, record_audit
 from tenants.errors import TenantError
 from tenants.media import trees
 from tenants.models import Domain, Tenant
+from tenants.pods import claims
 from tenants.provisioning.cloning import clone_template
 from tenants.provisioning.creation import (
     ensure_template_schema,
@@ -356,7 +357,7 @@ def tenant_import(
         check_imported_uploads(plan_obj, _upload_sizes(archive))
         ensure_template_schema()
         check_migration_state(manifest)
-        with transaction.atomic():
+        with claims.released_on_failure(slug), transaction.atomic():
             tenant = Tenant.objects.create(
                 schema_name=slug,
                 name=manifest["name"],

@@ -14,11 +14,13 @@ import time
 import psutil
 import psycopg
 import pytest
+import redis
 
 from tenants.pods.directory import Pod
 from tenants.pods.placement import PodLoad, choose_pod
 from tenants.pods.router import RouterUnavailable, ensure_haproxy
 from tests.ci_plugin import tool_unavailable
+from tests.integration import stop_process
 from tests.pods import start_two_pods
 
 pytestmark = pytest.mark.slow
@@ -100,6 +102,19 @@ def test_pods_list_shows_each_pod_with_its_tenants_and_health(pods):
         assert rows[pod][2] == "active"
         assert rows[pod][3] == "1"
         assert rows[pod][5:] == ["up", "up"]
+
+
+def test_tenants_list_shows_every_pods_tenants_from_any_pod(pods):
+    for host in ("pod1", "pod2"):
+        result = pods.manage(host, "tenants", "list", "--json")
+        assert result.returncode == 0, result.stderr
+        rows = {row["slug"]: row["pod"] for row in json.loads(result.stdout)}
+        assert rows == {"acme": "pod1", "globex": "pod2"}
+    table = pods.manage("pod1", "tenants", "list").stdout
+    assert table.split()[:5] == ["SLUG", "PLAN", "STATUS", "POD", "DOMAIN"]
+    assert "globex.localhost" in table
+    only = pods.manage("pod1", "tenants", "list", "--pod", "pod2", "--json")
+    assert [row["slug"] for row in json.loads(only.stdout)] == ["globex"]
 
 
 def test_slugs_and_domains_are_unique_across_pods(pods):
@@ -424,6 +439,55 @@ def test_a_move_that_fails_half_way_rolls_back(pods):
     # nothing is left under way: a second attempt is not refused as "in progress"
     result = pods.manage("pod1", "tenants", "move", "globex", "--abort")
     assert result.returncode != 0 and "No move of 'globex'" in result.stderr
+
+
+def _post_article(pods, slug: str, token: str, title: str, **extra) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", pods.router_port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/api/v2/articles/",
+            body=json.dumps({"title": title, "text": "Queued.", **extra}),
+            headers={
+                "Host": f"{slug}.localhost",
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_a_publish_queued_before_a_move_runs_on_the_target(pods):
+    """pod2 has no worker: globex's publish waits in pod2's queue. The move holds it
+    there, and the target (pod1, with a worker) queues it again and runs it."""
+    token = pods.pods["pod2"].api_token("globex", scopes=("read", "write", "publish"))
+    title = "Queued before the move"
+    assert _post_article(pods, "globex", token, title, publish=True) == 202
+    assert pods.get("globex.localhost", "/queued-before-the-move/")[0] == 404
+    pods.pods["pod1"].start_celery_worker("pod1-jobs")
+    try:
+        result = pods.manage("pod2", "tenants", "move", "globex", "--to", "pod1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "background jobs held" in result.stdout
+        assert "job(s) of globex queued again" in result.stdout
+        deadline = time.monotonic() + 60
+        while pods.get("globex.localhost", "/queued-before-the-move/")[0] != 200:
+            assert time.monotonic() < deadline, "the queued publish never ran on pod1"
+            time.sleep(0.5)
+        # pod2's queue forgot globex: nothing there may run against the old copy
+        with redis.Redis.from_url(pods.pods["pod2"].redis_url) as client:
+            for kind in ("jobs", "inflight"):
+                assert not list(client.scan_iter(match=f"*fairq*:{kind}:globex"))
+    finally:
+        worker = pods.pods["pod1"].processes.pop()
+        stop_process(worker)
+    result = pods.manage("pod1", "tenants", "move", "globex", "--to", "pod2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pods.get("globex.localhost", "/queued-before-the-move/")[0] == 200
 
 
 def test_a_dead_pod_fails_only_its_own_tenants_fast(pods):

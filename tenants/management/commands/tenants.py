@@ -16,11 +16,11 @@ from tenants.errors import DomainVerificationFailed, TenantError
 from tenants.management.commands.migrate import fleet_summary
 from tenants.metering import counters, reports
 from tenants.models import Tenant
-from tenants.pods import directory, moves, placement, remote
+from tenants.pods import directory, listing, moves, placement, remote
 from tenants.provisioning import bulk, lifecycle, portability
 from tenants.provisioning import creation as provisioning
 from tenants.provisioning.fleet import ProgressBar, migrate_fleet
-from tenants.registry.selectors import tenant_as_dict, tenant_get, tenant_list
+from tenants.registry.selectors import tenant_as_dict, tenant_get
 from tenants.tasks import schedule_domain_verification
 
 SLUG_HELP = "The tenant's slug (its schema name)."
@@ -90,8 +90,11 @@ class Command(BaseCommand):
             "(default 1800).",
         )  # fmt: skip
 
-        listing = actions.add_parser("list", help="List tenants.")
-        listing.add_argument("--json", action="store_true", help="Print JSON.")
+        list_parser = actions.add_parser(
+            "list", help="List tenants (with pods: every pod's, with its pod)."
+        )
+        list_parser.add_argument("--json", action="store_true", help="Print JSON.")
+        list_parser.add_argument("--pod", help="Only this pod's tenants.")
 
         show = actions.add_parser("show", help="Show one tenant.")
         show.add_argument("slug", help=SLUG_HELP)
@@ -407,18 +410,26 @@ class Command(BaseCommand):
             raise CommandError(f"{len(result.failed)} row(s) failed; see above.")
 
     def handle_list(self, options: dict) -> None:
-        rows = [tenant_as_dict(tenant) for tenant in tenant_list()]
+        found = listing.list_tenants(pod=options["pod"])
+        rows = found.rows
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
-            return
-        if not rows:
+        elif not rows:
             self.stdout.write("No tenants.")
-            return
-        self.stdout.write(f"{'SLUG':<20} {'PLAN':<12} {'STATUS':<10} DOMAIN")
-        for row in rows:
-            self.stdout.write(
-                f"{row['slug']:<20} {row['plan']:<12} {row['status']:<10} "
-                f"{row['primary_domain'] or '-'}"
+        else:
+            pods = directory.enabled()
+            header = f"{'SLUG':<20} {'PLAN':<12} {'STATUS':<10} "
+            self.stdout.write(header + ("POD      " if pods else "") + "DOMAIN")
+            for row in rows:
+                self.stdout.write(
+                    f"{row['slug']:<20} {row['plan']:<12} {row['status']:<10} "
+                    + (f"{row['pod']:<8} " if pods else "")
+                    + f"{row['primary_domain'] or '-'}"
+                )
+        if found.unreachable:
+            raise CommandError(
+                "Not listed: " + "; ".join(found.unreachable) + " (the other pods' "
+                "tenants are above)."
             )
 
     def handle_show(self, options: dict) -> None:
