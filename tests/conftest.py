@@ -94,6 +94,20 @@ def globex_client(db) -> Client:
     return Client(HTTP_HOST=GLOBEX_HOST)
 
 
+def signed_in(host: str, username: str, password: str) -> Client:
+    """A client signed in through the real login form (``Client.login`` would
+    bypass the tenant gate)."""
+    client = Client(HTTP_HOST=host)
+    login = client.post("/admin/login/", {"username": username, "password": password})
+    assert login.status_code == 302, f"{username} could not sign in at {host}"
+    return client
+
+
+@pytest.fixture
+def acme_admin_client(db) -> Client:
+    return signed_in(ACME_HOST, "admin", "acme-admin-demo")
+
+
 @pytest.fixture
 def api_token():
     """Make an API token of a demo tenant acting as one of its users; returns the

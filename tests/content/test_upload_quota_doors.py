@@ -26,12 +26,8 @@ STORAGE_REFUSAL = "MB of uploads"
 
 
 @pytest.fixture
-def admin_client(acme_client):
-    login = acme_client.post(
-        "/admin/login/", {"username": "admin", "password": "acme-admin-demo"}
-    )
-    assert login.status_code == 302
-    return acme_client
+def admin_client(acme_admin_client):
+    return acme_admin_client
 
 
 def _limit(name: str, value: int) -> None:

@@ -103,13 +103,8 @@ def _body(response) -> bytes:
 
 
 @pytest.fixture
-def admin_client(db) -> Client:
-    client = Client(HTTP_HOST=ACME_HOST)
-    login = client.post(
-        "/admin/login/", {"username": "admin", "password": "acme-admin-demo"}
-    )
-    assert login.status_code == 302
-    return client
+def admin_client(acme_admin_client) -> Client:
+    return acme_admin_client
 
 
 @pytest.mark.django_db

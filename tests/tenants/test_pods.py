@@ -250,6 +250,29 @@ def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods):
         time.sleep(0.1)
 
 
+def _post_article(
+    pods, slug: str, token: str, title: str, **extra
+) -> tuple[int, str | None]:
+    """POST an article through the router: the status and its Retry-After."""
+    conn = http.client.HTTPConnection("127.0.0.1", pods.router_port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/api/v2/articles/",
+            body=json.dumps({"title": title, "text": "Queued.", **extra}),
+            headers={
+                "Host": f"{slug}.localhost",
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+            },
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+    finally:
+        conn.close()
+
+
 class _Traffic:
     """A writer posting articles through the router and a reader reading the home
     page, while a move runs; what each got is kept for the assertions."""
@@ -281,29 +304,14 @@ class _Traffic:
         while not self.stop.is_set():
             number += 1
             title = f"Written during the move {number}"
-            conn = http.client.HTTPConnection(
-                "127.0.0.1", self.pods.router_port, timeout=30
-            )
-            conn.request(
-                "POST",
-                "/api/v2/articles/",
-                body=json.dumps({"title": title, "text": "Still here."}),
-                headers={
-                    "Host": f"{self.slug}.localhost",
-                    "Authorization": f"Bearer {self.token}",
-                    "Content-Type": "application/json",
-                },
-            )
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            if 200 <= response.status < 300:
+            status, retry_after = _post_article(self.pods, self.slug, self.token, title)
+            if 200 <= status < 300:
                 self.acknowledged.append(title)
                 self.accepted_at.append(time.monotonic())
             else:
-                self.refused.append((time.monotonic(), response.status))
-                assert response.status == 503, response.status
-                assert response.getheader("Retry-After")
+                self.refused.append((time.monotonic(), status))
+                assert status == 503, status
+                assert retry_after
             time.sleep(0.3)
 
     def _read(self) -> None:
@@ -441,32 +449,12 @@ def test_a_move_that_fails_half_way_rolls_back(pods):
     assert result.returncode != 0 and "No move of 'globex'" in result.stderr
 
 
-def _post_article(pods, slug: str, token: str, title: str, **extra) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", pods.router_port, timeout=30)
-    try:
-        conn.request(
-            "POST",
-            "/api/v2/articles/",
-            body=json.dumps({"title": title, "text": "Queued.", **extra}),
-            headers={
-                "Host": f"{slug}.localhost",
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-            },
-        )
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
-
-
 def test_a_publish_queued_before_a_move_runs_on_the_target(pods):
     """pod2 has no worker: globex's publish waits in pod2's queue. The move holds it
     there, and the target (pod1, with a worker) queues it again and runs it."""
     token = pods.pods["pod2"].api_token("globex", scopes=("read", "write", "publish"))
     title = "Queued before the move"
-    assert _post_article(pods, "globex", token, title, publish=True) == 202
+    assert _post_article(pods, "globex", token, title, publish=True)[0] == 202
     assert pods.get("globex.localhost", "/queued-before-the-move/")[0] == 404
     pods.pods["pod1"].start_celery_worker("pod1-jobs")
     try:
