@@ -7,6 +7,8 @@ module is the one place that calls them, and tests/tenants/test_adapters.py fail
 loudly if ``get_usage`` stops counting on the key computed here.
 """
 
+import functools
+
 from django_ratelimit import ALL
 from django_ratelimit.core import (
     EXPIRATION_FUDGE,
@@ -16,6 +18,7 @@ from django_ratelimit.core import (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # a few rates per plan, asked on every request
 def split_rate(rate: str) -> tuple[int, int]:
     """``"5/m"`` -> ``(5, 60)``: the count and the window in seconds."""
     return _split_rate(rate)

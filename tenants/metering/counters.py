@@ -5,8 +5,9 @@ on its tenant's day counter, the short traffic window (requests, rejections and 
 latency histogram in 10-second buckets, used by ``top`` and by the metrics' top-K
 tenant labels) and, every ``CMS_METRICS_LABEL_REFRESH_SECONDS``, the read of the
 current top-K list. The public page decision (tenants.request_path.decision) runs the
-same ``meter`` function for a cached page it answers. A Redis failure loses that
-request's counts and is logged; it never fails the request.
+same ``meter`` function for a cached page it answers and for a request it refuses
+(with ``meter_rejection``). A Redis failure loses that request's counts and is
+logged; it never fails the request.
 
 The counters wait in a live hash until ``tenants.metering.flush`` moves them into
 ``UsageDay`` rows; ``tenants.metering.reports`` reads both.
@@ -17,12 +18,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.http import HttpRequest
 from redis.exceptions import NoScriptError
 
 from tenants.errors import TenantError
-from tenants.redis_store.keys import platform_key, state_redis
+from tenants.redis_store.keys import env_prefix, platform_key, state_redis
 from tenants.redis_store.scripts import compose, script
 from tenants.request_state import request_state
 
@@ -113,7 +115,8 @@ def parse_counter_fields(raw: dict) -> dict[tuple[str, dt.date], dict[str, int]]
 
 
 # Counting one finished request: a day counter field ('' for none), the traffic
-# window, the latency histogram.
+# window, the latency histogram; a refused one (429, 503) also in the traffic window
+# of its status.
 METER_LUA = """
 local function meter(day, field, window, latency, bucket, schema, expiry)
   if field ~= '' then redis.call('HINCRBY', day, field, 1) end
@@ -121,6 +124,10 @@ local function meter(day, field, window, latency, bucket, schema, expiry)
   redis.call('EXPIRE', window, expiry)
   redis.call('HINCRBY', latency, bucket, 1)
   redis.call('EXPIRE', latency, expiry)
+end
+local function meter_rejection(rejections, schema, expiry)
+  redis.call('ZINCRBY', rejections, 1, schema)
+  redis.call('EXPIRE', rejections, expiry)
 end
 """
 # KEYS: day, window, latency, rejection window ('-': none)
@@ -130,10 +137,7 @@ _METER = compose(
     body="""
 local expiry = tonumber(ARGV[4])
 meter(KEYS[1], ARGV[1], KEYS[2], KEYS[3], ARGV[3], ARGV[2], expiry)
-if KEYS[4] ~= '-' then
-  redis.call('ZINCRBY', KEYS[4], 1, ARGV[2])
-  redis.call('EXPIRE', KEYS[4], expiry)
-end
+if KEYS[4] ~= '-' then meter_rejection(KEYS[4], ARGV[2], expiry) end
 return 1
 """,
 )
@@ -174,17 +178,64 @@ class RequestCounts:
 def request_counts(
     *, schema: str, request: HttpRequest, status: int, seconds: float
 ) -> RequestCounts:
-    today = dt.datetime.now(dt.UTC).date()
-    bucket = window_bucket()
+    named = _bucket_keys(schema, window_bucket())
     counter = counter_for(method=request.method, path=request.path, status=status)
     return RequestCounts(
-        live_key=live_key(),
-        live_field=None if counter is None else counter_field(schema, today, counter),
-        requests_key=window_key("req", bucket),
-        latency_key=window_key("lat", bucket, schema),
+        live_key=named.live,
+        live_field=None
+        if counter is None
+        else counter_field(schema, named.day, counter),
+        requests_key=named.requests,
+        latency_key=named.latency,
         latency_bucket=latency_bucket(seconds),
         ttl=WINDOW_BUCKET_SECONDS * (WINDOW_BUCKETS + 2),
     )
+
+
+def rejection_counts(
+    *, schema: str, request: HttpRequest, status: int
+) -> tuple[str, str]:
+    """Where a refusal (``status`` 429 or 503) is counted besides the traffic window
+    and latency of ``request_counts``: its day counter field and the traffic window
+    of its status (``METER_LUA``'s ``meter_rejection``)."""
+    named = _bucket_keys(schema, window_bucket())
+    counter = counter_for(method=request.method, path=request.path, status=status)
+    return counter_field(schema, named.day, counter), named.rejections[status]
+
+
+class _BucketKeys(NamedTuple):
+    live: str
+    requests: str
+    latency: str
+    day: dt.date
+    rejections: dict[int, str]  # status -> its traffic window
+
+
+# (key prefix, schema, window bucket) -> the keys a request of that tenant and 10
+# seconds counts on: named once per bucket, not per request. A bucket never spans
+# midnight (a day is a whole number of buckets).
+_named_buckets: dict[tuple[str, str, int], _BucketKeys] = {}
+
+
+def _bucket_keys(schema: str, bucket: int) -> _BucketKeys:
+    memo = (env_prefix(), schema, bucket)
+    named = _named_buckets.get(memo)
+    if named is None:
+        named = _BucketKeys(
+            live=live_key(),
+            requests=window_key("req", bucket),
+            latency=window_key("lat", bucket, schema),
+            day=dt.datetime.fromtimestamp(
+                bucket * WINDOW_BUCKET_SECONDS, dt.UTC
+            ).date(),
+            rejections={
+                status: window_key(str(status), bucket) for status in (429, 503)
+            },
+        )
+        if len(_named_buckets) >= 10_000:
+            _named_buckets.clear()
+        _named_buckets[memo] = named
+    return named
 
 
 def record_request(

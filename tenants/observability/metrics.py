@@ -133,10 +133,29 @@ def record_request(
 ) -> None:
     """Count one finished request (in this process's share of the figures)."""
     label = tenant_labels.label(tenant)
-    REQUESTS.labels(label, status_class(status)).inc()
-    LATENCY.labels(label).observe(seconds)
+    requests, latency = _request_series(label, status)
+    requests.inc()
+    latency.observe(seconds)
     if status in (429, 503):
         REJECTIONS.labels(label, str(status), rejection or "other").inc()
+
+
+# (label, status) -> its request counter and latency histogram: the same series
+# ``labels`` returns, looked up once rather than on every request.
+_series: dict[tuple[str, int], tuple] = {}
+
+
+def _request_series(label: str, status: int) -> tuple:
+    series = _series.get((label, status))
+    if series is None:
+        series = (
+            REQUESTS.labels(label, status_class(status)),
+            LATENCY.labels(label),
+        )
+        if len(_series) >= 10_000:  # statuses are few, labels bounded by top-K
+            _series.clear()
+        _series[(label, status)] = series
+    return series
 
 
 def record_breaker_state(*, dependency: str, value: int) -> None:

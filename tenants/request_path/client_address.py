@@ -65,14 +65,21 @@ def client_ip(request_or_environ: HttpRequest | Mapping[str, str]) -> str:
     untrusted hop of ``X-Forwarded-For``. ``""`` when nothing usable is known."""
     meta = getattr(request_or_environ, "META", request_or_environ)
     remote = meta.get("REMOTE_ADDR", "") or ""
-    networks = trusted_proxies()
-    if not networks:
+    cidrs = tuple(getattr(settings, "CMS_TRUSTED_PROXIES", ()) or ())
+    if not cidrs:
         return remote
+    return _client_behind(remote, meta.get("HTTP_X_FORWARDED_FOR", ""), cidrs)
+
+
+# Every request asks (rate limits per client, the access log), from few distinct
+# peers and headers: parsing addresses once per pair is enough.
+@functools.lru_cache(maxsize=4096)
+def _client_behind(remote: str, forwarded: str, cidrs: tuple[str, ...]) -> str:
+    networks = _networks(cidrs)
     peer = _address(remote)
     if peer is None or not _is_trusted(peer, networks):
         return remote
     client = peer
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
     for hop in reversed(forwarded.split(",")):
         address = _address(hop)
         if address is None:

@@ -5,11 +5,13 @@ with the tenant's keys, applies the rules of the request path in order - each ru
 written once, in the module that owns it, and composed here:
 
 1. admission (tenants.tariffs.admission, ``ADMISSION_LUA``): over the plan's
-   ``concurrent_requests`` the request is refused (503) and nothing is counted;
+   ``concurrent_requests`` the request is refused (503) and no read is counted;
 2. the counts on django-ratelimit's own counters (tenants.tariffs.limits,
    ``RATE_COUNT_LUA``): first the client's share
    (``public_reads_per_client_per_minute``: over it, 429, and the tenant's allowance
    is not touched), then the tenant's ``public_reads_per_minute`` (over it, 429);
+   a refusal is metered right there (``METER_LUA``), so that a flood of refused
+   requests costs one round trip each, not two;
 3. for a request the cache policy allows, the page cache
    (tenants.request_path.page_cache, ``PAGE_LOOKUP_LUA``): a current entry is
    returned and the request metered right there (tenants.metering.counters,
@@ -34,7 +36,12 @@ from enum import IntEnum
 from django.http import HttpRequest, HttpResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tenants.metering.counters import METER_LUA, defer_to_metering, request_counts
+from tenants.metering.counters import (
+    METER_LUA,
+    defer_to_metering,
+    rejection_counts,
+    request_counts,
+)
 from tenants.models import Tenant
 from tenants.observability import metrics
 from tenants.redis_store.scripts import NOW_MS_LUA, compose, script
@@ -80,11 +87,11 @@ class Outcome(IntEnum):
 
 
 # KEYS: slots, tenant's rate counter, client's rate counter, generation, page entry,
-#       day counters, traffic window, latency histogram
+#       day counters, traffic window, latency histogram, 429 window, 503 window
 # ARGV: cap, lease ms, slot token, tenant's rate expiry s, tenant's limit ('' = none),
 #       client's rate expiry s, client's limit ('' = none), look up the page
-#       ('1'/'0'), meter a hit ('1'/'0'), day counter field, schema, latency bucket,
-#       window expiry s
+#       ('1'/'0'), meter a hit or a refusal ('1'/'0'), day counter field of a hit,
+#       schema, latency bucket, window expiry s, day counter field of a 429, of a 503
 # Reply: outcome, tenant's count, client's count[, generation[, page]]
 _DECIDE = compose(
     NOW_MS_LUA,
@@ -93,20 +100,30 @@ _DECIDE = compose(
     PAGE_LOOKUP_LUA,
     METER_LUA,
     body="""
+local function meter_refusal(field, rejections)
+  if ARGV[9] == '1' then
+    local expiry = tonumber(ARGV[13])
+    meter(KEYS[6], field, KEYS[7], KEYS[8], ARGV[12], ARGV[11], expiry)
+    meter_rejection(rejections, ARGV[11], expiry)
+  end
+end
 local now = now_ms()
 if not slot_free(KEYS[1], tonumber(ARGV[1]), now) then
+  meter_refusal(ARGV[15], KEYS[10])
   return {0, 0, 0}
 end
 local count, client_count = 0, 0
 if ARGV[7] ~= '' then
   client_count = count_rate(KEYS[3], tonumber(ARGV[6]))
   if client_count > tonumber(ARGV[7]) then
+    meter_refusal(ARGV[14], KEYS[9])
     return {1, 0, client_count}
   end
 end
 if ARGV[5] ~= '' then
   count = count_rate(KEYS[2], tonumber(ARGV[4]))
   if count > tonumber(ARGV[5]) then
+    meter_refusal(ARGV[14], KEYS[9])
     return {1, count, client_count}
   end
 end
@@ -144,23 +161,32 @@ class PageDecision:
         queue_release(pipe, self.schema_name, self.token)
 
 
-def _hit_metering(
+def _metering(
     request: HttpRequest, tenant: Tenant, seconds: float, meter: bool
 ) -> tuple[list, list]:
-    """The script's keys and arguments for metering a hit; place holders when it
-    will not meter one, so that a page to render builds none."""
+    """The script's keys and arguments for metering a hit or a refusal; place
+    holders when it will meter neither, so that such a decision builds none."""
+    schema = tenant.schema_name
     if not meter:
-        return [UNUSED_KEY] * 3, ["", tenant.schema_name, 0, 0]
-    counts = request_counts(
-        schema=tenant.schema_name, request=request, status=200, seconds=seconds
-    )
+        return [UNUSED_KEY] * 5, ["", schema, 0, 0, "", ""]
+    counts = request_counts(schema=schema, request=request, status=200, seconds=seconds)
+    field_429, window_429 = rejection_counts(schema=schema, request=request, status=429)
+    field_503, window_503 = rejection_counts(schema=schema, request=request, status=503)
     return (
-        [counts.live_key, counts.requests_key, counts.latency_key],
+        [
+            counts.live_key,
+            counts.requests_key,
+            counts.latency_key,
+            window_429,
+            window_503,
+        ],
         [
             counts.live_field or "",
-            tenant.schema_name,
+            schema,
             counts.latency_bucket,
             counts.ttl,
+            field_429,
+            field_503,
         ],
     )
 
@@ -176,10 +202,8 @@ def decide_page_request(
         client_counter = rate_counter(request, CLIENT_READ_DIMENSION)
         look_up = cache_seconds() > 0 and is_cacheable_request(request)
         # the busiest-tenants refresh rides on the regular metering round trip
-        meter_hit = look_up and not metrics.tenant_labels.refresh_due()
-        meter_keys, meter_args = _hit_metering(
-            request, tenant, seconds_so_far, meter_hit
-        )
+        meter = not metrics.tenant_labels.refresh_due()
+        meter_keys, meter_args = _metering(request, tenant, seconds_so_far, meter)
         token = new_token()
         keys_and_args = {
             "keys": [
@@ -199,7 +223,7 @@ def decide_page_request(
                 client_counter.expiry_seconds if client_counter else 0,
                 client_counter.limit if client_counter else "",
                 "1" if look_up else "0",
-                "1" if meter_hit else "0",
+                "1" if meter else "0",
                 *meter_args,
             ],
         }
@@ -227,7 +251,7 @@ def decide_page_request(
         if outcome is Outcome.REFUSED
         else _rate_decision(counter, int(reply[1]), client_counter, int(reply[2])),
         looked_up=look_up,
-        metered=outcome is Outcome.HIT and meter_hit,
+        metered=meter and outcome is not Outcome.RENDER,
         generation=int(reply[3]) if len(reply) > 3 and reply[3] else None,
         entry=pickle.loads(reply[4]) if outcome is Outcome.HIT else None,
     )
@@ -250,12 +274,14 @@ def _rate_decision(
 def apply_decision(request: HttpRequest, decision: PageDecision) -> HttpResponse | None:
     """Act on the decision: refuse (503, 429), answer a cache hit, or None to let
     the view render (its slot released in the metering round trip)."""
-    if decision.outcome is Outcome.REFUSED:
-        return busy_response(request)
     state = request_state(request)
+    if decision.outcome is Outcome.REFUSED:
+        state.metered = decision.metered  # counted by the script
+        return busy_response(request)
     state.admitted = True
     state.rate = decision.rate
     if decision.outcome is Outcome.LIMITED:
+        state.metered = decision.metered
         return limited_response(request, decision.rate)
     if decision.outcome is Outcome.RENDER:
         defer_to_metering(request, decision.release)

@@ -16,8 +16,10 @@ line and the header list are put together directly - the stored headers, the hit
 own (``hit_headers``: Vary, cache status, rate limit), the security headers Django's
 SecurityMiddleware adds (computed once, by that middleware itself, and again when a
 setting changes), the request id - and observed with
-``tenants.observability.observation.observe_answered``. Refusals still go through
-``apply_decision``'s responses (they render a short body).
+``tenants.observability.observation.observe_answered``. Refusals go through
+``apply_decision``'s responses; their short page is rendered once per wait
+(``tenants.tariffs.limits.refusal_page``) and their usage is counted by the decision's
+own round trip, so a refused request costs one round trip and no template.
 
 Everything else goes to Django unchanged: other methods, visitors with a session
 cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
@@ -92,6 +94,16 @@ def security_headers(secure: bool) -> tuple[tuple[str, str], ...]:
     return tuple(
         (name, value) for name, value in response.items() if name.lower() not in before
     )
+
+
+@functools.cache
+def status_line(status: int) -> str:
+    """``200 OK``: a WSGI status line, as Django's handler writes it."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown Status Code"
+    return f"{status} {reason}"
 
 
 def _settings_changed(**kwargs) -> None:
@@ -179,30 +191,25 @@ class PageCacheEdge:
         )
         headers = list(entry.headers)
         headers += hit_headers(decision)
+        secure = request.is_secure()
         present = {name.lower() for name, _ in headers}
-        headers += (
-            (name, value)
-            for name, value in security_headers(request.is_secure())
-            if name.lower() not in present
-        )
+        for name, value in security_headers(secure):
+            if name.lower() not in present:
+                headers.append((name, value))
+                present.add(name.lower())
         if (
-            request.is_secure()
+            secure
             and hsts_applies(request.tenant)  # the tenant's own choice
-            and not any(
-                name.lower() == "strict-transport-security" for name, _ in headers
-            )
+            and "strict-transport-security" not in present
         ):
             headers.append(
                 ("Strict-Transport-Security", f"max-age={settings.CMS_HSTS_SECONDS}")
             )
         headers.append((log_context.REQUEST_ID_HEADER, request_id))
-        status = entry.status
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = "Unknown Status Code"
-        observe_answered(request, status=status, started=started, request_id=request_id)
-        return f"{status} {reason}", headers, entry.content
+        observe_answered(
+            request, status=entry.status, started=started, request_id=request_id
+        )
+        return status_line(entry.status), headers, entry.content
 
     def _refused(self, request: HttpRequest, decision: PageDecision) -> HttpResponse:
         """A refusal (429 over the rate, 503 over the concurrency cap): a flooding

@@ -16,12 +16,11 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
 
 from tenants.redis_store.keys import state_redis, tenant_key
 from tenants.redis_store.scripts import NOW_MS_LUA, compose, script
 from tenants.request_state import request_state
-from tenants.tariffs.limits import wants_json
+from tenants.tariffs.limits import refusal_page, wants_json
 
 # Needs NOW_MS_LUA. Check-and-take is atomic because it runs inside one script.
 ADMISSION_LUA = """
@@ -95,7 +94,7 @@ def busy_response(request: HttpRequest) -> HttpResponse:
         )
         response = HttpResponse(body, status=503, content_type="application/json")
     else:
-        body = render_to_string("tenants/busy.html", {"retry_after": 1})
+        body = refusal_page("tenants/busy.html", 1)
         response = HttpResponse(body, status=503)
     response["Retry-After"] = "1"
     request_state(request).rejection = "concurrent_requests"

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.utils import translation
 from django_ratelimit.core import get_usage
 
 from tenants.adapters import ratelimit as ratelimit_internals
@@ -205,6 +207,25 @@ def rate_counter(request: HttpRequest, dimension: str) -> RateCounter | None:
 _counter_keys: dict[tuple, str] = {}
 
 
+@functools.lru_cache(maxsize=256)
+def _rendered_refusal(template_name: str, retry_after: int, language: str) -> str:
+    return render_to_string(template_name, {"retry_after": retry_after})
+
+
+def refusal_page(template_name: str, retry_after: int) -> str:
+    """The page of a refusal (429, 503), which shows nothing but the wait: rendered
+    once per template, wait and language, so that a flood of refused requests
+    renders no template. Rendered again after a setting changes (``TEMPLATES``)."""
+    return _rendered_refusal(template_name, retry_after, translation.get_language())
+
+
+def _forget_refusal_pages(**kwargs) -> None:
+    _rendered_refusal.cache_clear()
+
+
+setting_changed.connect(_forget_refusal_pages)
+
+
 def wants_json(request: HttpRequest) -> bool:
     return request.path.startswith(
         "/api/"
@@ -229,9 +250,7 @@ def limited_response(request: HttpRequest, decision: LimitDecision) -> HttpRespo
         )
         response = HttpResponse(body, status=429, content_type="application/json")
     else:
-        body = render_to_string(
-            "tenants/rate_limited.html", {"retry_after": decision.reset_seconds}
-        )
+        body = refusal_page("tenants/rate_limited.html", decision.reset_seconds)
         response = HttpResponse(body, status=429)
     response["Retry-After"] = retry_after
     for name, value in decision.headers().items():
@@ -248,9 +267,7 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
         )
         response = HttpResponse(body, status=503, content_type="application/json")
     else:
-        response = HttpResponse(
-            render_to_string("tenants/busy.html", {"retry_after": 5}), status=503
-        )
+        response = HttpResponse(refusal_page("tenants/busy.html", 5), status=503)
     response["Retry-After"] = "5"
     request_state(request).rejection = "limiter_unavailable"
     return response
