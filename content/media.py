@@ -1,7 +1,8 @@
 """Serving uploaded media per tenant.
 
-Files live in the tenant's media tree (``tenants.media``: MEDIA_ROOT/tenants/<schema>/
-or the same keys in a bucket) and their URLs carry the schema. A URL is
+Files live in the default storage, in the tenant's folder (``tenants.media``:
+MEDIA_ROOT/tenants/<schema>/ or the same keys in a bucket), and their URLs carry the
+schema. A URL is
 served only on the hosts of the tenant whose schema it names, so one tenant's image URL
 gives a 404 on another tenant's host. nginx passes /media/ to this view
 (deploy/nginx.conf): it alone knows which tenant owns a host.
@@ -25,7 +26,7 @@ import posixpath
 from collections.abc import Callable
 
 from django.core.exceptions import SuspiciousOperation
-from django.core.files.storage import Storage
+from django.core.files.storage import Storage, default_storage
 from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.static import serve
@@ -114,13 +115,14 @@ def serve_tenant_media(request: HttpRequest, schema: str, path: str) -> HttpResp
     if path.startswith(DOCUMENTS_FOLDER) and not _document_is_public(path):
         # restricted (or nobody's): only Wagtail's checked view may serve it
         raise Http404("No such file.")
-    files = trees.tree(schema)
-    root = trees.local_root(files)
+    # the storage uploads go to, rooted at this tenant's folder (the request's schema,
+    # checked above): one per process, its bucket connection reused
+    root = trees.local_root(default_storage)
     try:
         if root is not None:
             response = serve(request, path, document_root=root)
         else:
-            response = _stream(files, path)
+            response = _stream(default_storage, path)
     except SuspiciousOperation:  # "../" out of the tenant's folder
         raise Http404("No such file.") from None
     return protect_served_file(response)

@@ -23,7 +23,6 @@ as it was; the swap itself is one transaction. The replaced state is kept for
 """
 
 import datetime as dt
-import hashlib
 import logging
 import secrets
 import tarfile
@@ -44,7 +43,7 @@ from tenants.audit.trail import Actor, record_audit
 from tenants.backups.freeze import freeze_writes, thaw_writes
 from tenants.backups.models import Backup, Restore
 from tenants.backups.snapshots import BackupNotUsable, backup_get
-from tenants.backups.storage import fetch_verified
+from tenants.backups.storage import fetch_verified, stream_sha256
 from tenants.errors import TenantError
 from tenants.media import trees
 from tenants.models import Domain, Tenant
@@ -144,11 +143,16 @@ def _media_checksums(archive: tarfile.TarFile) -> dict[str, str]:
     sums = {}
     for member in archive.getmembers():
         if member.isfile() and member.name.startswith("media/"):
-            digest = hashlib.sha256()
             with archive.extractfile(member) as source:
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-            sums[member.name[len("media/") :]] = digest.hexdigest()
+                sums[member.name[len("media/") :]] = stream_sha256(source)
+    return sums
+
+
+def _tree_checksums(files: Storage) -> dict[str, str]:
+    sums = {}
+    for name in trees.names(files):
+        with files.open(name, "rb") as source:
+            sums[name] = stream_sha256(source)
     return sums
 
 
@@ -204,7 +208,7 @@ def verify_shadow(
             f"Row counts differ in {len(wrong)} table(s), e.g. {table}: archive "
             f"{want}, restored {got}."
         )
-    if _media_checksums(archive) != trees.checksums(media):
+    if _media_checksums(archive) != _tree_checksums(media):
         raise RestoreFailed("The restored media files differ from the archive's.")
     _render_home_page(tenant, schema, hostname)
     return sum(expected.values())

@@ -9,6 +9,7 @@ refused before anything is changed.
 
 import hashlib
 from pathlib import Path
+from typing import IO
 
 from django.core.files import File
 from django.core.files.storage import Storage, storages
@@ -30,12 +31,17 @@ def backup_storage() -> Storage:
     return storages["backups"]
 
 
-def file_sha256(path: Path) -> str:
+def stream_sha256(source: IO[bytes]) -> str:
+    """SHA-256 of what ``source`` has left to read, read in chunks."""
     digest = hashlib.sha256()
-    with Path(path).open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with Path(path).open("rb") as source:
+        return stream_sha256(source)
 
 
 def store_archive(*, local_path: Path, name: str) -> tuple[str, str, int]:

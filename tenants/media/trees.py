@@ -7,7 +7,6 @@ a copy is the same tree, and a media location - a directory path or
 ``s3://bucket/prefix`` - names where a pod keeps its trees, for moves between pods.
 """
 
-import hashlib
 import os
 import posixpath
 import shutil
@@ -100,18 +99,6 @@ def _walk(storage: Storage, folder: str) -> Iterator[str]:
         yield posixpath.join(folder, file)
     for directory in directories:
         yield from _walk(storage, posixpath.join(folder, directory))
-
-
-def checksums(storage: Storage) -> dict[str, str]:
-    """SHA-256 of every file of the tree, by name."""
-    sums = {}
-    for name in names(storage):
-        digest = hashlib.sha256()
-        with storage.open(name, "rb") as source:
-            while chunk := source.read(1 << 20):
-                digest.update(chunk)
-        sums[name] = digest.hexdigest()
-    return sums
 
 
 def safe_name(name: str) -> str:

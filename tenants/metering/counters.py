@@ -14,6 +14,7 @@ The counters wait in a live hash until ``tenants.metering.flush`` moves them int
 """
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -211,31 +212,23 @@ class _BucketKeys(NamedTuple):
     rejections: dict[int, str]  # status -> its traffic window
 
 
-# (key prefix, schema, window bucket) -> the keys a request of that tenant and 10
-# seconds counts on: named once per bucket, not per request. A bucket never spans
-# midnight (a day is a whole number of buckets).
-_named_buckets: dict[tuple[str, str, int], _BucketKeys] = {}
-
-
 def _bucket_keys(schema: str, bucket: int) -> _BucketKeys:
-    memo = (env_prefix(), schema, bucket)
-    named = _named_buckets.get(memo)
-    if named is None:
-        named = _BucketKeys(
-            live=live_key(),
-            requests=window_key("req", bucket),
-            latency=window_key("lat", bucket, schema),
-            day=dt.datetime.fromtimestamp(
-                bucket * WINDOW_BUCKET_SECONDS, dt.UTC
-            ).date(),
-            rejections={
-                status: window_key(str(status), bucket) for status in (429, 503)
-            },
-        )
-        if len(_named_buckets) >= 10_000:
-            _named_buckets.clear()
-        _named_buckets[memo] = named
-    return named
+    """The keys a request of that tenant and 10 seconds counts on: named once per
+    bucket, not per request. A bucket never spans midnight (a day is a whole number
+    of buckets)."""
+    return _named_bucket_keys(env_prefix(), schema, bucket)
+
+
+@functools.lru_cache(maxsize=10_000)
+def _named_bucket_keys(prefix: str, schema: str, bucket: int) -> _BucketKeys:
+    # ``prefix`` is only part of the cache key: the key helpers read it themselves
+    return _BucketKeys(
+        live=live_key(),
+        requests=window_key("req", bucket),
+        latency=window_key("lat", bucket, schema),
+        day=dt.datetime.fromtimestamp(bucket * WINDOW_BUCKET_SECONDS, dt.UTC).date(),
+        rejections={status: window_key(str(status), bucket) for status in (429, 503)},
+    )
 
 
 def record_request(

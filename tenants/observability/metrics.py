@@ -17,6 +17,7 @@ at a time. Per-tenant detail for any tenant, labelled or not, is in the usage
 counters (``manage.py tenants top`` / ``usage``) and in the logs.
 """
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -140,22 +141,11 @@ def record_request(
         REJECTIONS.labels(label, str(status), rejection or "other").inc()
 
 
-# (label, status) -> its request counter and latency histogram: the same series
-# ``labels`` returns, looked up once rather than on every request.
-_series: dict[tuple[str, int], tuple] = {}
-
-
+# The same series ``labels`` returns, looked up once per (label, status) rather than
+# on every request (statuses are few, labels bounded by the top-K).
+@functools.lru_cache(maxsize=10_000)
 def _request_series(label: str, status: int) -> tuple:
-    series = _series.get((label, status))
-    if series is None:
-        series = (
-            REQUESTS.labels(label, status_class(status)),
-            LATENCY.labels(label),
-        )
-        if len(_series) >= 10_000:  # statuses are few, labels bounded by top-K
-            _series.clear()
-        _series[(label, status)] = series
-    return series
+    return REQUESTS.labels(label, status_class(status)), LATENCY.labels(label)
 
 
 def record_breaker_state(*, dependency: str, value: int) -> None:

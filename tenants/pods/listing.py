@@ -6,7 +6,6 @@ as every forwarded command is); a pod that cannot answer is named, and the other
 tenants are still listed.
 """
 
-import io
 import json
 from dataclasses import dataclass, field
 
@@ -25,14 +24,8 @@ def _local_rows() -> list[dict]:
 
 
 def _remote_rows(pod: str) -> list[dict]:
-    out, err = io.StringIO(), io.StringIO()
-    code = remote.run_on_pod(
-        pod, ["tenants", "list", "--json", "--pod", pod], stdout=out, stderr=err
-    )
-    if code != 0:
-        reason = err.getvalue().strip().splitlines()[-1:] or [f"exit code {code}"]
-        raise directory.PodError(f"pod {pod} did not answer: {reason[0]}")
-    return json.loads(out.getvalue())
+    argv = ["tenants", "list", "--json", "--pod", pod]
+    return json.loads(remote.run_on_pod_captured(pod, argv))
 
 
 def list_tenants(*, pod: str | None = None) -> Listing:

@@ -34,7 +34,6 @@ finishes one that switched but did not clean up).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import subprocess
 import time
@@ -317,17 +316,14 @@ def _hand_over_jobs(slug: str, source: Pod, target: Pod) -> str:
     client, queues = _queues(source)
     for queue in queues:
         fair_queue.clear(schema=slug, queue=queue, client=client)
-    out, err = io.StringIO(), io.StringIO()
-    code = remote.run_on_pod(
-        target.name, ["jobs", "requeue", slug], stdout=out, stderr=err
-    )
-    if code != 0:
-        reason = err.getvalue().strip().splitlines()[-1:] or [f"exit code {code}"]
+    try:
+        said = remote.run_on_pod_captured(target.name, ["jobs", "requeue", slug])
+        return said.strip()
+    except PodError as exc:
         return (
-            f"could not queue its background jobs on {target.name} ({reason[0]}); "
+            f"could not queue its background jobs on {target.name} ({exc}); "
             f"run `manage.py jobs requeue {slug}` there"
         )
-    return out.getvalue().strip()
 
 
 def _announce(target: Pod) -> None:

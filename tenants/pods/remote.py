@@ -8,6 +8,7 @@ may therefore run any ``tenants`` command on any pod's host.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import redis
 from django.conf import settings
 
 from tenants.pods import directory
-from tenants.pods.directory import Pod
+from tenants.pods.directory import Pod, PodError
 from tenants.redis_store.keys import bump_generation
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
@@ -47,6 +48,17 @@ def pod_environment(pod: Pod) -> dict[str, str]:
         CMS_DIRECTORY_URL=settings.CMS_DIRECTORY_URL,
     )
     return env
+
+
+def run_on_pod_captured(pod_name: str, argv: list[str]) -> str:
+    """``manage.py *argv`` on ``pod_name``: its output, or ``PodError`` naming the
+    last line it wrote to stderr when it failed."""
+    out, err = io.StringIO(), io.StringIO()
+    code = run_on_pod(pod_name, argv, stdout=out, stderr=err)
+    if code != 0:
+        reason = err.getvalue().strip().splitlines()[-1:] or [f"exit code {code}"]
+        raise PodError(f"pod {pod_name} did not answer: {reason[0]}")
+    return out.getvalue()
 
 
 def run_on_pod(pod_name: str, argv: list[str], *, stdout, stderr) -> int:
