@@ -18,8 +18,10 @@ With ``CMS_DIRECTORY_URL`` unset the platform is a single pod and nothing here r
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,6 +74,12 @@ CREATE TABLE IF NOT EXISTS cms_directory.moves (
 -- one move under way per tenant; finished ones stay until their copy is dropped
 CREATE UNIQUE INDEX IF NOT EXISTS moves_open ON cms_directory.moves (slug)
     WHERE step <> 'done';
+-- each running router and the directory state its map was last synced with (no
+-- notify trigger: a router's own heartbeat must not wake the routers)
+CREATE TABLE IF NOT EXISTS cms_directory.routers (
+    name text PRIMARY KEY,
+    synced_at timestamptz NOT NULL
+);
 CREATE OR REPLACE FUNCTION cms_directory.notify() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
@@ -289,9 +297,68 @@ def tenant_pod(slug: str) -> str:
 
 def host_map() -> dict[str, str]:
     """Every host name with the pod serving it: what the router routes by."""
-    with connect() as conn:
+    return host_map_as_of()[0]
+
+
+def host_map_as_of() -> tuple[dict[str, str], dt.datetime]:
+    """The host map and the directory time it is as of: every change committed
+    before that time is in it (the rows are read in a transaction begun then)."""
+    with connect() as conn, conn.transaction():
+        as_of = conn.execute("SELECT now()").fetchone()[0]
         rows = conn.execute(
             "SELECT d.hostname, t.pod FROM cms_directory.domains d "
             "JOIN cms_directory.tenants t USING (slug)"
         ).fetchall()
-    return dict(rows)
+    return dict(rows), as_of
+
+
+# --- routers' acknowledgements ----------------------------------------------------
+# A router records the time its map is as of after every sync (at least every few
+# seconds: it is its heartbeat too). A move waits until every live router has
+# synced past the switch before the source lets the tenant go, so no router sends
+# a request to a pod that no longer knows its host.
+
+# A router that has not synced for this long is taken for stopped.
+ROUTER_LIVE_SECONDS = 15.0
+
+
+def router_synced(name: str, as_of: dt.datetime) -> None:
+    """Record that router ``name`` routes by the directory as of ``as_of``."""
+    with connect() as conn:
+        conn.execute(
+            "INSERT INTO cms_directory.routers (name, synced_at) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET synced_at = "
+            "greatest(cms_directory.routers.synced_at, EXCLUDED.synced_at)",
+            [name, as_of],
+        )
+
+
+def router_stopped(name: str) -> None:
+    """A router shut down cleanly: no move waits for it."""
+    with connect() as conn:
+        conn.execute("DELETE FROM cms_directory.routers WHERE name = %s", [name])
+
+
+def directory_now(conn: psycopg.Connection) -> dt.datetime:
+    """The directory's clock (the one routers' acknowledgements are compared with),
+    read after whatever ``conn`` committed before."""
+    return conn.execute("SELECT now()").fetchone()[0]
+
+
+def wait_for_routers(since: dt.datetime, *, timeout: float) -> list[str]:
+    """Wait until every live router's map is as of ``since`` or later; the names of
+    those still behind when ``timeout`` runs out (none: every router switched)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with connect() as conn:
+            behind = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM cms_directory.routers WHERE synced_at < %s "
+                    "AND synced_at > now() - make_interval(secs => %s) ORDER BY name",
+                    [since, ROUTER_LIVE_SECONDS],
+                )
+            ]
+        if not behind or time.monotonic() >= deadline:
+            return behind
+        time.sleep(0.02)

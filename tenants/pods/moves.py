@@ -16,11 +16,13 @@
    so when the target has it, it has every write acknowledged before the freeze.
    Sequences (not replicated) are set from the source.
 5. Switch: the target gets the tenant's public rows (tenant, domains, usage history)
-   and drops the subscription, and waits until its processes know the tenant; in
-   the locking transaction the source forgets the
-   tenant and renames its schema aside; the directory names the target (the router
-   follows within milliseconds); the lock is released. Writes are accepted again,
-   on the target.
+   and drops the subscription, and waits until its processes know the tenant; the
+   directory names the target and the move waits until every live router has
+   synced its map past that (each router acknowledges in the directory; usually
+   milliseconds), so no router sends the tenant's requests to a pod that no longer
+   knows it; then, in the locking transaction, the source forgets the tenant and
+   the lock is released. Writes are accepted again, on the target. The source's
+   schema is renamed aside once its processes have let the tenant go.
 6. The source's copy is kept ``CMS_MOVE_GRACE_HOURS`` and then dropped
    (``pods cleanup``).
 
@@ -62,6 +64,11 @@ MARKER_TABLE = "cms_move_marker"
 TENANT_HISTORY_TABLES = ("tenants_usageday",)
 FREEZE_SECONDS = 120
 LOCK_TIMEOUT = "10s"
+# How long a move waits for the routers to follow its switch (they resync at least
+# every tenants.pods.routing.RESYNC_SECONDS), then for requests already sent to the
+# source to be served there.
+ROUTER_WAIT_SECONDS = 11.0
+ROUTER_DRAIN_SECONDS = 0.5
 
 
 class MoveFailed(TenantError):
@@ -440,13 +447,19 @@ def _insert(conn: psycopg.Connection, table: str, row: dict) -> int:
     ).fetchone()[0]
 
 
-def _forget_on_source(src: psycopg.Connection, slug: str) -> None:
+def _forget_on_source(src: psycopg.Connection, slug: str) -> bool:
     """In the locking transaction: the source drops the tenant's public rows (every
-    table referencing it) and its publication. The schema keeps its name until the
-    source's processes have let the tenant go (``_set_aside``)."""
-    tenant_id = src.execute(
+    table referencing it) and its publication; False when they were gone already.
+    The schema keeps its name until the source's processes have let the tenant go
+    (``_set_aside``)."""
+    row = src.execute(
         "SELECT id FROM public.tenants_tenant WHERE schema_name = %s", [slug]
-    ).fetchone()[0]
+    ).fetchone()
+    src.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
+        sql.Identifier(_name(slug))))  # fmt: skip
+    if row is None:
+        return False  # forgotten already (a resumed move)
+    tenant_id = row[0]
     src.execute("SET CONSTRAINTS ALL IMMEDIATE")
     references = src.execute(
         "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c "
@@ -461,8 +474,42 @@ def _forget_on_source(src: psycopg.Connection, slug: str) -> None:
             [tenant_id],
         )
     src.execute("DELETE FROM public.tenants_tenant WHERE id = %s", [tenant_id])
-    src.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
-        sql.Identifier(_name(slug))))  # fmt: skip
+    return True
+
+
+def _switch(slug: str, target: Pod) -> dt.datetime:
+    """Name the target in the directory (the routers follow); returns the directory
+    time from which every router reading the map sees the switch."""
+    with directory.connect() as conn:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE cms_directory.tenants SET pod = %s, state = 'active' "
+                "WHERE slug = %s",
+                [target.name, slug],
+            )
+            conn.execute(
+                "UPDATE cms_directory.moves SET step = 'switched', "
+                "drop_after = now() + make_interval(hours => %s), "
+                "updated_at = now() WHERE slug = %s AND step <> 'done'",
+                [settings.CMS_MOVE_GRACE_HOURS, slug],
+            )
+        return directory.directory_now(conn)
+
+
+def _wait_for_routers(switched_at: dt.datetime, target: Pod) -> str:
+    """Until every live router routes by the switched map, the source keeps the
+    tenant (frozen: reads answered, writes 503 with Retry-After); then requests the
+    routers sent before the switch are given ``ROUTER_DRAIN_SECONDS`` to be served.
+    Without this a router a little behind sends requests to a pod that answers
+    404 for a host it no longer knows."""
+    behind = directory.wait_for_routers(switched_at, timeout=ROUTER_WAIT_SECONDS)
+    time.sleep(ROUTER_DRAIN_SECONDS)
+    if behind:
+        return (
+            f"router(s) {', '.join(behind)} did not confirm the switch within "
+            f"{ROUTER_WAIT_SECONDS:g} s; until they sync, they get 404 for the tenant"
+        )
+    return f"the routers send the tenant to {target.name}"
 
 
 def _set_aside(source: Pod, slug: str) -> None:
@@ -569,6 +616,10 @@ def _roll_back(slug: str, source: Pod, target: Pod) -> None:
 
 def _finish(slug: str, source: Pod, target: Pod) -> None:
     """After the switch: the source's copy set aside, the marker table dropped."""
+    with _connect(source) as src, src.transaction():
+        forgotten = _forget_on_source(src, slug)  # a move that stopped before it
+    if forgotten:
+        remote.bump_generation_on(source)
     _purge_source_cache(source, slug)
     _set_aside(source, slug)
     with _connect(target) as tgt:
@@ -628,20 +679,10 @@ def tenant_move(
                 with tgt.transaction():
                     _copy_public_rows(src, tgt, slug)
                 _announce(target_pod)
-                _forget_on_source(src, slug)
-                with directory.connect() as conn, conn.transaction():
-                    conn.execute(
-                        "UPDATE cms_directory.tenants SET pod = %s, state = 'active' "
-                        "WHERE slug = %s",
-                        [target_pod.name, slug],
-                    )
-                    conn.execute(
-                        "UPDATE cms_directory.moves SET step = 'switched', "
-                        "drop_after = now() + make_interval(hours => %s), "
-                        "updated_at = now() WHERE slug = %s AND step <> 'done'",
-                        [settings.CMS_MOVE_GRACE_HOURS, slug],
-                    )
+                switched_at = _switch(slug, target_pod)
                 switched = True
+                step("routed", _wait_for_routers(switched_at, target_pod))
+                _forget_on_source(src, slug)
         remote.bump_generation_on(target_pod)
         remote.bump_generation_on(source_pod)
         step("switched", f"live on {target_pod.name}; writes accepted there")

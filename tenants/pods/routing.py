@@ -8,11 +8,16 @@ and the difference applied over the admin socket (no reload: open connections st
 A full comparison also runs every ``RESYNC_SECONDS`` in case a notification was lost
 with the connection. Pods added or changed need a new backend: HAProxy is reloaded
 gracefully with the new config (its old worker finishes what it serves).
+
+After every sync the router records in the directory the time its map is as of
+(``directory.router_synced``); a tenant's move waits for that before the source pod
+lets the tenant go, so no request is routed to a pod that no longer knows its host.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from pathlib import Path
 
@@ -32,6 +37,8 @@ class RouterRunner:
         self.pages_dir = self.state_dir / "pages"
         self.log_path = self.state_dir / "haproxy.log"
         self.process = None
+        # how this router is named in the directory's acknowledgements
+        self.name = f"{socket.gethostname()} {bind}"
         self._pods: dict[str, str] = {}
         self.socket = router.RouterSocket(self.socket_path, self.map_path)
 
@@ -64,6 +71,10 @@ class RouterRunner:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+        try:
+            directory.router_stopped(self.name)
+        except directory.PodError:
+            logger.warning("router: could not tell the directory it stopped")
 
     def sync(self) -> bool:
         """Apply the directory to HAProxy; return whether anything changed."""
@@ -77,10 +88,11 @@ class RouterRunner:
                 self.process, self.config_path, log_path=self.log_path
             )
             changed = True
-        wanted = directory.host_map()
+        wanted, as_of = directory.host_map_as_of()
         if wanted != self.socket.hosts():
             self.socket.replace_hosts(wanted)
             changed = True
+        directory.router_synced(self.name, as_of)
         return changed
 
     def run(self, stop: threading.Event) -> None:
