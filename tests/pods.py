@@ -18,7 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,3 +187,24 @@ def start_two_pods() -> TwoPods:
         pods.close()
         raise
     return pods
+
+
+class BackgroundThreads:
+    """Traffic beside a step under test: ``targets`` each run in a thread from the
+    ``with`` block's start until its end (they loop until ``self.stop`` is set)."""
+
+    join_seconds = 30.0
+
+    def __init__(self, *targets: Callable[[], None]) -> None:
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=t, daemon=True) for t in targets]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(self.join_seconds)

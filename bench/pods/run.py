@@ -68,7 +68,6 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -102,7 +101,7 @@ from bench.loadgen import (  # noqa: E402
     open_loop,
     wrk_closed_loop,
 )
-from tests.pods import TwoPods, start_two_pods  # noqa: E402
+from tests.pods import BackgroundThreads, TwoPods, start_two_pods  # noqa: E402
 
 MOVING = "acme"  # starts on pod1
 NEIGHBOUR = "globex"  # on pod2 throughout
@@ -623,7 +622,7 @@ class Read:
     seconds: float
 
 
-class MoveTraffic:
+class MoveTraffic(BackgroundThreads):
     """A writer and a reader through the router for the whole move phase; every
     answer is kept with the moment it came."""
 
@@ -635,21 +634,7 @@ class MoveTraffic:
         self.run_id = uuid.uuid4().hex[:8]
         self.writes: list[Write] = []
         self.reads: list[Read] = []
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._write, daemon=True),
-            threading.Thread(target=self._read, daemon=True),
-        ]
-
-    def __enter__(self) -> "MoveTraffic":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(60)
+        super().__init__(self._write, self._read)
 
     def _write(self) -> None:
         """A new article every ``write_interval``; a refused one (503 with

@@ -445,6 +445,9 @@ CMS_POD = env_str("CMS_POD", "")
 # A moved tenant's copy on its old pod is kept this long (undo by moving back), then
 # dropped by `pods cleanup`.
 CMS_MOVE_GRACE_HOURS = env_int("CMS_MOVE_GRACE_HOURS", 24)
+# The router refuses a tenant's requests itself (429) past this multiple of all its
+# plan allows a minute, counted per 10 s; 0 turns the edge limit off.
+CMS_EDGE_LIMIT_FACTOR = env_float("CMS_EDGE_LIMIT_FACTOR", 2.0)
 if CMS_DIRECTORY_URL and not CMS_POD:
     raise ImproperlyConfigured("CMS_DIRECTORY_URL is set: CMS_POD must name this pod.")
 # While Redis is out, a worker keeps its host map this long (tenant changes made

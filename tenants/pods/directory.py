@@ -322,6 +322,13 @@ def host_map_as_of() -> tuple[dict[str, str], dt.datetime]:
 ROUTER_LIVE_SECONDS = 15.0
 
 
+def notify_routers(reason: str) -> None:
+    """Wake every router to sync now, for a change the directory's tables do not
+    hold (a plan changed on the pods: the routers' edge limits follow it)."""
+    with connect() as conn:
+        conn.execute("SELECT pg_notify(%s, %s)", [CHANNEL, reason])
+
+
 def router_synced(name: str, as_of: dt.datetime) -> None:
     """Record that router ``name`` routes by the directory as of ``as_of``."""
     with connect() as conn:

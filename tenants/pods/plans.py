@@ -4,7 +4,8 @@ Each pod keeps its own Plan rows (tenants point at them by foreign key), so a pl
 saved on one pod is written through, once its transaction commits, to every other
 pod's public schema by name, and that pod's host-map generation is bumped in its
 Redis: its processes re-read their tenants with the new limits within
-``CMS_TENANT_CACHE_CHECK_SECONDS``. A pod that cannot be reached is reported (the
+``CMS_TENANT_CACHE_CHECK_SECONDS``; the routers are woken to re-read their edge
+limits (tenants.pods.edge_limits). A pod that cannot be reached is reported (the
 command fails with its name) and gets the plan with ``pods sync-plans``.
 """
 
@@ -64,6 +65,10 @@ def push_plan(plan) -> list[str]:
                 "plan %s could not be written to pod %s", plan.name, pod.name
             )
             failed.append(pod.name)
+    try:
+        directory.notify_routers("plans")  # their edge limits follow the plan
+    except PodError:
+        logger.warning("the routers were not told of plan %s; they resync", plan.name)
     return failed
 
 

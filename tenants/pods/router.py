@@ -9,6 +9,15 @@ change is written to the map file first; a restarted HAProxy starts from the lat
 Adding or removing a pod changes the config itself: a graceful reload (a new worker
 on the same listening sockets, the old one finishing its connections).
 
+Floods are cut here before they cost a pod anything: HAProxy counts each tenant's
+requests over a sliding 10 s window in a stick table (keyed by tenant, so all its
+host names share one budget) and answers a tenant over its edge limit 429 itself,
+with ``Retry-After``. The limit comes from the tenant's plan (``edge limit map``:
+host -> ``<requests per 10 s>:<tenant>``, kept by tenants.pods.routing), a multiple
+(``CMS_EDGE_LIMIT_FACTOR``) of everything the plan allows a minute, so the pod's
+own exact limits decide below it; the admin is never counted, so editors keep
+working while their site is flooded. A host not in that map is not limited here.
+
 What a visitor sees when routing fails is decided here, not by a pod: an unknown host
 gets a 404 page from HAProxy itself (backend ``pod_unknown``, no pod is asked); a pod
 that is down or refuses connections gets a 503 page with ``Retry-After``. Pods are
@@ -23,6 +32,7 @@ this module. May import: ``tenants.errors``, ``tenants.registry.validation``,
 
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,6 +56,12 @@ HEALTH_CHECK_HOST = "127.0.0.1"
 RETRY_AFTER_SECONDS = 30
 UNKNOWN_HOST_PAGE = "unknown-host.html"
 POD_DOWN_PAGE = "pod-unavailable.http"
+EDGE_LIMITED_PAGE = "edge-limited.html"
+# the edge limit's window and what a refused client is told to wait
+EDGE_WINDOW_SECONDS = 10
+EDGE_RETRY_AFTER_SECONDS = 10
+# never counted at the edge: editors keep their admin while the site is flooded
+EDGE_EXEMPT_PATH = "/admin"
 SOCKET_TIMEOUT_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 10.0
 
@@ -65,6 +81,17 @@ POD_DOWN_HTML = """\
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto;">
   <h1>Back in a moment</h1>
   <p>This site is briefly unavailable. Please try again in a minute.</p>
+</body></html>
+"""
+
+
+EDGE_LIMITED_HTML = """\
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Too many requests</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto;">
+  <h1>Too many requests</h1>
+  <p>This site is receiving more requests than it can answer right now. Please try
+  again in a few seconds.</p>
 </body></html>
 """
 
@@ -243,10 +270,12 @@ def backend_name(pod: str) -> str:
 
 
 def write_pages(pages_dir: Path) -> None:
-    """The two pages HAProxy answers by itself: the 404 body for an unknown host
-    (``http-request return ... file`` wants the body only) and the 503 for a pod that
-    is down (``errorfile`` wants a whole raw HTTP response, headers included)."""
+    """The pages HAProxy answers by itself: the 404 body for an unknown host and the
+    429 body for a tenant over its edge limit (``http-request return ... file`` wants
+    the body only), and the 503 for a pod that is down (``errorfile`` wants a whole
+    raw HTTP response, headers included)."""
     _write_atomically(pages_dir / UNKNOWN_HOST_PAGE, UNKNOWN_HOST_HTML.encode())
+    _write_atomically(pages_dir / EDGE_LIMITED_PAGE, EDGE_LIMITED_HTML.encode())
     body = POD_DOWN_HTML.encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
@@ -267,6 +296,7 @@ def render_config(
     map_path: Path,
     socket_path: Path,
     pages_dir: Path,
+    limits_path: Path | None = None,
     health_host: str = HEALTH_CHECK_HOST,
 ) -> str:
     """haproxy.cfg routing ``bind`` to ``pods`` (name -> "host:port" of its pool).
@@ -276,7 +306,8 @@ def render_config(
     answered 503; the health check (every second, then every 250 ms once one has
     failed, down after two) marks a dead pod down within ~1.3 s, after which its
     requests get the 503 at once without trying it. ``health_host`` must be one of
-    ``CMS_PUBLIC_HOSTS``: on any other host the gate answers ``/healthz`` with 404."""
+    ``CMS_PUBLIC_HOSTS``: on any other host the gate answers ``/healthz`` with 404.
+    With ``limits_path`` (the edge limit map) tenants over their limit get 429."""
     health_host = normalize_domain(health_host)
     map_file, socket_file, pages = (
         _config_path(path) for path in (map_path, socket_path, pages_dir)
@@ -314,6 +345,7 @@ def render_config(
         "",
         "frontend web",
         f"    bind {bind}",
+        *(_edge_limit_lines(_config_path(limits_path), pages) if limits_path else []),
         # the map holds lower-case host names without port; a Host that is missing
         # or not in it goes to pod_unknown
         "    use_backend %[req.hdr(host),lower,field(1,:),"
@@ -336,6 +368,27 @@ def render_config(
             " check inter 1s fastinter 250ms fall 2 rise 1",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
+    """The frontend's edge limit: the host's ``<limit>:<tenant>`` from the map
+    (``0:`` when absent: not limited), the tenant tracked in a stick table counting
+    its requests over the window, and the 429 once the count passes the limit."""
+    limited = "{ var(txn.edge_limit) -m int gt 0 }"
+    counted = f"{limited} !{{ path_beg {EDGE_EXEMPT_PATH} }}"
+    return [
+        "    stick-table type string len 64 size 200k expire 1m"
+        f" store http_req_rate({EDGE_WINDOW_SECONDS}s)",
+        "    http-request set-var(txn.edge) req.hdr(host),lower,field(1,:),"
+        f"map({limits_file},0:)",
+        "    http-request set-var(txn.edge_limit) var(txn.edge),field(1,:)",
+        "    http-request set-var(txn.edge_tenant) var(txn.edge),field(2,:)",
+        f"    http-request track-sc0 var(txn.edge_tenant) if {counted}",
+        '    http-request return status 429 content-type "text/html; charset=utf-8"'
+        f" hdr Retry-After {EDGE_RETRY_AFTER_SECONDS} hdr Cache-Control no-store"
+        f" file {pages}/{EDGE_LIMITED_PAGE}"
+        f" if {counted} {{ sc_http_req_rate(0),sub(txn.edge_limit) gt 0 }}",
+    ]
 
 
 def _config_path(path: Path) -> str:
@@ -364,13 +417,29 @@ def _pool_address(address: str) -> str:
 
 
 def write_map(map_path: Path, hosts: dict[str, str]) -> None:
-    """The map file (``host pod_<name>`` lines), replaced atomically, so HAProxy
-    starting at any moment reads a whole map, old or new."""
-    lines = [
-        f"{normalize_domain(host)} {backend_name(pod)}\n"
-        for host, pod in sorted(hosts.items())
-    ]
+    """The host map file (``host pod_<name>`` lines)."""
+    write_map_entries(map_path, _host_entries(hosts))
+
+
+def write_map_entries(map_path: Path, entries: dict[str, str]) -> None:
+    """A map file (``key value`` lines), replaced atomically, so HAProxy starting at
+    any moment reads a whole map, old or new."""
+    lines = [f"{key} {value}\n" for key, value in sorted(entries.items())]
     _write_atomically(map_path, "".join(lines).encode())
+
+
+def _host_entries(hosts: dict[str, str]) -> dict[str, str]:
+    return {normalize_domain(host): backend_name(pod) for host, pod in hosts.items()}
+
+
+def edge_limit_entries(limits: dict[str, tuple[int, str]]) -> dict[str, str]:
+    """host -> (requests per window, tenant) as the edge limit map's entries."""
+    entries = {}
+    for host, (limit, tenant) in limits.items():
+        if limit < 1 or not re.fullmatch(r"[a-z0-9_]{1,63}", tenant):
+            raise RouterCommandFailed(f"No edge limit {limit!r}:{tenant!r}.")
+        entries[normalize_domain(host)] = f"{int(limit)}:{tenant}"
+    return entries
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -431,17 +500,24 @@ class RouterSocket:
 
     def hosts(self) -> dict[str, str]:
         """host -> pod, as the running HAProxy routes now."""
-        answer = self.command(f"show map {self.map_path}")
-        hosts: dict[str, str] = {}
+        return {
+            host: backend.removeprefix(BACKEND_PREFIX)
+            for host, backend in self.entries(self.map_path).items()
+        }
+
+    def entries(self, map_path: Path) -> dict[str, str]:
+        """A runtime map's entries, key -> value."""
+        answer = self.command(f"show map {map_path}")
+        entries: dict[str, str] = {}
         for line in answer.splitlines():
             words = line.split()
             # "0x55d0c3a1b2c0 shop.example.com pod_eu1"
             if len(words) == 3 and words[0].startswith("0x"):
                 # of duplicate keys the first added is the one HAProxy uses
-                hosts.setdefault(words[1], words[2].removeprefix(BACKEND_PREFIX))
+                entries.setdefault(words[1], words[2])
             elif line.strip():
                 raise RouterCommandFailed(f"HAProxy refused `show map`: {answer}")
-        return hosts
+        return entries
 
     def set_host(self, host: str, pod: str) -> None:
         """Route ``host`` to ``pod`` from the next request on, on open connections
@@ -463,22 +539,23 @@ class RouterSocket:
             self._change(f"del map {self.map_path} {host}")
 
     def replace_hosts(self, hosts: dict[str, str]) -> None:
-        """Make the whole map ``hosts`` in one step (after the directory's listener
-        missed notifications): a new version is filled aside and committed at once,
-        so no request sees a half-built map."""
-        lines = "".join(
-            f"{normalize_domain(host)} {backend_name(pod)}\n"
-            for host, pod in sorted(hosts.items())
-        )
+        """Make the whole host map ``hosts`` in one step."""
+        self.replace_entries(self.map_path, _host_entries(hosts))
+
+    def replace_entries(self, map_path: Path, entries: dict[str, str]) -> None:
+        """Make the whole map ``entries`` in one step (after the directory's listener
+        missed notifications, say): a new version is filled aside and committed at
+        once, so no request sees a half-built map. The file first, as always."""
+        lines = "".join(f"{key} {value}\n" for key, value in sorted(entries.items()))
         with self._lock():
-            write_map(self.map_path, hosts)
-            answer = self.command(f"prepare map {self.map_path}")
+            write_map_entries(map_path, entries)
+            answer = self.command(f"prepare map {map_path}")
             version = answer.strip().rpartition(":")[2].strip()
             if not answer.startswith("New version created:") or not version.isdigit():
                 raise RouterCommandFailed(f"HAProxy refused `prepare map`: {answer}")
             if lines:
-                self._change(f"add map @{version} {self.map_path}", payload=lines)
-            self._change(f"commit map @{version} {self.map_path}")
+                self._change(f"add map @{version} {map_path}", payload=lines)
+            self._change(f"commit map @{version} {map_path}")
 
     def pod_states(self) -> dict[str, str]:
         """pod -> "UP" or "DOWN" (or HAProxy's word, e.g. "MAINT"), per pod backend.

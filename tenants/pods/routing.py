@@ -9,6 +9,9 @@ A full comparison also runs every ``RESYNC_SECONDS`` in case a notification was 
 with the connection. Pods added or changed need a new backend: HAProxy is reloaded
 gracefully with the new config (its old worker finishes what it serves).
 
+Each sync also reads every pod's tenants' plans into the edge limit map
+(tenants.pods.edge_limits), by which HAProxy refuses a flood before a pod.
+
 After every sync the router records in the directory the time its map is as of
 (``directory.router_synced``); a tenant's move waits for that before the source pod
 lets the tenant go, so no request is routed to a pod that no longer knows its host.
@@ -21,7 +24,7 @@ import socket
 import threading
 from pathlib import Path
 
-from tenants.pods import directory, router
+from tenants.pods import directory, edge_limits, router
 
 logger = logging.getLogger(__name__)
 RESYNC_SECONDS = 5.0
@@ -32,6 +35,7 @@ class RouterRunner:
         self.bind = bind
         self.state_dir = Path(state_dir)
         self.map_path = self.state_dir / "hosts.map"
+        self.limits_path = self.state_dir / "edge-limits.map"
         self.socket_path = self.state_dir / "admin.sock"
         self.config_path = self.state_dir / "haproxy.cfg"
         self.pages_dir = self.state_dir / "pages"
@@ -40,6 +44,7 @@ class RouterRunner:
         # how this router is named in the directory's acknowledgements
         self.name = f"{socket.gethostname()} {bind}"
         self._pods: dict[str, str] = {}
+        self._limits: dict[str, tuple[int, str]] = {}
         self.socket = router.RouterSocket(self.socket_path, self.map_path)
 
     def _pod_addresses(self) -> dict[str, str]:
@@ -53,15 +58,24 @@ class RouterRunner:
                 map_path=self.map_path,
                 socket_path=self.socket_path,
                 pages_dir=self.pages_dir,
+                limits_path=self.limits_path,
             )
         )
+
+    def _edge_limits(self, host_pods: dict[str, str]) -> dict[str, str]:
+        self._limits = edge_limits.edge_limits(
+            directory.pods_list(), host_pods, self._limits
+        )
+        return router.edge_limit_entries(self._limits)
 
     def start(self) -> None:
         """Write the config and the map from the directory and start HAProxy."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         router.write_pages(self.pages_dir)
         self._pods = self._pod_addresses()
-        router.write_map(self.map_path, directory.host_map())
+        hosts = directory.host_map()
+        router.write_map(self.map_path, hosts)
+        router.write_map_entries(self.limits_path, self._edge_limits(hosts))
         self._write_config()
         self.process = router.start_haproxy(self.config_path, log_path=self.log_path)
         logger.info("router: %d pods, listening on %s", len(self._pods), self.bind)
@@ -93,6 +107,10 @@ class RouterRunner:
             self.socket.replace_hosts(wanted)
             changed = True
         directory.router_synced(self.name, as_of)
+        limits = self._edge_limits(wanted)
+        if limits != self.socket.entries(self.limits_path):
+            self.socket.replace_entries(self.limits_path, limits)
+            changed = True
         return changed
 
     def run(self, stop: threading.Event) -> None:

@@ -8,7 +8,6 @@ import http.client
 import json
 import os
 import signal
-import threading
 import time
 
 import psutil
@@ -18,10 +17,10 @@ import redis
 
 from tenants.pods.directory import Pod
 from tenants.pods.placement import PodLoad, choose_pod
-from tenants.pods.router import RouterUnavailable, ensure_haproxy
+from tenants.pods.router import RouterSocket, RouterUnavailable, ensure_haproxy
 from tests.ci_plugin import tool_unavailable
 from tests.integration import stop_process
-from tests.pods import start_two_pods
+from tests.pods import BackgroundThreads, start_two_pods
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +86,11 @@ def test_the_router_sends_each_host_to_its_tenants_pod(pods):
             [f"% 127.0.0.1:{pods.router_port}"],
         ).fetchall()
     assert len(synced) == 1 and synced[0][0].total_seconds() < 15, synced
+    # and each tenant's edge limit from its plan: twice all the plan allows a
+    # minute, per 10 s (pro: 3,000 + 1,500 + 300; starter: 600 + 300 + 60)
+    limits = _edge_limits(pods)
+    assert limits["acme.localhost"] == "1600:acme"
+    assert limits["globex.localhost"] == "320:globex"
 
 
 def test_a_pod_serves_only_its_own_tenants(pods):
@@ -188,10 +192,12 @@ def test_a_plan_changed_on_one_pod_reaches_the_other_within_a_second(pods):
         assert result.returncode == 0, result.stderr
         changed_at = time.monotonic()
         assert _plan_limit(pod2, "starter") == 3
-        # globex (pod2, starter) is held to the new limit within a second
+        # globex (pod2, starter) is held to the new limit within a second, at the
+        # router's edge too: twice all the plan allows a minute, per 10 s
         time.sleep(max(0.0, 1.0 - (time.monotonic() - changed_at)))
         statuses = [pods.get("globex.localhost")[0] for _ in range(8)]
         assert 429 in statuses, statuses
+        assert _edge_limits(pods)["globex.localhost"] == "121:globex"
     finally:
         result = pods.manage(
             "pod1", "plans", "update", "starter", "--limit",
@@ -199,6 +205,12 @@ def test_a_plan_changed_on_one_pod_reaches_the_other_within_a_second(pods):
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
     assert _plan_limit(pod2, "starter") == before
+
+
+def _edge_limits(pods) -> dict[str, str]:
+    state = pods.root / "router"
+    admin = RouterSocket(state / "admin.sock", state / "hosts.map")
+    return admin.entries(state / "edge-limits.map")
 
 
 def test_placement_prefers_the_least_loaded_pod():
@@ -224,7 +236,18 @@ def test_placement_prefers_the_least_loaded_pod():
     assert choose_pod([load("a", 0, None), load("b", 9, 9)]) == "b"
 
 
-def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods):
+@pytest.fixture
+def initech(pods):
+    """The tenant the next test creates, deleted afterwards even when the test
+    failed half-way: the tests after it count each pod's tenants."""
+    yield "initech"
+    if _pod_domains(pods.pods["pod2"], "initech") + _pod_domains(
+        pods.pods["pod1"], "initech"
+    ):
+        pods.manage("pod1", "tenants", "delete", "initech", "--yes")
+
+
+def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods, initech):
     haproxy = _router_pid(pods)
     # pod1 drained: the least loaded active pod is pod2, though the command runs
     # on pod1's host
@@ -245,6 +268,19 @@ def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods):
         assert time.monotonic() < deadline, "the router did not learn initech's host"
         time.sleep(0.1)
     assert _router_pid(pods) == haproxy
+    # its plan (starter: 600 + 300 + 60 requests a minute) sets its edge limit,
+    # twice that per 10 s: a flood past it is refused by HAProxy, never by a pod
+    deadline = time.monotonic() + 5
+    while _edge_limits(pods).get("initech.localhost") != "320:initech":
+        assert time.monotonic() < deadline, _edge_limits(pods)
+        time.sleep(0.1)
+    statuses = [pods.get("initech.localhost")[0] for _ in range(330)]
+    # the pod's own limit refuses first (150 reads a minute per client)
+    assert statuses.count(200) <= 150 and set(statuses) == {200, 429}
+    status, headers, body = pods.get("initech.localhost")
+    assert status == 429 and "Too many requests" in body  # HAProxy's page
+    assert headers["retry-after"] == "10"
+    assert pods.get("globex.localhost")[0] == 200  # a tenant of the same pod
     # commands about initech run on its pod, from any pod's host
     result = pods.manage("pod1", "tenants", "show", "initech")
     assert result.returncode == 0 and "initech.localhost" in result.stdout
@@ -255,6 +291,7 @@ def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods):
     while pods.get("initech.localhost")[0] != 404:
         assert time.monotonic() < deadline, "the router still routes initech"
         time.sleep(0.1)
+    assert "initech.localhost" not in _edge_limits(pods)
 
 
 def _post_article(
@@ -280,7 +317,7 @@ def _post_article(
         conn.close()
 
 
-class _Traffic:
+class _Traffic(BackgroundThreads):
     """A writer posting articles through the router and a reader reading the home
     page, while a move runs; what each got is kept for the assertions."""
 
@@ -290,21 +327,7 @@ class _Traffic:
         self.refused: list[tuple[float, int, str | None]] = []
         self.accepted_at: list[float] = []
         self.reads: list[int] = []
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._write, daemon=True),
-            threading.Thread(target=self._read, daemon=True),
-        ]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
+        super().__init__(self._write, self._read)
 
     def _write(self) -> None:
         number = 0
@@ -361,7 +384,7 @@ def unlimited_reads(pods):
         assert result.returncode == 0, result.stderr
 
 
-class _LaggingRouter:
+class _LaggingRouter(BackgroundThreads):
     """A second router, as the directory sees it, that syncs its map like a real one
     (a heartbeat every 0.3 s, each recording a map read before the tenant moved)
     but falls ``lag`` seconds behind the switch; and a reader asking the source's
@@ -373,21 +396,10 @@ class _LaggingRouter:
         self.pods, self.slug, self.source, self.lag = pods, slug, source, lag
         self.switch_seen_at = self.caught_up_at = 0.0
         self.source_answers: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._sync, daemon=True),
-            threading.Thread(target=self._read_source, daemon=True),
-        ]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
+        super().__init__(self._sync, self._read_source)
 
     def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
+        super().__exit__(*exc)
         with psycopg.connect(self.pods.directory_url, autocommit=True) as conn:
             conn.execute(
                 "DELETE FROM cms_directory.routers WHERE name = %s", [self.NAME]
@@ -425,7 +437,24 @@ class _LaggingRouter:
             time.sleep(0.05)
 
 
-def test_a_tenant_moves_live_without_losing_a_write(pods, unlimited_reads):
+@pytest.fixture
+def acme_back_home(pods):
+    """acme on pod1 again after the move test, even when it failed half-way: the
+    tests after it expect it there."""
+    yield
+    with psycopg.connect(pods.directory_url) as conn:
+        row = conn.execute(
+            "SELECT pod, state FROM cms_directory.tenants WHERE slug = 'acme'"
+        ).fetchone()
+    if row and row[1] == "moving":
+        pods.manage("pod1", "tenants", "move", "acme", "--abort")
+    elif row and row[0] != "pod1":
+        pods.manage(row[0], "tenants", "move", "acme", "--to", "pod1")
+
+
+def test_a_tenant_moves_live_without_losing_a_write(
+    pods, unlimited_reads, acme_back_home
+):
     token = pods.pods["pod1"].api_token("acme")
     with (
         _Traffic(pods, "acme", token) as traffic,

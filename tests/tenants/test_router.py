@@ -22,6 +22,7 @@ from django.test import Client
 from tenants.errors import InvalidDomain
 from tenants.pods import router
 from tenants.pods.router import RouterCommandFailed, RouterSocket, RouterUnavailable
+from tests import integration
 from tests.ci_plugin import tool_unavailable
 from tests.integration import free_port
 
@@ -109,6 +110,7 @@ class Router:
     directory: Path
     config_path: Path
     map_path: Path
+    limits_path: Path
     socket_path: Path
     log_path: Path
     pods: dict[str, Pod] = field(default_factory=dict)
@@ -121,10 +123,13 @@ class Router:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
     def get(
-        self, host: str, connection: http.client.HTTPConnection | None = None
+        self,
+        host: str,
+        connection: http.client.HTTPConnection | None = None,
+        path: str = "/page",
     ) -> tuple[http.client.HTTPResponse, str]:
         connection = connection or self.connection()
-        connection.request("GET", "/page", headers={"Host": host})
+        connection.request("GET", path, headers={"Host": host})
         response = connection.getresponse()
         return response, response.read().decode()
 
@@ -135,6 +140,7 @@ class Router:
             map_path=self.map_path,
             socket_path=self.socket_path,
             pages_dir=self.directory / "pages",
+            limits_path=self.limits_path,
         )
 
     def worker_pid(self) -> int:
@@ -172,12 +178,14 @@ def edge(haproxy: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rou
         directory=directory,
         config_path=directory / "haproxy.cfg",
         map_path=directory / "hosts.map",
+        limits_path=directory / "edge-limits.map",
         socket_path=directory / "admin.sock",
         log_path=directory / "haproxy.log",
         pods=pods,
     )
     router.write_pages(directory / "pages")
     router.write_map(edge.map_path, HOSTS)
+    router.write_map_entries(edge.limits_path, {})
     edge.config_path.write_text(edge.config(pods))
     try:
         edge.process = router.start_haproxy(edge.config_path, log_path=edge.log_path)
@@ -433,3 +441,58 @@ def test_adding_a_pod_reloads_without_a_new_master_and_keeps_the_map(edge):
         router.reload_haproxy(edge.process, edge.config_path, log_path=edge.log_path)
         pod3.stop()
     assert set(edge.admin.pod_states()) == {"pod1", "pod2"}
+
+
+# --- the edge limit -----------------------------------------------------------------
+
+
+def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(edge):
+    hosts = {"shop.example.test": "pod1", "www.shop.example.test": "pod1"}
+    for host, pod in hosts.items():
+        edge.admin.set_host(host, pod)
+    limits = router.edge_limit_entries(
+        dict.fromkeys(hosts, (4, "shop")) | {"a.example.test": (1000, "tenant_a")}
+    )
+    edge.admin.replace_entries(edge.limits_path, limits)
+    assert edge.admin.entries(edge.limits_path) == limits
+    assert "4:shop" in edge.limits_path.read_text()  # a restart starts from it
+    before = len(edge.pods["pod1"].requests)
+
+    # both host names of the tenant share its 4 requests per window
+    answers = [edge.get(host)[0].status for host in hosts for _ in range(3)]
+    assert answers == [200, 200, 200, 200, 429, 429]
+    response, body = edge.get("shop.example.test")
+    assert response.status == 429
+    assert response.getheader("Retry-After") == str(router.EDGE_RETRY_AFTER_SECONDS)
+    assert "Too many requests" in body
+    assert len(edge.pods["pod1"].requests) - before == 4
+    # the other tenant on the pod is not held back, nor the tenant's editors
+    assert all(edge.get("a.example.test")[0].status == 200 for _ in range(6))
+    assert edge.get("shop.example.test", path="/admin/pages/")[0].status == 200
+
+
+def test_edge_limits_come_from_each_pods_plans(db, settings):
+    from tenants.models import Tenant
+    from tenants.pods import edge_limits
+    from tenants.pods.directory import Pod
+
+    url = integration.test_database_url()
+    pod = Pod("pod1", url, "", "127.0.0.1:1", "active")
+    acme = Tenant.objects.select_related("plan").get(schema_name="acme")
+    plan = acme.plan
+    allowed = (
+        plan.public_reads_per_minute
+        + plan.api_reads_per_minute
+        + plan.api_writes_per_minute
+    )
+    hosts = {"acme.localhost": "pod1", "globex.localhost": "pod2"}
+
+    settings.CMS_EDGE_LIMIT_FACTOR = 2
+    limits = edge_limits.edge_limits([pod], hosts, {})
+    # twice the plan's minute, per 10 s; a host routed to another pod not here
+    assert limits == {"acme.localhost": (-(-allowed * 2 * 10 // 60), "acme")}
+    # a pod that cannot be read keeps what was read before
+    down = Pod("pod1", "postgresql://127.0.0.1:1/none", "", "127.0.0.1:1", "active")
+    assert edge_limits.edge_limits([down], hosts, limits) == limits
+    settings.CMS_EDGE_LIMIT_FACTOR = 0
+    assert edge_limits.edge_limits([pod], hosts, {}) == {}

@@ -10,24 +10,16 @@ import time
 
 import psycopg
 import pytest
-from django.db import connection
-from psycopg.conninfo import make_conninfo
 
 from tenants.pods import directory
+from tests import integration
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def directory_url(db):
-    params = connection.settings_dict
-    url = make_conninfo(
-        dbname=params["NAME"],
-        user=params["USER"],
-        host=params["HOST"],
-        port=params["PORT"] or None,
-        password=params["PASSWORD"] or None,
-    )
+    url = integration.test_database_url()
     with directory.connect(url):
         pass  # the schema created
     yield url
