@@ -298,7 +298,9 @@ def router_on_its_own_cpu(pods: TwoPods) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, cpus)
-        for process, _ in placed:
+        # listed again: a worker forked while pinned (a recycled one) inherited the
+        # pin and must get every CPU back too
+        for process in {*_processes(pods.pools["pod2"].pid), *_haproxy(pods)}:
             try:
                 process.cpu_affinity(cpus)
             except psutil.NoSuchProcess:

@@ -346,18 +346,12 @@ def router_stopped(name: str) -> None:
         conn.execute("DELETE FROM cms_directory.routers WHERE name = %s", [name])
 
 
-def directory_now(conn: psycopg.Connection) -> dt.datetime:
-    """The directory's clock (the one routers' acknowledgements are compared with),
-    read after whatever ``conn`` committed before."""
-    return conn.execute("SELECT now()").fetchone()[0]
-
-
 def wait_for_routers(since: dt.datetime, *, timeout: float) -> list[str]:
     """Wait until every live router's map is as of ``since`` or later; the names of
     those still behind when ``timeout`` runs out (none: every router switched)."""
     deadline = time.monotonic() + timeout
-    while True:
-        with connect() as conn:
+    with connect() as conn:  # autocommit: each poll reads the routers anew
+        while True:
             behind = [
                 row[0]
                 for row in conn.execute(
@@ -366,6 +360,6 @@ def wait_for_routers(since: dt.datetime, *, timeout: float) -> list[str]:
                     [since, ROUTER_LIVE_SECONDS],
                 )
             ]
-        if not behind or time.monotonic() >= deadline:
-            return behind
-        time.sleep(0.02)
+            if not behind or time.monotonic() >= deadline:
+                return behind
+            time.sleep(0.02)

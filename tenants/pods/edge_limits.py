@@ -10,7 +10,8 @@ Plans and their tenants live in each pod's database (the directory knows hosts a
 pods, not plans): the router reads every pod's verified domains with their plan's
 limits at each sync (at least every ``tenants.pods.routing.RESYNC_SECONDS``), so a
 plan change reaches the edge within that. A pod that cannot be read keeps the limits
-last read for its hosts. May import: ``tenants.pods.directory``.
+last read for its hosts. May import: ``tenants.pods.directory``,
+``tenants.pods.router`` (the window its stick table counts over).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import psycopg
 from django.conf import settings
 
 from tenants.pods.directory import Pod
+from tenants.pods.router import EDGE_WINDOW_SECONDS
 
 logger = logging.getLogger(__name__)
 
-WINDOW_SECONDS = 10
 QUERY = """
 SELECT lower(d.domain), t.schema_name,
        p.public_reads_per_minute + p.api_reads_per_minute + p.api_writes_per_minute
@@ -44,7 +45,7 @@ def factor() -> float:
 def per_window(allowed_per_minute: int, multiple: float) -> int:
     """Requests per window the edge lets through for a plan allowing
     ``allowed_per_minute`` in all."""
-    return max(1, math.ceil(multiple * allowed_per_minute * WINDOW_SECONDS / 60))
+    return max(1, math.ceil(multiple * allowed_per_minute * EDGE_WINDOW_SECONDS / 60))
 
 
 def pod_limits(pod: Pod, multiple: float) -> dict[str, tuple[int, str]]:

@@ -493,7 +493,9 @@ def _switch(slug: str, target: Pod) -> dt.datetime:
                 "updated_at = now() WHERE slug = %s AND step <> 'done'",
                 [settings.CMS_MOVE_GRACE_HOURS, slug],
             )
-        return directory.directory_now(conn)
+        # the directory's clock, the one routers' acknowledgements are compared
+        # with, read after the switch committed
+        return conn.execute("SELECT now()").fetchone()[0]
 
 
 def _wait_for_routers(switched_at: dt.datetime, target: Pod) -> str:

@@ -65,11 +65,19 @@ def push_plan(plan) -> list[str]:
                 "plan %s could not be written to pod %s", plan.name, pod.name
             )
             failed.append(pod.name)
-    try:
-        directory.notify_routers("plans")  # their edge limits follow the plan
-    except PodError:
-        logger.warning("the routers were not told of plan %s; they resync", plan.name)
+    tell_routers(f"plan {plan.name}")
     return failed
+
+
+def tell_routers(change: str) -> None:
+    """Wake the routers so that their edge limits follow a change of plans (a plan
+    updated, a tenant moved to another plan) now, not at their next resync."""
+    if not directory.enabled():
+        return
+    try:
+        directory.notify_routers("plans")
+    except PodError:
+        logger.warning("the routers were not told of %s; they resync", change)
 
 
 def _plan_saved(sender, instance, **kwargs) -> None:

@@ -31,8 +31,8 @@ this module. May import: ``tenants.errors``, ``tenants.registry.validation``,
 """
 
 import fcntl
+import logging
 import os
-import re
 import shutil
 import signal
 import socket
@@ -45,7 +45,9 @@ from pathlib import Path
 
 from tenants.errors import TenantError
 from tenants.pods.directory import POD_NAME
-from tenants.registry.validation import normalize_domain
+from tenants.registry.validation import SLUG_PATTERN, normalize_domain
+
+logger = logging.getLogger(__name__)
 
 BACKEND_PREFIX = "pod_"
 UNKNOWN_BACKEND = "pod_unknown"
@@ -53,6 +55,9 @@ UNKNOWN_BACKEND = "pod_unknown"
 # 127.0.0.1 is one of CMS_PUBLIC_HOSTS unless the operator removed it.
 HEALTH_CHECK_PATH = "/healthz"
 HEALTH_CHECK_HOST = "127.0.0.1"
+# a check answered later than this fails; this many failures in a row: down
+HEALTH_CHECK_TIMEOUT_SECONDS = 3
+HEALTH_CHECK_FALL = 3
 RETRY_AFTER_SECONDS = 30
 UNKNOWN_HOST_PAGE = "unknown-host.html"
 POD_DOWN_PAGE = "pod-unavailable.http"
@@ -302,11 +307,16 @@ def render_config(
     """haproxy.cfg routing ``bind`` to ``pods`` (name -> "host:port" of its pool).
 
     The timings decide what a visitor of a failed pod waits: a refused connection is
-    retried once after ``timeout connect`` (1 s; a hung pod costs the same), then
-    answered 503; the health check (every second, then every 250 ms once one has
-    failed, down after two) marks a dead pod down within ~1.3 s, after which its
-    requests get the 503 at once without trying it. ``health_host`` must be one of
-    ``CMS_PUBLIC_HOSTS``: on any other host the gate answers ``/healthz`` with 404.
+    retried once after ``timeout connect`` (1 s), then answered 503; the health check
+    (every second, then every 250 ms once one has failed, down after
+    ``HEALTH_CHECK_FALL``) marks a dead pod - connections refused - down within
+    ~1.5 s, after which its requests get the 503 at once without trying it. A check
+    may take ``HEALTH_CHECK_TIMEOUT_SECONDS``: a pod busy enough to answer its
+    ``/healthz`` late (a full listen queue, a worker restarting on a saturated CPU)
+    is slow, not dead, and taking it down would turn its load into a 503 for every
+    tenant on it; a pod that hangs is taken down after ~10 s. ``health_host`` must
+    be one of ``CMS_PUBLIC_HOSTS``: on any other host the gate answers ``/healthz``
+    with 404.
     With ``limits_path`` (the edge limit map) tenants over their limit get 429."""
     health_host = normalize_domain(health_host)
     map_file, socket_file, pages = (
@@ -335,7 +345,7 @@ def render_config(
         "    option forwardfor",
         "    retries 1",
         "    timeout connect 1s",
-        "    timeout check 1s",
+        f"    timeout check {HEALTH_CHECK_TIMEOUT_SECONDS}s",
         "    timeout client 30s",
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
@@ -365,7 +375,7 @@ def render_config(
             f" hdr Host {health_host}",
             "    http-check expect status 200",
             f"    server {pod} {_pool_address(address)}"
-            " check inter 1s fastinter 250ms fall 2 rise 1",
+            f" check inter 1s fastinter 250ms fall {HEALTH_CHECK_FALL} rise 1",
         ]
     return "\n".join(lines) + "\n"
 
@@ -433,12 +443,17 @@ def _host_entries(hosts: dict[str, str]) -> dict[str, str]:
 
 
 def edge_limit_entries(limits: dict[str, tuple[int, str]]) -> dict[str, str]:
-    """host -> (requests per window, tenant) as the edge limit map's entries."""
+    """host -> (requests per window, tenant) as the edge limit map's entries. A row
+    that cannot be one (a limit below 1, not a tenant name) is left out with a
+    warning: that host goes unlimited at the edge (its pod still applies the plan),
+    and every other host keeps its limit and its route."""
     entries = {}
     for host, (limit, tenant) in limits.items():
-        if limit < 1 or not re.fullmatch(r"[a-z0-9_]{1,63}", tenant):
-            raise RouterCommandFailed(f"No edge limit {limit!r}:{tenant!r}.")
-        entries[normalize_domain(host)] = f"{int(limit)}:{tenant}"
+        valid = isinstance(limit, int) and limit >= 1
+        if not valid or not SLUG_PATTERN.fullmatch(tenant):
+            logger.warning("edge limit of %r left out: %r:%r", host, limit, tenant)
+            continue
+        entries[normalize_domain(host)] = f"{limit}:{tenant}"
     return entries
 
 

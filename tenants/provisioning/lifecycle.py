@@ -1,6 +1,7 @@
 """Changing a live tenant: plan and suspension (domains: tenants.domains.ownership).
 
-Each write invalidates the host map so every worker sees it within a second, and is
+Each write invalidates the host map so every worker sees it within a second (and a
+plan change wakes the routers, whose edge limits follow the plan), and is
 recorded in the audit trail with its actor in the same transaction; a suspended
 tenant's domains also stop getting certificates (tenants.domains.tls_ask)."""
 
@@ -8,6 +9,7 @@ from django.db import transaction
 
 from tenants.audit.trail import Actor, record_audit
 from tenants.models import Tenant
+from tenants.pods import plans
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import plan_get, tenant_get
 
@@ -27,6 +29,7 @@ def tenant_set_plan(*, slug: str, plan: str, actor: Actor | None = None) -> Tena
             after={"plan": tenant.plan.name},
         )
     invalidate_tenant_map()
+    plans.tell_routers(f"tenant {tenant.slug}'s plan")  # the edge limit follows
     return tenant
 
 

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import redis
 
+from tenants.pods import edge_limits
 from tenants.pods.directory import Pod
 from tenants.pods.placement import PodLoad, choose_pod
 from tenants.pods.router import RouterSocket, RouterUnavailable, ensure_haproxy
@@ -205,6 +206,34 @@ def test_a_plan_changed_on_one_pod_reaches_the_other_within_a_second(pods):
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
     assert _plan_limit(pod2, "starter") == before
+
+
+def test_a_tenant_moved_to_another_plan_reaches_the_edge_at_once(pods):
+    """`tenants set-plan` wakes the routers: the edge limit follows well within the
+    routers' 5-s resync."""
+    before = _edge_limits(pods)["globex.localhost"]
+    result = pods.manage("pod2", "tenants", "set-plan", "globex", "pro")
+    try:
+        assert result.returncode == 0, result.stderr
+        changed_at = time.monotonic()
+        while _edge_limits(pods)["globex.localhost"] == before:
+            assert time.monotonic() - changed_at < 1.0, "the edge did not follow"
+            time.sleep(0.02)
+        expected = edge_limits.per_window(_plan_allowance(pods.pods["pod2"], "pro"), 2)
+        assert _edge_limits(pods)["globex.localhost"] == f"{expected}:globex"
+    finally:
+        result = pods.manage("pod2", "tenants", "set-plan", "globex", "starter")
+        assert result.returncode == 0, result.stderr
+
+
+def _plan_allowance(stack, plan: str) -> int:
+    """Everything ``plan`` allows a minute, as the edge limit counts it."""
+    with psycopg.connect(stack.database_url) as conn:
+        return conn.execute(
+            "SELECT public_reads_per_minute + api_reads_per_minute"
+            " + api_writes_per_minute FROM public.tenants_plan WHERE name = %s",
+            [plan],
+        ).fetchone()[0]
 
 
 def _edge_limits(pods) -> dict[str, str]:

@@ -39,6 +39,7 @@ class PodHandler(http.server.BaseHTTPRequestHandler):
             # like the app's gate: /healthz exists on the operator's public hosts,
             # any other host the pod does not serve gets a 404
             if self.headers.get("Host") == router.HEALTH_CHECK_HOST:
+                time.sleep(self.server.health_delay)
                 self._answer(b'{"status": "alive"}')
             else:
                 self.send_error(404)
@@ -72,6 +73,7 @@ class PodServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), PodHandler)
         self.pod = pod
         self.requests: list[str] = []
+        self.health_delay = 0.0  # seconds: a busy pod answers its checks late
 
 
 @dataclass
@@ -412,6 +414,26 @@ def test_a_stopped_pod_gets_the_503_page_fast_and_the_other_pod_keeps_serving(ed
     wait_until(lambda: admin.pod_states()["pod2"] == "UP", seconds=5)
     response, body = edge.get("b.example.test")
     assert (response.status, body.split()[0]) == (200, "pod2")
+
+
+def test_a_busy_pod_that_answers_its_health_check_late_stays_up(edge):
+    """Overload is not death: a pod whose /healthz takes 1.5 s (a full listen queue,
+    a worker restarting on a saturated CPU) keeps its traffic; taking it down would
+    answer 503 to every tenant on it."""
+    pod2, admin = edge.pods["pod2"], edge.admin
+    wait_until(lambda: admin.pod_states() == {"pod1": "UP", "pod2": "UP"}, seconds=5)
+    pod2.server.health_delay = 1.5
+    try:
+        states, answers = set(), []
+        until = time.monotonic() + 7  # several checks, each answered late
+        while time.monotonic() < until:
+            states.add(admin.pod_states()["pod2"])
+            answers.append(edge.get("b.example.test")[0].status)
+            time.sleep(0.2)
+    finally:
+        pod2.server.health_delay = 0.0
+    assert states == {"UP"}
+    assert set(answers) == {200}
 
 
 # --- adding a pod -----------------------------------------------------------------
