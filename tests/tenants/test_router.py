@@ -518,3 +518,18 @@ def test_edge_limits_come_from_each_pods_plans(db, settings):
     assert edge_limits.edge_limits([down], hosts, limits) == limits
     settings.CMS_EDGE_LIMIT_FACTOR = 0
     assert edge_limits.edge_limits([pod], hosts, {}) == {}
+
+
+def test_a_bad_edge_limit_row_is_left_out_and_every_other_host_keeps_its_limit(
+    caplog,
+):
+    entries = router.edge_limit_entries(
+        {
+            "Shop.Example.test": (10, "shop"),
+            "zero.example.test": (0, "zero"),
+            "odd.example.test": (5, "not a tenant;"),
+        }
+    )
+    assert entries == {"shop.example.test": "10:shop"}
+    assert "zero.example.test" in caplog.text
+    assert "odd.example.test" in caplog.text
