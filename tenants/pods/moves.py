@@ -20,8 +20,11 @@
    directory names the target and the move waits until every live router has
    synced its map past that (each router acknowledges in the directory; usually
    milliseconds), so no router sends the tenant's requests to a pod that no longer
-   knows it; then, in the locking transaction, the source forgets the tenant and
-   the lock is released. Writes are accepted again, on the target. The source's
+   knows it; then, in the locking transaction, the source forgets the tenant, ends
+   its sessions still waiting for the locks (a write that passed the freeze check
+   before its process knew: it fails like a database outage, 503, and is retried on
+   the target, instead of committing to the source's copy) and the lock is
+   released. Writes are accepted again, on the target. The source's
    schema is renamed aside once its processes have let the tenant go.
 6. The source's copy is kept ``CMS_MOVE_GRACE_HOURS`` and then dropped
    (``pods cleanup``).
@@ -477,6 +480,31 @@ def _forget_on_source(src: psycopg.Connection, slug: str) -> bool:
     return True
 
 
+def _refuse_waiting_writes(src: psycopg.Connection, slug: str) -> int:
+    """In the locking transaction, just before it ends: end the source's sessions
+    still waiting for a lock on the tenant's tables. Such a session is a write that
+    passed the freeze check before its process knew of the freeze; let through once
+    the locks are released, it would commit to the source's copy after the target
+    took over - a write acknowledged and lost. Ended, its request fails like a
+    database outage (503 with Retry-After) and the client's retry reaches the
+    target. Returns how many were ended."""
+    pids = [
+        row[0]
+        for row in src.execute(
+            "SELECT DISTINCT l.pid FROM pg_locks l "
+            "JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND NOT l.granted AND l.pid <> pg_backend_pid()",
+            [slug],
+        )
+    ]
+    for pid in pids:
+        src.execute("SELECT pg_terminate_backend(%s)", [pid])
+    if pids:
+        logger.warning("move of %s: ended %d waiting write(s)", slug, len(pids))
+    return len(pids)
+
+
 def _switch(slug: str, target: Pod) -> dt.datetime:
     """Name the target in the directory (the routers follow); returns the directory
     time from which every router reading the map sees the switch."""
@@ -685,6 +713,7 @@ def tenant_move(
                 switched = True
                 step("routed", _wait_for_routers(switched_at, target_pod))
                 _forget_on_source(src, slug)
+                _refuse_waiting_writes(src, slug)
         remote.bump_generation_on(target_pod)
         remote.bump_generation_on(source_pod)
         step("switched", f"live on {target_pod.name}; writes accepted there")

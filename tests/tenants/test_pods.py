@@ -466,6 +466,38 @@ class _LaggingRouter(BackgroundThreads):
             time.sleep(0.05)
 
 
+class _LateWriter(BackgroundThreads):
+    """A write that passed the freeze check before its process knew of the freeze:
+    on the source's database, it starts once the move holds its locks on the
+    tenant's tables, and so waits for them. Let through when the move releases
+    them, it would commit to the source's copy after the target took over."""
+
+    def __init__(self, stack, slug: str) -> None:
+        self.stack, self.slug = stack, slug
+        self.started = self.committed = False
+        self.error: Exception | None = None
+        super().__init__(self._write)
+
+    def _write(self) -> None:
+        locked = (
+            "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND l.mode = 'ShareLock' AND l.granted"
+        )
+        with psycopg.connect(self.stack.database_url, autocommit=True) as probe:
+            while not probe.execute(locked, [self.slug]).fetchone():
+                if self.stop.wait(0.02):
+                    return
+        try:
+            with psycopg.connect(self.stack.database_url) as conn:
+                self.started = True
+                conn.execute(f'UPDATE "{self.slug}".wagtailcore_page SET title = title')
+                conn.commit()
+                self.committed = True
+        except psycopg.OperationalError as exc:
+            self.error = exc
+
+
 @pytest.fixture
 def acme_back_home(pods):
     """acme on pod1 again after the move test, even when it failed half-way: the
@@ -488,11 +520,16 @@ def test_a_tenant_moves_live_without_losing_a_write(
     with (
         _Traffic(pods, "acme", token) as traffic,
         _LaggingRouter(pods, "acme", "pod1", lag=2.0) as lagging,
+        _LateWriter(pods.pods["pod1"], "acme") as late,
     ):
         time.sleep(2)
         result = pods.manage("pod1", "tenants", "move", "acme", "--to", "pod2")
         time.sleep(2)
     assert result.returncode == 0, result.stdout + result.stderr
+    # the write still waiting for the move's locks was ended, not let through to
+    # the source's copy after the switch
+    assert late.started, "the move's locks were not seen"
+    assert not late.committed and late.error is not None
     assert "Moved acme from pod1 to pod2" in result.stdout
     for step in (
         "copied",
