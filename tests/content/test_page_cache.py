@@ -20,6 +20,7 @@ from tenants.registry.resolution import resolve_tenant
 from tenants.tariffs.admission import acquire_slot, in_flight
 from tenants.tariffs.limits import plan_rate, rate_counter, rate_key
 from tests.conftest import ACME_HOST
+from tests.rate_windows import clear_of_window_edges
 
 pytestmark = pytest.mark.django_db
 
@@ -318,21 +319,6 @@ def _visitor(address: str) -> Client:
     return Client(HTTP_HOST=ACME_HOST, REMOTE_ADDR=address)
 
 
-def _clear_of_window_edges(*values: str, margin: int = 15) -> None:
-    """Wait until no counter of ``values`` (per-minute windows, whose edges
-    django-ratelimit staggers per value) ends within ``margin`` seconds, so that a
-    test counting requests is not split by a window ending under it."""
-    import time
-
-    from tenants.adapters.ratelimit import window_end
-
-    for _ in range(4):
-        left = min(window_end(value, 60) - time.time() for value in values)
-        if left >= margin:
-            return
-        time.sleep(left + 1)
-
-
 @pytest.mark.parametrize("cached", [True, False])
 def test_one_client_over_its_share_leaves_other_visitors_served(db, settings, cached):
     """One client flooding a site (cached pages, or uncached ones) is refused at its
@@ -348,7 +334,7 @@ def test_one_client_over_its_share_leaves_other_visitors_served(db, settings, ca
         "public_reads_per_client_per_minute=3",
     )
     flooder, reader = _visitor("203.0.113.7"), _visitor("198.51.100.20")
-    _clear_of_window_edges("acme", "client:203.0.113.7", "client:198.51.100.20")
+    clear_of_window_edges("acme", "client:203.0.113.7", "client:198.51.100.20")
 
     statuses = [flooder.get("/").status_code for _ in range(10)]
 
@@ -375,7 +361,7 @@ def test_the_client_share_holds_behind_a_trusted_proxy(db, settings):
             .status_code
         )
 
-    _clear_of_window_edges("acme", "client:203.0.113.7", "client:198.51.100.20")
+    clear_of_window_edges("acme", "client:203.0.113.7", "client:198.51.100.20")
     assert [via_proxy("203.0.113.7") for _ in range(3)] == [200, 200, 429]
     assert via_proxy("198.51.100.20") == 200
 
@@ -387,7 +373,7 @@ def test_search_counts_the_client_share_too(db):
         "plans", "update", "pro", "--limit", "public_reads_per_client_per_minute=2"
     )
     flooder, reader = _visitor("203.0.113.7"), _visitor("198.51.100.20")
-    _clear_of_window_edges("acme", "client:203.0.113.7", "client:198.51.100.20")
+    clear_of_window_edges("acme", "client:203.0.113.7", "client:198.51.100.20")
 
     statuses = [flooder.get("/search/", {"q": f"x{n}"}).status_code for n in range(3)]
 

@@ -15,6 +15,7 @@ from tests.isolation.privacy import (
     restrict,
     visitors,
 )
+from tests.rate_windows import clear_of_window_edges
 
 TWIN_PATH = "/twin/"
 
@@ -149,6 +150,7 @@ def test_a_page_password_is_limited_per_restriction_across_clients(acme, setting
     settings.CMS_LOGIN_RATE_PER_ACCOUNT = "3/m"
     restriction_id = restrict(acme.schema, acme.article_id, "password")
     action = f"/_util/authenticate_with_password/{restriction_id}/{acme.article_id}/"
+    clear_of_window_edges(f"page_view_restriction_id={restriction_id}", margin=5)
 
     statuses = [
         Client(HTTP_HOST=acme.host, REMOTE_ADDR=f"203.0.113.{n}")
