@@ -8,6 +8,13 @@ its Host header, path and ``X-Forwarded-For`` from a list of targets (many tenan
 many pages, many clients), optionally a cache-busting query string, and reports the
 count of every status.
 
+Throughput at a fixed rate (``wrk_paced``): the same wrk and script, each thread sending
+its requests on a fixed schedule (the script's ``delay()`` hands every request the
+thread's next slot). It is for floods far beyond what a Python client can send; it
+says what rate it really sent (``WrkResult.achieved_rate``) beside the asked one, and
+its latency figures mean little (a request's latency is counted from when it was
+sent, not from its slot): only counts and statuses do.
+
 The Python closed loop (``closed_loop``, ``sweep``) remains for warming caches and for
 scripts that need per-request logic.
 
@@ -26,13 +33,16 @@ moment it was sent), and a benchmark rejects a run whose client fell behind.
 import http.client
 import itertools
 import json
+import math
 import multiprocessing
+import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,10 +103,21 @@ class WrkResult:
     write_errors: int
     timeouts: int
     non_2xx_3xx: int
+    # the rate a paced run was asked for (0: a closed loop)
+    asked_rate: float = 0.0
+    connections: int = 0
+    # CPU time wrk itself used (user and system)
+    cpu_seconds: float = 0.0
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def achieved_rate(self) -> float:
+        """Answers per second over the run (a paced run that kept up: the asked
+        rate)."""
+        return self.rps
 
     @property
     def ok(self) -> int:
@@ -132,12 +153,87 @@ def wrk_closed_loop(
 ) -> WrkResult:
     """``connections`` connections each sending one request after the other for
     ``seconds``, the requests taking ``targets`` in turn."""
+    return _run_wrk(
+        port,
+        targets,
+        seconds=seconds,
+        connections=connections,
+        threads=threads,
+        bust_cache=bust_cache,
+        count_statuses=count_statuses,
+        rate=None,
+        wrk=wrk,
+    )
+
+
+def paced_connections(rate: float) -> int:
+    """Connections enough for a paced run at ``rate``: each may take 10 ms for an
+    answer before the schedule waits for a free one (at least 8)."""
+    return max(8, math.ceil(rate / 100))
+
+
+def wrk_paced(
+    port: int,
+    targets: list[Target],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int | None = None,
+    threads: int = 2,
+    bust_cache: bool = False,
+    count_statuses: bool = True,
+    wrk: str | None = None,
+) -> WrkResult:
+    """``rate`` requests per second for ``seconds``, whatever the server answers, the
+    requests taking ``targets`` in turn, on ``connections`` connections
+    (``paced_connections`` by default).
+
+    Each of the ``threads`` sends one request every ``threads / rate`` seconds on
+    whichever of its connections is free; a request whose slot has passed (every
+    connection was waiting on the server) goes at once. wrk counts its ``delay()``
+    from the previous answer, so a fixed per-connection delay would slow down with
+    the server; the script reads the clock instead. The result's ``achieved_rate``
+    says whether it kept up; a caller must check it."""
+    if not rate > 0:
+        raise ValueError(f"a paced run needs a rate above 0, not {rate!r}")
+    connections = connections or paced_connections(rate)
+    result = _run_wrk(
+        port,
+        targets,
+        seconds=seconds,
+        connections=connections,
+        threads=threads,
+        bust_cache=bust_cache,
+        count_statuses=count_statuses,
+        rate=rate,
+        wrk=wrk,
+    )
+    result.asked_rate = rate
+    return result
+
+
+def _run_wrk(
+    port: int,
+    targets: list[Target],
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    bust_cache: bool,
+    count_statuses: bool,
+    rate: float | None,
+    wrk: str | None,
+) -> WrkResult:
+    """wrk with bench/wrk_targets.lua; paced at ``rate`` when given."""
     wrk = wrk or ensure_wrk()
+    threads = max(1, min(threads, connections))
+    # each thread's interval between two requests, in ms (the script's pace)
+    interval = f"{threads / rate * 1000:.6f}" if rate else "nil"
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as folder:
         script = Path(folder) / "targets.lua"
         script.write_text(
             f"local COUNT_STATUSES = {'true' if count_statuses else 'false'}\n"
-            + WRK_SCRIPT.read_text()
+            f"local THREAD_INTERVAL_MS = {interval}\n" + WRK_SCRIPT.read_text()
         )
         listing = Path(folder) / "targets.tsv"
         listing.write_text(
@@ -145,7 +241,7 @@ def wrk_closed_loop(
         )
         command = [
             wrk,
-            f"-t{max(1, min(threads, connections))}",
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "--timeout",
@@ -157,16 +253,12 @@ def wrk_closed_loop(
             str(listing),
             "bust" if bust_cache else "",
         ]
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds + 60
+        returncode, stdout, stderr, cpu_seconds = _run_with_cpu(
+            command, Path(folder), timeout=seconds + 60
         )
-    line = next(
-        (x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None
-    )
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(
-            f"wrk failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
-        )
+    line = next((x for x in stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {returncode}): {stderr.strip()[-500:]}")
     data = json.loads(line.removeprefix("WRK_JSON "))
     errors = data["errors"]
     latency = data["latency_us"]
@@ -183,6 +275,33 @@ def wrk_closed_loop(
         write_errors=errors["write"],
         timeouts=errors["timeout"],
         non_2xx_3xx=errors["status"],
+        connections=connections,
+        cpu_seconds=cpu_seconds,
+    )
+
+
+def _run_with_cpu(
+    command: list[str], folder: Path, *, timeout: float
+) -> tuple[int, str, str, float]:
+    """Run ``command`` to its end: exit code, output, errors and the CPU time it
+    used (user and system, from ``wait4``): the load generator shares the machine
+    with what it measures, and its own cost must be on record."""
+    stdout_path, stderr_path = folder / "stdout", folder / "stderr"
+    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+    killer = threading.Timer(timeout, process.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        killer.cancel()
+    # reaped here, not by Popen: tell it, so that it never waits for it again
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return (
+        process.returncode,
+        stdout_path.read_text(errors="replace"),
+        stderr_path.read_text(errors="replace"),
+        usage.ru_utime + usage.ru_stime,
     )
 
 
@@ -439,12 +558,18 @@ def _schedule_process(port: int, schedule: Schedule, seconds: float, pipe) -> No
 
 
 def open_loop(
-    port: int, schedules: list[Schedule], *, seconds: float, lead: float = 0.5
+    port: int,
+    schedules: list[Schedule],
+    *,
+    seconds: float,
+    lead: float = 0.5,
+    on_start: Callable[[float], None] | None = None,
 ) -> list[OpenLoopResult]:
     """Run every schedule at once for ``seconds``, each in its own process. They start
     ``lead`` seconds after the last process is ready (so a slow process start does not
     read as the server's latency), each a fraction of its interval after the one
-    before."""
+    before. ``on_start`` is told that start time (wall clock) before the schedules
+    are, so that a load beside them (a wrk flood) can start with them."""
     context = multiprocessing.get_context("spawn")
     children = []
     for schedule in schedules:
@@ -459,6 +584,8 @@ def open_loop(
             if pipe.recv() != "ready":
                 raise RuntimeError("a load generator process did not start")
         start_at = time.time() + lead
+        if on_start is not None:
+            on_start(start_at)
         # staggered, so that schedules of one rate do not send in lockstep
         for index, (schedule, (_, pipe)) in enumerate(
             zip(schedules, children, strict=True)

@@ -1,5 +1,6 @@
--- wrk script for the benchmarks (bench/loadgen.py's `wrk_closed_loop` writes the
--- first line, `local COUNT_STATUSES = ...`, and runs it as `wrk -s`).
+-- wrk script for the benchmarks (bench/loadgen.py's `wrk_closed_loop` and
+-- `wrk_paced` write the first two lines, `local COUNT_STATUSES = ...` and
+-- `local THREAD_INTERVAL_MS = ...`, and run it as `wrk -s`).
 --
 -- Arguments after `--`: a file of targets, one per line "host<TAB>path<TAB>client"
 -- (client: an X-Forwarded-For address or empty), and "bust" for a query string of
@@ -8,6 +9,14 @@
 -- `WRK_JSON {...}`: requests, duration, errors, latency percentiles and, when
 -- COUNT_STATUSES, the count of every status (parsing each response costs wrk a
 -- little; the validity checks need it).
+--
+-- Paced (THREAD_INTERVAL_MS not nil): each thread sends one request every
+-- THREAD_INTERVAL_MS on whichever of its connections is free. wrk asks `delay()`
+-- before every request of a connection and counts the delay from that connection's
+-- previous answer, so a fixed delay would slow down with the server; `delay()`
+-- instead hands the request the thread's next slot on the monotonic clock (LuaJIT's
+-- ffi, as wrk has no clock of its own) and returns the time until it, 0 when the
+-- slot has passed (every connection was waiting: the late request goes at once).
 
 local targets = {}
 local counter = 0
@@ -51,6 +60,31 @@ function request()
     )
   end
   return target.request
+end
+
+if THREAD_INTERVAL_MS then
+  local ffi = require("ffi")
+  ffi.cdef([[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock_id, bench_timespec *tp);
+  ]])
+  local CLOCK_MONOTONIC = 1
+  local clock = ffi.new("bench_timespec")
+  local next_slot = nil
+
+  local function now_ms()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
+    return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+  end
+
+  function delay()
+    local now = now_ms()
+    next_slot = next_slot or now
+    local slot = next_slot
+    next_slot = next_slot + THREAD_INTERVAL_MS
+    -- whole milliseconds (wrk's timer); never negative (wrk reads it unsigned)
+    return math.max(0, math.floor(slot - now + 0.5))
+  end
 end
 
 if COUNT_STATUSES then

@@ -2,8 +2,15 @@
 other tenants on the same gunicorn pool?
 
 Runs in a database of its own (``<name>_bench_noisy``, dropped and re-created) on the
-configured PostgreSQL and Redis, with one gunicorn pool (production settings). Steps,
-all in one run:
+configured PostgreSQL and Redis, with two gunicorn pools (production settings): the
+page cache as configured, and off. Every request of every phase, the baseline's too,
+goes through the product's router as in production: one HAProxy in front of each
+pool, configured by the product's own code (tenants.pods.router: host map, pages and
+the edge limit read from the bench tenants' plans by tenants.pods.edge_limits), so a
+tenant past ``CMS_EDGE_LIMIT_FACTOR`` x everything its plan allows a minute (per
+10 s) is answered 429 by HAProxy and its requests never reach the pool. Phases, in
+alternating blocks (``--rounds``), so that a disturbance from outside the benchmark
+is less likely to land in one phase only:
 
 1. baseline: three quiet tenants (plan ``pro``) each get a steady open-loop load well
    within their plan;
@@ -12,36 +19,60 @@ all in one run:
 3. bust: the same flood, each request with a query string of its own (``?b=<n>``), as
    a cache-busting flood sends: it must cost no more than the cached flood;
 4. client flood: the quiet tenants as before, while one client floods a fifth tenant
-   (plan ``pro``) at twice the tenant's whole allowance and another client of that
+   (plan ``pro``) at twice the tenant's public reads and another client of that
    tenant reads at a modest rate: the other client must keep being served (the
    per-client share, ``public_reads_per_client_per_minute``);
-   the four phases alternate in blocks (``--rounds``), so that a disturbance from
-   outside the benchmark is less likely to land in one phase only;
-5. the cost of the limit decision itself, in-process against the same Redis: taking
-   and releasing a concurrency slot and counting the request against the rate limit,
-   as the middleware and the view decorator do for every public page.
+5. saturate: the quiet tenants as in the baseline while wrk floods the noisy tenant
+   at twice what the pool answers of that flood at full load (its capacity, measured
+   in the run directly against the pool);
+6. uncached baseline and uncached flood, on the pool without a page cache: the quiet
+   tenants read five articles each, together at ``--uncached-load`` of the pool's
+   uncached capacity; in the flood wrk floods the noisy tenant's articles at twice
+   the pool's capacity for them;
 
-Clients are told apart by ``X-Forwarded-For`` (the pool trusts 127.0.0.1 as its
-proxy, as it would trust Caddy or HAProxy): each quiet tenant's load comes from 20
-visitors, the noisy flood from 64. Quiet tenants' latency is measured from the moment
-each request was due, so queueing behind the flood counts; anything but a 200 for a
-quiet tenant is an error. It prints a table, writes
+and then the cost of the limit decision itself, in-process against the same Redis:
+taking and releasing a concurrency slot and counting the request against the rate
+limit, as the middleware and the view decorator do for every public page.
+
+Method change (2026-12-02): the floods used to reach the pools directly, as closed
+loops (wrk, 4 requests in flight per worker), so the figures measured the pool
+refusing a flood, not the product as deployed, whose router refuses it first. The
+floods are now paced (``bench.loadgen.wrk_paced``) at twice the measured capacity:
+a closed loop against the router's fast 429 would measure how fast wrk and HAProxy
+spin on the shared cores. A run is INVALID unless each flood sent at least 90 % of
+its asked rate in every block, at least twice the capacity; it reports how many of
+the flood's requests reached the pool (the pool's own access events) and how many
+the router answered itself.
+
+Clients are told apart by ``X-Forwarded-For``: HAProxy appends 127.0.0.1 and the pool
+trusts 127.0.0.1 as its proxy, so it still sees the visitors (a run in which the pool
+took a request for the router's own is INVALID): each quiet tenant's load comes from
+20 visitors, the noisy flood from 64. Quiet tenants' latency is measured from the
+moment each request was due, so queueing behind the flood counts; anything but a 200
+for a quiet tenant is an error. It prints a table, writes
 ``bench/results/noisy_neighbour.json`` and ``noisy_neighbour.png``; the last line is
 ``RESULT quiet_p99_ratio=X quiet_errors=N noisy_limited_share=X limit_overhead_ms=X
-bust_quiet_p99_ratio=X same_tenant_other_client_ok_share=X``, where a ratio is the
-worst quiet tenant's p99 in that phase over its own baseline p99.
+bust_quiet_p99_ratio=X same_tenant_other_client_ok_share=X
+saturating_quiet_p99_ratio=X uncached_quiet_p99_ratio=X``, where the first two
+ratios are the worst quiet tenant's p99 in that phase over its own baseline p99, the
+last two the p99 of all quiet requests in the flood over its baseline's.
 
 Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py --help)
 """
 
 import argparse
+import csv
 import json
 import math
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +83,7 @@ from bench.common import (
     Run,
     calibrated_rate,
     database_url,
+    flood_rate,
     free_port,
     gunicorn_env,
     out,
@@ -79,8 +111,12 @@ PHASES = (
 # phases served by the second pool, the page cache off
 UNCACHED_PHASES = ("uncached_baseline", "uncached_flood")
 ARTICLES = 5  # per tenant, for uncached reads spread over pages
-# a saturating flood keeps this many requests in flight per worker
-FLOOD_CONNECTIONS_PER_WORKER = 4
+# the paced floods, each on its pool: twice what the pool answers of that flood
+FLOOD_POOL = {"saturate": "cached", "uncached_flood": "uncached"}
+FLOOD_CAPACITY_FACTOR = 2.0
+# a paced flood must have sent this share of its asked rate in every block
+MIN_FLOOD_RATE_SHARE = 0.9
+EDGE_POD = "bench"  # the pod name the router's map gives every bench host
 FLOODER, OTHER_CLIENT = "192.0.2.66", "192.0.2.99"
 OTHER_CLIENT_RATE = 5.0
 
@@ -213,9 +249,10 @@ def summarize_noisy(result) -> dict:
     }
 
 
-def phase_schedules(args, rates: dict, ports: dict[str, int]) -> dict:
+def phase_schedules(args, rates: dict, edge_ports: dict[str, int]) -> dict:
     """Each phase's open-loop load: the quiet tenants always, plus that phase's
-    flood when an open loop can send it (the saturating floods run on wrk)."""
+    flood when an open loop can send it (the saturating floods run on wrk). The
+    uncached phases go to the router in front of the uncached pool."""
     quiet_rate, noisy_rate = rates["quiet"], rates["noisy"]
     from bench.loadgen import Schedule
 
@@ -252,7 +289,7 @@ def phase_schedules(args, rates: dict, ports: dict[str, int]) -> dict:
             paths=article_paths(),
             connections=8,
             clients=clients(f"198.51.{100 + index}", 20),
-            port=ports["uncached"],
+            port=edge_ports["uncached"],
         )
         for index, slug in enumerate(QUIET)
     ]
@@ -267,27 +304,19 @@ def phase_schedules(args, rates: dict, ports: dict[str, int]) -> dict:
     }
 
 
-def floods(ports: dict[str, int], workers: int) -> dict:
-    """The wrk floods that run beside the quiet tenants' open loop: the noisy
-    tenant's pages from 64 clients, ``FLOOD_CONNECTIONS_PER_WORKER`` requests in
-    flight per worker, so that every worker always has flood requests waiting."""
+def flood_targets() -> dict[str, list]:
+    """The paced floods' requests, per phase, from 64 clients: the noisy tenant's
+    home page (cached pool) and its articles (uncached pool)."""
     from bench.loadgen import Target
 
     many = clients("203.0.113", 64)
     return {
-        "saturate": (
-            ports["cached"],
-            [Target(host(NOISY), "/", client) for client in many],
-        ),
-        "uncached_flood": (
-            ports["uncached"],
-            [
-                Target(host(NOISY), path, client)
-                for client in many
-                for path in article_paths()
-            ],
-        ),
-        "connections": FLOOD_CONNECTIONS_PER_WORKER * workers,
+        "saturate": [Target(host(NOISY), "/", client) for client in many],
+        "uncached_flood": [
+            Target(host(NOISY), path, client)
+            for client in many
+            for path in article_paths()
+        ],
     }
 
 
@@ -302,39 +331,235 @@ def measure_capacity(port: int, targets, *, workers: int, seconds: float = 4) ->
     return result.rps
 
 
+def flood_connections(rate: float, limits: dict[str, tuple[int, str]]) -> int:
+    """Connections for a paced flood of the noisy tenant: enough for the router's
+    fast answers (``paced_connections``) plus one for each request the router lets
+    through to the pool when a flood begins (its edge limit per window; a second of
+    the flood without an edge limit), each of which may wait long on the pool. With
+    fewer, those waits hold the flood below its rate, and below the edge limit the
+    router lets all of it through: a closed loop again."""
+    from bench.loadgen import paced_connections
+
+    noisy = limits.get(host(NOISY))
+    return paced_connections(rate) + (noisy[0] if noisy else math.ceil(rate))
+
+
 def run_block(port: int, schedules: list, seconds: float, flood=None) -> tuple:
-    """One block: the open-loop schedules and, beside them, a wrk flood (``flood``:
-    port, targets, connections) for the same time. Returns the open loop's results
-    and the flood's (or None)."""
-    from bench.loadgen import open_loop, wrk_closed_loop
+    """One block: the open-loop schedules and, beside them, a paced wrk flood
+    (``flood``: port, targets, rate, connections) for the same time. Returns the
+    open loop's results and the flood's (or None).
+
+    The flood starts when the open loop does, not before: the router lets a new
+    flood's first requests through (up to the edge limit), and those must meet the
+    quiet tenants' measured requests."""
+    from bench.loadgen import open_loop, wrk_paced
 
     flooded: dict = {}
-    thread = None
-    if flood is not None:
-        flood_port, targets, connections = flood
+    threads = []
+
+    def start_flood(start_at: float) -> None:
+        flood_port, targets, rate, connections = flood
 
         def run_flood() -> None:
-            flooded["result"] = wrk_closed_loop(
+            time.sleep(max(0.0, start_at - time.time()))
+            flooded["result"] = wrk_paced(
                 flood_port,
                 targets,
-                seconds=seconds + 1,
+                rate=rate,
+                seconds=math.ceil(seconds),
                 connections=connections,
-                count_statuses=True,
             )
 
         thread = threading.Thread(target=run_flood)
+        threads.append(thread)
         thread.start()
-    results = open_loop(port, schedules, seconds=seconds)
-    if thread is not None:
+
+    results = open_loop(
+        port,
+        schedules,
+        seconds=seconds,
+        on_start=start_flood if flood is not None else None,
+    )
+    for thread in threads:
         thread.join()
     return results, flooded.get("result")
 
 
-def run_phases(args, run: Run) -> tuple:
-    """Every load phase against two gunicorn pools (page cache as configured, and
-    off), in alternating blocks; capacities and rates measured first."""
+@dataclass
+class EdgeRouter:
+    """One HAProxy in front of one pool, configured by the product's router code
+    (tenants.pods.router) as production's router is: host map, edge limits, pages."""
+
+    pool: str
+    port: int
+    config: Path
+    socket: Path
+    log: Path
+    process: subprocess.Popen | None = None
+
+
+def bench_edge_limits() -> tuple[float, dict[str, tuple[int, str]]]:
+    """The edge limit factor and each bench host's (requests per window, tenant),
+    read by the product (tenants.pods.edge_limits) from the bench database's plans,
+    as the router reads every pod's."""
+    from tenants.pods import edge_limits
+    from tenants.pods.directory import Pod
+
+    multiple = edge_limits.factor()
+    if multiple <= 0:
+        return multiple, {}  # the operator turned the edge limit off
+    pod = Pod(
+        name=EDGE_POD,
+        database_url=os.environ["DATABASE_URL"],
+        redis_url=os.environ.get("REDIS_URL", ""),
+        web="",
+        state="active",
+    )
+    everyone = {host(slug) for slug in [*QUIET, NOISY, SHARED]}
+    limits = edge_limits.pod_limits(pod, multiple)
+    return multiple, {name: limit for name, limit in limits.items() if name in everyone}
+
+
+def start_edge_routers(
+    pool_ports: dict[str, int],
+    folder: Path,
+    limits: dict[str, tuple[int, str]],
+    routers: dict[str, EdgeRouter],
+) -> None:
+    """One HAProxy per pool (``routers`` filled as each starts, so that the caller
+    stops whatever started), each routing every bench host to its pool with the
+    edge limits; returns once each has seen its pool healthy."""
+    from tenants.pods import router
+
+    router.ensure_haproxy()  # Debian's package; a clear error when impossible
+    pages, map_path = folder / "pages", folder / "hosts.map"
+    router.write_pages(pages)
+    router.write_map(
+        map_path,
+        {host(slug): EDGE_POD for slug in [*QUIET, NOISY, SHARED]},
+    )
+    limits_path = None
+    if limits:
+        limits_path = folder / "edge-limits.map"
+        entries = router.edge_limit_entries(limits)
+        if len(entries) != len(limits):
+            raise RuntimeError(f"the router left out edge limits: {limits}")
+        router.write_map_entries(limits_path, entries)
+    for pool, pool_port in pool_ports.items():
+        edge = EdgeRouter(
+            pool=pool,
+            port=free_port(),
+            config=folder / f"haproxy-{pool}.cfg",
+            socket=folder / f"haproxy-{pool}.sock",
+            log=folder / f"haproxy-{pool}.log",
+        )
+        edge.config.write_text(
+            router.render_config(
+                bind=f"127.0.0.1:{edge.port}",
+                pods={EDGE_POD: f"127.0.0.1:{pool_port}"},
+                map_path=map_path,
+                socket_path=edge.socket,
+                pages_dir=pages,
+                limits_path=limits_path,
+            )
+        )
+        edge.process = router.start_haproxy(edge.config, log_path=edge.log)
+        routers[pool] = edge
+        wait_for_health_check(edge)
+
+
+def router_stats(edge: EdgeRouter) -> list[dict[str, str]]:
+    """HAProxy's ``show stat`` as rows (one per frontend, backend and server)."""
+    from tenants.pods import router
+
+    lines = router.send_command(edge.socket, "show stat").splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise RuntimeError(f"HAProxy on {edge.socket} refused `show stat`: {lines}")
+    return list(csv.DictReader([lines[0][2:], *lines[1:]]))
+
+
+def wait_for_health_check(edge: EdgeRouter, timeout: float = 15) -> None:
+    """Until HAProxy's health check of the pool has passed (``/healthz`` with the
+    router's health host, which must be one of the pool's CMS_PUBLIC_HOSTS)."""
+    from tenants.pods import router
+
+    backend = router.backend_name(EDGE_POD)
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        rows = {(row["pxname"], row["svname"]): row for row in router_stats(edge)}
+        server = rows[(backend, EDGE_POD)]
+        status = server["check_status"]
+        if status == "L7OK" and server["status"] == "UP":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"HAProxy in front of the {edge.pool} pool: its health check did not pass "
+        f"(last {status!r}; is the router's health host in CMS_PUBLIC_HOSTS?)"
+    )
+
+
+def router_counts(edge: EdgeRouter) -> dict[str, int]:
+    """Requests the router received, passed to its pool and answered itself (the
+    edge limit's 429s, over the whole run), and how often it marked its pool down
+    (its health check failing under load: then it answers 503 itself)."""
+    from tenants.pods import router
+
+    backend = router.backend_name(EDGE_POD)
+    rows = {(row["pxname"], row["svname"]): row for row in router_stats(edge)}
+    received = int(rows[("web", "FRONTEND")]["req_tot"] or 0)
+    passed = int(rows[(backend, "BACKEND")]["req_tot"] or 0)
+    return {
+        "received": received,
+        "passed_to_pool": passed,
+        "answered_by_router": received - passed,
+        # transitions from up to down
+        "pool_marked_down": int(rows[(backend, EDGE_POD)]["chkdown"] or 0),
+    }
+
+
+def router_cpu_seconds(routers: dict[str, EdgeRouter]) -> float:
+    """CPU time (user and system) the routers' HAProxy processes used so far: they
+    share the machine's cores with the pools, as the load generator does."""
+    import psutil
+
+    total = 0.0
+    for edge in routers.values():
+        master = psutil.Process(edge.process.pid)
+        for process in [master, *master.children(recursive=True)]:
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def clear_edge_counters(routers: dict[str, EdgeRouter]) -> None:
+    """Empty the routers' stick tables (what the warm-up counted), as
+    ``clear_limit_counters`` does for the pool's counters."""
+    from tenants.pods import router
+
+    for edge in routers.values():
+        router.send_command(edge.socket, "clear table web")
+
+
+def stop_edge_routers(routers: dict[str, EdgeRouter]) -> None:
+    for edge in routers.values():
+        if edge.process is not None and edge.process.poll() is None:
+            edge.process.terminate()
+            try:
+                edge.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                edge.process.kill()
+                edge.process.wait()
+
+
+def run_phases(args, run: Run) -> dict:
+    """Every load phase through the product's router (one HAProxy in front of each
+    of two gunicorn pools: page cache as configured, and off), in alternating
+    blocks; the pools' capacities measured first, directly, and the rates from
+    them."""
     from bench.loadgen import Target, sweep
     from cms_project import devstack
+    from tenants.pods.router import EDGE_WINDOW_SECONDS
 
     ports = {"cached": free_port(), "uncached": free_port()}
     env = gunicorn_env(workers=args.workers)
@@ -343,11 +568,26 @@ def run_phases(args, run: Run) -> tuple:
     if args.page_cache_seconds is not None:
         env["CMS_PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)
     pools = {}
+    routers: dict[str, EdgeRouter] = {}
+    folder = Path(tempfile.mkdtemp(prefix="bench-noisy-edge-"))
     block = args.seconds / args.rounds
     blocks: dict[str, list] = {phase: [] for phase in PHASES}
     flood_blocks: dict[str, list] = {phase: [] for phase in PHASES}
     spans: list[tuple[str, float, float]] = []  # phase, wall-clock start and end
+    router_cpu = dict.fromkeys(PHASES, 0.0)  # HAProxy's CPU seconds per phase
     everyone = [host(slug) for slug in [*QUIET, NOISY, SHARED]]
+    factor, limits = bench_edge_limits()
+    out(
+        f"== edge limit (CMS_EDGE_LIMIT_FACTOR {factor:g} x the plan): "
+        + (
+            ", ".join(
+                f"{name} {limit}/{EDGE_WINDOW_SECONDS} s"
+                for name, (limit, _) in sorted(limits.items())
+            )
+            if limits
+            else "off"
+        )
+    )
     try:
         pools["cached"] = start_pool(
             "noisy-cached", ports["cached"], env=env, workers=args.workers
@@ -369,11 +609,15 @@ def run_phases(args, run: Run) -> tuple:
             for client in clients(f"198.51.{100 + index}", 20)
             for path in article_paths()
         ]
+        # each pool's capacity for each flood, measured directly (no router): what
+        # the pool answers of exactly those requests at full load
+        targets = flood_targets()
         capacity = {
             "flood_cached": measure_capacity(
-                ports["cached"],
-                floods(ports, args.workers)["saturate"][1],
-                workers=args.workers,
+                ports["cached"], targets["saturate"], workers=args.workers
+            ),
+            "flood_uncached": measure_capacity(
+                ports["uncached"], targets["uncached_flood"], workers=args.workers
             ),
             "uncached": measure_capacity(
                 ports["uncached"], quiet_pages, workers=args.workers
@@ -387,28 +631,51 @@ def run_phases(args, run: Run) -> tuple:
                 capacity["uncached"], fraction=args.uncached_load
             )
             / len(QUIET),
+            "saturate": flood_rate(
+                capacity["flood_cached"], factor=FLOOD_CAPACITY_FACTOR
+            ),
+            "uncached_flood": flood_rate(
+                capacity["flood_uncached"], factor=FLOOD_CAPACITY_FACTOR
+            ),
         }
         out(
-            f"== capacity: {capacity['flood_cached']:.0f} answers/s to the noisy "
-            f"tenant's flood, {capacity['uncached']:.0f} uncached pages/s; quiet "
+            f"== capacity, directly: {capacity['flood_cached']:.0f} answers/s to the "
+            f"noisy tenant's flood (cached pool), "
+            f"{capacity['flood_uncached']:.0f}/s to its article flood (uncached "
+            f"pool), {capacity['uncached']:.0f} uncached pages/s; floods paced at "
+            f"{rates['saturate']:.0f}/s and {rates['uncached_flood']:.0f}/s; quiet "
             f"tenants read uncached pages at {rates['quiet_uncached']:.1f}/s each "
             f"({args.uncached_load:.0%} of it)"
         )
-        schedules = phase_schedules(args, rates, ports)
-        wrk_floods = floods(ports, args.workers)
+        start_edge_routers(ports, folder, limits, routers)
+        edge_ports = {pool: edge.port for pool, edge in routers.items()}
+        out(
+            "== routers (HAProxy): "
+            + ", ".join(
+                f"127.0.0.1:{edge.port} -> {pool} pool 127.0.0.1:{ports[pool]}"
+                for pool, edge in routers.items()
+            )
+        )
+        schedules = phase_schedules(args, rates, edge_ports)
         flood_of = {
-            "saturate": (*wrk_floods["saturate"], wrk_floods["connections"]),
-            "uncached_flood": (
-                *wrk_floods["uncached_flood"],
-                wrk_floods["connections"],
-            ),
+            phase: (
+                edge_ports[pool],
+                targets[phase],
+                rates[phase],
+                flood_connections(rates[phase], limits),
+            )
+            for phase, pool in FLOOD_POOL.items()
         }
-        # and a short open-loop run, not measured: the first block must not pay for
-        # anything cold (it would flatter whichever phase comes second)
-        run_block(ports["cached"], schedules["flood"], 3)
+        # and a short open-loop run through each router, not measured: the first
+        # block must not pay for anything cold (it would flatter whichever phase
+        # comes second)
+        run_block(edge_ports["cached"], schedules["flood"], 3)
+        run_block(edge_ports["uncached"], schedules["uncached_baseline"], 3)
         # from here on the counters run as in production: the noisy tenant gets its
-        # plan's reads per (fixed, 60 s) window, however the blocks fall
+        # plan's reads per (fixed, 60 s) window and its edge limit per sliding
+        # 10 s, however the blocks fall
         clear_limit_counters()
+        clear_edge_counters(routers)
         for round_number in range(1, args.rounds + 1):
             for phase in PHASES:
                 flood = flood_of.get(phase)
@@ -420,60 +687,117 @@ def run_phases(args, run: Run) -> tuple:
                         for s in schedules[phase]
                     )
                     + (
-                        f" + wrk flood on {host(NOISY)}, {flood[2]} connections"
+                        f" + wrk flood on {host(NOISY)} paced at {flood[2]:.0f}/s, "
+                        f"{flood[3]} connections"
                         if flood
                         else ""
                     )
                     + f", {block:g} s"
                 )
-                port = ports["uncached" if phase in UNCACHED_PHASES else "cached"]
-                began = time.time()
-                results, flooded = run_block(port, schedules[phase], block, flood)
+                pool = "uncached" if phase in UNCACHED_PHASES else "cached"
+                began, cpu_before = time.time(), router_cpu_seconds(routers)
+                results, flooded = run_block(
+                    edge_ports[pool], schedules[phase], block, flood
+                )
+                router_cpu[phase] += router_cpu_seconds(routers) - cpu_before
                 blocks[phase].append(results)
                 flood_blocks[phase].append(flooded)
                 spans.append((phase, began, time.time()))
+        routed = {pool: router_counts(edge) for pool, edge in routers.items()}
     finally:
+        stop_edge_routers(routers)
         for process in pools.values():
             devstack.stop_process(process)
+        shutil.rmtree(folder, ignore_errors=True)
     phases = {phase: merge_blocks(results) for phase, results in blocks.items()}
     for phase, results in phases.items():
         for result in results:
             run.check_open_loop(f"{phase}, {result.schedule.host}", result)
-    flood_figures = {
-        phase: summarize_floods(results, block)
-        for phase, results in flood_blocks.items()
-        if any(results)
-    }
     in_django = server_side(
         [pool_log("noisy-cached"), pool_log("noisy-uncached")], spans
     )
-    return phases, in_django, capacity, rates, flood_figures
+    flood_figures = {
+        phase: summarize_floods(
+            results,
+            asked_rate=rates[phase],
+            capacity=capacity[f"flood_{FLOOD_POOL[phase]}"],
+            in_pool=in_django[phase]["noisy"],
+        )
+        for phase, results in flood_blocks.items()
+        if any(results)
+    }
+    edge = {
+        "factor": factor,
+        "window_seconds": EDGE_WINDOW_SECONDS,
+        "limits": {
+            name: {"tenant": tenant, "requests_per_window": limit}
+            for name, (limit, tenant) in sorted(limits.items())
+        },
+        "routers": routed,
+        # cores the routers used per phase (both HAProxy processes, whole blocks)
+        "router_cpu_cores": {
+            phase: cpu / sum(end - start for name, start, end in spans if name == phase)
+            for phase, cpu in router_cpu.items()
+        },
+    }
+    return {
+        "phases": phases,
+        "in_django": in_django,
+        "capacity": capacity,
+        "rates": rates,
+        "floods": flood_figures,
+        "edge": edge,
+    }
 
 
-def summarize_floods(results: list, seconds: float) -> dict:
-    """A wrk flood over its blocks: answers per second and their statuses."""
+def summarize_floods(
+    results: list, *, asked_rate: float, capacity: float, in_pool: dict
+) -> dict:
+    """A paced wrk flood over its blocks: asked and achieved rates (the worst block
+    too), answers and their statuses, and how much of it reached the pool (the
+    pool's own access events for the noisy tenant during the flood's blocks; the
+    rest the router answered itself)."""
     statuses: dict[str, int] = {}
     for result in results:
         for status, count in result.statuses.items():
             statuses[str(status)] = statuses.get(str(status), 0) + count
     requests = sum(result.requests for result in results)
+    seconds = sum(result.seconds for result in results)
     return {
+        "asked_rate": asked_rate,
+        "capacity": capacity,
+        "achieved_rate": requests / seconds,
+        "worst_block_rate": min(result.achieved_rate for result in results),
+        "connections": results[0].connections,
         "requests": requests,
-        "answers_per_second": requests / sum(result.seconds for result in results),
+        "seconds": seconds,
         "statuses": statuses,
         "lost": sum(
             result.connect_errors + result.write_errors + result.timeouts
             for result in results
         ),
+        "pool_requests": in_pool["requests"],
+        "pool_requests_per_second": in_pool["requests"] / seconds,
+        "pool_statuses": in_pool["statuses"],
+        # the load generator's own cost, on the cores the pool runs on
+        "wrk_cpu_cores": sum(result.cpu_seconds for result in results) / seconds,
     }
 
 
 def server_side(logs: list[Path], spans: list[tuple[str, float, float]]) -> dict:
     """Time spent inside Django per request, from the product's own access events
     (JSON lines, production's log format): it tells time in the application from
-    time waiting for a worker or a CPU outside it."""
+    time waiting for a worker or a CPU outside it. Also per phase and kind: the
+    pool's statuses, and how many requests it took for the router's own (client
+    address 127.0.0.1: X-Forwarded-For not believed; must be none)."""
     durations: dict[str, dict[str, list[float]]] = {
         phase: {"quiet": [], "noisy": []} for phase in PHASES
+    }
+    statuses: dict[str, dict[str, dict[str, int]]] = {
+        phase: {"quiet": {}, "noisy": {}} for phase in PHASES
+    }
+    from_router: dict[str, dict[str, int]] = {
+        phase: {"quiet": 0, "noisy": 0} for phase in PHASES
     }
     lines = [
         line for log in logs for line in log.read_text(errors="replace").splitlines()
@@ -492,22 +816,40 @@ def server_side(logs: list[Path], spans: list[tuple[str, float, float]]) -> dict
         )
         if kind is None or "duration_ms" not in event:
             continue
-        when = datetime.fromisoformat(event["time"]).timestamp()
-        for phase, began, ended in spans:
-            if began <= when <= ended + 0.2:
-                durations[phase][kind].append(event["duration_ms"])
-                break
+        phase = phase_at(datetime.fromisoformat(event["time"]).timestamp(), spans)
+        if phase is None:
+            continue
+        durations[phase][kind].append(event["duration_ms"])
+        status = str(event.get("status", ""))
+        statuses[phase][kind][status] = statuses[phase][kind].get(status, 0) + 1
+        if event.get("client_ip") in ("127.0.0.1", "::1"):
+            from_router[phase][kind] += 1
     return {
         phase: {
             kind: {
                 "requests": len(values),
                 "p50_ms": statistics.median(values) if values else float("nan"),
                 "p99_ms": percentile(values, 99),
+                "statuses": statuses[phase][kind],
+                "client_is_router": from_router[phase][kind],
             }
             for kind, values in kinds.items()
         }
         for phase, kinds in durations.items()
     }
+
+
+def phase_at(when: float, spans: list[tuple[str, float, float]]) -> str | None:
+    """The phase whose block was running at ``when``, else one that had ended just
+    before (an answer logged a moment after its block); a block's first answers
+    count for it, not for the block before."""
+    for phase, began, ended in spans:
+        if began <= when <= ended:
+            return phase
+    for phase, _, ended in spans:
+        if ended < when <= ended + 0.2:
+            return phase
+    return None
 
 
 def merge_blocks(blocks: list[list]) -> list:
@@ -657,7 +999,10 @@ def main() -> int:
             noisy_reads_per_minute=args.noisy_reads_per_minute,
             noisy_cap=args.noisy_cap,
         )
-    phases, in_django, capacity, rates, flood_figures = run_phases(args, run)
+    measured = run_phases(args, run)
+    phases, in_django = measured["phases"], measured["in_django"]
+    capacity, rates = measured["capacity"], measured["rates"]
+    flood_figures, edge = measured["floods"], measured["edge"]
     noisy_rate = rates["noisy"]
     out(f"== cost of the limit decision, {args.overhead_calls} calls in-process")
     overhead = measure_limit_overhead(args.overhead_calls)
@@ -709,12 +1054,36 @@ def main() -> int:
             if status not in ("200", "429", "503")
         }
         run.check(not unexpected, f"{phase}: the flood got {unexpected}")
-    saturated = flood_figures.get("saturate", {}).get("answers_per_second", 0.0)
-    run.check(
-        saturated + len(QUIET) * rates["quiet"] >= 0.7 * capacity["flood_cached"],
-        f"saturate: the pool answered {saturated:.0f} flood requests/s of "
-        f"{capacity['flood_cached']:.0f} measured: it was not saturated",
+        # paced: what matters is that it was sent, at twice what the pool can
+        # answer of it; with the router in front the pool is meant not to see it
+        run.check(
+            flood["worst_block_rate"] >= MIN_FLOOD_RATE_SHARE * flood["asked_rate"],
+            f"{phase}: wrk sent {flood['worst_block_rate']:.0f}/s in its worst block "
+            f"of {flood['asked_rate']:.0f}/s asked (below "
+            f"{MIN_FLOOD_RATE_SHARE:.0%}): the load generator could not keep up",
+        )
+        run.check(
+            flood["asked_rate"] >= FLOOD_CAPACITY_FACTOR * flood["capacity"],
+            f"{phase}: the flood ({flood['asked_rate']:.0f}/s) was below "
+            f"{FLOOD_CAPACITY_FACTOR:g} x the pool's capacity for it "
+            f"({flood['capacity']:.0f}/s)",
+        )
+    proxied = sum(
+        kinds[kind]["client_is_router"]
+        for kinds in in_django.values()
+        for kind in kinds
     )
+    run.check(
+        proxied == 0,
+        f"the pools took {proxied} requests for the router's own: they did not "
+        "believe its X-Forwarded-For (CMS_TRUSTED_PROXIES)",
+    )
+    for pool, counts in edge["routers"].items():
+        run.check(
+            counts["pool_marked_down"] == 0,
+            f"the router marked the {pool} pool down {counts['pool_marked_down']} "
+            "times (its health check failed): it answered 503 itself meanwhile",
+        )
     figures = {
         "settings": {
             "seconds_per_phase": args.seconds,
@@ -738,6 +1107,10 @@ def main() -> int:
             }
             for phase, values in pooled.items()
         },
+        "quiet_p99_by_block_part": {
+            phase: by_block_part(results[: len(QUIET)], args.seconds / args.rounds)
+            for phase, results in phases.items()
+        },
         "noisy": noisy,
         "bust": busting,
         "client_flood": {
@@ -755,6 +1128,7 @@ def main() -> int:
         "capacity": capacity,
         "rates": rates,
         "floods": flood_figures,
+        "edge": edge,
         "saturating_quiet_p99_ratio": saturating_ratio,
         "uncached_quiet_p99_ratio": uncached_ratio,
         "samples": {phase: len(values) for phase, values in pooled.items()},
@@ -777,11 +1151,42 @@ def main() -> int:
         f"{flooder['ok']} x 200, {flooder['status_429']} x 429; the other client "
         f"of the same tenant got {other.count(200)} of {other.requests} served"
     )
+    for name, limit in edge["limits"].items():
+        out(
+            f"edge limit {name}: {limit['requests_per_window']} requests per "
+            f"{edge['window_seconds']} s"
+        )
+    for pool, counts in edge["routers"].items():
+        out(
+            f"router in front of the {pool} pool, whole run: {counts['received']} "
+            f"requests, {counts['passed_to_pool']} passed to the pool, "
+            f"{counts['answered_by_router']} answered by the router"
+        )
+    out(
+        "routers' CPU per phase (cores): "
+        + ", ".join(
+            f"{phase} {cores:.2f}" for phase, cores in edge["router_cpu_cores"].items()
+        )
+    )
     for phase, flood in flood_figures.items():
         out(
-            f"{phase}: wrk flood on {host(NOISY)} answered "
-            f"{flood['answers_per_second']:.0f}/s ({flood['statuses']}); "
+            f"{phase}: wrk flood on {host(NOISY)} asked {flood['asked_rate']:.0f}/s "
+            f"({FLOOD_CAPACITY_FACTOR:g} x {flood['capacity']:.0f}/s capacity), sent "
+            f"{flood['achieved_rate']:.0f}/s (worst block "
+            f"{flood['worst_block_rate']:.0f}/s, {flood['connections']} connections, "
+            f"wrk {flood['wrk_cpu_cores']:.2f} cores, routers "
+            f"{edge['router_cpu_cores'][phase]:.2f} cores), "
+            f"answers {flood['statuses']}; the pool saw {flood['pool_requests']} "
+            f"({flood['pool_requests_per_second']:.1f}/s, {flood['pool_statuses']}); "
             f"quiet p99 {tail(pooled[phase]) or float('nan'):.1f} ms"
+        )
+    for phase in ("saturate", "uncached_flood"):
+        part = figures["quiet_p99_by_block_part"][phase]
+        out(
+            f"{phase}: quiet p99 {part['first_seconds_p99_ms']:.1f} ms in the first "
+            f"{part['first_seconds']:g} s of each block, {part['rest_p99_ms']:.1f} ms "
+            "in the rest; by second of the block: "
+            + " ".join(f"{value:.0f}" for value in part["p99_ms_by_second"])
         )
     out(
         f"p99 of all quiet tenants (>= {MIN_P99_SAMPLES} samples): saturating flood "
@@ -801,6 +1206,26 @@ def main() -> int:
         },
         without_nan(figures),
     )
+
+
+def by_block_part(results: list, block: float, first: float = 2.0) -> dict:
+    """All quiet requests' p99 in the first ``first`` seconds of each block and in
+    the rest, and per second of the blocks: a flood's start (the requests the
+    router lets through before the tenant reaches its edge limit) shows at the
+    start of each block and as long as the pool takes to catch up."""
+    parts: dict[str, list[float]] = {"first_seconds": [], "rest": []}
+    by_second: list[list[float]] = [[] for _ in range(math.ceil(block))]
+    for result in results:
+        for due, latency in zip(result.due_s, result.latencies_ms, strict=True):
+            into = due % block
+            parts["first_seconds" if into < first else "rest"].append(latency)
+            by_second[min(int(into), len(by_second) - 1)].append(latency)
+    return {
+        "first_seconds": first,
+        **{f"{part}_p99_ms": percentile(values, 99) for part, values in parts.items()},
+        **{f"{part}_samples": len(values) for part, values in parts.items()},
+        "p99_ms_by_second": [percentile(values, 99) for values in by_second],
+    }
 
 
 def without_nan(value):
