@@ -9,10 +9,14 @@ change is written to the map file first; a restarted HAProxy starts from the lat
 Adding or removing a pod changes the config itself: a graceful reload (a new worker
 on the same listening sockets, the old one finishing its connections).
 
-Floods are cut here before they cost a pod anything: HAProxy counts each tenant's
-requests over a sliding 10 s window in a stick table (keyed by tenant, so all its
-host names share one budget) and answers a tenant over its edge limit 429 itself,
-with ``Retry-After``. The limit comes from the tenant's plan (``edge limit map``:
+Floods are cut here before they cost a pod anything: HAProxy counts the requests it
+lets through for each tenant over a sliding 10 s window in a stick table (keyed by
+tenant, so all its host names share one budget) and answers a tenant over its edge
+limit 429 itself, with ``Retry-After``; a refused request is not counted, so a
+flooded site keeps serving its limit's worth to whoever gets through. Nor may a
+tenant spend its window at once: in any one second at most twice the window's
+average passes (at least 20), so the start of a flood does not land on the pool as
+one burst. The limit comes from the tenant's plan (``edge limit map``:
 host -> ``<requests per 10 s>:<tenant>``, kept by tenants.pods.routing), a multiple
 (``CMS_EDGE_LIMIT_FACTOR``) of everything the plan allows a minute, so the pod's
 own exact limits decide below it; the admin is never counted, so editors keep
@@ -65,6 +69,11 @@ EDGE_LIMITED_PAGE = "edge-limited.html"
 # the edge limit's window and what a refused client is told to wait
 EDGE_WINDOW_SECONDS = 10
 EDGE_RETRY_AFTER_SECONDS = 10
+# nor faster than this multiple of the window's average in any one second (a flood
+# would otherwise get the whole window's allowance into the pool at once), though
+# never below this many a second: one browser loading a page with its images
+EDGE_PACE_MULTIPLE = 2
+EDGE_PACE_FLOOR = 20
 # never counted at the edge: editors keep their admin while the site is flooded
 EDGE_EXEMPT_PATH = "/admin"
 SOCKET_TIMEOUT_SECONDS = 5.0
@@ -382,22 +391,40 @@ def render_config(
 
 def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
     """The frontend's edge limit: the host's ``<limit>:<tenant>`` from the map
-    (``0:`` when absent: not limited), the tenant tracked in a stick table counting
-    its requests over the window, and the 429 once the count passes the limit."""
+    (``0:`` when absent: not limited), the tenant tracked in a stick table, and a 429
+    once it is over its window or its pace. Only requests let through are counted
+    (``gpc0`` over the window, ``gpc1`` over one second): a refused request costs
+    the tenant nothing, so a flooded site keeps serving its limit's worth."""
     limited = "{ var(txn.edge_limit) -m int gt 0 }"
     counted = f"{limited} !{{ path_beg {EDGE_EXEMPT_PATH} }}"
+
+    def refuse(retry_after: int, over: str) -> str:
+        return (
+            '    http-request return status 429 content-type "text/html; charset=utf-8"'
+            f" hdr Retry-After {retry_after} hdr Cache-Control no-store"
+            f" file {pages}/{EDGE_LIMITED_PAGE} if {counted} {over}"
+        )
+
     return [
         "    stick-table type string len 64 size 200k expire 1m"
-        f" store http_req_rate({EDGE_WINDOW_SECONDS}s)",
+        f" store gpc0_rate({EDGE_WINDOW_SECONDS}s),gpc1_rate(1s)",
         "    http-request set-var(txn.edge) req.hdr(host),lower,field(1,:),"
         f"map({limits_file},0:)",
         "    http-request set-var(txn.edge_limit) var(txn.edge),field(1,:)",
         "    http-request set-var(txn.edge_tenant) var(txn.edge),field(2,:)",
+        "    http-request set-var(txn.edge_pace) var(txn.edge_limit),"
+        f"mul({EDGE_PACE_MULTIPLE}),div({EDGE_WINDOW_SECONDS})",
         f"    http-request track-sc0 var(txn.edge_tenant) if {counted}",
-        '    http-request return status 429 content-type "text/html; charset=utf-8"'
-        f" hdr Retry-After {EDGE_RETRY_AFTER_SECONDS} hdr Cache-Control no-store"
-        f" file {pages}/{EDGE_LIMITED_PAGE}"
-        f" if {counted} {{ sc_http_req_rate(0),sub(txn.edge_limit) gt 0 }}",
+        refuse(
+            EDGE_RETRY_AFTER_SECONDS, "{ sc_gpc0_rate(0),sub(txn.edge_limit) ge 0 }"
+        ),
+        refuse(
+            1,
+            "{ sc_gpc1_rate(0),sub(txn.edge_pace) ge 0 }"
+            f" {{ sc_gpc1_rate(0) ge {EDGE_PACE_FLOOR} }}",
+        ),
+        f"    http-request sc-inc-gpc0(0) if {counted}",
+        f"    http-request sc-inc-gpc1(0) if {counted}",
     ]
 
 

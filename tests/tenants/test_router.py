@@ -493,6 +493,56 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     assert edge.get("shop.example.test", path="/admin/pages/")[0].status == 200
 
 
+def _limit(edge: Router, host: str, limit: int, tenant: str) -> None:
+    edge.admin.set_host(host, "pod1")
+    entries = edge.admin.entries(edge.limits_path) | router.edge_limit_entries(
+        {host: (limit, tenant)}
+    )
+    edge.admin.replace_entries(edge.limits_path, entries)
+
+
+def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
+    """At most twice the window's average in any one second (40 for 200 per 10 s):
+    the start of a flood reaches the pod paced, not as one burst."""
+    per_second = 200 * router.EDGE_PACE_MULTIPLE // router.EDGE_WINDOW_SECONDS
+    assert per_second > router.EDGE_PACE_FLOOR
+    for attempt in range(3):  # a second that ends mid-burst lets more through
+        host = f"burst{attempt}.example.test"
+        _limit(edge, host, 200, f"burst{attempt}")
+        before = len(edge.pods["pod1"].requests)
+        client = edge.connection()
+        started = time.monotonic()
+        answers = [edge.get(host, client)[0] for _ in range(per_second + 10)]
+        if time.monotonic() - started < 0.8:
+            break
+    statuses = [response.status for response in answers]
+    assert statuses == [200] * per_second + [429] * 10
+    assert answers[-1].getheader("Retry-After") == "1"
+    assert len(edge.pods["pod1"].requests) - before == per_second
+    # the next second lets more through: the window (200) is far from spent
+    time.sleep(1.2)
+    assert edge.get(host)[0].status == 200
+
+
+def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edge):
+    """A flood that never stops still gets its limit's worth through each window:
+    only what the edge let through counts against the tenant."""
+    host = "flooded.example.test"
+    _limit(edge, host, 4, "flooded")
+    client = edge.connection()
+    statuses = []
+    deadline = time.monotonic() + router.EDGE_WINDOW_SECONDS + 2
+    while time.monotonic() < deadline:
+        statuses.append(edge.get(host, client)[0].status)
+        time.sleep(0.02)
+    first_window = statuses[:4]
+    assert first_window == [200] * 4
+    assert statuses[4] == 429
+    # counted, the refusals of the flood would keep the tenant out for good
+    assert statuses[4:].count(200) >= 1
+    assert statuses.count(200) <= 4 * 2 + 1
+
+
 def test_edge_limits_come_from_each_pods_plans(db, settings):
     from tenants.models import Tenant
     from tenants.pods import edge_limits
