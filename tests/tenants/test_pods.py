@@ -303,12 +303,20 @@ def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods, init
     while _edge_limits(pods).get("initech.localhost") != "320:initech":
         assert time.monotonic() < deadline, _edge_limits(pods)
         time.sleep(0.1)
-    statuses = [pods.get("initech.localhost")[0] for _ in range(330)]
-    # the pod's own limit refuses first (150 reads a minute per client)
-    assert statuses.count(200) <= 150 and set(statuses) == {200, 429}
-    status, headers, body = pods.get("initech.localhost")
-    assert status == 429 and "Too many requests" in body  # HAProxy's page
-    assert headers["retry-after"] == "10"
+    # past the edge's pace (twice the window's average in one second: 64) or its
+    # window, HAProxy answers the flood itself; below, the pod's own limits (150
+    # reads a minute per client) may refuse first
+    statuses, refused = [], None
+    deadline = time.monotonic() + 20
+    while refused is None:
+        assert time.monotonic() < deadline, f"never refused at the edge: {statuses}"
+        status, headers, body = pods.get("initech.localhost")
+        if status == 429 and "Too many requests" in body:  # HAProxy's page
+            refused = headers
+        else:
+            statuses.append(status)
+    assert statuses.count(200) <= 150 and set(statuses) <= {200, 429}
+    assert refused["retry-after"] in ("1", "10")
     assert pods.get("globex.localhost")[0] == 200  # a tenant of the same pod
     # commands about initech run on its pod, from any pod's host
     result = pods.manage("pod1", "tenants", "show", "initech")
