@@ -669,6 +669,50 @@ def test_a_publish_queued_before_a_move_runs_on_the_target(pods):
     assert pods.get("globex.localhost", "/queued-before-the-move/")[0] == 200
 
 
+def test_a_move_left_behind_by_a_killed_process_is_refused_then_resumed(pods):
+    """What a `tenants move` killed right after it recorded itself leaves behind: the
+    move's row and the tenant marked moving. Another move is refused with what to
+    do; `--resume` undoes what was left and moves the tenant."""
+    with psycopg.connect(pods.directory_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO cms_directory.moves (slug, source, target, step) "
+            "VALUES ('globex', 'pod2', 'pod1', 'prepared')"
+        )
+        conn.execute(
+            "UPDATE cms_directory.tenants SET state = 'moving' WHERE slug = 'globex'"
+        )
+    try:
+        refused = pods.manage("pod1", "tenants", "move", "globex", "--to", "pod1")
+        assert refused.returncode != 0
+        assert "already under way" in refused.stderr and "--resume" in refused.stderr
+        assert "Traceback" not in refused.stderr.split("CommandError")[-1]
+        assert pods.get("globex.localhost")[0] == 200  # still served from pod2
+
+        result = pods.manage("pod2", "tenants", "move", "globex", "--resume")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "rolling back the interrupted move" in result.stdout
+        assert "Moved globex from pod2 to pod1" in result.stdout
+        assert _pod_domains(pods.pods["pod1"], "globex") == ["globex.localhost"]
+        with psycopg.connect(pods.directory_url) as conn:
+            assert conn.execute(
+                "SELECT pod, state FROM cms_directory.tenants WHERE slug = 'globex'"
+            ).fetchone() == ("pod1", "active")
+        assert pods.get("globex.localhost")[0] == 200  # the move waited for the router
+        # nothing left under way
+        done = pods.manage("pod1", "tenants", "move", "globex", "--resume")
+        assert done.returncode != 0 and "No move of 'globex'" in done.stderr
+    finally:
+        with psycopg.connect(pods.directory_url) as conn:
+            row = conn.execute(
+                "SELECT pod, state FROM cms_directory.tenants WHERE slug = 'globex'"
+            ).fetchone()
+        if row[1] == "moving":
+            pods.manage("pod1", "tenants", "move", "globex", "--abort")
+        elif row[0] != "pod2":
+            back = pods.manage("pod1", "tenants", "move", "globex", "--to", "pod2")
+            assert back.returncode == 0, back.stdout + back.stderr
+
+
 def test_a_dead_pod_fails_only_its_own_tenants_fast(pods):
     pool = pods.pools["pod1"]
     processes = [psutil.Process(pool.pid)]
