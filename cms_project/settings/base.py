@@ -165,6 +165,8 @@ MIDDLEWARE = [
     "tenants.observability.observation.TenantContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # a NUL in the address is a 400 before any view can pass it to PostgreSQL
+    "tenants.request_path.input_guard.NulInputMiddleware",
     # public pages: admission, rate limit and page cache in one round trip, before
     # sessions, CSRF and authentication, so that a cached hit pays for none of them
     "tenants.request_path.middleware.PublicPageMiddleware",

@@ -60,6 +60,7 @@ from tenants.request_path.decision import (
     take_hit,
 )
 from tenants.request_path.gate import GateKind, gate
+from tenants.request_path.input_guard import carries_nul
 from tenants.request_path.page_cache import cache_seconds
 from tenants.request_path.public_pages import serves_pages
 from tenants.request_state import STATE_KEY, request_state
@@ -139,6 +140,8 @@ class PageCacheEdge:
             return None
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
             return None
+        if carries_nul(request.path_info, request.META.get("QUERY_STRING", "")):
+            return None  # Django's NulInputMiddleware answers it
         decided = gate(request_host(request))
         if decided.kind is not GateKind.TENANT:
             return None

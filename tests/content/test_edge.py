@@ -287,3 +287,17 @@ def test_a_hit_leaves_the_same_access_event_as_a_rendered_page(caplog):
     )
     assert hit_event.client_ip == "198.51.100.7"
     assert hit_event.duration_ms >= 0
+
+
+def test_a_nul_in_the_address_is_refused_even_when_the_page_is_cached(django_runs):
+    assert wsgi(ARTICLE).headers["X-Page-Cache"] == "miss"
+    assert wsgi(ARTICLE, QUERY_STRING="utm_source=x").headers["X-Page-Cache"] == "hit"
+
+    for answer in (
+        wsgi(ARTICLE, QUERY_STRING="utm_source=%00"),
+        wsgi(ARTICLE, QUERY_STRING="b\x00=1"),
+        wsgi(ARTICLE + "\x00"),
+    ):
+        assert answer.status == 400
+        assert b"NUL character" in answer.body
+        assert "X-Page-Cache" not in answer.headers
