@@ -75,6 +75,7 @@ EDGE_RETRY_AFTER_SECONDS = 10
 EDGE_PACE_MULTIPLE = 2
 EDGE_PACE_FLOOR = 20
 # never counted at the edge: editors keep their admin while the site is flooded
+# (the path itself and what is under it, not a public page such as /admin-news/)
 EDGE_EXEMPT_PATH = "/admin"
 SOCKET_TIMEOUT_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 10.0
@@ -396,7 +397,9 @@ def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
     (``gpc0`` over the window, ``gpc1`` over one second): a refused request costs
     the tenant nothing, so a flooded site keeps serving its limit's worth."""
     limited = "{ var(txn.edge_limit) -m int gt 0 }"
-    counted = f"{limited} !{{ path_beg {EDGE_EXEMPT_PATH} }}"
+    counted = (
+        f"{limited} !{{ path {EDGE_EXEMPT_PATH} }} !{{ path_beg {EDGE_EXEMPT_PATH}/ }}"
+    )
 
     def refuse(retry_after: int, over: str) -> str:
         return (

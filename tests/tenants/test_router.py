@@ -491,6 +491,9 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     # the other tenant on the pod is not held back, nor the tenant's editors
     assert all(edge.get("a.example.test")[0].status == 200 for _ in range(6))
     assert edge.get("shop.example.test", path="/admin/pages/")[0].status == 200
+    assert edge.get("shop.example.test", path="/admin")[0].status == 200
+    # a public page whose path merely starts with "admin" is counted like any other
+    assert edge.get("shop.example.test", path="/admin-news/")[0].status == 429
 
 
 def _limit(edge: Router, host: str, limit: int, tenant: str) -> None:
