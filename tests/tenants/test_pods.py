@@ -8,6 +8,8 @@ import http.client
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -21,7 +23,7 @@ from tenants.pods.placement import PodLoad, choose_pod
 from tenants.pods.router import RouterSocket, RouterUnavailable, ensure_haproxy
 from tests.ci_plugin import tool_unavailable
 from tests.integration import stop_process
-from tests.pods import BackgroundThreads, start_two_pods
+from tests.pods import REPO_ROOT, BackgroundThreads, start_two_pods
 
 pytestmark = pytest.mark.slow
 
@@ -708,6 +710,53 @@ def test_a_move_left_behind_by_a_killed_process_is_refused_then_resumed(pods):
         done = pods.manage("pod1", "tenants", "move", "globex", "--resume")
         assert done.returncode != 0 and "No move of 'globex'" in done.stderr
     finally:
+        back = _put_back(pods, "globex", "pod2")
+        assert back is None or back.returncode == 0, back.stdout + back.stderr
+
+
+def test_a_move_killed_after_its_switch_is_finished_by_resume(pods):
+    """`tenants move` killed once the routers send the tenant to the target, before
+    the source's clean-up: the tenant is live on the target; `--resume` sets the
+    source's copy aside and hands the jobs over, and the tenant takes writes there."""
+    move = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "manage.py")]
+        + ["tenants", "move", "globex", "--to", "pod1"],
+        cwd=REPO_ROOT,
+        env=pods.pods["pod2"].env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in move.stdout:
+            seen.append(line)
+            if "the routers send the tenant to pod1" in line:
+                move.send_signal(signal.SIGKILL)
+                break
+        move.wait(30)
+        assert move.returncode == -signal.SIGKILL, "".join(seen)
+        assert pods.get("globex.localhost")[0] == 200  # live on pod1 already
+
+        result = pods.manage("pod1", "tenants", "move", "globex", "--resume")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "finished the clean-up of the move to pod1" in result.stdout
+        assert _pod_domains(pods.pods["pod2"], "globex") == []
+        assert _pod_domains(pods.pods["pod1"], "globex") == ["globex.localhost"]
+        with psycopg.connect(pods.directory_url) as conn:
+            assert conn.execute(
+                "SELECT step FROM cms_directory.moves WHERE slug = 'globex' "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone() == ("done",)
+        token = pods.pods["pod1"].api_token("globex", scopes=("read", "write"))
+        status, _ = _post_article(pods, "globex", token, "Written after the resume")
+        assert status in (201, 202), status
+        done = pods.manage("pod1", "tenants", "move", "globex", "--resume")
+        assert done.returncode != 0 and "No move of 'globex'" in done.stderr
+    finally:
+        if move.poll() is None:
+            move.kill()
+            move.wait(10)
         back = _put_back(pods, "globex", "pod2")
         assert back is None or back.returncode == 0, back.stdout + back.stderr
 
