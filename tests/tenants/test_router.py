@@ -494,6 +494,8 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     assert edge.get("shop.example.test", path="/admin")[0].status == 200
     # a public page whose path merely starts with "admin" is counted like any other
     assert edge.get("shop.example.test", path="/admin-news/")[0].status == 429
+    # the content API shares the tenant's budget: an API client past it is refused
+    assert edge.get("shop.example.test", path="/api/v2/pages/")[0].status == 429
 
 
 def _limit(edge: Router, host: str, limit: int, tenant: str) -> None:
