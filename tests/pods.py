@@ -63,13 +63,28 @@ class TwoPods:
         """``manage.py *args`` as an operator on ``pod``'s host: the result, not
         raising (tests look at the exit code and the output)."""
         return subprocess.run(
-            [sys.executable, str(REPO_ROOT / "manage.py"), *args],
-            cwd=REPO_ROOT,
-            env=self.pods[pod].env(),
+            **self._manage_call(pod, args),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
+
+    def start_manage(self, pod: str, *args: str) -> subprocess.Popen:
+        """``manage.py *args`` on ``pod``'s host, running: its output (stderr with it)
+        read line by line as it comes, so a test can act mid-command."""
+        return subprocess.Popen(
+            **self._manage_call(pod, args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def _manage_call(self, pod: str, args: tuple[str, ...]) -> dict:
+        return {
+            "args": [sys.executable, str(REPO_ROOT / "manage.py"), *args],
+            "cwd": REPO_ROOT,
+            "env": self.pods[pod].env(),
+        }
 
     def get(
         self, host: str, path: str = "/", *, port: int | None = None

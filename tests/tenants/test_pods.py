@@ -8,8 +8,6 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
@@ -23,7 +21,7 @@ from tenants.pods.placement import PodLoad, choose_pod
 from tenants.pods.router import RouterSocket, RouterUnavailable, ensure_haproxy
 from tests.ci_plugin import tool_unavailable
 from tests.integration import stop_process
-from tests.pods import REPO_ROOT, BackgroundThreads, start_two_pods
+from tests.pods import BackgroundThreads, start_two_pods
 
 pytestmark = pytest.mark.slow
 
@@ -717,16 +715,8 @@ def test_a_move_left_behind_by_a_killed_process_is_refused_then_resumed(pods):
 def test_a_move_killed_after_its_switch_is_finished_by_resume(pods):
     """`tenants move` killed once the routers send the tenant to the target, before
     the source's clean-up: the tenant is live on the target; `--resume` sets the
-    source's copy aside and hands the jobs over, and the tenant takes writes there."""
-    move = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "manage.py")]
-        + ["tenants", "move", "globex", "--to", "pod1"],
-        cwd=REPO_ROOT,
-        env=pods.pods["pod2"].env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    source's copy aside and ends the move, and the tenant takes writes there."""
+    move = pods.start_manage("pod2", "tenants", "move", "globex", "--to", "pod1")
     seen = []
     try:
         for line in move.stdout:
