@@ -1,6 +1,8 @@
 """The adapters are the only users of dependencies' private names: each test here
 fails loudly when a dependency changes what the platform relies on."""
 
+import time
+
 import pytest
 from django.core.cache import caches
 from django.db import connection
@@ -26,6 +28,7 @@ def acme_schema():
     connection.set_schema_to_public()
 
 
+@pytest.mark.real_rate_windows
 def test_get_usage_counts_on_the_key_the_ratelimit_adapter_computes(acme_schema):
     request = RequestFactory().get("/", HTTP_HOST=ACME_HOST)
     rate = "7/m"
@@ -77,3 +80,20 @@ def test_django_lazy_objects_report_whether_they_ran():
     str(lazy)
     assert not django_internals.is_unevaluated(lazy)
     assert not django_internals.is_unevaluated("not lazy")
+
+
+def test_in_process_rate_windows_start_with_the_test():
+    """The conftest fixture's promise: every key's window ends a whole period after
+    the test started, so no window ends between two requests of a short test (CI
+    flaked with acme's window ending at second :14 of each minute, its hash offset)."""
+    ends = {ratelimit_internals.window_end(f"key-{n}", 60) for n in range(50)}
+    ends.add(ratelimit_internals.window_end("acme", 60))
+    assert len(ends) == 1
+    assert 55 <= ends.pop() - time.time() <= 60
+
+
+@pytest.mark.real_rate_windows
+def test_django_ratelimits_own_windows_end_at_an_offset_per_key():
+    """What the fixture above aligns: without it, keys' windows end apart."""
+    ends = {ratelimit_internals.window_end(f"key-{n}", 60) for n in range(50)}
+    assert len(ends) > 1
