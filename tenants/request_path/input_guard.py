@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from tenants.request_path.negotiation import wants_json
+
 MESSAGE = (
     "The address contains a NUL character (%00), which no page, search or filter "
     "can hold."
@@ -26,7 +28,7 @@ def carries_nul(path_info: str, query_string: str) -> bool:
 def nul_refusal(request: HttpRequest) -> HttpResponse:
     """The 400: JSON with a ``message`` for API clients (the API's own error shape),
     plain text for everyone else."""
-    if request.path_info.startswith("/api/"):
+    if wants_json(request):
         return JsonResponse({"message": MESSAGE}, status=400)
     return HttpResponse(MESSAGE, status=400, content_type="text/plain; charset=utf-8")
 

@@ -13,6 +13,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
+from tenants.request_path.negotiation import wants_json
 from tenants.request_state import request_state
 from tenants.resilience import breakers
 from tenants.resilience.database import DatabaseTimeout, DatabaseUnavailable
@@ -44,13 +45,6 @@ def is_outage(error: BaseException | None) -> bool:
 def retry_after_seconds() -> int:
     wait = breakers.database.retry_after()
     return max(1, round(wait or breakers._cooldown()))
-
-
-def wants_json(request: HttpRequest) -> bool:
-    accept = request.headers.get("Accept", "")
-    return request.path.startswith("/api/") or (
-        "application/json" in accept and "text/html" not in accept
-    )
 
 
 def unavailable_response(request: HttpRequest, *, reason: str) -> HttpResponse:

@@ -19,8 +19,9 @@ from django.http import HttpRequest, HttpResponse
 
 from tenants.redis_store.keys import state_redis, tenant_key
 from tenants.redis_store.scripts import NOW_MS_LUA, compose, script
+from tenants.request_path.negotiation import wants_json
 from tenants.request_state import request_state
-from tenants.tariffs.limits import refusal_page, wants_json
+from tenants.tariffs.limits import refusal_page
 
 # Needs NOW_MS_LUA. Check-and-take is atomic because it runs inside one script.
 ADMISSION_LUA = """

@@ -30,6 +30,7 @@ from django_ratelimit.core import get_usage
 
 from tenants.adapters import ratelimit as ratelimit_internals
 from tenants.request_path.client_address import client_ip
+from tenants.request_path.negotiation import wants_json
 from tenants.request_state import request_state
 
 logger = logging.getLogger(__name__)
@@ -224,12 +225,6 @@ def _forget_refusal_pages(**kwargs) -> None:
 
 
 setting_changed.connect(_forget_refusal_pages)
-
-
-def wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith(
-        "/api/"
-    ) or "application/json" in request.headers.get("Accept", "")
 
 
 def limited_response(request: HttpRequest, decision: LimitDecision) -> HttpResponse:
