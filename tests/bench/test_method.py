@@ -199,3 +199,46 @@ def test_an_open_loop_on_time_reports_the_rate_it_was_asked_for():
     assert slow.achieved_rate == pytest.approx(0.9, rel=0.05)
     assert fast.achieved_rate == pytest.approx(40, rel=0.1)
     assert len(fast.client_lag_ms) == 100
+
+
+def _open_loop_result(*, asked: float, achieved: float, lag_p99_ms: float):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        asked_rate=asked,
+        achieved_rate=achieved,
+        client_lag_p99_ms=lag_p99_ms,
+        schedule=SimpleNamespace(connections=64),
+    )
+
+
+def test_an_open_loop_short_of_its_rate_invalidates_unless_over_capacity_by_design(
+    tmp_path, monkeypatch
+):
+    short = _open_loop_result(asked=78.6, achieved=62.2, lag_p99_ms=1)
+    strict = _run(tmp_path, monkeypatch, [])
+    assert not strict.check_open_loop("shared spike", short)
+    assert not strict.valid
+    assert "all 64 connections were waiting on the server" in strict.problems[0]
+
+    by_design = _run(tmp_path, monkeypatch, [])
+    assert by_design.check_open_loop(
+        "isolated spike", short, over_capacity_by_design=True
+    )
+    assert by_design.valid
+    assert "62.2 req/s sent of 78.6 asked" in by_design.notes[0]
+
+    starved = _open_loop_result(asked=78.6, achieved=62.2, lag_p99_ms=500)
+    assert not by_design.check_open_loop(
+        "isolated spike", starved, over_capacity_by_design=True
+    )
+    assert "the load generator was starved" in by_design.problems[0]
+
+
+def test_shared_vs_isolated_loads_long_enough_for_a_p99_of_every_group():
+    from bench.shared_vs_isolated.run import seconds_for_samples
+
+    # the first default run: 7 quiet tenants at 2.35/s for 60 s gave 980 samples
+    seconds = seconds_for_samples(60, [78.6, 7 * 2.35])
+    assert seconds * 7 * 2.35 >= 1.1 * common.MIN_P99_SAMPLES
+    assert seconds_for_samples(60, [78.6, 7 * 20]) == 60  # enough already
