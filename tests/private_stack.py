@@ -83,17 +83,18 @@ class PrivateStack:
     def postmaster_pid(self) -> int:
         return self._pg_server.get_postmaster_info().pid
 
-    def postgres_pids(self) -> list[int]:
-        """The postmaster and every process it forked (backends, checkpointer...)."""
+    def signal_postgres(self, signum: int) -> None:
+        """The postmaster first, then every process it has forked, listed after it
+        got the signal: listed before, a backend forked in between (a worker
+        connecting just then) was left running, and served that worker's queries
+        through a "hung" PostgreSQL (CI: uncached pages answered 200)."""
         import psutil
 
         postmaster = psutil.Process(self.postmaster_pid())
-        return [postmaster.pid] + [child.pid for child in postmaster.children(True)]
-
-    def signal_postgres(self, signum: int) -> None:
-        for pid in self.postgres_pids():
+        postmaster.send_signal(signum)
+        for child in postmaster.children(recursive=True):
             try:
-                os.kill(pid, signum)
+                os.kill(child.pid, signum)
             except ProcessLookupError:
                 pass
 
