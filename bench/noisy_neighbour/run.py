@@ -75,6 +75,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
@@ -93,6 +94,9 @@ from bench.common import (
     tail,
     use_bench_database,
 )
+
+if TYPE_CHECKING:
+    from tenants.pods.router import EdgeLimit
 
 QUIET = [f"nb_quiet{i}" for i in (1, 2, 3)]
 NOISY = "nb_noisy"
@@ -331,17 +335,17 @@ def measure_capacity(port: int, targets, *, workers: int, seconds: float = 4) ->
     return result.rps
 
 
-def flood_connections(rate: float, limits: dict[str, tuple[int, str]]) -> int:
+def flood_connections(rate: float, limits: dict[str, EdgeLimit]) -> int:
     """Connections for a paced flood of the noisy tenant: enough for the router's
     fast answers (``paced_connections``) plus one for each request the router lets
-    through to the pool when a flood begins (its edge limit per window; a second of
-    the flood without an edge limit), each of which may wait long on the pool. With
-    fewer, those waits hold the flood below its rate, and below the edge limit the
-    router lets all of it through: a closed loop again."""
+    through to the pool when a flood begins (its pages' edge limit per window; a
+    second of the flood without an edge limit), each of which may wait long on the
+    pool. With fewer, those waits hold the flood below its rate, and below the edge
+    limit the router lets all of it through: a closed loop again."""
     from bench.loadgen import paced_connections
 
     noisy = limits.get(host(NOISY))
-    return paced_connections(rate) + (noisy[0] if noisy else math.ceil(rate))
+    return paced_connections(rate) + (noisy.pages if noisy else math.ceil(rate))
 
 
 def run_block(port: int, schedules: list, seconds: float, flood=None) -> tuple:
@@ -398,7 +402,7 @@ class EdgeRouter:
     process: subprocess.Popen | None = None
 
 
-def bench_edge_limits() -> tuple[float, dict[str, tuple[int, str]]]:
+def bench_edge_limits() -> tuple[float, dict[str, EdgeLimit]]:
     """The edge limit factor and each bench host's (requests per window, tenant),
     read by the product (tenants.pods.edge_limits) from the bench database's plans,
     as the router reads every pod's."""
@@ -423,7 +427,7 @@ def bench_edge_limits() -> tuple[float, dict[str, tuple[int, str]]]:
 def start_edge_routers(
     pool_ports: dict[str, int],
     folder: Path,
-    limits: dict[str, tuple[int, str]],
+    limits: dict[str, EdgeLimit],
     routers: dict[str, EdgeRouter],
 ) -> None:
     """One HAProxy per pool (``routers`` filled as each starts, so that the caller
@@ -581,8 +585,8 @@ def run_phases(args, run: Run) -> dict:
         f"== edge limit (CMS_EDGE_LIMIT_FACTOR {factor:g} x the plan): "
         + (
             ", ".join(
-                f"{name} {limit}/{EDGE_WINDOW_SECONDS} s"
-                for name, (limit, _) in sorted(limits.items())
+                f"{name} pages {limit.pages}, API {limit.api} /{EDGE_WINDOW_SECONDS} s"
+                for name, limit in sorted(limits.items())
             )
             if limits
             else "off"
@@ -730,8 +734,12 @@ def run_phases(args, run: Run) -> dict:
         "factor": factor,
         "window_seconds": EDGE_WINDOW_SECONDS,
         "limits": {
-            name: {"tenant": tenant, "requests_per_window": limit}
-            for name, (limit, tenant) in sorted(limits.items())
+            name: {
+                "tenant": limit.tenant,
+                "pages_per_window": limit.pages,
+                "api_per_window": limit.api,
+            }
+            for name, limit in sorted(limits.items())
         },
         "routers": routed,
         # cores the routers used per phase (both HAProxy processes, whole blocks)
@@ -1153,8 +1161,8 @@ def main() -> int:
     )
     for name, limit in edge["limits"].items():
         out(
-            f"edge limit {name}: {limit['requests_per_window']} requests per "
-            f"{edge['window_seconds']} s"
+            f"edge limit {name}: {limit['pages_per_window']} pages and "
+            f"{limit['api_per_window']} API requests per {edge['window_seconds']} s"
         )
     for pool, counts in edge["routers"].items():
         out(

@@ -2,9 +2,10 @@
 
 The pod enforces a plan exactly (tenants.tariffs), but every request it refuses has
 already cost a worker. Past a multiple of the plan, a flood is refused at the router
-instead (tenants.pods.router): ``CMS_EDGE_LIMIT_FACTOR`` x everything the plan
-allows a minute (public reads, API reads and writes), per 10-s window. Between the
-plan and that multiple the pod still answers, with its own 429s and their metering.
+instead (tenants.pods.router): ``CMS_EDGE_LIMIT_FACTOR`` x what the plan allows a
+minute, per 10-s window, of each kind apart: pages (its public reads) and the content
+API (its API reads and writes). Between the plan and that multiple the pod still
+answers, with its own 429s and their metering.
 
 Plans and their tenants live in each pod's database (the directory knows hosts and
 pods, not plans): the router reads every pod's verified domains with their plan's
@@ -23,13 +24,13 @@ import psycopg
 from django.conf import settings
 
 from tenants.pods.directory import Pod
-from tenants.pods.router import EDGE_WINDOW_SECONDS
+from tenants.pods.router import EDGE_WINDOW_SECONDS, EdgeLimit
 
 logger = logging.getLogger(__name__)
 
 QUERY = """
-SELECT lower(d.domain), t.schema_name,
-       p.public_reads_per_minute + p.api_reads_per_minute + p.api_writes_per_minute
+SELECT lower(d.domain), t.schema_name, p.public_reads_per_minute,
+       p.api_reads_per_minute + p.api_writes_per_minute
 FROM public.tenants_domain d
 JOIN public.tenants_tenant t ON t.id = d.tenant_id
 JOIN public.tenants_plan p ON p.id = t.plan_id
@@ -43,13 +44,13 @@ def factor() -> float:
 
 
 def per_window(allowed_per_minute: int, multiple: float) -> int:
-    """Requests per window the edge lets through for a plan allowing
-    ``allowed_per_minute`` in all."""
+    """Requests per window the edge lets through of a kind the plan allows
+    ``allowed_per_minute`` of."""
     return max(1, math.ceil(multiple * allowed_per_minute * EDGE_WINDOW_SECONDS / 60))
 
 
-def pod_limits(pod: Pod, multiple: float) -> dict[str, tuple[int, str]]:
-    """host -> (requests per window, tenant) for the verified domains on ``pod``."""
+def pod_limits(pod: Pod, multiple: float) -> dict[str, EdgeLimit]:
+    """host -> its edge budgets for the verified domains on ``pod``."""
     with psycopg.connect(
         pod.database_url,
         autocommit=True,
@@ -58,15 +59,20 @@ def pod_limits(pod: Pod, multiple: float) -> dict[str, tuple[int, str]]:
     ) as conn:
         rows = conn.execute(QUERY).fetchall()
     return {
-        host: (per_window(allowed, multiple), tenant) for host, tenant, allowed in rows
+        host: EdgeLimit(
+            pages=per_window(pages, multiple),
+            api=per_window(api, multiple),
+            tenant=tenant,
+        )
+        for host, tenant, pages, api in rows
     }
 
 
 def edge_limits(
     pods: list[Pod],
     host_pods: dict[str, str],
-    previous: dict[str, tuple[int, str]],
-) -> dict[str, tuple[int, str]]:
+    previous: dict[str, EdgeLimit],
+) -> dict[str, EdgeLimit]:
     """Every routed host's edge limit. ``host_pods`` is the directory's host map: a
     host counts only on the pod it is routed to (a moved tenant's old rows are gone
     from its source, but a half-done move must not count twice). A pod that cannot
@@ -74,7 +80,7 @@ def edge_limits(
     multiple = factor()
     if multiple <= 0:
         return {}
-    limits: dict[str, tuple[int, str]] = {}
+    limits: dict[str, EdgeLimit] = {}
     for pod in pods:
         try:
             found = pod_limits(pod, multiple)

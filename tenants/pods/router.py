@@ -16,11 +16,17 @@ limit 429 itself, with ``Retry-After``; a refused request is not counted, so a
 flooded site keeps serving its limit's worth to whoever gets through. Nor may a
 tenant spend its window at once: in any one second at most twice the window's
 average passes (at least 20), so the start of a flood does not land on the pool as
-one burst. The limit comes from the tenant's plan (``edge limit map``:
-host -> ``<requests per 10 s>:<tenant>``, kept by tenants.pods.routing), a multiple
-(``CMS_EDGE_LIMIT_FACTOR``) of everything the plan allows a minute, so the pod's
-own exact limits decide below it; the admin is never counted, so editors keep
-working while their site is flooded. A host not in that map is not limited here.
+one burst. Pages and the content API (``/api/``) are counted apart, each against its
+own budget: a flood of page requests does not take the tenant's API clients'
+allowance, nor pages the API's (one budget for both let a page flood through at the
+API's share too). The budgets come from the tenant's plan (``edge limit map``:
+host -> ``<pages per 10 s>:<API requests per 10 s>:<tenant>``, kept by
+tenants.pods.routing), a multiple (``CMS_EDGE_LIMIT_FACTOR``) of what the plan
+allows a minute of each kind, so the pod's own exact limits decide below it; the
+admin is never counted, so editors keep working while their site is flooded. A host
+not in that map is not limited here. The 429 is JSON where the pods' own would be
+(tenants.request_path.negotiation: ``/api/``, or an ``Accept`` asking for JSON and
+not HTML), a page otherwise.
 
 What a visitor sees when routing fails is decided here, not by a pod: an unknown host
 gets a 404 page from HAProxy itself (backend ``pod_unknown``, no pod is asked); a pod
@@ -35,6 +41,7 @@ this module. May import: ``tenants.errors``, ``tenants.registry.validation``,
 """
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -46,6 +53,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from tenants.errors import TenantError
 from tenants.pods.directory import POD_NAME
@@ -66,6 +74,8 @@ RETRY_AFTER_SECONDS = 30
 UNKNOWN_HOST_PAGE = "unknown-host.html"
 POD_DOWN_PAGE = "pod-unavailable.http"
 EDGE_LIMITED_PAGE = "edge-limited.html"
+# the JSON body of an edge refusal, one per Retry-After it may carry
+EDGE_LIMITED_JSON = "edge-limited-{retry_after}.json"
 # the edge limit's window and what a refused client is told to wait
 EDGE_WINDOW_SECONDS = 10
 EDGE_RETRY_AFTER_SECONDS = 10
@@ -77,6 +87,8 @@ EDGE_PACE_FLOOR = 20
 # never counted at the edge: editors keep their admin while the site is flooded
 # (the path itself and what is under it, not a public page such as /admin-news/)
 EDGE_EXEMPT_PATH = "/admin"
+# counted apart from pages, against the plan's API allowance
+EDGE_API_PATH = "/api/"
 SOCKET_TIMEOUT_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 10.0
 
@@ -286,11 +298,17 @@ def backend_name(pod: str) -> str:
 
 def write_pages(pages_dir: Path) -> None:
     """The pages HAProxy answers by itself: the 404 body for an unknown host and the
-    429 body for a tenant over its edge limit (``http-request return ... file`` wants
-    the body only), and the 503 for a pod that is down (``errorfile`` wants a whole
-    raw HTTP response, headers included)."""
+    429 bodies for a tenant over its edge limit, a page and JSON
+    (``http-request return ... file`` wants the body only), and the 503 for a pod
+    that is down (``errorfile`` wants a whole raw HTTP response, headers
+    included)."""
     _write_atomically(pages_dir / UNKNOWN_HOST_PAGE, UNKNOWN_HOST_HTML.encode())
     _write_atomically(pages_dir / EDGE_LIMITED_PAGE, EDGE_LIMITED_HTML.encode())
+    for retry_after in (EDGE_RETRY_AFTER_SECONDS, 1):
+        _write_atomically(
+            pages_dir / EDGE_LIMITED_JSON.format(retry_after=retry_after),
+            edge_limited_json(retry_after).encode(),
+        )
     body = POD_DOWN_HTML.encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
@@ -390,38 +408,69 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
-def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
-    """The frontend's edge limit: the host's ``<limit>:<tenant>`` from the map
-    (``0:`` when absent: not limited), the tenant tracked in a stick table, and a 429
-    once it is over its window or its pace. Only requests let through are counted
-    (``gpc0`` over the window, ``gpc1`` over one second): a refused request costs
-    the tenant nothing, so a flooded site keeps serving its limit's worth."""
-    limited = "{ var(txn.edge_limit) -m int gt 0 }"
-    counted = (
-        f"{limited} !{{ path {EDGE_EXEMPT_PATH} }} !{{ path_beg {EDGE_EXEMPT_PATH}/ }}"
+def edge_limited_json(retry_after: int) -> str:
+    """The edge's 429 for an API client, in the shape of the pods' own
+    (tenants.tariffs.limits.limited_response), so a client handles both alike."""
+    return json.dumps(
+        {
+            "error": "rate_limited",
+            "message": (
+                "This site is receiving more requests than it can answer right now."
+                f" Try again in {retry_after} s."
+            ),
+            "limit": "edge",
+            "retry_after": retry_after,
+        }
     )
 
-    def refuse(retry_after: int, over: str) -> str:
-        return (
-            '    http-request return status 429 content-type "text/html; charset=utf-8"'
-            f" hdr Retry-After {retry_after} hdr Cache-Control no-store"
-            f" file {pages}/{EDGE_LIMITED_PAGE} if {counted} {over}"
-        )
+
+def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
+    """The frontend's edge limit: the host's ``<pages>:<api>:<tenant>`` from the map
+    (``0:0:`` when absent: not limited), the request's kind (``/api/`` or not) picking
+    its budget and its key in the stick table (``tenant`` or ``tenant/api``), and a
+    429 once that key is over its window or its pace. Only requests let through are
+    counted (``gpc0`` over the window, ``gpc1`` over one second): a refused request
+    costs the tenant nothing, so a flooded site keeps serving its limit's worth."""
+    counted = "edge_limited !edge_admin"
+
+    def refuse(retry_after: int, over: str) -> list[str]:
+        head = f"    http-request return status 429 hdr Retry-After {retry_after}"
+        head += " hdr Cache-Control no-store"
+        json_body = EDGE_LIMITED_JSON.format(retry_after=retry_after)
+        return [
+            f"{head} content-type application/json file {pages}/{json_body}"
+            f" if {counted} edge_api {over}"
+            f" || {counted} edge_takes_json !edge_takes_html {over}",
+            f'{head} content-type "text/html; charset=utf-8"'
+            f" file {pages}/{EDGE_LIMITED_PAGE} if {counted} {over}",
+        ]
 
     return [
         "    stick-table type string len 64 size 200k expire 1m"
         f" store gpc0_rate({EDGE_WINDOW_SECONDS}s),gpc1_rate(1s)",
+        "    acl edge_limited var(txn.edge_limit) -m int gt 0",
+        f"    acl edge_admin path {EDGE_EXEMPT_PATH}",
+        f"    acl edge_admin path_beg {EDGE_EXEMPT_PATH}/",
+        f"    acl edge_api path_beg {EDGE_API_PATH}",
+        # tenants.request_path.negotiation's rule for everything but the path
+        "    acl edge_takes_json req.hdr(accept) -m sub application/json",
+        "    acl edge_takes_html req.hdr(accept) -m sub text/html",
         "    http-request set-var(txn.edge) req.hdr(host),lower,field(1,:),"
-        f"map({limits_file},0:)",
-        "    http-request set-var(txn.edge_limit) var(txn.edge),field(1,:)",
-        "    http-request set-var(txn.edge_tenant) var(txn.edge),field(2,:)",
+        f"map({limits_file},0:0:)",
+        "    http-request set-var(txn.edge_tenant) var(txn.edge),field(3,:)",
+        "    http-request set-var(txn.edge_limit) var(txn.edge),field(1,:)"
+        " if !edge_api",
+        "    http-request set-var(txn.edge_limit) var(txn.edge),field(2,:) if edge_api",
+        "    http-request set-var(txn.edge_key) var(txn.edge_tenant) if !edge_api",
+        "    http-request set-var(txn.edge_key) var(txn.edge_tenant),concat(/api)"
+        " if edge_api",
         "    http-request set-var(txn.edge_pace) var(txn.edge_limit),"
         f"mul({EDGE_PACE_MULTIPLE}),div({EDGE_WINDOW_SECONDS})",
-        f"    http-request track-sc0 var(txn.edge_tenant) if {counted}",
-        refuse(
+        f"    http-request track-sc0 var(txn.edge_key) if {counted}",
+        *refuse(
             EDGE_RETRY_AFTER_SECONDS, "{ sc_gpc0_rate(0),sub(txn.edge_limit) ge 0 }"
         ),
-        refuse(
+        *refuse(
             1,
             "{ sc_gpc1_rate(0),sub(txn.edge_pace) ge 0 }"
             f" {{ sc_gpc1_rate(0) ge {EDGE_PACE_FLOOR} }}",
@@ -472,18 +521,28 @@ def _host_entries(hosts: dict[str, str]) -> dict[str, str]:
     return {normalize_domain(host): backend_name(pod) for host, pod in hosts.items()}
 
 
-def edge_limit_entries(limits: dict[str, tuple[int, str]]) -> dict[str, str]:
-    """host -> (requests per window, tenant) as the edge limit map's entries. A row
-    that cannot be one (a limit below 1, not a tenant name) is left out with a
-    warning: that host goes unlimited at the edge (its pod still applies the plan),
-    and every other host keeps its limit and its route."""
+class EdgeLimit(NamedTuple):
+    """One tenant's edge budgets, requests per ``EDGE_WINDOW_SECONDS``: its pages and
+    its content API, counted apart."""
+
+    pages: int
+    api: int
+    tenant: str
+
+
+def edge_limit_entries(limits: dict[str, EdgeLimit]) -> dict[str, str]:
+    """host -> its ``EdgeLimit`` as the edge limit map's entries. A row that cannot
+    be one (a budget below 1, not a tenant name) is left out with a warning: that
+    host goes unlimited at the edge (its pod still applies the plan), and every
+    other host keeps its limit and its route."""
     entries = {}
-    for host, (limit, tenant) in limits.items():
-        valid = isinstance(limit, int) and limit >= 1
+    for host, limit in limits.items():
+        pages, api, tenant = limit
+        valid = all(isinstance(n, int) and n >= 1 for n in (pages, api))
         if not valid or not SLUG_PATTERN.fullmatch(tenant):
-            logger.warning("edge limit of %r left out: %r:%r", host, limit, tenant)
+            logger.warning("edge limit of %r left out: %r", host, limit)
             continue
-        entries[normalize_domain(host)] = f"{limit}:{tenant}"
+        entries[normalize_domain(host)] = f"{pages}:{api}:{tenant}"
     return entries
 
 

@@ -51,7 +51,7 @@ class RouterRunner:
         # how this router is named in the directory's acknowledgements
         self.name = f"{socket.gethostname()} {bind}"
         self._backends: dict[str, str] = {}  # pod -> its pool's address
-        self._limits: dict[str, tuple[int, str]] = {}
+        self._limits: dict[str, router.EdgeLimit] = {}
         # the limits thread's input, from the last sync: pods and host -> pod
         self._limits_input: tuple[list, dict[str, str]] = ([], {})
         self._limits_lock = threading.Lock()

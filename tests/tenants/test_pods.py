@@ -87,11 +87,12 @@ def test_the_router_sends_each_host_to_its_tenants_pod(pods):
             [f"% 127.0.0.1:{pods.router_port}"],
         ).fetchall()
     assert len(synced) == 1 and synced[0][0].total_seconds() < 15, synced
-    # and each tenant's edge limit from its plan: twice all the plan allows a
-    # minute, per 10 s (pro: 3,000 + 1,500 + 300; starter: 600 + 300 + 60)
+    # and each tenant's edge limits from its plan: twice what the plan allows a
+    # minute of pages and of API requests, per 10 s (pro: 3,000 pages, 1,500 + 300
+    # API; starter: 600 pages, 300 + 60 API)
     limits = _edge_limits(pods)
-    assert limits["acme.localhost"] == "1600:acme"
-    assert limits["globex.localhost"] == "320:globex"
+    assert limits["acme.localhost"] == "1000:600:acme"
+    assert limits["globex.localhost"] == "200:120:globex"
 
 
 def test_a_pod_serves_only_its_own_tenants(pods):
@@ -194,11 +195,11 @@ def test_a_plan_changed_on_one_pod_reaches_the_other_within_a_second(pods):
         changed_at = time.monotonic()
         assert _plan_limit(pod2, "starter") == 3
         # globex (pod2, starter) is held to the new limit within a second, at the
-        # router's edge too: twice all the plan allows a minute, per 10 s
+        # router's edge too: twice the plan's pages a minute, per 10 s
         time.sleep(max(0.0, 1.0 - (time.monotonic() - changed_at)))
         statuses = [pods.get("globex.localhost")[0] for _ in range(8)]
         assert 429 in statuses, statuses
-        assert _edge_limits(pods)["globex.localhost"] == "121:globex"
+        assert _edge_limits(pods)["globex.localhost"] == "1:120:globex"
     finally:
         result = pods.manage(
             "pod1", "plans", "update", "starter", "--limit",
@@ -219,21 +220,25 @@ def test_a_tenant_moved_to_another_plan_reaches_the_edge_at_once(pods):
         while _edge_limits(pods)["globex.localhost"] == before:
             assert time.monotonic() - changed_at < 1.0, "the edge did not follow"
             time.sleep(0.02)
-        expected = edge_limits.per_window(_plan_allowance(pods.pods["pod2"], "pro"), 2)
-        assert _edge_limits(pods)["globex.localhost"] == f"{expected}:globex"
+        pages, api = _plan_allowance(pods.pods["pod2"], "pro")
+        expected = [edge_limits.per_window(allowed, 2) for allowed in (pages, api)]
+        assert _edge_limits(pods)["globex.localhost"] == "{}:{}:globex".format(
+            *expected
+        )
     finally:
         result = pods.manage("pod2", "tenants", "set-plan", "globex", "starter")
         assert result.returncode == 0, result.stderr
 
 
-def _plan_allowance(stack, plan: str) -> int:
-    """Everything ``plan`` allows a minute, as the edge limit counts it."""
+def _plan_allowance(stack, plan: str) -> tuple[int, int]:
+    """The pages and the API requests ``plan`` allows a minute, as the edge limit
+    counts them."""
     with psycopg.connect(stack.database_url) as conn:
         return conn.execute(
-            "SELECT public_reads_per_minute + api_reads_per_minute"
+            "SELECT public_reads_per_minute, api_reads_per_minute"
             " + api_writes_per_minute FROM public.tenants_plan WHERE name = %s",
             [plan],
-        ).fetchone()[0]
+        ).fetchone()
 
 
 def _edge_limits(pods) -> dict[str, str]:
@@ -297,13 +302,14 @@ def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods, init
         assert time.monotonic() < deadline, "the router did not learn initech's host"
         time.sleep(0.1)
     assert _router_pid(pods) == haproxy
-    # its plan (starter: 600 + 300 + 60 requests a minute) sets its edge limit,
-    # twice that per 10 s: a flood past it is refused by HAProxy, never by a pod
+    # its plan (starter: 600 pages, 300 + 60 API requests a minute) sets its edge
+    # limits, twice each per 10 s: a flood past it is refused by HAProxy, never by a
+    # pod
     deadline = time.monotonic() + 5
-    while _edge_limits(pods).get("initech.localhost") != "320:initech":
+    while _edge_limits(pods).get("initech.localhost") != "200:120:initech":
         assert time.monotonic() < deadline, _edge_limits(pods)
         time.sleep(0.1)
-    # past the edge's pace (twice the window's average in one second: 64) or its
+    # past the edge's pace (twice the window's average in one second: 40) or its
     # window, HAProxy answers the flood itself; below, the pod's own limits (150
     # reads a minute per client) may refuse first
     statuses, refused = [], None

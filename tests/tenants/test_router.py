@@ -8,6 +8,7 @@ CI=true a missing HAProxy fails these tests (tests.ci_plugin).
 
 import http.client
 import http.server
+import json
 import socket
 import subprocess
 import threading
@@ -21,7 +22,12 @@ from django.test import Client
 
 from tenants.errors import InvalidDomain
 from tenants.pods import router
-from tenants.pods.router import RouterCommandFailed, RouterSocket, RouterUnavailable
+from tenants.pods.router import (
+    EdgeLimit,
+    RouterCommandFailed,
+    RouterSocket,
+    RouterUnavailable,
+)
 from tests import integration
 from tests.ci_plugin import tool_unavailable
 from tests.integration import free_port
@@ -129,9 +135,10 @@ class Router:
         host: str,
         connection: http.client.HTTPConnection | None = None,
         path: str = "/page",
+        headers: dict[str, str] | None = None,
     ) -> tuple[http.client.HTTPResponse, str]:
         connection = connection or self.connection()
-        connection.request("GET", path, headers={"Host": host})
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
         response = connection.getresponse()
         return response, response.read().decode()
 
@@ -473,19 +480,21 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     for host, pod in hosts.items():
         edge.admin.set_host(host, pod)
     limits = router.edge_limit_entries(
-        dict.fromkeys(hosts, (4, "shop")) | {"a.example.test": (1000, "tenant_a")}
+        dict.fromkeys(hosts, EdgeLimit(pages=4, api=3, tenant="shop"))
+        | {"a.example.test": EdgeLimit(1000, 1000, "tenant_a")}
     )
     edge.admin.replace_entries(edge.limits_path, limits)
     assert edge.admin.entries(edge.limits_path) == limits
-    assert "4:shop" in edge.limits_path.read_text()  # a restart starts from it
+    assert "4:3:shop" in edge.limits_path.read_text()  # a restart starts from it
     before = len(edge.pods["pod1"].requests)
 
-    # both host names of the tenant share its 4 requests per window
+    # both host names of the tenant share its 4 pages per window
     answers = [edge.get(host)[0].status for host in hosts for _ in range(3)]
     assert answers == [200, 200, 200, 200, 429, 429]
     response, body = edge.get("shop.example.test")
     assert response.status == 429
     assert response.getheader("Retry-After") == str(router.EDGE_RETRY_AFTER_SECONDS)
+    assert response.getheader("Content-Type").startswith("text/html")
     assert "Too many requests" in body
     assert len(edge.pods["pod1"].requests) - before == 4
     # the other tenant on the pod is not held back, nor the tenant's editors
@@ -494,14 +503,47 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     assert edge.get("shop.example.test", path="/admin")[0].status == 200
     # a public page whose path merely starts with "admin" is counted like any other
     assert edge.get("shop.example.test", path="/admin-news/")[0].status == 429
-    # the content API shares the tenant's budget: an API client past it is refused
-    assert edge.get("shop.example.test", path="/api/v2/pages/")[0].status == 429
 
 
-def _limit(edge: Router, host: str, limit: int, tenant: str) -> None:
+def test_pages_and_the_api_have_budgets_of_their_own_and_the_api_gets_json(edge):
+    """A page flood leaves the tenant's API clients their allowance (and the other
+    way round), and an API client refused by the edge gets JSON, as from its pod."""
+    _limit(edge, "api.example.test", EdgeLimit(pages=2, api=3, tenant="apishop"))
+    api = "/api/v2/pages/"
+    before = len(edge.pods["pod1"].requests)
+
+    pages = [edge.get("api.example.test")[0].status for _ in range(4)]
+    assert pages == [200, 200, 429, 429]
+    calls = [edge.get("api.example.test", path=api)[0].status for _ in range(3)]
+    assert calls == [200, 200, 200]
+    assert len(edge.pods["pod1"].requests) - before == 5
+
+    response, body = edge.get("api.example.test", path=api)
+    assert response.status == 429
+    assert response.getheader("Content-Type") == "application/json"
+    assert response.getheader("Retry-After") == str(router.EDGE_RETRY_AFTER_SECONDS)
+    refusal = json.loads(body)
+    assert refusal["error"] == "rate_limited"
+    assert refusal["retry_after"] == router.EDGE_RETRY_AFTER_SECONDS
+    assert "Try again in" in refusal["message"]
+    # the pages' budget is spent, not the API's: the API is refused for its own
+    assert edge.get("api.example.test")[0].status == 429
+    # the one rule of who gets JSON (tenants.request_path.negotiation): a client
+    # asking for JSON and not HTML gets it on a page too, a browser gets the page
+    response, body = edge.get(
+        "api.example.test", headers={"Accept": "application/json"}
+    )
+    assert (response.status, json.loads(body)["error"]) == (429, "rate_limited")
+    browser = "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8"
+    response, body = edge.get("api.example.test", headers={"Accept": browser})
+    assert response.status == 429 and "Too many requests" in body
+    assert response.getheader("Content-Type").startswith("text/html")
+
+
+def _limit(edge: Router, host: str, limit: EdgeLimit) -> None:
     edge.admin.set_host(host, "pod1")
     entries = edge.admin.entries(edge.limits_path) | router.edge_limit_entries(
-        {host: (limit, tenant)}
+        {host: limit}
     )
     edge.admin.replace_entries(edge.limits_path, entries)
 
@@ -513,7 +555,7 @@ def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
     assert per_second > router.EDGE_PACE_FLOOR
     for attempt in range(3):  # a second that ends mid-burst lets more through
         host = f"burst{attempt}.example.test"
-        _limit(edge, host, 200, f"burst{attempt}")
+        _limit(edge, host, EdgeLimit(200, 200, f"burst{attempt}"))
         before = len(edge.pods["pod1"].requests)
         client = edge.connection()
         started = time.monotonic()
@@ -533,7 +575,7 @@ def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edg
     """A flood that never stops still gets its limit's worth through each window:
     only what the edge let through counts against the tenant."""
     host = "flooded.example.test"
-    _limit(edge, host, 4, "flooded")
+    _limit(edge, host, EdgeLimit(4, 4, "flooded"))
     client = edge.connection()
     statuses = []
     deadline = time.monotonic() + router.EDGE_WINDOW_SECONDS + 2
@@ -557,17 +599,17 @@ def test_edge_limits_come_from_each_pods_plans(db, settings):
     pod = Pod("pod1", url, "", "127.0.0.1:1", "active")
     acme = Tenant.objects.select_related("plan").get(schema_name="acme")
     plan = acme.plan
-    allowed = (
-        plan.public_reads_per_minute
-        + plan.api_reads_per_minute
-        + plan.api_writes_per_minute
-    )
+    api = plan.api_reads_per_minute + plan.api_writes_per_minute
     hosts = {"acme.localhost": "pod1", "globex.localhost": "pod2"}
 
     settings.CMS_EDGE_LIMIT_FACTOR = 2
     limits = edge_limits.edge_limits([pod], hosts, {})
-    # twice the plan's minute, per 10 s; a host routed to another pod not here
-    assert limits == {"acme.localhost": (-(-allowed * 2 * 10 // 60), "acme")}
+    # twice the plan's minute of each kind, per 10 s; a host routed to another pod
+    # not here
+    pages = -(-plan.public_reads_per_minute * 2 * 10 // 60)
+    assert limits == {
+        "acme.localhost": EdgeLimit(pages, -(-api * 2 * 10 // 60), "acme")
+    }
     # a pod that cannot be read keeps what was read before
     down = Pod("pod1", "postgresql://127.0.0.1:1/none", "", "127.0.0.1:1", "active")
     assert edge_limits.edge_limits([down], hosts, limits) == limits
@@ -580,11 +622,11 @@ def test_a_bad_edge_limit_row_is_left_out_and_every_other_host_keeps_its_limit(
 ):
     entries = router.edge_limit_entries(
         {
-            "Shop.Example.test": (10, "shop"),
-            "zero.example.test": (0, "zero"),
-            "odd.example.test": (5, "not a tenant;"),
+            "Shop.Example.test": EdgeLimit(10, 6, "shop"),
+            "zero.example.test": EdgeLimit(5, 0, "zero"),
+            "odd.example.test": EdgeLimit(5, 5, "not a tenant;"),
         }
     )
-    assert entries == {"shop.example.test": "10:shop"}
+    assert entries == {"shop.example.test": "10:6:shop"}
     assert "zero.example.test" in caplog.text
     assert "odd.example.test" in caplog.text
