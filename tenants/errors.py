@@ -41,6 +41,10 @@ class ProvisioningFailed(TenantError):
     pass
 
 
+class InvalidText(TenantError):
+    """A value that cannot be stored as given (PostgreSQL text holds no NUL)."""
+
+
 class DomainVerificationFailed(TenantError):
     """Ownership of a domain could not be proven (yet): the message says what was
     looked up and what was found."""

@@ -42,7 +42,11 @@ from tenants.provisioning.cloning import clone_template
 from tenants.redis_store.keys import cache_redis, tenant_key_pattern
 from tenants.registry.resolution import invalidate_tenant_map
 from tenants.registry.selectors import plan_get
-from tenants.registry.validation import normalize_tenant_domain, validate_slug
+from tenants.registry.validation import (
+    normalize_tenant_domain,
+    refuse_nul,
+    validate_slug,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -177,11 +181,18 @@ def _create_admin(email: str, password_hash: str) -> str:
 
 
 def validate_new_tenant(
-    *, slug: str, name: str, domains: list[str], plan: str
+    *,
+    slug: str,
+    name: str,
+    domains: list[str],
+    plan: str,
+    admin_email: str | None = None,
 ) -> tuple[list[str], Plan]:
     """Check everything about a tenant-to-be before anything is written; return the
     normalized host names (primary first) and the plan."""
     validate_slug(slug)
+    for label, value in (("name", name), ("plan", plan), ("admin e-mail", admin_email)):
+        refuse_nul(label, value)
     if not name.strip():
         raise ProvisioningFailed("A tenant needs a non-empty --name.")
     if not domains:
@@ -220,7 +231,7 @@ def tenant_create(
     """Provision a tenant: schema cloned from the template, domains, Site, home page and
     an admin user. All or nothing."""
     hosts, plan_obj = validate_new_tenant(
-        slug=slug, name=name, domains=domains, plan=plan
+        slug=slug, name=name, domains=domains, plan=plan, admin_email=admin_email
     )
     ensure_template_schema()
     password = admin_password or secrets.token_urlsafe(12)

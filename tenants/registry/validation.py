@@ -4,7 +4,7 @@ import re
 
 from django.conf import settings
 
-from tenants.errors import DomainTaken, InvalidDomain, InvalidSlug
+from tenants.errors import DomainTaken, InvalidDomain, InvalidSlug, InvalidText
 
 # Matched with fullmatch: "^...$" with match() would let a trailing newline through.
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,47}")
@@ -37,6 +37,16 @@ def validate_slug(slug: str) -> str:
     if slug in RESERVED_SLUGS or slug.startswith("pg_"):
         raise InvalidSlug(f"The slug {slug!r} is reserved.")
     return slug
+
+
+def refuse_nul(label: str, value: str | None) -> None:
+    """Refuse a value PostgreSQL cannot store, naming it: a NUL reaching the database
+    fails there with a message that names neither the field nor the row (and, in a
+    lookup, outside the errors a command reports)."""
+    if value and "\x00" in value:
+        raise InvalidText(
+            f"The {label} contains a NUL character, which cannot be stored."
+        )
 
 
 def normalize_domain(host: str) -> str:

@@ -106,3 +106,34 @@ def test_export_command_reports_what_it_wrote(tmp_path, capsys):
     call_command("tenants", "export", "globex", "-o", str(tmp_path / "g.tar.gz"))
 
     assert "Exported globex to" in capsys.readouterr().out
+
+
+def test_a_nul_in_a_csv_cell_fails_that_row_with_a_message_naming_its_column(
+    tmp_path, capsys
+):
+    """A NUL cannot be stored in PostgreSQL text: refused by the creation rules with
+    the column it is in, before anything is written, and the other rows go on."""
+    csv_file = tmp_path / "tenants.csv"
+    csv_file.write_bytes(
+        b"slug,name,domain,plan,admin_email\n"
+        b"nul_name,Shop\x00One,nul-name.localhost,free,\n"
+        b"nul_plan,Shop Two,nul-plan.localhost,fr\x00ee,\n"
+        b"nul_mail,Shop Three,nul-mail.localhost,free,a\x00@example.com\n"
+        b"nul_none,Shop Four,nul-none.localhost,free,\n"
+    )
+
+    with pytest.raises(CommandError, match="3 row"):
+        call_command("tenants", "create", "--from-csv", str(csv_file))
+
+    out, err = capsys.readouterr()
+    assert "1 created, 3 failed." in out
+    assert "line 2: nul_name: The name contains a NUL character" in err
+    assert "line 3: nul_plan: The plan contains a NUL character" in err
+    assert "line 4: nul_mail: The admin e-mail contains a NUL character" in err
+    assert "Traceback" not in err and "PostgreSQL" not in err
+    assert list(
+        Tenant.objects.filter(schema_name__startswith="nul_").values_list(
+            "schema_name", flat=True
+        )
+    ) == ["nul_none"]
+    assert not schema_exists("nul_name") and not schema_exists("nul_mail")
