@@ -314,12 +314,15 @@ def capacity(port: int, hosts: list[str], paths, connections: int) -> float:
     return result.ok_rps
 
 
-def seconds_for_samples(asked: float, group_rates: list[float]) -> float:
-    """``asked`` seconds of load, or longer if a group would get fewer than
-    ``MIN_P99_SAMPLES`` answers (10 % margin) at its rate: the rates are measured
-    in the run, so on a slow machine a fixed duration leaves the p99 short of
-    samples (the first default run: 980 quiet samples in a 60-s probe)."""
-    needed = 1.1 * MIN_P99_SAMPLES / min(group_rates)
+def seconds_for_samples(
+    asked: float, *, spike_rate: float, quiet_rate: float, tenants: int
+) -> float:
+    """``asked`` seconds of load, or longer if a group (the spiking tenant; the
+    ``tenants - 1`` quiet ones together) would get fewer than ``MIN_P99_SAMPLES``
+    answers (10 % margin) at its rate: the rates are measured in the run, so on a
+    slow machine a fixed duration leaves the p99 short of samples (the first
+    default run: 980 quiet samples in a 60-s probe)."""
+    needed = 1.1 * MIN_P99_SAMPLES / min(spike_rate, quiet_rate * (tenants - 1))
     return max(asked, needed)
 
 
@@ -349,7 +352,10 @@ def latency_claim(args, run: Run, paths) -> dict:
             "each"
         )
         seconds = seconds_for_samples(
-            args.seconds, [spike_rate, quiet_rate * (args.tenants - 1)]
+            args.seconds,
+            spike_rate=spike_rate,
+            quiet_rate=quiet_rate,
+            tenants=args.tenants,
         )
         block_seconds = seconds / args.rounds
         setups = {
@@ -455,7 +461,10 @@ def meets_slo(args, pools_ports: list[int], rates: dict, paths) -> tuple[bool, d
     hosts = hosts_of(args.tenants)
     segments = min(args.tenants, args.slo_segments)
     seconds = seconds_for_samples(
-        args.probe_seconds, [rates["spike"], rates["quiet"] * (args.tenants - 1)]
+        args.probe_seconds,
+        spike_rate=rates["spike"],
+        quiet_rate=rates["quiet"],
+        tenants=args.tenants,
     )
     spike, quiet, errors = [], [], 0
     for segment in range(segments):
