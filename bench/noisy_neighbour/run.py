@@ -60,6 +60,8 @@ last two the p99 of all quiet requests in the flood over its baseline's.
 Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py --help)
 """
 
+from __future__ import annotations
+
 import argparse
 import csv
 import json
