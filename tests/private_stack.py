@@ -18,22 +18,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from cms_project import devstack
+from tests.integration import free_port as _free_port  # bench/faults imports it
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    import random
-    import socket
-
-    for port in random.sample(range(20000, 30000), 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 def _template_dir() -> Path:
