@@ -137,3 +137,38 @@ def test_a_nul_in_a_csv_cell_fails_that_row_with_a_message_naming_its_column(
         )
     ) == ["nul_none"]
     assert not schema_exists("nul_name") and not schema_exists("nul_mail")
+
+
+def test_an_archive_whose_manifest_name_holds_a_nul_is_refused_before_any_write(
+    tmp_path,
+):
+    """`tenants import` takes the tenant's name from the archive: the same creation
+    rule refuses a NUL there, naming the field, and nothing is created."""
+    import io
+    import json
+    import tarfile
+
+    exported = tmp_path / "globex.tar.gz"
+    call_command("tenants", "export", "globex", "--output", str(exported))
+    tampered = tmp_path / "tampered.tar.gz"
+    with (
+        tarfile.open(exported, "r:gz") as source,
+        tarfile.open(tampered, "w:gz") as target,
+    ):
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["name"] = "Globex\x00"
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+
+    with pytest.raises(CommandError, match="The name contains a NUL character"):
+        call_command(
+            "tenants", "import", str(tampered), "--slug", "globex_nul",
+            "--domain", "globex-nul.localhost",
+        )  # fmt: skip
+
+    assert not Tenant.objects.filter(schema_name="globex_nul").exists()
+    assert not schema_exists("globex_nul")
