@@ -4,7 +4,8 @@ The pod enforces a plan exactly (tenants.tariffs), but every request it refuses 
 already cost a worker. Past a multiple of the plan, a flood is refused at the router
 instead (tenants.pods.router): ``CMS_EDGE_LIMIT_FACTOR`` x what the plan allows a
 minute, per 10-s window, of each kind apart: pages (its public reads) and the content
-API (its API reads and writes). Between the plan and that multiple the pod still
+API (its API reads and writes), and the pages of any one client (its public reads per
+client). Between the plan and that multiple the pod still
 answers, with its own 429s and their metering.
 
 Plans and their tenants live in each pod's database (the directory knows hosts and
@@ -30,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 QUERY = """
 SELECT lower(d.domain), t.schema_name, p.public_reads_per_minute,
-       p.api_reads_per_minute + p.api_writes_per_minute
+       p.api_reads_per_minute + p.api_writes_per_minute,
+       p.public_reads_per_client_per_minute
 FROM public.tenants_domain d
 JOIN public.tenants_tenant t ON t.id = d.tenant_id
 JOIN public.tenants_plan p ON p.id = t.plan_id
@@ -62,9 +64,10 @@ def pod_limits(pod: Pod, multiple: float) -> dict[str, EdgeLimit]:
         host: EdgeLimit(
             pages=per_window(pages, multiple),
             api=per_window(api, multiple),
+            client=per_window(client, multiple),
             tenant=tenant,
         )
-        for host, tenant, pages, api in rows
+        for host, tenant, pages, api, client in rows
     }
 
 

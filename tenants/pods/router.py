@@ -19,12 +19,19 @@ average passes (at least 20), so the start of a flood does not land on the pool 
 one burst. Pages and the content API (``/api/``) are counted apart, each against its
 own budget: a flood of page requests does not take the tenant's API clients'
 allowance, nor pages the API's (one budget for both let a page flood through at the
-API's share too). The budgets come from the tenant's plan (``edge limit map``:
-host -> ``<pages per 10 s>:<API requests per 10 s>:<tenant>``, kept by
-tenants.pods.routing), a multiple (``CMS_EDGE_LIMIT_FACTOR``) of what the plan
-allows a minute of each kind, so the pod's own exact limits decide below it; the
-admin is never counted, so editors keep working while their site is flooded. A host
-not in that map is not limited here. The 429 is JSON where the pods' own would be
+API's share too). And one client may not spend the tenant's pages: each client
+(by address) has a pages budget of its own, its share of the plan, checked first, so
+a client over it is refused before it counts against the tenant and the tenant's
+other visitors keep the tenant's budget. The client is the socket's peer or, from a
+peer in ``trusted_proxies`` (``CMS_TRUSTED_PROXIES``), the nearest untrusted hop of
+``X-Forwarded-For`` (at most two trusted hops: Caddy and a load balancer before
+it), as in tenants.request_path.client_address. The budgets come from the tenant's
+plan (``edge limit map``: host ->
+``<pages per 10 s>:<API requests per 10 s>:<pages per client per 10 s>:<tenant>``,
+kept by tenants.pods.routing), a multiple (``CMS_EDGE_LIMIT_FACTOR``) of what the
+plan allows a minute of each kind, so the pod's own exact limits decide below it;
+the admin is never counted, so editors keep working while their site is flooded. A
+host not in that map is not limited here. The 429 is JSON where the pods' own would be
 (tenants.request_path.negotiation: ``/api/``, or an ``Accept`` asking for JSON and
 not HTML), a page otherwise.
 
@@ -41,6 +48,7 @@ this module. May import: ``tenants.errors``, ``tenants.registry.validation``,
 """
 
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -50,7 +58,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -79,6 +87,8 @@ EDGE_LIMITED_JSON = "edge-limited-{retry_after}.json"
 # the edge limit's window and what a refused client is told to wait
 EDGE_WINDOW_SECONDS = 10
 EDGE_RETRY_AFTER_SECONDS = 10
+# what a client refused for its pace (one second's allowance spent) is told to wait
+EDGE_PACE_RETRY_AFTER_SECONDS = 1
 # nor faster than this multiple of the window's average in any one second (a flood
 # would otherwise get the whole window's allowance into the pool at once), though
 # never below this many a second: one browser loading a page with its images
@@ -304,7 +314,7 @@ def write_pages(pages_dir: Path) -> None:
     included)."""
     _write_atomically(pages_dir / UNKNOWN_HOST_PAGE, UNKNOWN_HOST_HTML.encode())
     _write_atomically(pages_dir / EDGE_LIMITED_PAGE, EDGE_LIMITED_HTML.encode())
-    for retry_after in (EDGE_RETRY_AFTER_SECONDS, 1):
+    for retry_after in (EDGE_RETRY_AFTER_SECONDS, EDGE_PACE_RETRY_AFTER_SECONDS):
         _write_atomically(
             pages_dir / EDGE_LIMITED_JSON.format(retry_after=retry_after),
             edge_limited_json(retry_after).encode(),
@@ -330,6 +340,7 @@ def render_config(
     socket_path: Path,
     pages_dir: Path,
     limits_path: Path | None = None,
+    trusted_proxies: Sequence[str] = (),
     health_host: str = HEALTH_CHECK_HOST,
 ) -> str:
     """haproxy.cfg routing ``bind`` to ``pods`` (name -> "host:port" of its pool).
@@ -345,7 +356,9 @@ def render_config(
     tenant on it; a pod that hangs is taken down after ~10 s. ``health_host`` must
     be one of ``CMS_PUBLIC_HOSTS``: on any other host the gate answers ``/healthz``
     with 404.
-    With ``limits_path`` (the edge limit map) tenants over their limit get 429."""
+    With ``limits_path`` (the edge limit map) tenants over their limit get 429, and
+    clients over their share of a tenant's pages; ``trusted_proxies`` (CIDRs) are the
+    peers whose ``X-Forwarded-For`` names the client."""
     health_host = normalize_domain(health_host)
     map_file, socket_file, pages = (
         _config_path(path) for path in (map_path, socket_path, pages_dir)
@@ -383,7 +396,11 @@ def render_config(
         "",
         "frontend web",
         f"    bind {bind}",
-        *(_edge_limit_lines(_config_path(limits_path), pages) if limits_path else []),
+        *(
+            _edge_limit_lines(_config_path(limits_path), pages, trusted_proxies)
+            if limits_path
+            else []
+        ),
         # the map holds lower-case host names without port; a Host that is missing
         # or not in it goes to pod_unknown
         "    use_backend %[req.hdr(host),lower,field(1,:),"
@@ -424,13 +441,18 @@ def edge_limited_json(retry_after: int) -> str:
     )
 
 
-def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
-    """The frontend's edge limit: the host's ``<pages>:<api>:<tenant>`` from the map
-    (``0:0:`` when absent: not limited), the request's kind (``/api/`` or not) picking
-    its budget and its key in the stick table (``tenant`` or ``tenant/api``), and a
-    429 once that key is over its window or its pace. Only requests let through are
-    counted (``gpc0`` over the window, ``gpc1`` over one second): a refused request
-    costs the tenant nothing, so a flooded site keeps serving its limit's worth."""
+def _edge_limit_lines(
+    limits_file: str, pages: str, trusted_proxies: Sequence[str]
+) -> list[str]:
+    """The frontend's edge limit: the host's ``<pages>:<api>:<client>:<tenant>`` from
+    the map (``0:0:0:`` when absent: not limited), the request's kind (``/api/`` or
+    not) picking its budget and its key in the stick table (``tenant`` or
+    ``tenant/api``), a page's client with a key of its own (``tenant/<address>``,
+    tracked as sc1) checked first, and a 429 once a key is over its window or its
+    pace. Only requests let through are counted (``gpc0`` over the window, ``gpc1``
+    over one second): a refused request costs the tenant nothing, so a flooded site
+    keeps serving its limit's worth, and a client refused for its own budget does not
+    spend the tenant's."""
     counted = "edge_limited !edge_admin"
 
     def refuse(retry_after: int, over: str) -> list[str]:
@@ -445,8 +467,25 @@ def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
             f" file {pages}/{EDGE_LIMITED_PAGE} if {counted} {over}",
         ]
 
+    def over_budget(counter: int, limit: str) -> list[str]:
+        """The refusals of one tracked key: over its window, then over its pace."""
+        return refuse(
+            EDGE_RETRY_AFTER_SECONDS,
+            f"{{ sc_gpc0_rate({counter}),sub({limit}) ge 0 }}",
+        ) + refuse(
+            EDGE_PACE_RETRY_AFTER_SECONDS,
+            f"{{ sc_gpc1_rate({counter}),sub({limit}_pace) ge 0 }}"
+            f" {{ sc_gpc1_rate({counter}) ge {EDGE_PACE_FLOOR} }}",
+        )
+
+    def paced(var: str) -> str:
+        return (
+            f"    http-request set-var({var}_pace) var({var}),"
+            f"mul({EDGE_PACE_MULTIPLE}),div({EDGE_WINDOW_SECONDS})"
+        )
+
     return [
-        "    stick-table type string len 64 size 200k expire 1m"
+        "    stick-table type string len 128 size 200k expire 1m"
         f" store gpc0_rate({EDGE_WINDOW_SECONDS}s),gpc1_rate(1s)",
         "    acl edge_limited var(txn.edge_limit) -m int gt 0",
         f"    acl edge_admin path {EDGE_EXEMPT_PATH}",
@@ -455,29 +494,69 @@ def _edge_limit_lines(limits_file: str, pages: str) -> list[str]:
         # tenants.request_path.negotiation's rule for everything but the path
         "    acl edge_takes_json req.hdr(accept) -m sub application/json",
         "    acl edge_takes_html req.hdr(accept) -m sub text/html",
+        *_client_address_lines(trusted_proxies),
         "    http-request set-var(txn.edge) req.hdr(host),lower,field(1,:),"
-        f"map({limits_file},0:0:)",
-        "    http-request set-var(txn.edge_tenant) var(txn.edge),field(3,:)",
+        f"map({limits_file},0:0:0:)",
+        "    http-request set-var(txn.edge_tenant) var(txn.edge),field(4,:)",
         "    http-request set-var(txn.edge_limit) var(txn.edge),field(1,:)"
         " if !edge_api",
         "    http-request set-var(txn.edge_limit) var(txn.edge),field(2,:) if edge_api",
+        "    http-request set-var(txn.edge_client_limit) var(txn.edge),field(3,:)"
+        " if !edge_api",
         "    http-request set-var(txn.edge_key) var(txn.edge_tenant) if !edge_api",
         "    http-request set-var(txn.edge_key) var(txn.edge_tenant),concat(/api)"
         " if edge_api",
-        "    http-request set-var(txn.edge_pace) var(txn.edge_limit),"
-        f"mul({EDGE_PACE_MULTIPLE}),div({EDGE_WINDOW_SECONDS})",
+        "    http-request set-var(txn.edge_client_key)"
+        " var(txn.edge_tenant),concat(/,txn.edge_client,)",
+        paced("txn.edge_limit"),
+        paced("txn.edge_client_limit"),
         f"    http-request track-sc0 var(txn.edge_key) if {counted}",
-        *refuse(
-            EDGE_RETRY_AFTER_SECONDS, "{ sc_gpc0_rate(0),sub(txn.edge_limit) ge 0 }"
-        ),
-        *refuse(
-            1,
-            "{ sc_gpc1_rate(0),sub(txn.edge_pace) ge 0 }"
-            f" {{ sc_gpc1_rate(0) ge {EDGE_PACE_FLOOR} }}",
-        ),
+        f"    http-request track-sc1 var(txn.edge_client_key) if {counted} !edge_api",
+        # the client's own budget first: refused there, it spends nothing of the
+        # tenant's
+        *over_budget(1, "txn.edge_client_limit"),
+        *over_budget(0, "txn.edge_limit"),
         f"    http-request sc-inc-gpc0(0) if {counted}",
         f"    http-request sc-inc-gpc1(0) if {counted}",
+        f"    http-request sc-inc-gpc0(1) if {counted} !edge_api",
+        f"    http-request sc-inc-gpc1(1) if {counted} !edge_api",
     ]
+
+
+def _client_address_lines(trusted_proxies: Sequence[str]) -> list[str]:
+    """``txn.edge_client``: the peer's address or, from a trusted proxy, the nearest
+    untrusted hop of ``X-Forwarded-For`` (two trusted hops at most); a hop that is
+    not an address is not believed."""
+    lines = ["    http-request set-var(txn.edge_client) src"]
+    cidrs = " ".join(_cidrs(trusted_proxies))
+    if not cidrs:
+        return lines
+    last = "req.hdr_ip(x-forwarded-for,-1)"
+    before = "req.hdr_ip(x-forwarded-for,-2)"
+    return [
+        *lines,
+        f"    acl edge_from_proxy src {cidrs}",
+        f"    acl edge_last_hop_proxy {last} {cidrs}",
+        f"    http-request set-var(txn.edge_client) {last}"
+        f" if edge_from_proxy {{ {last} -m found }}",
+        f"    http-request set-var(txn.edge_client) {before}"
+        f" if edge_from_proxy edge_last_hop_proxy {{ {before} -m found }}",
+    ]
+
+
+def _cidrs(trusted_proxies: Sequence[str]) -> list[str]:
+    """The trusted proxies as HAProxy patterns, each checked: they are written into
+    the config."""
+    try:
+        return [
+            str(ipaddress.ip_network(cidr.strip(), strict=False))
+            for cidr in trusted_proxies
+            if cidr.strip()
+        ]
+    except ValueError as exc:
+        raise RouterUnavailable(
+            f"CMS_TRUSTED_PROXIES: {exc} (a list of addresses or CIDRs)."
+        ) from None
 
 
 def _config_path(path: Path) -> str:
@@ -523,10 +602,11 @@ def _host_entries(hosts: dict[str, str]) -> dict[str, str]:
 
 class EdgeLimit(NamedTuple):
     """One tenant's edge budgets, requests per ``EDGE_WINDOW_SECONDS``: its pages and
-    its content API, counted apart."""
+    its content API, counted apart, and the pages any one client may take of it."""
 
     pages: int
     api: int
+    client: int
     tenant: str
 
 
@@ -537,12 +617,12 @@ def edge_limit_entries(limits: dict[str, EdgeLimit]) -> dict[str, str]:
     other host keeps its limit and its route."""
     entries = {}
     for host, limit in limits.items():
-        pages, api, tenant = limit
-        valid = all(isinstance(n, int) and n >= 1 for n in (pages, api))
+        pages, api, client, tenant = limit
+        valid = all(isinstance(n, int) and n >= 1 for n in (pages, api, client))
         if not valid or not SLUG_PATTERN.fullmatch(tenant):
             logger.warning("edge limit of %r left out: %r", host, limit)
             continue
-        entries[normalize_domain(host)] = f"{pages}:{api}:{tenant}"
+        entries[normalize_domain(host)] = f"{pages}:{api}:{client}:{tenant}"
     return entries
 
 

@@ -27,6 +27,8 @@ import socket
 import threading
 from pathlib import Path
 
+from django.conf import settings
+
 from tenants.pods import directory, edge_limits, router
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ class RouterRunner:
                 socket_path=self.socket_path,
                 pages_dir=self.pages_dir,
                 limits_path=self.limits_path,
+                # the proxies before the router (Caddy): they name the client to
+                # its per-client budget, as they do to the pods
+                trusted_proxies=getattr(settings, "CMS_TRUSTED_PROXIES", ()),
             )
         )
 

@@ -88,11 +88,12 @@ def test_the_router_sends_each_host_to_its_tenants_pod(pods):
         ).fetchall()
     assert len(synced) == 1 and synced[0][0].total_seconds() < 15, synced
     # and each tenant's edge limits from its plan: twice what the plan allows a
-    # minute of pages and of API requests, per 10 s (pro: 3,000 pages, 1,500 + 300
-    # API; starter: 600 pages, 300 + 60 API)
+    # minute of pages, of API requests and of one client's pages, per 10 s (pro:
+    # 3,000 pages, 1,500 + 300 API, 750 per client; starter: 600 pages, 300 + 60
+    # API, 150 per client)
     limits = _edge_limits(pods)
-    assert limits["acme.localhost"] == "1000:600:acme"
-    assert limits["globex.localhost"] == "200:120:globex"
+    assert limits["acme.localhost"] == "1000:600:250:acme"
+    assert limits["globex.localhost"] == "200:120:50:globex"
 
 
 def test_a_pod_serves_only_its_own_tenants(pods):
@@ -199,7 +200,7 @@ def test_a_plan_changed_on_one_pod_reaches_the_other_within_a_second(pods):
         time.sleep(max(0.0, 1.0 - (time.monotonic() - changed_at)))
         statuses = [pods.get("globex.localhost")[0] for _ in range(8)]
         assert 429 in statuses, statuses
-        assert _edge_limits(pods)["globex.localhost"] == "1:120:globex"
+        assert _edge_limits(pods)["globex.localhost"] == "1:120:50:globex"
     finally:
         result = pods.manage(
             "pod1", "plans", "update", "starter", "--limit",
@@ -220,9 +221,9 @@ def test_a_tenant_moved_to_another_plan_reaches_the_edge_at_once(pods):
         while _edge_limits(pods)["globex.localhost"] == before:
             assert time.monotonic() - changed_at < 1.0, "the edge did not follow"
             time.sleep(0.02)
-        pages, api = _plan_allowance(pods.pods["pod2"], "pro")
-        expected = [edge_limits.per_window(allowed, 2) for allowed in (pages, api)]
-        assert _edge_limits(pods)["globex.localhost"] == "{}:{}:globex".format(
+        allowance = _plan_allowance(pods.pods["pod2"], "pro")
+        expected = [edge_limits.per_window(allowed, 2) for allowed in allowance]
+        assert _edge_limits(pods)["globex.localhost"] == "{}:{}:{}:globex".format(
             *expected
         )
     finally:
@@ -230,13 +231,14 @@ def test_a_tenant_moved_to_another_plan_reaches_the_edge_at_once(pods):
         assert result.returncode == 0, result.stderr
 
 
-def _plan_allowance(stack, plan: str) -> tuple[int, int]:
-    """The pages and the API requests ``plan`` allows a minute, as the edge limit
-    counts them."""
+def _plan_allowance(stack, plan: str) -> tuple[int, int, int]:
+    """The pages, the API requests and the pages per client ``plan`` allows a
+    minute, as the edge limit counts them."""
     with psycopg.connect(stack.database_url) as conn:
         return conn.execute(
             "SELECT public_reads_per_minute, api_reads_per_minute"
-            " + api_writes_per_minute FROM public.tenants_plan WHERE name = %s",
+            " + api_writes_per_minute, public_reads_per_client_per_minute"
+            " FROM public.tenants_plan WHERE name = %s",
             [plan],
         ).fetchone()
 
@@ -302,11 +304,11 @@ def test_a_new_tenant_is_placed_forwarded_and_routed_without_a_reload(pods, init
         assert time.monotonic() < deadline, "the router did not learn initech's host"
         time.sleep(0.1)
     assert _router_pid(pods) == haproxy
-    # its plan (starter: 600 pages, 300 + 60 API requests a minute) sets its edge
-    # limits, twice each per 10 s: a flood past it is refused by HAProxy, never by a
-    # pod
+    # its plan (starter: 600 pages, 300 + 60 API requests a minute, 150 pages a
+    # minute per client) sets its edge limits, twice each per 10 s: a flood past
+    # them is refused by HAProxy, never by a pod
     deadline = time.monotonic() + 5
-    while _edge_limits(pods).get("initech.localhost") != "200:120:initech":
+    while _edge_limits(pods).get("initech.localhost") != "200:120:50:initech":
         assert time.monotonic() < deadline, _edge_limits(pods)
         time.sleep(0.1)
     # past the edge's pace (twice the window's average in one second: 40) or its

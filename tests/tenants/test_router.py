@@ -33,6 +33,8 @@ from tests.ci_plugin import tool_unavailable
 from tests.integration import free_port
 
 HOSTS = {"a.example.test": "pod1", "b.example.test": "pod2"}
+# the tests' own address: its X-Forwarded-For names the client (127.0.0.2 is not)
+TRUSTED_PROXIES = ("127.0.0.1/32",)
 
 
 class PodHandler(http.server.BaseHTTPRequestHandler):
@@ -127,8 +129,14 @@ class Router:
     def admin(self) -> RouterSocket:
         return RouterSocket(self.socket_path, self.map_path)
 
-    def connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def connection(self, source: str | None = None) -> http.client.HTTPConnection:
+        """A connection from 127.0.0.1 (a trusted proxy) or from ``source``."""
+        return http.client.HTTPConnection(
+            "127.0.0.1",
+            self.port,
+            timeout=10,
+            source_address=(source, 0) if source else None,
+        )
 
     def get(
         self,
@@ -150,6 +158,7 @@ class Router:
             socket_path=self.socket_path,
             pages_dir=self.directory / "pages",
             limits_path=self.limits_path,
+            trusted_proxies=TRUSTED_PROXIES,
         )
 
     def worker_pid(self) -> int:
@@ -480,12 +489,12 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     for host, pod in hosts.items():
         edge.admin.set_host(host, pod)
     limits = router.edge_limit_entries(
-        dict.fromkeys(hosts, EdgeLimit(pages=4, api=3, tenant="shop"))
-        | {"a.example.test": EdgeLimit(1000, 1000, "tenant_a")}
+        dict.fromkeys(hosts, EdgeLimit(pages=4, api=3, client=100, tenant="shop"))
+        | {"a.example.test": EdgeLimit(1000, 1000, 1000, "tenant_a")}
     )
     edge.admin.replace_entries(edge.limits_path, limits)
     assert edge.admin.entries(edge.limits_path) == limits
-    assert "4:3:shop" in edge.limits_path.read_text()  # a restart starts from it
+    assert "4:3:100:shop" in edge.limits_path.read_text()  # a restart starts from it
     before = len(edge.pods["pod1"].requests)
 
     # both host names of the tenant share its 4 pages per window
@@ -508,7 +517,8 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
 def test_pages_and_the_api_have_budgets_of_their_own_and_the_api_gets_json(edge):
     """A page flood leaves the tenant's API clients their allowance (and the other
     way round), and an API client refused by the edge gets JSON, as from its pod."""
-    _limit(edge, "api.example.test", EdgeLimit(pages=2, api=3, tenant="apishop"))
+    limit = EdgeLimit(pages=2, api=3, client=100, tenant="apishop")
+    _limit(edge, "api.example.test", limit)
     api = "/api/v2/pages/"
     before = len(edge.pods["pod1"].requests)
 
@@ -540,6 +550,61 @@ def test_pages_and_the_api_have_budgets_of_their_own_and_the_api_gets_json(edge)
     assert response.getheader("Content-Type").startswith("text/html")
 
 
+def test_one_client_may_not_spend_the_tenants_pages_at_the_edge(edge):
+    """A client over its own share is refused before it counts against the tenant:
+    the tenant's other visitors keep the tenant's budget. The client is the peer,
+    or the nearest untrusted hop of X-Forwarded-For from a trusted proxy."""
+    host = "clients.example.test"
+    _limit(edge, host, EdgeLimit(pages=8, api=8, client=3, tenant="clients"))
+    before = len(edge.pods["pod1"].requests)
+
+    def statuses(client: str, count: int, **headers: str) -> list[int]:
+        forwarded = {"X-Forwarded-For": client, **headers}
+        return [edge.get(host, headers=forwarded)[0].status for _ in range(count)]
+
+    # the flooder gets its share; its refusals spend nothing of the tenant's
+    assert statuses("192.0.2.1", 10) == [200] * 3 + [429] * 7
+    assert statuses("192.0.2.2", 3) == [200] * 3
+    # a hop the client wrote itself proves nothing; a trusted hop is skipped
+    assert statuses("10.9.9.9, 192.0.2.1", 1) == [429]
+    assert statuses("192.0.2.1, 127.0.0.1", 1) == [429]
+    response, body = edge.get(
+        host, headers={"X-Forwarded-For": "192.0.2.1", "Accept": "application/json"}
+    )
+    assert (response.status, json.loads(body)["error"]) == (429, "rate_limited")
+    # the tenant's budget: 8 through, whoever asks next is refused for the tenant
+    assert statuses("192.0.2.3", 3) == [200, 200, 429]
+    assert len(edge.pods["pod1"].requests) - before == 8
+    # the API has no budget per client: a client refused for pages still calls it
+    api = edge.get(host, path="/api/v2/", headers={"X-Forwarded-For": "192.0.2.1"})
+    assert api[0].status == 200
+
+    # from a peer that is not a trusted proxy X-Forwarded-For is not believed: each
+    # "client" it names is the same peer
+    other = "clients2.example.test"
+    _limit(edge, other, EdgeLimit(pages=20, api=8, client=2, tenant="clients2"))
+    answers = []
+    for n in range(4):
+        connection = edge.connection(source="127.0.0.2")
+        answers.append(
+            edge.get(other, connection, headers={"X-Forwarded-For": f"192.0.2.{n}"})
+        )
+    assert [response.status for response, _ in answers] == [200, 200, 429, 429]
+
+
+def test_trusted_proxies_that_are_not_addresses_are_refused(tmp_path):
+    with pytest.raises(RouterUnavailable, match="CMS_TRUSTED_PROXIES"):
+        router.render_config(
+            bind="127.0.0.1:8080",
+            pods={},
+            map_path=tmp_path / "hosts.map",
+            socket_path=tmp_path / "admin.sock",
+            pages_dir=tmp_path,
+            limits_path=tmp_path / "edge-limits.map",
+            trusted_proxies=["127.0.0.1/32 if TRUE"],
+        )
+
+
 def _limit(edge: Router, host: str, limit: EdgeLimit) -> None:
     edge.admin.set_host(host, "pod1")
     entries = edge.admin.entries(edge.limits_path) | router.edge_limit_entries(
@@ -555,7 +620,7 @@ def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
     assert per_second > router.EDGE_PACE_FLOOR
     for attempt in range(3):  # a second that ends mid-burst lets more through
         host = f"burst{attempt}.example.test"
-        _limit(edge, host, EdgeLimit(200, 200, f"burst{attempt}"))
+        _limit(edge, host, EdgeLimit(200, 200, 1000, f"burst{attempt}"))
         before = len(edge.pods["pod1"].requests)
         client = edge.connection()
         started = time.monotonic()
@@ -575,7 +640,7 @@ def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edg
     """A flood that never stops still gets its limit's worth through each window:
     only what the edge let through counts against the tenant."""
     host = "flooded.example.test"
-    _limit(edge, host, EdgeLimit(4, 4, "flooded"))
+    _limit(edge, host, EdgeLimit(4, 4, 100, "flooded"))
     client = edge.connection()
     statuses = []
     deadline = time.monotonic() + router.EDGE_WINDOW_SECONDS + 2
@@ -607,8 +672,9 @@ def test_edge_limits_come_from_each_pods_plans(db, settings):
     # twice the plan's minute of each kind, per 10 s; a host routed to another pod
     # not here
     pages = -(-plan.public_reads_per_minute * 2 * 10 // 60)
+    client = -(-plan.public_reads_per_client_per_minute * 2 * 10 // 60)
     assert limits == {
-        "acme.localhost": EdgeLimit(pages, -(-api * 2 * 10 // 60), "acme")
+        "acme.localhost": EdgeLimit(pages, -(-api * 2 * 10 // 60), client, "acme")
     }
     # a pod that cannot be read keeps what was read before
     down = Pod("pod1", "postgresql://127.0.0.1:1/none", "", "127.0.0.1:1", "active")
@@ -622,11 +688,13 @@ def test_a_bad_edge_limit_row_is_left_out_and_every_other_host_keeps_its_limit(
 ):
     entries = router.edge_limit_entries(
         {
-            "Shop.Example.test": EdgeLimit(10, 6, "shop"),
-            "zero.example.test": EdgeLimit(5, 0, "zero"),
-            "odd.example.test": EdgeLimit(5, 5, "not a tenant;"),
+            "Shop.Example.test": EdgeLimit(10, 6, 3, "shop"),
+            "zero.example.test": EdgeLimit(5, 0, 5, "zero"),
+            "no-client.example.test": EdgeLimit(5, 5, 0, "noclient"),
+            "odd.example.test": EdgeLimit(5, 5, 5, "not a tenant;"),
         }
     )
-    assert entries == {"shop.example.test": "10:6:shop"}
+    assert entries == {"shop.example.test": "10:6:3:shop"}
+    assert "no-client.example.test" in caplog.text
     assert "zero.example.test" in caplog.text
     assert "odd.example.test" in caplog.text

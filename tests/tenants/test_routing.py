@@ -52,7 +52,7 @@ def test_a_slow_pod_database_holds_up_neither_routing_nor_the_acknowledgement(
 
     def slow_limits(pods, host_pods, previous):
         pod_answers.wait(10)  # the pod's database takes its time
-        return dict.fromkeys(host_pods, router.EdgeLimit(40, 20, "shop"))
+        return dict.fromkeys(host_pods, router.EdgeLimit(40, 20, 10, "shop"))
 
     monkeypatch.setattr(edge_limits, "edge_limits", slow_limits)
     runner = routing.RouterRunner(bind="127.0.0.1:8000", state_dir=tmp_path)
@@ -73,7 +73,7 @@ def test_a_slow_pod_database_holds_up_neither_routing_nor_the_acknowledgement(
 
         pod_answers.set()  # the limits follow once the pod answers
         deadline = time.monotonic() + 5
-        while runner.socket.limits != {"shop.example.test": "40:20:shop"}:
+        while runner.socket.limits != {"shop.example.test": "40:20:10:shop"}:
             assert time.monotonic() < deadline, runner.socket.limits
             time.sleep(0.02)
     finally:
