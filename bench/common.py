@@ -85,17 +85,29 @@ def database_url(suffix: str) -> str:
     return urlunsplit(parts._replace(path=f"/{parts.path.lstrip('/')}_{suffix}"))
 
 
+# ports this process has handed out: one is free when picked but not taken until its
+# server binds it, so a second pick before then could get the same one
+_handed_out: set[int] = set()
+
+
 def free_port(start: int = 20000, end: int = 30000) -> int:
-    """A free TCP port on 127.0.0.1 in the range test servers may use (fixed ports
-    collide when two engineers run a benchmark at once)."""
+    """A free TCP port on 127.0.0.1 below the ephemeral range (fixed ports collide
+    when two engineers run a benchmark at once), never one this process handed out
+    before: servers started together pick every port before any binds, and with ~50
+    picks a random one in 10,000 repeats about once in eight runs (two of
+    shared_vs_isolated's 50 pools were given one port). The tests' servers use it
+    too (tests.integration)."""
     for port in random.sample(range(start, end), 200):
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
-    raise RuntimeError("no free port found in 20000-30000")
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found in {start}-{end}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -324,25 +336,37 @@ def _git(*args: str) -> str:
         return ""
 
 
-def code_version() -> dict[str, Any]:
+def code_version(benchmark: str | None = None) -> dict[str, Any]:
     """The commit, whether the code differs from it, and a hash of the code's trees
     (``CODE_PATHS``): two runs with the same ``code`` measured the same code, even
-    across commits that changed only documentation."""
+    across commits that changed only documentation. For a ``benchmark`` the other
+    benchmarks' own folders (``bench/<name>/`` with a ``run.py``) are left out: a
+    fix to one benchmark does not drop every other's headline, while a change to
+    the product or to the shared bench modules does."""
     results = "bench/results/"
-    files = "\n".join(
+    tree = _git("ls-tree", "-r", "HEAD", "--", *CODE_PATHS).splitlines()
+    paths = [line.split("\t", 1)[-1] for line in tree]
+    others = {
+        path.split("/")[1]
+        for path in paths
+        if path.startswith("bench/") and path.count("/") == 2
+        and path.endswith("/run.py")
+    } - {benchmark}  # fmt: skip
+    excluded = (results, *(f"bench/{name}/" for name in sorted(others) if benchmark))
+    lines = [
         line
-        for line in _git("ls-tree", "-r", "HEAD", "--", *CODE_PATHS).splitlines()
-        if not line.split("\t", 1)[-1].startswith(results)
-    )
+        for line, path in zip(tree, paths, strict=True)
+        if not path.startswith(excluded)
+    ]
     changes = _git(
         "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS,
-        f":!{results}",
+        *(f":!{path}" for path in excluded),
     )  # fmt: skip
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(changes),
         # the runs on record (bench/results) are not the code they measured
-        "code": hashlib.sha256(files.encode()).hexdigest()[:16],
+        "code": hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16],
     }
 
 
@@ -387,7 +411,7 @@ class Run:
         self.name = name
         self.started = datetime.now(UTC)
         self.machine = machine()
-        self.code = code_version()
+        self.code = code_version(name)
         self.args = dict(vars(args))
         defaults = {key: parser.get_default(key) for key in self.args}
         self.default_args = self.args == defaults

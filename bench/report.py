@@ -3,7 +3,9 @@
 Every benchmark run writes ``bench/results/<name>/<UTC time>.json`` (bench.common.Run).
 The headline of a benchmark is its **latest** run that is valid, was made with the
 default arguments and measured the code as it is now (the same ``code`` hash, nothing
-uncommitted) - never the best of several runs. A benchmark without such a run says so,
+uncommitted) - never the best of several runs. A benchmark's ``code`` covers the
+product, the shared bench modules and its own folder, not the other benchmarks'
+(bench.common.code_version). A benchmark without such a run says so,
 with its latest run of any kind for reference.
 
 Usage: ``python -m bench.report`` (rewrites the table between the markers in
@@ -168,25 +170,29 @@ def _when(run: dict) -> str:
     load = run.get("machine", {}).get("load_average", ["?"])[0]
     return (
         f"{run.get('started', '?')[:16].replace('T', ' ')} UTC, "
-        f"{run.get('commit', '?')[:10]}, {run.get('machine', {}).get('cpus', '?')} "
+        f"{run.get('commit', '?')[:10]} (code {run.get('code', '?')}), "
+        f"{run.get('machine', {}).get('cpus', '?')} "
         f"cores, load {load}"
     )
 
 
 def table(code: str | None = None) -> str:
-    code = code or code_version()["code"]
+    """The headline table; ``code`` for every benchmark (tests), else each one's
+    own (bench.common.code_version)."""
     lines = [
         START,
         "",
-        f"Headline per benchmark: its latest valid run with default arguments of the "
-        f"current code (code `{code}`), from `bench/results/<name>/*.json`.",
+        "Headline per benchmark: its latest valid run with default arguments of the "
+        "current code (each benchmark's `code`: the product, the shared bench modules "
+        "and its own folder), from `bench/results/<name>/*.json`.",
         "",
         "| Benchmark | Headline (RESULT) | Goals | Run |",
         "| --- | --- | --- | --- |",
     ]
     for name in BENCHMARKS:
         runs = runs_of(name)
-        chosen = headline_run(runs, code)
+        current = code or code_version(name)["code"]
+        chosen = headline_run(runs, current)
         if chosen is not None:
             lines.append(
                 f"| {name} | `{_result_text(chosen['result'])}` | "
@@ -200,7 +206,7 @@ def table(code: str | None = None) -> str:
                 why.append("invalid")
             if not latest.get("default_args"):
                 why.append("non-default arguments")
-            if latest.get("code") != code or latest.get("dirty"):
+            if latest.get("code") != current or latest.get("dirty"):
                 why.append("other code")
             lines.append(
                 f"| {name} | no valid default run of this code (latest: "

@@ -11,6 +11,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
+from bench.common import free_port  # noqa: F401  (the one picker, shared)
 from cms_project import devstack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,31 +96,6 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> o
 
 
 stop_process = devstack.stop_process
-
-
-# ports this process has handed out: one is free when picked but not taken until its
-# server binds it, so a second pick before then could get the same one
-_handed_out: set[int] = set()
-
-
-def free_port(start: int = 20000, end: int = 30000) -> int:
-    """A free TCP port on 127.0.0.1 below the ephemeral range, never one this
-    process handed out before (with ~50 picked before any is bound, a random pick
-    in 10,000 repeats one about once in eight runs)."""
-    import random
-    import socket
-
-    for port in random.sample(range(start, end), 200):
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free port found")
 
 
 def start_gunicorn(port: int, log_path: Path, *, workers: int = 2) -> subprocess.Popen:

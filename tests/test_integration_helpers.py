@@ -3,6 +3,7 @@
 import random
 import socket
 
+from bench import common
 from tests import integration
 
 
@@ -19,9 +20,11 @@ def _ports_free_now(count: int) -> list[int]:
 
 def test_free_port_never_hands_out_the_same_port_twice(monkeypatch):
     """Servers started together (50 pools, two pods and a router) pick all their
-    ports before any binds: a repeated pick gave two pools one port."""
+    ports before any binds: a repeated pick gave two pools one port. The tests and
+    the benchmarks share the one picker."""
+    assert integration.free_port is common.free_port
     first, second = _ports_free_now(2)
-    monkeypatch.setattr(integration, "_handed_out", set())
+    monkeypatch.setattr(common, "_handed_out", set())
     monkeypatch.setattr(random, "sample", lambda population, k: [first, first, second])
 
     assert integration.free_port() == first

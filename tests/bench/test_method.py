@@ -245,3 +245,56 @@ def test_shared_vs_isolated_loads_long_enough_for_a_p99_of_every_group():
     assert seconds_for_samples(60, spike_rate=78.6, quiet_rate=20, tenants=8) == 60
     slow_spike = seconds_for_samples(60, spike_rate=10, quiet_rate=20, tenants=8)
     assert slow_spike * 10 >= 1.1 * common.MIN_P99_SAMPLES
+
+
+def test_shared_vs_isolated_holds_the_spike_to_what_the_shared_pool_can_carry():
+    """The chain of 2026-12-03: one worker 57/s, the shared pool 98/s, a spike of
+    1.25 x 57 with the quiet tenants put the pool at 88 % and its own spike fell
+    behind its schedule. Held below, or INVALID when that leaves no spike."""
+    from bench.shared_vs_isolated.run import spike_rate_for
+
+    parser = argparse.ArgumentParser()
+    args = argparse.Namespace(spike_factor=1.25, max_shared_load=0.8, quiet_load=0.15)
+    run = common.Run("shared_vs_isolated", parser, args)
+
+    rate = spike_rate_for(args, run, pool_capacity=98, worker_capacity=57)
+    assert rate == pytest.approx((0.8 - 0.15) * 98)
+    assert 57 < rate < 1.25 * 57 and run.valid
+    # a pool with room takes the whole spike
+    assert spike_rate_for(args, run, pool_capacity=400, worker_capacity=57) == 1.25 * 57
+    assert run.valid
+    # one worker alone near the whole pool: no spike beyond it fits
+    spike_rate_for(args, run, pool_capacity=70, worker_capacity=57)
+    assert not run.valid and "one isolated worker" in run.problems[0]
+
+
+def test_a_benchmarks_code_is_the_product_the_shared_modules_and_its_own_folder(
+    monkeypatch,
+):
+    """A fix to one benchmark leaves every other's headline standing; a change to
+    the product or to a shared bench module drops them all."""
+    files = {
+        "bench/common.py": "c1",
+        "bench/a/run.py": "a1",
+        "bench/b/run.py": "b1",
+        "bench/results/a/x.json": "r1",
+        "tenants/models.py": "t1",
+    }
+
+    def code(benchmark: str, changed: dict[str, str] | None = None) -> str:
+        listing = "\n".join(
+            f"100644 blob {blob}\t{path}"
+            for path, blob in (files | (changed or {})).items()
+        )
+        monkeypatch.setattr(
+            common, "_git", lambda *args: listing if args[0] == "ls-tree" else ""
+        )
+        return common.code_version(benchmark)["code"]
+
+    before = code("a")
+    assert code("a", {"bench/b/run.py": "b2"}) == before
+    assert code("a", {"bench/results/a/x.json": "r2"}) == before
+    assert code("a", {"bench/a/run.py": "a2"}) != before
+    assert code("a", {"bench/common.py": "c2"}) != before
+    assert code("a", {"tenants/models.py": "t2"}) != before
+    assert code("b") != before
