@@ -251,13 +251,25 @@ def test_names_that_would_break_the_config_or_a_command_are_refused(tmp_path):
         router.write_map(tmp_path / "hosts.map", {"a.example.test": "pod1\n"})
     with pytest.raises(RouterCommandFailed):
         router.backend_name("unknown")  # the unknown-host backend's name
+    paths = {
+        "map_path": tmp_path / "hosts.map",
+        "socket_path": tmp_path / "admin.sock",
+        "pages_dir": tmp_path,
+    }
     with pytest.raises(RouterUnavailable):
         router.render_config(
             bind="127.0.0.1:8080",
             pods={},
-            map_path=tmp_path / "my hosts.map",
-            socket_path=tmp_path / "admin.sock",
-            pages_dir=tmp_path,
+            **paths | {"map_path": tmp_path / "my hosts.map"},
+        )
+    # the trusted proxies are written into the config as well
+    with pytest.raises(RouterUnavailable, match="CMS_TRUSTED_PROXIES"):
+        router.render_config(
+            bind="127.0.0.1:8080",
+            pods={},
+            **paths,
+            limits_path=tmp_path / "edge-limits.map",
+            trusted_proxies=["127.0.0.1/32 if TRUE"],
         )
     assert not (tmp_path / "hosts.map").exists()
 
@@ -590,19 +602,6 @@ def test_one_client_may_not_spend_the_tenants_pages_at_the_edge(edge):
             edge.get(other, connection, headers={"X-Forwarded-For": f"192.0.2.{n}"})
         )
     assert [response.status for response, _ in answers] == [200, 200, 429, 429]
-
-
-def test_trusted_proxies_that_are_not_addresses_are_refused(tmp_path):
-    with pytest.raises(RouterUnavailable, match="CMS_TRUSTED_PROXIES"):
-        router.render_config(
-            bind="127.0.0.1:8080",
-            pods={},
-            map_path=tmp_path / "hosts.map",
-            socket_path=tmp_path / "admin.sock",
-            pages_dir=tmp_path,
-            limits_path=tmp_path / "edge-limits.map",
-            trusted_proxies=["127.0.0.1/32 if TRUE"],
-        )
 
 
 def _limit(edge: Router, host: str, limit: EdgeLimit) -> None:
