@@ -697,3 +697,18 @@ def test_a_bad_edge_limit_row_is_left_out_and_every_other_host_keeps_its_limit(
     assert "no-client.example.test" in caplog.text
     assert "zero.example.test" in caplog.text
     assert "odd.example.test" in caplog.text
+
+
+def test_the_edges_json_refusal_has_the_pods_shape(rf):
+    """An API client handles the edge's 429 and its pod's alike: the same keys with
+    the same types (router.py cannot import Django, so it writes them out)."""
+    from tenants.tariffs.limits import LimitDecision, limited_response
+
+    decision = LimitDecision("api_reads_per_minute", 60, 60, 0, 12, True)
+    pods = json.loads(limited_response(rf.get("/api/v2/pages/"), decision).content)
+    edge = json.loads(router.edge_limited_json(router.EDGE_RETRY_AFTER_SECONDS))
+
+    assert {key: type(value) for key, value in edge.items()} == {
+        key: type(value) for key, value in pods.items()
+    }
+    assert edge["error"] == pods["error"] == "rate_limited"
