@@ -11,7 +11,8 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from bench.common import free_port  # noqa: F401  (the one picker, shared)
+# the one port picker, shared with the benchmarks (re-exported for the tests)
+from bench.common import free_port as free_port
 from cms_project import devstack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
