@@ -25,7 +25,13 @@ is less likely to land in one phase only:
 5. saturate: the quiet tenants as in the baseline while wrk floods the noisy tenant
    at twice what the pool answers of that flood at full load (its capacity, measured
    in the run directly against the pool);
-6. uncached baseline and uncached flood, on the pool without a page cache: the quiet
+6. search flood and API flood: the quiet tenants as in the baseline while wrk floods
+   the noisy tenant's site search (``/search/?q=``) or its content API (every
+   article with every field, found by a search) at twice what the pool answers of
+   that flood at full load; every search is one of its own, so the page cache
+   answers none (the plan counts API reads as ``api_reads_per_minute``, set to the
+   noisy plan's public reads);
+7. uncached baseline and uncached flood, on the pool without a page cache: the quiet
    tenants read five articles each, together at ``--uncached-load`` of the pool's
    uncached capacity beside a flood (below); in the flood wrk floods the noisy
    tenant's articles at twice the pool's capacity for them;
@@ -64,9 +70,15 @@ for a quiet tenant is an error. It prints a table, writes
 ``bench/results/noisy_neighbour.json`` and ``noisy_neighbour.png``; the last line is
 ``RESULT quiet_p99_ratio=X quiet_errors=N noisy_limited_share=X limit_overhead_ms=X
 bust_quiet_p99_ratio=X same_tenant_other_client_ok_share=X
-saturating_quiet_p99_ratio=X uncached_quiet_p99_ratio=X``, where the first two
-ratios are the worst quiet tenant's p99 in that phase over its own baseline p99, the
-last two the p99 of all quiet requests in the flood over its baseline's.
+saturating_quiet_p99_ratio=X uncached_quiet_p99_ratio=X search_quiet_p99_ratio=X
+api_quiet_p99_ratio=X``, where the first two ratios are the worst quiet tenant's p99
+in that phase over its own baseline p99, the last four the p99 of all quiet requests
+in the flood over its baseline's (the cached baseline's for the search and API
+floods).
+
+Method change (2026-12-03, later): the search and API floods (phase 6), the
+workloads the issue names that no phase had: a search is rendered for every request
+and reads the tenant's search index, an API listing serializes every field.
 
 Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py --help)
 """
@@ -122,14 +134,37 @@ PHASES = (
     "bust",
     "client_flood",
     "saturate",
+    "search_flood",
+    "api_flood",
     "uncached_baseline",
     "uncached_flood",
 )
 # phases served by the second pool, the page cache off
 UNCACHED_PHASES = ("uncached_baseline", "uncached_flood")
 ARTICLES = 5  # per tenant, for uncached reads spread over pages
+
+
+@dataclass(frozen=True)
+class FloodKind:
+    """A paced flood: the pool (and its router) it floods and the key of the pool's
+    capacity for it in the figures."""
+
+    pool: str
+    capacity: str
+
+
 # the paced floods, each on its pool: twice what the pool answers of that flood
-FLOOD_POOL = {"saturate": "cached", "uncached_flood": "uncached"}
+FLOODS = {
+    "saturate": FloodKind("cached", "flood_cached"),
+    "search_flood": FloodKind("cached", "flood_search"),
+    "api_flood": FloodKind("cached", "flood_api"),
+    "uncached_flood": FloodKind("uncached", "flood_uncached"),
+}
+# the words the articles hold: a search for one of them finds every article
+SEARCH_WORDS = ("paragraph", "article", "rendered", "greeting", "real")
+# distinct searches per flood block: more than a block's flood sends, so that no
+# search repeats (a repeat could be answered from the page cache)
+SEARCHES_PER_CLIENT = 256
 FLOOD_CAPACITY_FACTOR = 2.0
 # a paced flood must have sent this share of its asked rate in every block
 MIN_FLOOD_RATE_SHARE = 0.9
@@ -165,6 +200,8 @@ def set_up_tenants(*, noisy_reads_per_minute: int, noisy_cap: int) -> None:
         title="Noisy neighbour bench",
         limits={
             "public_reads_per_minute": noisy_reads_per_minute,
+            # its API reads as its page reads: the API flood meets the same plan
+            "api_reads_per_minute": noisy_reads_per_minute,
             "concurrent_requests": noisy_cap,
         },
     )
@@ -321,19 +358,47 @@ def phase_schedules(args, rates: dict, edge_ports: dict[str, int]) -> dict:
         "bust": [*quiet, busting],
         "client_flood": [*quiet, flooder, other],
         "saturate": quiet,
+        "search_flood": quiet,
+        "api_flood": quiet,
         "uncached_baseline": quiet_uncached,
         "uncached_flood": quiet_uncached,
     }
 
 
-def flood_targets() -> dict[str, list]:
+def flood_targets(salt: str) -> dict[str, list]:
     """The paced floods' requests, per phase, from 64 clients: the noisy tenant's
-    home page (cached pool) and its articles (uncached pool)."""
+    home page (cached pool), its site search and its content API (cached pool: a
+    search or an API query the cache cannot answer, as a flood of searches sends),
+    and its articles (uncached pool). Every search and API query holds ``salt`` and
+    a number of its own, so no two requests of one flood block (its salt) are the
+    same and none repeats one of an earlier block."""
     from bench.loadgen import Target
 
     many = clients("203.0.113", 64)
+
+    def search_terms(client_index: int) -> list[str]:
+        return [
+            f"{SEARCH_WORDS[n % len(SEARCH_WORDS)]}+{salt}x{client_index}x{n}"
+            for n in range(SEARCHES_PER_CLIENT)
+        ]
+
     return {
         "saturate": [Target(host(NOISY), "/", client) for client in many],
+        "search_flood": [
+            Target(host(NOISY), f"/search/?q={terms}", client)
+            for index, client in enumerate(many)
+            for terms in search_terms(index)
+        ],
+        # every article with every field (the body's blocks too), found by a search
+        "api_flood": [
+            Target(
+                host(NOISY),
+                f"/api/v2/pages/?type=content.ArticlePage&fields=*&search={terms}",
+                client,
+            )
+            for index, client in enumerate(many)
+            for terms in search_terms(index)
+        ],
         "uncached_flood": [
             Target(host(NOISY), path, client)
             for client in many
@@ -667,14 +732,13 @@ def run_phases(args, run: Run) -> dict:
         )
         # each pool's capacity for each flood, measured directly (no router): what
         # the pool answers of exactly those requests at full load
-        targets = flood_targets()
+        targets = flood_targets("capacity")
         capacity = {
-            "flood_cached": measure_capacity(
-                ports["cached"], targets["saturate"], workers=args.workers
-            ),
-            "flood_uncached": measure_capacity(
-                ports["uncached"], targets["uncached_flood"], workers=args.workers
-            ),
+            kind.capacity: measure_capacity(
+                ports[kind.pool], targets[phase], workers=args.workers
+            )
+            for phase, kind in FLOODS.items()
+        } | {
             "uncached": measure_capacity(
                 ports["uncached"], quiet_pages, workers=args.workers
             ),
@@ -695,34 +759,39 @@ def run_phases(args, run: Run) -> dict:
                 capacity["uncached_beside_flood"], fraction=args.uncached_load
             )
             / len(QUIET),
-            "saturate": flood_rate(
-                capacity["flood_cached"], factor=FLOOD_CAPACITY_FACTOR
-            ),
-            "uncached_flood": flood_rate(
-                capacity["flood_uncached"], factor=FLOOD_CAPACITY_FACTOR
-            ),
+        } | {
+            phase: flood_rate(capacity[kind.capacity], factor=FLOOD_CAPACITY_FACTOR)
+            for phase, kind in FLOODS.items()
         }
         out(
             f"== capacity, directly: {capacity['flood_cached']:.0f} answers/s to the "
-            f"noisy tenant's flood (cached pool), "
-            f"{capacity['flood_uncached']:.0f}/s to its article flood (uncached "
-            f"pool), {capacity['uncached']:.0f} uncached pages/s "
+            f"noisy tenant's flood (cached pool), {capacity['flood_search']:.0f}/s "
+            f"to its searches and {capacity['flood_api']:.0f}/s to its API queries "
+            f"(cached pool), {capacity['flood_uncached']:.0f}/s to its article "
+            f"flood (uncached pool), {capacity['uncached']:.0f} uncached pages/s "
             f"({capacity['uncached_beside_flood']:.0f}/s through the router beside "
             "a flood it answers itself); floods paced at "
-            f"{rates['saturate']:.0f}/s and {rates['uncached_flood']:.0f}/s; quiet "
+            + ", ".join(f"{phase} {rates[phase]:.0f}/s" for phase in FLOODS)
+            + "; quiet "
             f"tenants read uncached pages at {rates['quiet_uncached']:.1f}/s each "
             f"({args.uncached_load:.0%} of it)"
         )
         schedules = phase_schedules(args, rates, edge_ports)
-        flood_of = {
-            phase: (
-                edge_ports[pool],
-                targets[phase],
-                rates[phase],
-                flood_connections(rates[phase], limits),
-            )
-            for phase, pool in FLOOD_POOL.items()
-        }
+
+        def floods_of_round(number: int) -> dict[str, tuple]:
+            """Each paced flood of a round: port, targets (searches of its own),
+            rate and connections."""
+            targets = flood_targets(f"r{number}")
+            return {
+                phase: (
+                    edge_ports[kind.pool],
+                    targets[phase],
+                    rates[phase],
+                    flood_connections(rates[phase], limits),
+                )
+                for phase, kind in FLOODS.items()
+            }
+
         # and a short open-loop run through each router, not measured: the first
         # block must not pay for anything cold (it would flatter whichever phase
         # comes second)
@@ -734,6 +803,7 @@ def run_phases(args, run: Run) -> dict:
         clear_limit_counters()
         clear_edge_counters(routers)
         for round_number in range(1, args.rounds + 1):
+            flood_of = floods_of_round(round_number)
             for phase in PHASES:
                 flood = flood_of.get(phase)
                 out(
@@ -777,7 +847,7 @@ def run_phases(args, run: Run) -> dict:
         phase: summarize_floods(
             results,
             asked_rate=rates[phase],
-            capacity=capacity[f"flood_{FLOOD_POOL[phase]}"],
+            capacity=capacity[FLOODS[phase].capacity],
             in_pool=in_django[phase]["noisy"],
         )
         for phase, results in flood_blocks.items()
@@ -1104,6 +1174,8 @@ def main() -> int:
         return during / before
 
     saturating_ratio = pooled_ratio("saturate", "baseline")
+    search_ratio = pooled_ratio("search_flood", "baseline")
+    api_ratio = pooled_ratio("api_flood", "baseline")
     uncached_ratio = pooled_ratio("uncached_flood", "uncached_baseline")
     for phase, flood in flood_figures.items():
         run.check(
@@ -1192,6 +1264,8 @@ def main() -> int:
         "floods": flood_figures,
         "edge": edge,
         "saturating_quiet_p99_ratio": saturating_ratio,
+        "search_quiet_p99_ratio": search_ratio,
+        "api_quiet_p99_ratio": api_ratio,
         "uncached_quiet_p99_ratio": uncached_ratio,
         "samples": {phase: len(values) for phase, values in pooled.items()},
         "bust_quiet_p99_ratio_worst": max(bust_ratios),
@@ -1243,7 +1317,7 @@ def main() -> int:
             f"({flood['pool_requests_per_second']:.1f}/s, {flood['pool_statuses']}); "
             f"quiet p99 {tail(pooled[phase]) or float('nan'):.1f} ms"
         )
-    for phase in ("saturate", "uncached_flood"):
+    for phase in FLOODS:
         part = figures["quiet_p99_by_block_part"][phase]
         out(
             f"{phase}: quiet p99 {part['first_seconds_p99_ms']:.1f} ms in the first "
@@ -1253,8 +1327,9 @@ def main() -> int:
         )
     out(
         f"p99 of all quiet tenants (>= {MIN_P99_SAMPLES} samples): saturating flood "
-        f"/ baseline {saturating_ratio:.2f}; uncached flood / uncached baseline "
-        f"{uncached_ratio:.2f}"
+        f"/ baseline {saturating_ratio:.2f}; search flood / baseline "
+        f"{search_ratio:.2f}; API flood / baseline {api_ratio:.2f}; uncached flood / "
+        f"uncached baseline {uncached_ratio:.2f}"
     )
     return run.finish(
         {
@@ -1266,6 +1341,8 @@ def main() -> int:
             "same_tenant_other_client_ok_share": other_ok_share,
             "saturating_quiet_p99_ratio": saturating_ratio,
             "uncached_quiet_p99_ratio": uncached_ratio,
+            "search_quiet_p99_ratio": search_ratio,
+            "api_quiet_p99_ratio": api_ratio,
         },
         without_nan(figures),
     )

@@ -10,23 +10,31 @@ is what pooling does, not what the tariffs do. Pages render uncached
 (bench.loadgen: latency from the moment a request was due, so queueing shows), each
 request to the next article of its tenant.
 
+A worker is a process and its share of the machine's CPU: the cores over
+``--tenants`` (0.25 of a core on 2 cores and 8 tenants). Every pool runs in a cgroup
+of its own whose CPU quota is its workers' shares (bench.shared_vs_isolated.cpu_quota:
+isolated compute is a slice of the machine, not a process the kernel lends idle
+cores to), the shared pool too, so both sides have the same budget.
+
 1. Latency, at the same total worker budget: ``--tenants`` tenants (8), one pool of
    8 workers (shared) against 8 pools of 1 (isolated). Capacities measured first in
-   the run (wrk): C, the shared pool's, and c1, one isolated worker's. Tenant 0 spikes
-   to ``--spike-factor`` x c1 (beyond what its own share can serve), the other
-   tenants read ``--quiet-load`` x C between them. The spike is also held to what
-   leaves the shared pool ``--max-shared-load`` of C in all: on 2 cores one isolated
-   worker alone has a core to itself (c1 ~ 0.6 C), so 1.25 x c1 plus the quiet
-   tenants loaded the shared pool to ~90 % and its own spike fell behind its
-   schedule (an invalid run); held so that it is no longer beyond c1, the claim
-   cannot be shown on this machine and the run is INVALID. The two set-ups alternate in
+   the run (wrk, three times each, alternately; the medians): C, the shared pool's,
+   and c1, one isolated worker's. Tenant 0 spikes to ``--spike-factor`` x c1 (beyond
+   what its own share can serve), the other tenants read ``--quiet-load`` x C
+   between them. The spike is also held to what leaves the shared pool
+   ``--max-shared-load`` of C in all (a spike the shared pool cannot keep up with
+   measures two overloaded set-ups); held so that it is no longer beyond c1, the
+   claim cannot be shown and the run is INVALID. The two set-ups alternate in
    ``--rounds`` interleaved blocks; the spiking tenant's and the quiet tenants' p99
    are taken over all their requests (at least 1,000 per group, else the run is
    INVALID) and each ratio gets a 95 % block-bootstrap interval over the rounds.
 2. Cost, at equal p99 target: the same load pattern (quiet tenants, one spiking at
    a time, rotating) offered to a shared pool of w workers and to ``--tenants`` pools
    of k workers each; w and k grown from 1 until every tenant's p99 (spiking and
-   quiet groups) stays under ``--slo-ms``. Then memory at ``--memory-tenants``
+   quiet groups) stays under ``--slo-ms``; each pool's quota grows with its
+   workers. One worker per isolated pool meeting the target would mean the spike was
+   within one worker's share, so the latency claim measured no spike: INVALID.
+   Then memory at ``--memory-tenants``
    tenants, measured, not extrapolated: one shared pool of w workers that has served
    every tenant's pages, against one pool of k workers per tenant, each having served
    its tenant's; PSS (``/proc/<pid>/smaps_rollup``) of every process of each side.
@@ -37,6 +45,15 @@ workers_for_slo_isolated=X memory_pss_ratio_50_tenants=X errors_shared=X
 samples_per_group=X memory_ratio_shared_vs_isolated=X`` (ratios below 1 favour the
 shared pool) or ``INVALID <reasons>``.
 
+Method change (2026-12-03, later): CPU quotas per pool. Before, the isolated pools
+were separate processes on one machine and the kernel gave a spiking one every core
+its neighbours left idle: on 2 cores one isolated worker had ~0.7 of the 8-worker
+pool's capacity, the spike could not be beyond it and within the shared pool's
+headroom at once, and the last valid run was valid only because one short capacity
+measurement put one worker at 31/s while its cost claim saw one worker serve 39/s
+with a p99 of 29 ms (spike interval 0.04-1.53). Capacities are now the median of
+three measurements, each round's p99 is kept, and the cost claim checks the premise.
+
 Usage: make bench-shared_vs_isolated  (options: python bench/shared_vs_isolated/run.py
 --help)
 """
@@ -45,6 +62,7 @@ import argparse
 import http.client
 import io
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -67,6 +85,9 @@ from bench.common import (
     pss_mb,
     use_bench_database,
 )
+from bench.shared_vs_isolated.cpu_quota import CpuQuota, cpu_quota
+
+CAPACITY_MEASUREMENTS = 3
 
 
 def hosts_of(count: int) -> list[str]:
@@ -171,6 +192,7 @@ class Pools:
 
     processes: list = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    quotas: list[CpuQuota] = field(default_factory=list)
 
     def stop(self) -> None:
         from cms_project import devstack
@@ -178,6 +200,13 @@ class Pools:
         for process in self.processes:
             devstack.stop_process(process)
         self.processes = []
+        for quota in self.quotas:
+            quota.remove()
+        self.quotas = []
+
+    def throttled_seconds(self) -> list[float]:
+        """Per pool, the CPU time its quota held it back so far."""
+        return [quota.throttled_seconds() for quota in self.quotas]
 
     def pids(self) -> list[int]:
         import psutil
@@ -200,24 +229,48 @@ def pool_env(workers: int) -> dict[str, str]:
     return env
 
 
-def start_pools(label: str, count: int, workers: int, timeout: float = 600) -> Pools:
-    """``count`` pools of ``workers`` workers, started at once and waited for."""
+def cores_per_worker(args) -> float:
+    """The CPU that comes with one worker on either side: the machine's cores over
+    the latency claim's worker budget (one worker per tenant)."""
+    return (os.cpu_count() or 1) / args.tenants
+
+
+def start_pools(
+    label: str,
+    count: int,
+    workers: int,
+    *,
+    cores: float | None,
+    timeout: float = 600,
+) -> Pools:
+    """``count`` pools of ``workers`` workers, started at once and waited for, each
+    in a cgroup of its own limited to ``cores`` CPUs (None: no limit, for memory
+    only)."""
     from cms_project import devstack
 
     pools = Pools()
-    for index in range(count):
-        port = free_port()
-        log = pool_log(f"shared-{label}-{index}").open("w")
-        pools.processes.append(
-            subprocess.Popen(
-                devstack.gunicorn_command(f"127.0.0.1:{port}", workers=workers),
-                cwd=devstack.BASE_DIR,
-                env=pool_env(workers),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+    try:
+        for index in range(count):
+            port = free_port()
+            quota = None
+            if cores is not None:
+                quota = cpu_quota(f"bench-sva-{os.getpid()}-{label}-{index}", cores)
+                pools.quotas.append(quota)
+            log = pool_log(f"shared-{label}-{index}").open("w")
+            pools.processes.append(
+                subprocess.Popen(
+                    devstack.gunicorn_command(f"127.0.0.1:{port}", workers=workers),
+                    cwd=devstack.BASE_DIR,
+                    env=pool_env(workers),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=quota.enter if quota else None,
+                )
             )
-        )
-        pools.ports.append(port)
+            pools.ports.append(port)
+    except BaseException:
+        pools.stop()
+        raise
     deadline = time.monotonic() + timeout
     try:
         for process, port in zip(pools.processes, pools.ports, strict=True):
@@ -311,6 +364,17 @@ def run_block(schedules, seconds: float, spiking: int) -> Block:
     return Block(spike, quiet, errors, results)
 
 
+def capacities(pool, worker) -> dict[str, list[float]]:
+    """``pool()`` and ``worker()`` (capacity measurements) ``CAPACITY_MEASUREMENTS``
+    times each, alternately: one measurement put a worker's capacity at 31/s in a
+    run whose cost claim then saw one worker serve 39/s with a p99 of 29 ms."""
+    measured: dict[str, list[float]] = {"pool": [], "worker": []}
+    for _ in range(CAPACITY_MEASUREMENTS):
+        measured["pool"].append(pool())
+        measured["worker"].append(worker())
+    return measured
+
+
 def capacity(port: int, hosts: list[str], paths, connections: int) -> float:
     from bench.loadgen import Target, wrk_closed_loop
 
@@ -361,14 +425,20 @@ def latency_claim(args, run: Run, paths) -> dict:
         f"== latency: one pool of {args.tenants} workers against {args.tenants} "
         "pools of 1"
     )
-    shared = start_pools("latency-shared", 1, args.tenants)
-    isolated = start_pools("latency-isolated", args.tenants, 1)
+    share = cores_per_worker(args)
+    shared = start_pools("latency-shared", 1, args.tenants, cores=share * args.tenants)
+    isolated = None
     try:
+        isolated = start_pools("latency-isolated", args.tenants, 1, cores=share)
         shared_ports = shared.ports * args.tenants
         warm(shared_ports, hosts, paths, args.tenants)
         warm(isolated.ports, hosts, paths, 1)
-        pool_capacity = capacity(shared.ports[0], hosts, paths, 2 * args.tenants)
-        worker_capacity = capacity(isolated.ports[0], hosts[:1], paths, 2)
+        measured = capacities(
+            lambda: capacity(shared.ports[0], hosts, paths, 2 * args.tenants),
+            lambda: capacity(isolated.ports[0], hosts[:1], paths, 2),
+        )
+        pool_capacity = statistics.median(measured["pool"])
+        worker_capacity = statistics.median(measured["worker"])
         quiet_rate = args.quiet_load * pool_capacity / (args.tenants - 1)
         spike_rate = spike_rate_for(
             args,
@@ -377,7 +447,9 @@ def latency_claim(args, run: Run, paths) -> dict:
             worker_capacity=worker_capacity,
         )
         out(
-            f"   capacity: shared pool {pool_capacity:.0f} pages/s, one isolated "
+            f"   each worker with {share:.2f} cores (a cgroup's quota per pool); "
+            f"capacity (median of {CAPACITY_MEASUREMENTS}): shared pool "
+            f"{pool_capacity:.0f} pages/s, one isolated "
             f"worker {worker_capacity:.0f}/s -> tenant 0 spikes to {spike_rate:.1f}/s "
             f"({spike_rate / worker_capacity:.2f} x one worker), the others "
             f"{quiet_rate:.2f}/s each"
@@ -407,6 +479,10 @@ def latency_claim(args, run: Run, paths) -> dict:
                 quiet_rate=quiet_rate,
             ),
         }
+        throttled_before = {
+            "shared": shared.throttled_seconds(),
+            "isolated": isolated.throttled_seconds(),
+        }
         blocks = interleaved(
             {
                 name: (
@@ -416,6 +492,15 @@ def latency_claim(args, run: Run, paths) -> dict:
             },
             rounds=args.rounds,
         )
+        throttled = {
+            name: [
+                after - before
+                for after, before in zip(
+                    pools.throttled_seconds(), throttled_before[name], strict=True
+                )
+            ]
+            for name, pools in (("shared", shared), ("isolated", isolated))
+        }
         memory = {
             "shared": {"rss_mb": shared.rss_mb(), "pss_mb": pss_mb(shared.pids())},
             "isolated": {
@@ -425,7 +510,8 @@ def latency_claim(args, run: Run, paths) -> dict:
         }
     finally:
         shared.stop()
-        isolated.stop()
+        if isolated is not None:
+            isolated.stop()
     for name, rounds in blocks.items():
         for index, block in enumerate(rounds):
             for tenant, result in enumerate(block.results):
@@ -459,8 +545,10 @@ def latency_claim(args, run: Run, paths) -> dict:
     return {
         "tenants": args.tenants,
         "seconds": seconds,
+        "cores_per_worker": share,
         "capacity_shared_rps": pool_capacity,
         "capacity_one_worker_rps": worker_capacity,
+        "capacity_measurements_rps": measured,
         "spike_rate": spike_rate,
         "spike_factor_achieved": spike_rate / worker_capacity,
         "quiet_rate": quiet_rate,
@@ -474,6 +562,14 @@ def latency_claim(args, run: Run, paths) -> dict:
             for name in blocks
             for kind in ("spike", "quiet")
         },
+        # each round's p99: the interval's width comes from how far these differ
+        "p99_ms_by_round": {
+            f"{name}_{kind}": [percentile(r, 99) for r in groups[(name, kind)]]
+            for name in blocks
+            for kind in ("spike", "quiet")
+        },
+        # seconds each pool's quota held it back over all rounds (tenant order)
+        "throttled_seconds": throttled,
         "spike_p99_ratio": dict(
             zip(("median", "ci_low", "ci_high"), spike, strict=True)
         ),
@@ -530,6 +626,20 @@ def meets_slo(args, pools_ports: list[int], rates: dict, paths) -> tuple[bool, d
     return ok, figures
 
 
+def check_spike_premise(
+    args, run: Run, found: dict[str, int | None], spike_rate: float
+) -> bool:
+    """The latency claim's premise, seen from the cost claim: one worker per isolated
+    pool missing the p99 target at the spike rate. Meeting it means the spike was
+    within one worker's capacity and the latency claim measured no spike."""
+    return run.check(
+        found["isolated"] != 1,
+        f"cost: one worker per isolated pool kept every p99 under {args.slo_ms:g} ms "
+        f"with a tenant spiking at {spike_rate:.1f}/s: the spike was within one "
+        "worker's capacity, so the latency claim measured no spike",
+    )
+
+
 def cost_claim(args, run: Run, paths, rates: dict) -> dict:
     hosts = hosts_of(args.tenants)
     found: dict[str, int | None] = {"shared": None, "isolated": None}
@@ -544,11 +654,14 @@ def cost_claim(args, run: Run, paths, rates: dict) -> dict:
                     else f"{args.tenants} pools of {workers} workers"
                 )
             )
+            cores = workers * cores_per_worker(args)
             if name == "shared":
-                pools = start_pools(f"slo-shared-{workers}", 1, workers)
+                pools = start_pools(f"slo-shared-{workers}", 1, workers, cores=cores)
                 ports = pools.ports * args.tenants
             else:
-                pools = start_pools(f"slo-isolated-{workers}", args.tenants, workers)
+                pools = start_pools(
+                    f"slo-isolated-{workers}", args.tenants, workers, cores=cores
+                )
                 ports = pools.ports
             try:
                 warm(ports, hosts, paths, workers)
@@ -567,6 +680,7 @@ def cost_claim(args, run: Run, paths, rates: dict) -> dict:
             if ok:
                 found[name] = workers
                 break
+    check_spike_premise(args, run, found, rates["spike"])
     for name, workers in found.items():
         run.check(
             workers is not None,
@@ -616,7 +730,8 @@ def memory_at(args, paths, workers: dict[str, int]) -> dict:
         f"== memory at {args.memory_tenants} tenants: one pool of "
         f"{workers['shared']} workers"
     )
-    shared = start_pools("memory-shared", 1, workers["shared"])
+    # memory only: no CPU quota
+    shared = start_pools("memory-shared", 1, workers["shared"], cores=None)
     try:
         warm(shared.ports * len(hosts), hosts, paths, workers["shared"])
         figures["shared"] = {
@@ -630,7 +745,9 @@ def memory_at(args, paths, workers: dict[str, int]) -> dict:
         f"== memory at {args.memory_tenants} tenants: {len(hosts)} pools of "
         f"{workers['isolated']} workers"
     )
-    isolated = start_pools("memory-isolated", len(hosts), workers["isolated"])
+    isolated = start_pools(
+        "memory-isolated", len(hosts), workers["isolated"], cores=None
+    )
     try:
         warm(isolated.ports, hosts, paths, workers["isolated"])
         figures["isolated"] = {
