@@ -298,3 +298,17 @@ def test_a_benchmarks_code_is_the_product_the_shared_modules_and_its_own_folder(
     assert code("a", {"bench/common.py": "c2"}) != before
     assert code("a", {"tenants/models.py": "t2"}) != before
     assert code("b") != before
+
+
+def test_provisioning_compares_the_fleets_with_the_same_spread_of_visitors():
+    """The first default run: wrk from one address met the plan's per-client share
+    on the 10-tenant fleet (546 refusals) and never on the 1,000-tenant one."""
+    from bench.provisioning.run import VISITORS, visitor_targets
+
+    small = visitor_targets([f"s{i}.localhost" for i in range(10)])
+    large = visitor_targets([f"l{i}.localhost" for i in range(1000)])
+    for targets, hosts in ((small, 10), (large, 1000)):
+        assert len({t.client for t in targets}) == VISITORS
+        assert len({t.host for t in targets}) == hosts
+    # each small tenant's load is spread over a hundred visitors
+    assert len({t.client for t in small if t.host == "s0.localhost"}) == 100
