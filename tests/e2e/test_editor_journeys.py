@@ -30,6 +30,14 @@ IMAGE_TITLE = "Red rocket"
 # The go-live time is set this far ahead: time enough to publish before it passes.
 SCHEDULE_LEAD_SECONDS = 10
 GO_LIVE_TIMEOUT_SECONDS = 60
+# True once Wagtail's Stimulus app has connected the controller that copies a page's
+# title into its slug.
+TITLE_SYNC_CONNECTED = """() => {
+    const title = document.querySelector("#id_title");
+    const app = window.wagtail && window.wagtail.app;
+    const sync = app && app.getControllerForElementAndIdentifier(title, "w-sync");
+    return Boolean(title && sync);
+}"""
 
 
 @pytest.fixture
@@ -50,7 +58,14 @@ def _start_article(
     page.get_by_role("button", name="Actions", exact=True).click()
     page.get_by_role("link", name="Add child page").click()
     expect(page.get_by_role("heading", name="New: Article page")).to_be_visible()
-    page.get_by_placeholder("Page title*").fill(title)
+    # The heading shows before the admin's scripts have run: a title typed then is
+    # never copied into the slug (Wagtail's w-sync controller was not listening yet),
+    # and the page fails validation on an empty slug (Promote tab).
+    page.wait_for_function(TITLE_SYNC_CONNECTED)
+    title_field = page.get_by_placeholder("Page title*")
+    title_field.fill(title)
+    title_field.blur()
+    expect(page.locator("input[name='slug']")).to_have_value(_slug(title))
     page.get_by_role("button", name="Insert a block").last.click()
     page.get_by_role("option", name="Paragraph").click()
     editor = page.locator(".public-DraftEditor-content").last
