@@ -35,8 +35,8 @@ GO_LIVE_TIMEOUT_SECONDS = 60
 TITLE_SYNC_CONNECTED = """() => {
     const title = document.querySelector("#id_title");
     const app = window.wagtail && window.wagtail.app;
-    const sync = app && app.getControllerForElementAndIdentifier(title, "w-sync");
-    return Boolean(title && sync);
+    const ready = title && app;
+    return Boolean(ready && app.getControllerForElementAndIdentifier(title, "w-sync"));
 }"""
 
 
