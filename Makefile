@@ -11,9 +11,14 @@ BENCH_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.lock | $(BIN)/python
+# Bytecode is compiled at install: every gunicorn and Celery worker imports Django and
+# Wagtail when it starts (a recycled one again), and where Python may not write
+# bytecode itself (PYTHONDONTWRITEBYTECODE, a read-only image) it would compile them at
+# every start: 8 s instead of 2 s per worker on 2 cores, a pool answering nothing
+# while its workers are replaced (docs/benchmarks.md, provisioning).
+$(VENV)/.installed: requirements.lock Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	touch $@
 
 bootstrap: $(VENV)/.installed
