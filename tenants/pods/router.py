@@ -15,23 +15,27 @@ tenant, so all its host names share one budget) and answers a tenant over its ed
 limit 429 itself, with ``Retry-After``; a refused request is not counted, so a
 flooded site keeps serving its limit's worth to whoever gets through. Nor may a
 tenant spend its window at once: in any one second at most twice the window's
-average passes (at least 20), so the start of a flood does not land on the pool as
-one burst. Pages and the content API (``/api/``) are counted apart, each against its
-own budget: a flood of page requests does not take the tenant's API clients'
-allowance, nor pages the API's (one budget for both let a page flood through at the
-API's share too). And one client may not spend the tenant's pages: each client
-(by address) has a pages budget of its own, its share of the plan, checked first, so
-a client over it is refused before it counts against the tenant and the tenant's
-other visitors keep the tenant's budget. The client is the socket's peer or, from a
-peer in ``trusted_proxies`` (``CMS_TRUSTED_PROXIES``), the nearest untrusted hop of
-``X-Forwarded-For`` (at most two trusted hops: Caddy and a load balancer before
-it), as in tenants.request_path.client_address. The budgets come from the tenant's
-plan (``edge limit map``: host ->
+average of pages passes (at least 20: a browser loading a page and its images), so
+the start of a flood does not land on the pool as one burst. The content API is
+paced finer, in any 100 ms at most twice the window's average (at least 2): its
+requests cost a worker far more than a cached page (a search, every field of every
+page), and a second's allowance let through at once queued every other tenant's
+visitors behind it for that second. Pages and the content API (``/api/``) are
+counted apart, each against its own budget: a flood of page requests does not take
+the tenant's API clients' allowance, nor pages the API's (one budget for both let a
+page flood through at the API's share too). And one client may not spend the
+tenant's pages: each client (by address) has a pages budget of its own, its share of
+the plan, checked first, so a client over it is refused before it counts against the
+tenant and the tenant's other visitors keep the tenant's budget. The client is the
+socket's peer or, from a peer in ``trusted_proxies`` (``CMS_TRUSTED_PROXIES``), the
+nearest untrusted hop of ``X-Forwarded-For`` (at most two trusted hops: Caddy and a
+load balancer before it), as in tenants.request_path.client_address. The budgets
+come from the tenant's plan (``edge limit map``: host ->
 ``<pages per 10 s>:<API requests per 10 s>:<pages per client per 10 s>:<tenant>``,
-kept by tenants.pods.routing), a multiple (``CMS_EDGE_LIMIT_FACTOR``) of what the
-plan allows a minute of each kind, so the pod's own exact limits decide below it;
-the admin is never counted, so editors keep working while their site is flooded. A
-host not in that map is not limited here. The 429 is JSON where the pods' own would be
+kept by tenants.pods.routing), a multiple (``CMS_EDGE_LIMIT_FACTOR``) of what the plan
+allows a minute of each kind, so the pod's own exact limits decide below it; the
+admin is never counted, so editors keep working while their site is flooded. A host
+not in that map is not limited here. The 429 is JSON where the pods' own would be
 (tenants.request_path.negotiation: ``/api/``, or an ``Accept`` asking for JSON and
 not HTML), a page otherwise.
 
@@ -87,13 +91,21 @@ EDGE_LIMITED_JSON = "edge-limited-{retry_after}.json"
 # the edge limit's window and what a refused client is told to wait
 EDGE_WINDOW_SECONDS = 10
 EDGE_RETRY_AFTER_SECONDS = 10
-# what a client refused for its pace (one second's allowance spent) is told to wait
+# what a client refused for its pace (one period's allowance spent) is told to wait
 EDGE_PACE_RETRY_AFTER_SECONDS = 1
-# nor faster than this multiple of the window's average in any one second (a flood
-# would otherwise get the whole window's allowance into the pool at once), though
-# never below this many a second: one browser loading a page with its images
+# nor faster than this multiple of the window's average in any one pace period (a
+# flood would otherwise get the whole window's allowance into the pool at once)
 EDGE_PACE_MULTIPLE = 2
+# pages: a period of a second, never below this many in it (one browser loading a
+# page with its images)
 EDGE_PACE_FLOOR = 20
+# the content API: a tenth of a second, and at least this many in it; its requests
+# are dearer (searches, every field) and no browser fetches its images through it
+EDGE_API_PACE_MS = 100
+EDGE_API_PACE_FLOOR = 2
+# the stick table of the API's budgets (a backend holding only the table): its pace
+# counter has its own period
+EDGE_API_TABLE = "edge_api_budget"
 # never counted at the edge: editors keep their admin while the site is flooded
 # (the path itself and what is under it, not a public page such as /admin-news/)
 EDGE_EXEMPT_PATH = "/admin"
@@ -411,6 +423,8 @@ def render_config(
         '    http-request return status 404 content-type "text/html; charset=utf-8"'
         f" hdr Cache-Control no-store file {pages}/{UNKNOWN_HOST_PAGE}",
     ]
+    if limits_path:
+        lines += ["", f"backend {EDGE_API_TABLE}", _stick_table(EDGE_API_PACE_MS)]
     for pod, address in sorted(pods.items()):
         lines += [
             "",
@@ -450,8 +464,9 @@ def _edge_limit_lines(
     ``tenant/api``), a page's client with a key of its own (``tenant/<address>``,
     tracked as sc1) checked first, and a 429 once a key is over its window or its
     pace. Only requests let through are counted (``gpc0`` over the window, ``gpc1``
-    over one second): a refused request costs the tenant nothing, so a flooded site
-    keeps serving its limit's worth, and a client refused for its own budget does not
+    over the pace period: a second for pages, ``EDGE_API_PACE_MS`` in the API's own
+    table): a refused request costs the tenant nothing, so a flooded site keeps
+    serving its limit's worth, and a client refused for its own budget does not
     spend the tenant's."""
     counted = "edge_limited !edge_admin"
 
@@ -468,25 +483,30 @@ def _edge_limit_lines(
         ]
 
     def over_budget(counter: int, limit: str) -> list[str]:
-        """The refusals of one tracked key: over its window, then over its pace."""
+        """The refusals of one tracked key: over its window, then over its pace
+        (``<limit>_pace`` a period, never below ``<limit>_floor``)."""
         return refuse(
             EDGE_RETRY_AFTER_SECONDS,
             f"{{ sc_gpc0_rate({counter}),sub({limit}) ge 0 }}",
         ) + refuse(
             EDGE_PACE_RETRY_AFTER_SECONDS,
             f"{{ sc_gpc1_rate({counter}),sub({limit}_pace) ge 0 }}"
-            f" {{ sc_gpc1_rate({counter}) ge {EDGE_PACE_FLOOR} }}",
+            f" {{ sc_gpc1_rate({counter}),sub({limit}_floor) ge 0 }}",
         )
 
-    def paced(var: str) -> str:
-        return (
+    def paced(var: str, periods_per_window: int, floor: int, when: str) -> list[str]:
+        """``<var>_pace``: the multiple of the window's average that one pace
+        period lets through, and ``<var>_floor``, where the request is ``when``."""
+        return [
             f"    http-request set-var({var}_pace) var({var}),"
-            f"mul({EDGE_PACE_MULTIPLE}),div({EDGE_WINDOW_SECONDS})"
-        )
+            f"mul({EDGE_PACE_MULTIPLE}),div({periods_per_window}) if {when}",
+            f"    http-request set-var({var}_floor) int({floor}) if {when}",
+        ]
+
+    api_periods = EDGE_WINDOW_SECONDS * 1000 // EDGE_API_PACE_MS
 
     return [
-        "    stick-table type string len 128 size 200k expire 1m"
-        f" store gpc0_rate({EDGE_WINDOW_SECONDS}s),gpc1_rate(1s)",
+        _stick_table(1000),
         "    acl edge_limited var(txn.edge_limit) -m int gt 0",
         f"    acl edge_admin path {EDGE_EXEMPT_PATH}",
         f"    acl edge_admin path_beg {EDGE_EXEMPT_PATH}/",
@@ -508,9 +528,14 @@ def _edge_limit_lines(
         " if edge_api",
         "    http-request set-var(txn.edge_client_key)"
         " var(txn.edge_tenant),concat(/,txn.edge_client,)",
-        paced("txn.edge_limit"),
-        paced("txn.edge_client_limit"),
-        f"    http-request track-sc0 var(txn.edge_key) if {counted}",
+        *paced("txn.edge_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"),
+        *paced("txn.edge_limit", api_periods, EDGE_API_PACE_FLOOR, "edge_api"),
+        *paced(
+            "txn.edge_client_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"
+        ),
+        f"    http-request track-sc0 var(txn.edge_key) if {counted} !edge_api",
+        f"    http-request track-sc0 var(txn.edge_key) table {EDGE_API_TABLE}"
+        f" if {counted} edge_api",
         f"    http-request track-sc1 var(txn.edge_client_key) if {counted} !edge_api",
         # the client's own budget first: refused there, it spends nothing of the
         # tenant's
@@ -521,6 +546,15 @@ def _edge_limit_lines(
         f"    http-request sc-inc-gpc0(1) if {counted} !edge_api",
         f"    http-request sc-inc-gpc1(1) if {counted} !edge_api",
     ]
+
+
+def _stick_table(pace_ms: int) -> str:
+    """A table of edge budgets: requests let through over the window (``gpc0``) and
+    over the pace period (``gpc1``)."""
+    return (
+        "    stick-table type string len 128 size 200k expire 1m"
+        f" store gpc0_rate({EDGE_WINDOW_SECONDS}s),gpc1_rate({pace_ms}ms)"
+    )
 
 
 def _client_address_lines(trusted_proxies: Sequence[str]) -> list[str]:

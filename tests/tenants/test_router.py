@@ -635,6 +635,41 @@ def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
     assert edge.get(host)[0].status == 200
 
 
+def test_the_content_api_may_not_spend_a_seconds_allowance_at_once(edge):
+    """The API is paced in tenths of a second: at most twice the window's average
+    in any 100 ms (8 for 400 per 10 s), so an API flood reaches the pod a few
+    requests at a time; a second's pace (80) let through at once queued every other
+    tenant behind it. Pages keep their one-second pace: a browser's burst passes."""
+    periods = router.EDGE_WINDOW_SECONDS * 1000 // router.EDGE_API_PACE_MS
+    per_period = 400 * router.EDGE_PACE_MULTIPLE // periods
+    assert per_period > router.EDGE_API_PACE_FLOOR
+    api, extra = "/api/v2/pages/", 6
+    for attempt in range(5):  # a burst that spans a period's end lets one more in
+        host = f"apiburst{attempt}.example.test"
+        _limit(edge, host, EdgeLimit(400, 400, 1000, f"apiburst{attempt}"))
+        before = len(edge.pods["pod1"].requests)
+        client = edge.connection()
+        started = time.monotonic()
+        answers = [
+            edge.get(host, client, path=api)[0] for _ in range(per_period + extra)
+        ]
+        if time.monotonic() - started < 0.04:
+            break
+    statuses = [response.status for response in answers]
+    passed = statuses.count(200)
+    assert per_period <= passed <= per_period + 1, statuses
+    assert statuses == [200] * passed + [429] * (len(statuses) - passed)
+    assert answers[-1].getheader("Retry-After") == "1"
+    assert answers[-1].getheader("Content-Type") == "application/json"
+    assert len(edge.pods["pod1"].requests) - before == passed
+    # a moment later more go through: the window (400) is far from spent
+    time.sleep(0.25)
+    assert edge.get(host, client, path=api)[0].status == 200
+    # the same tenant's pages: a browser's page and its images at once
+    pages = [edge.get(host, client)[0].status for _ in range(router.EDGE_PACE_FLOOR)]
+    assert pages == [200] * router.EDGE_PACE_FLOOR
+
+
 def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edge):
     """A flood that never stops still gets its limit's worth through each window:
     only what the edge let through counts against the tenant."""
