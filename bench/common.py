@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
+import itertools
 import json
 import math
 import os
@@ -52,7 +54,11 @@ MIN_ACHIEVED_RATE_SHARE = 0.95
 # ... and be late by its own doing (not the server's) by at most this, p99.
 MAX_CLIENT_LAG_P99_MS = 25.0
 # The directories whose content is "the code" a run measured (docs do not count).
-CODE_PATHS = ("bench", "cms_project", "content", "tenants", "templates", "deploy")
+CODE_PATHS = (
+    "bench", "cms_project", "content", "tenants", "templates", "deploy",
+    # the tests' helpers that faults, pods and webhooks start their stacks with
+    "tests/integration.py", "tests/private_stack.py", "tests/pods.py",
+)  # fmt: skip
 
 T = TypeVar("T")
 
@@ -83,6 +89,23 @@ def database_url(suffix: str) -> str:
     """The URL ``use_bench_database(suffix)`` made, without re-creating it."""
     parts = urlsplit(os.environ["DATABASE_URL"])
     return urlunsplit(parts._replace(path=f"/{parts.path.lstrip('/')}_{suffix}"))
+
+
+# The load generator, the routers and the pools are all on loopback: the routers and
+# the pools believe the visitors named in X-Forwarded-For from there
+# (CMS_TRUSTED_PROXIES), so a benchmark's load can come from many clients.
+LOOPBACK_PROXIES = ("127.0.0.1/32",)
+
+
+def client_addresses(network: str, count: int) -> tuple[str, ...]:
+    """The first ``count`` host addresses of ``network`` (``"203.0.113.0/24"``):
+    the visitors a benchmark's requests name in X-Forwarded-For, each with its own
+    per-client budget at the edge and in the pods."""
+    hosts = ipaddress.ip_network(network).hosts()
+    addresses = tuple(str(address) for address in itertools.islice(hosts, count))
+    if len(addresses) < count:
+        raise ValueError(f"{network} holds fewer than {count} client addresses")
+    return addresses
 
 
 # ports this process has handed out: one is free when picked but not taken until its

@@ -104,10 +104,12 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
+    LOOPBACK_PROXIES,
     MIN_P99_SAMPLES,
     RESULTS,
     Run,
     calibrated_rate,
+    client_addresses,
     database_url,
     flood_rate,
     free_port,
@@ -172,14 +174,12 @@ EDGE_POD = "bench"  # the pod name the router's map gives every bench host
 FLOODER, OTHER_CLIENT = "192.0.2.66", "192.0.2.99"
 # no tenant has it: the router answers it 404 itself (capacity beside a flood)
 UNKNOWN_HOST = "nb-nobody.localhost"
-# the load generator, the routers and the pools are all on loopback: the routers and
-# the pools believe the visitors named in X-Forwarded-For from there
-TRUSTED_PROXIES = ("127.0.0.1/32",)
 OTHER_CLIENT_RATE = 5.0
 
 
 def clients(prefix: str, count: int) -> tuple[str, ...]:
-    return tuple(f"{prefix}.{n}" for n in range(1, count + 1))
+    """``count`` visitors of the /24 ``prefix`` (``"203.0.113"``)."""
+    return client_addresses(f"{prefix}.0/24", count)
 
 
 def host(slug: str) -> str:
@@ -376,18 +376,20 @@ def flood_targets(salt: str) -> dict[str, list]:
 
     many = clients("203.0.113", 64)
 
-    def search_terms(client_index: int) -> list[str]:
-        return [
-            f"{SEARCH_WORDS[n % len(SEARCH_WORDS)]}+{salt}x{client_index}x{n}"
-            for n in range(SEARCHES_PER_CLIENT)
-        ]
+    # the clients take turns (wrk goes through the targets in order): grouped by
+    # client, a run of one client's searches met its own share of the pages at the
+    # edge before the tenant's budget
+    searches = [
+        (client, f"{SEARCH_WORDS[n % len(SEARCH_WORDS)]}+{salt}x{index}x{n}")
+        for n in range(SEARCHES_PER_CLIENT)
+        for index, client in enumerate(many)
+    ]
 
     return {
         "saturate": [Target(host(NOISY), "/", client) for client in many],
         "search_flood": [
             Target(host(NOISY), f"/search/?q={terms}", client)
-            for index, client in enumerate(many)
-            for terms in search_terms(index)
+            for client, terms in searches
         ],
         # every article with every field (the body's blocks too), found by a search
         "api_flood": [
@@ -396,8 +398,7 @@ def flood_targets(salt: str) -> dict[str, list]:
                 f"/api/v2/pages/?type=content.ArticlePage&fields=*&search={terms}",
                 client,
             )
-            for index, client in enumerate(many)
-            for terms in search_terms(index)
+            for client, terms in searches
         ],
         "uncached_flood": [
             Target(host(NOISY), path, client)
@@ -571,7 +572,7 @@ def start_edge_routers(
                 socket_path=edge.socket,
                 pages_dir=pages,
                 limits_path=limits_path,
-                trusted_proxies=TRUSTED_PROXIES,
+                trusted_proxies=LOOPBACK_PROXIES,
             )
         )
         edge.process = router.start_haproxy(edge.config, log_path=edge.log)
@@ -674,7 +675,7 @@ def run_phases(args, run: Run) -> dict:
 
     ports = {"cached": free_port(), "uncached": free_port()}
     env = gunicorn_env(workers=args.workers)
-    env["CMS_TRUSTED_PROXIES"] = ",".join(TRUSTED_PROXIES)
+    env["CMS_TRUSTED_PROXIES"] = ",".join(LOOPBACK_PROXIES)
     env["LOG_LEVEL"] = "INFO"  # the access events tell time inside Django
     if args.page_cache_seconds is not None:
         env["CMS_PAGE_CACHE_SECONDS"] = str(args.page_cache_seconds)

@@ -28,9 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
+    LOOPBACK_PROXIES,
     RESULTS,
     Run,
     bootstrap_ratio,
+    client_addresses,
     free_port,
     gunicorn_env,
     interleaved,
@@ -135,9 +137,10 @@ def visitor_targets(hosts: list[str]) -> list:
     visitor of its own: the same spread of clients for a fleet of 10 as of 1,000."""
     from bench.loadgen import Target
 
+    visitors = client_addresses("198.18.0.0/15", max(VISITORS, len(hosts)))
     return [
-        Target(hosts[n % len(hosts)], "/", f"198.18.{n // 250}.{n % 250 + 1}")
-        for n in range(max(VISITORS, len(hosts)))
+        Target(hosts[n % len(hosts)], "/", visitor)
+        for n, visitor in enumerate(visitors)
     ]
 
 
@@ -166,7 +169,7 @@ def compare_rps(
     # refusals in the first default run) where the 1,000-tenant fleet never does
     overrides = {
         "GUNICORN_MAX_REQUESTS": str(max_requests),
-        "CMS_TRUSTED_PROXIES": "127.0.0.1/32",
+        "CMS_TRUSTED_PROXIES": ",".join(LOOPBACK_PROXIES),
     }
     if not cached:
         overrides["CMS_PAGE_CACHE_SECONDS"] = "0"

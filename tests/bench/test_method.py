@@ -286,10 +286,15 @@ def test_a_benchmarks_code_is_the_product_the_shared_modules_and_its_own_folder(
             f"100644 blob {blob}\t{path}"
             for path, blob in (files | (changed or {})).items()
         )
-        monkeypatch.setattr(
-            common, "_git", lambda *args: listing if args[0] == "ls-tree" else ""
-        )
+
+        def git(*args: str) -> str:
+            calls.append(args)
+            return listing if args[0] == "ls-tree" else ""
+
+        monkeypatch.setattr(common, "_git", git)
         return common.code_version(benchmark)["code"]
+
+    calls: list[tuple[str, ...]] = []
 
     before = code("a")
     assert code("a", {"bench/b/run.py": "b2"}) == before
@@ -298,6 +303,23 @@ def test_a_benchmarks_code_is_the_product_the_shared_modules_and_its_own_folder(
     assert code("a", {"bench/common.py": "c2"}) != before
     assert code("a", {"tenants/models.py": "t2"}) != before
     assert code("b") != before
+    # the tests' helpers that benchmarks start their stacks with are code too
+    listed = next(call for call in calls if call[0] == "ls-tree")
+    assert {"tests/pods.py", "tests/private_stack.py", "tests/integration.py"} <= set(
+        listed
+    )
+
+
+def test_client_addresses_are_distinct_hosts_of_their_network():
+    assert common.client_addresses("203.0.113.0/24", 3) == (
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+    )
+    visitors = common.client_addresses("198.18.0.0/15", 1000)
+    assert len(set(visitors)) == 1000 and visitors[255] == "198.18.1.0"
+    with pytest.raises(ValueError, match="fewer than 300"):
+        common.client_addresses("192.0.2.0/24", 300)
 
 
 def test_provisioning_compares_the_fleets_with_the_same_spread_of_visitors():
