@@ -20,7 +20,11 @@ the start of a flood does not land on the pool as one burst. The content API is
 paced finer, in any 100 ms at most twice the window's average (at least 2): its
 requests cost a worker far more than a cached page (a search, every field of every
 page), and a second's allowance let through at once queued every other tenant's
-visitors behind it for that second. Pages and the content API (``/api/``) are
+visitors behind it for that second. The site search (``/search/``) is such a dear
+page too: it counts against the pages' window and pace like any page, and is paced
+on its own in tenths of a second as well (twice the pages' average per 100 ms), so
+a search flood reaches the pool a few searches at a time, not twenty at the start
+of a second. Pages and the content API (``/api/``) are
 counted apart, each against its own budget: a flood of page requests does not take
 the tenant's API clients' allowance, nor pages the API's (one budget for both let a
 page flood through at the API's share too). And one client may not spend the
@@ -98,19 +102,23 @@ EDGE_PACE_RETRY_AFTER_SECONDS = 1
 EDGE_PACE_MULTIPLE = 2
 # pages: a period of a second, never below this many in it (one browser loading a
 # page with its images)
+EDGE_PAGES_PACE_MS = 1000
 EDGE_PACE_FLOOR = 20
-# the content API: a tenth of a second, and at least this many in it; its requests
-# are dearer (searches, every field) and no browser fetches its images through it
-EDGE_API_PACE_MS = 100
-EDGE_API_PACE_FLOOR = 2
-# the stick table of the API's budgets (a backend holding only the table): its pace
-# counter has its own period
-EDGE_API_TABLE = "edge_api_budget"
+# dear requests (the content API, the site search): a tenth of a second, and at
+# least this many in it; each costs a worker many cached pages and no browser
+# fetches a page's images through them
+EDGE_DEAR_PACE_MS = 100
+EDGE_DEAR_PACE_FLOOR = 2
+# the stick table of the dear requests' budgets (a backend holding only the table):
+# its pace counter has its own period
+EDGE_DEAR_TABLE = "edge_dear_budget"
 # never counted at the edge: editors keep their admin while the site is flooded
 # (the path itself and what is under it, not a public page such as /admin-news/)
 EDGE_EXEMPT_PATH = "/admin"
 # counted apart from pages, against the plan's API allowance
 EDGE_API_PATH = "/api/"
+# a page, and a dear one: also paced in EDGE_DEAR_PACE_MS (content.search)
+EDGE_SEARCH_PATH = "/search/"
 SOCKET_TIMEOUT_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 10.0
 
@@ -424,7 +432,7 @@ def render_config(
         f" hdr Cache-Control no-store file {pages}/{UNKNOWN_HOST_PAGE}",
     ]
     if limits_path:
-        lines += ["", f"backend {EDGE_API_TABLE}", _stick_table(EDGE_API_PACE_MS)]
+        lines += ["", f"backend {EDGE_DEAR_TABLE}", _stick_table(EDGE_DEAR_PACE_MS)]
     for pod, address in sorted(pods.items()):
         lines += [
             "",
@@ -462,12 +470,13 @@ def _edge_limit_lines(
     the map (``0:0:0:`` when absent: not limited), the request's kind (``/api/`` or
     not) picking its budget and its key in the stick table (``tenant`` or
     ``tenant/api``), a page's client with a key of its own (``tenant/<address>``,
-    tracked as sc1) checked first, and a 429 once a key is over its window or its
-    pace. Only requests let through are counted (``gpc0`` over the window, ``gpc1``
-    over the pace period: a second for pages, ``EDGE_API_PACE_MS`` in the API's own
-    table): a refused request costs the tenant nothing, so a flooded site keeps
-    serving its limit's worth, and a client refused for its own budget does not
-    spend the tenant's."""
+    tracked as sc1) checked first, a search's own pace next (``tenant/search``,
+    sc2), and a 429 once a key is over its window or its pace. Only requests let
+    through are counted (``gpc0`` over the window, ``gpc1`` over the pace period: a
+    second for pages, ``EDGE_DEAR_PACE_MS`` in the dear requests' own table): a
+    refused request costs the tenant nothing, so a flooded site keeps serving its
+    limit's worth, and a client refused for its own budget does not spend the
+    tenant's."""
     counted = "edge_limited !edge_admin"
 
     def refuse(retry_after: int, over: str) -> list[str]:
@@ -503,14 +512,15 @@ def _edge_limit_lines(
             f"    http-request set-var({var}_floor) int({floor}) if {when}",
         ]
 
-    api_periods = EDGE_WINDOW_SECONDS * 1000 // EDGE_API_PACE_MS
+    dear_periods = EDGE_WINDOW_SECONDS * 1000 // EDGE_DEAR_PACE_MS
 
     return [
-        _stick_table(1000),
+        _stick_table(EDGE_PAGES_PACE_MS),
         "    acl edge_limited var(txn.edge_limit) -m int gt 0",
         f"    acl edge_admin path {EDGE_EXEMPT_PATH}",
         f"    acl edge_admin path_beg {EDGE_EXEMPT_PATH}/",
         f"    acl edge_api path_beg {EDGE_API_PATH}",
+        f"    acl edge_search path_beg {EDGE_SEARCH_PATH}",
         # tenants.request_path.negotiation's rule for everything but the path
         "    acl edge_takes_json req.hdr(accept) -m sub application/json",
         "    acl edge_takes_html req.hdr(accept) -m sub text/html",
@@ -528,23 +538,36 @@ def _edge_limit_lines(
         " if edge_api",
         "    http-request set-var(txn.edge_client_key)"
         " var(txn.edge_tenant),concat(/,txn.edge_client,)",
+        # a search: the pages' budget, its own key in the dear requests' table
+        "    http-request set-var(txn.edge_search_limit) var(txn.edge_limit)"
+        " if edge_search",
+        "    http-request set-var(txn.edge_search_key) var(txn.edge_tenant),"
+        "concat(/search) if edge_search",
         *paced("txn.edge_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"),
-        *paced("txn.edge_limit", api_periods, EDGE_API_PACE_FLOOR, "edge_api"),
+        *paced("txn.edge_limit", dear_periods, EDGE_DEAR_PACE_FLOOR, "edge_api"),
         *paced(
             "txn.edge_client_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"
         ),
+        *paced(
+            "txn.edge_search_limit", dear_periods, EDGE_DEAR_PACE_FLOOR, "edge_search"
+        ),
         f"    http-request track-sc0 var(txn.edge_key) if {counted} !edge_api",
-        f"    http-request track-sc0 var(txn.edge_key) table {EDGE_API_TABLE}"
+        f"    http-request track-sc0 var(txn.edge_key) table {EDGE_DEAR_TABLE}"
         f" if {counted} edge_api",
         f"    http-request track-sc1 var(txn.edge_client_key) if {counted} !edge_api",
+        f"    http-request track-sc2 var(txn.edge_search_key) table {EDGE_DEAR_TABLE}"
+        f" if {counted} edge_search",
         # the client's own budget first: refused there, it spends nothing of the
-        # tenant's
+        # tenant's; then a search's pace, then the tenant's budget
         *over_budget(1, "txn.edge_client_limit"),
+        *over_budget(2, "txn.edge_search_limit"),
         *over_budget(0, "txn.edge_limit"),
         f"    http-request sc-inc-gpc0(0) if {counted}",
         f"    http-request sc-inc-gpc1(0) if {counted}",
         f"    http-request sc-inc-gpc0(1) if {counted} !edge_api",
         f"    http-request sc-inc-gpc1(1) if {counted} !edge_api",
+        f"    http-request sc-inc-gpc0(2) if {counted} edge_search",
+        f"    http-request sc-inc-gpc1(2) if {counted} edge_search",
     ]
 
 

@@ -539,7 +539,7 @@ def test_pages_and_the_api_have_budgets_of_their_own_and_the_api_gets_json(edge)
 
     def call():
         # apart by more than the API's pace period: this is about its window
-        time.sleep(router.EDGE_API_PACE_MS / 1000 * 1.5)
+        time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
         return edge.get("api.example.test", path=api)
 
     assert [call()[0].status for _ in range(3)] == [200, 200, 200]
@@ -645,9 +645,9 @@ def test_the_content_api_may_not_spend_a_seconds_allowance_at_once(edge):
     in any 100 ms (8 for 400 per 10 s), so an API flood reaches the pod a few
     requests at a time; a second's pace (80) let through at once queued every other
     tenant behind it. Pages keep their one-second pace: a browser's burst passes."""
-    periods = router.EDGE_WINDOW_SECONDS * 1000 // router.EDGE_API_PACE_MS
+    periods = router.EDGE_WINDOW_SECONDS * 1000 // router.EDGE_DEAR_PACE_MS
     per_period = 400 * router.EDGE_PACE_MULTIPLE // periods
-    assert per_period > router.EDGE_API_PACE_FLOOR
+    assert per_period > router.EDGE_DEAR_PACE_FLOOR
     api, extra = "/api/v2/pages/", 6
     for attempt in range(5):  # a burst that spans a period's end lets one more in
         host = f"apiburst{attempt}.example.test"
@@ -673,6 +673,51 @@ def test_the_content_api_may_not_spend_a_seconds_allowance_at_once(edge):
     # the same tenant's pages: a browser's page and its images at once
     pages = [edge.get(host, client)[0].status for _ in range(router.EDGE_PACE_FLOOR)]
     assert pages == [200] * router.EDGE_PACE_FLOOR
+
+
+def test_the_site_search_is_paced_like_the_api_and_counts_as_pages(edge):
+    """A search costs a worker many cached pages: at most twice the pages' average
+    in any 100 ms (8 for 400 per 10 s) reach the pod, refused with a page and
+    Retry-After 1 beyond that; the tenant's other pages keep their one-second pace.
+    Searches spend the pages' window like any page."""
+    periods = router.EDGE_WINDOW_SECONDS * 1000 // router.EDGE_DEAR_PACE_MS
+    per_period = 400 * router.EDGE_PACE_MULTIPLE // periods
+    assert per_period > router.EDGE_DEAR_PACE_FLOOR
+    search, extra = f"{router.EDGE_SEARCH_PATH}?q=news", 6
+    for attempt in range(5):  # a burst that spans a period's end lets one more in
+        host = f"searchburst{attempt}.example.test"
+        _limit(edge, host, EdgeLimit(400, 400, 1000, f"searchburst{attempt}"))
+        before = len(edge.pods["pod1"].requests)
+        client = edge.connection()
+        started = time.monotonic()
+        answers = [
+            edge.get(host, client, path=search)[0] for _ in range(per_period + extra)
+        ]
+        if time.monotonic() - started < 0.04:
+            break
+    statuses = [response.status for response in answers]
+    passed = statuses.count(200)
+    assert per_period <= passed <= per_period + 1, statuses
+    assert statuses == [200] * passed + [429] * (len(statuses) - passed)
+    assert answers[-1].getheader("Retry-After") == "1"
+    assert answers[-1].getheader("Content-Type").startswith("text/html")
+    assert len(edge.pods["pod1"].requests) - before == passed
+    # the same tenant's other pages: a browser's page and its images at once
+    pages = [edge.get(host, client)[0].status for _ in range(router.EDGE_PACE_FLOOR)]
+    assert pages == [200] * router.EDGE_PACE_FLOOR
+    # a moment later searches go through again
+    time.sleep(0.25)
+    assert edge.get(host, client, path=search)[0].status == 200
+
+    # searches and pages share the pages' window: 2 searches and 2 pages of 4
+    host = "searchwindow.example.test"
+    _limit(edge, host, EdgeLimit(4, 100, 100, "searchwindow"))
+    statuses = []
+    for path in (search, search, "/", "/", "/"):
+        time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
+        statuses.append(edge.get(host, path=path)[0].status)
+    assert statuses == [200, 200, 200, 200, 429]
+    assert edge.get(host, path=search)[0].status == 429
 
 
 def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edge):
