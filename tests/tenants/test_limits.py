@@ -35,6 +35,19 @@ def test_visitor_over_the_plan_gets_friendly_429_page(acme_client):
     assert limited["RateLimit"].startswith('"public-reads-per-minute";r=0;')
 
 
+def test_the_site_search_spends_the_public_reads_like_any_page(acme_client):
+    """The pod's own door to the search: behind the edge's pace, searches count
+    against the plan's public reads with the pages, and are refused with them."""
+    _set_limit("public_reads_per_minute", 3)
+
+    assert acme_client.get("/").status_code == 200
+    searches = [acme_client.get("/search/", {"q": f"q{n}"}) for n in range(3)]
+
+    assert [response.status_code for response in searches] == [200, 200, 429]
+    assert searches[-1]["RateLimit-Policy"] == '"public-reads-per-minute";q=3;w=60'
+    assert acme_client.get("/").status_code == 429
+
+
 def test_api_reads_and_writes_have_own_allowances_and_json_429(acme_client):
     _set_limit("api_reads_per_minute", 2)
 
