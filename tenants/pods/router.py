@@ -476,7 +476,8 @@ def _edge_limit_lines(
     second for pages, ``EDGE_DEAR_PACE_MS`` in the dear requests' own table): a
     refused request costs the tenant nothing, so a flooded site keeps serving its
     limit's worth, and a client refused for its own budget does not spend the
-    tenant's."""
+    tenant's. A search's key has a pace and no window: the tenant's key counts
+    every search against the pages' window already."""
     counted = "edge_limited !edge_admin"
 
     def refuse(retry_after: int, over: str) -> list[str]:
@@ -491,23 +492,30 @@ def _edge_limit_lines(
             f" file {pages}/{EDGE_LIMITED_PAGE} if {counted} {over}",
         ]
 
-    def over_budget(counter: int, limit: str) -> list[str]:
-        """The refusals of one tracked key: over its window, then over its pace
-        (``<limit>_pace`` a period, never below ``<limit>_floor``)."""
+    def over_pace(counter: int, limit: str) -> list[str]:
+        """The refusals of one tracked key over its pace: ``<limit>_pace`` in a
+        period, never below ``<limit>_floor`` (both set by ``paced``)."""
         return refuse(
-            EDGE_RETRY_AFTER_SECONDS,
-            f"{{ sc_gpc0_rate({counter}),sub({limit}) ge 0 }}",
-        ) + refuse(
             EDGE_PACE_RETRY_AFTER_SECONDS,
             f"{{ sc_gpc1_rate({counter}),sub({limit}_pace) ge 0 }}"
             f" {{ sc_gpc1_rate({counter}),sub({limit}_floor) ge 0 }}",
         )
 
-    def paced(var: str, periods_per_window: int, floor: int, when: str) -> list[str]:
-        """``<var>_pace``: the multiple of the window's average that one pace
-        period lets through, and ``<var>_floor``, where the request is ``when``."""
+    def over_budget(counter: int, limit: str) -> list[str]:
+        """The refusals of one tracked key: over its window, then over its pace."""
+        return refuse(
+            EDGE_RETRY_AFTER_SECONDS,
+            f"{{ sc_gpc0_rate({counter}),sub({limit}) ge 0 }}",
+        ) + over_pace(counter, limit)
+
+    def paced(
+        var: str, periods_per_window: int, floor: int, when: str, of: str = ""
+    ) -> list[str]:
+        """``<var>_pace``: the multiple of the window's average (``of``, else
+        ``var``) that one pace period lets through, and ``<var>_floor``, where the
+        request is ``when``."""
         return [
-            f"    http-request set-var({var}_pace) var({var}),"
+            f"    http-request set-var({var}_pace) var({of or var}),"
             f"mul({EDGE_PACE_MULTIPLE}),div({periods_per_window}) if {when}",
             f"    http-request set-var({var}_floor) int({floor}) if {when}",
         ]
@@ -538,9 +546,8 @@ def _edge_limit_lines(
         " if edge_api",
         "    http-request set-var(txn.edge_client_key)"
         " var(txn.edge_tenant),concat(/,txn.edge_client,)",
-        # a search: the pages' budget, its own key in the dear requests' table
-        "    http-request set-var(txn.edge_search_limit) var(txn.edge_limit)"
-        " if edge_search",
+        # a search: its own key in the dear requests' table, paced on the pages'
+        # budget
         "    http-request set-var(txn.edge_search_key) var(txn.edge_tenant),"
         "concat(/search) if edge_search",
         *paced("txn.edge_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"),
@@ -549,7 +556,11 @@ def _edge_limit_lines(
             "txn.edge_client_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"
         ),
         *paced(
-            "txn.edge_search_limit", dear_periods, EDGE_DEAR_PACE_FLOOR, "edge_search"
+            "txn.edge_search_limit",
+            dear_periods,
+            EDGE_DEAR_PACE_FLOOR,
+            "edge_search",
+            of="txn.edge_limit",
         ),
         f"    http-request track-sc0 var(txn.edge_key) if {counted} !edge_api",
         f"    http-request track-sc0 var(txn.edge_key) table {EDGE_DEAR_TABLE}"
@@ -558,15 +569,15 @@ def _edge_limit_lines(
         f"    http-request track-sc2 var(txn.edge_search_key) table {EDGE_DEAR_TABLE}"
         f" if {counted} edge_search",
         # the client's own budget first: refused there, it spends nothing of the
-        # tenant's; then a search's pace, then the tenant's budget
+        # tenant's; then the tenant's budget (a search over the pages' window is
+        # told the window's wait), then a search's pace
         *over_budget(1, "txn.edge_client_limit"),
-        *over_budget(2, "txn.edge_search_limit"),
         *over_budget(0, "txn.edge_limit"),
+        *over_pace(2, "txn.edge_search_limit"),
         f"    http-request sc-inc-gpc0(0) if {counted}",
         f"    http-request sc-inc-gpc1(0) if {counted}",
         f"    http-request sc-inc-gpc0(1) if {counted} !edge_api",
         f"    http-request sc-inc-gpc1(1) if {counted} !edge_api",
-        f"    http-request sc-inc-gpc0(2) if {counted} edge_search",
         f"    http-request sc-inc-gpc1(2) if {counted} edge_search",
     ]
 
