@@ -388,6 +388,23 @@ def run_backlog(mode: str, editors, pages, timeout: float) -> dict:
     return {"b_s": b_s, "c_s": c_s, "jobs": jobs, "seconds": last - began}
 
 
+def throughput(runs: list[dict]) -> float:
+    """The pages per second of ``runs`` (run_backlog's records), pooled: all their
+    pages over all their seconds."""
+    return sum(run["jobs"] for run in runs) / sum(run["seconds"] for run in runs)
+
+
+def throughput_ratios(steps: dict[str, list[dict]]) -> list[float]:
+    """Fair's throughput over FIFO's in each round, from the rounds' ``"fair"`` and
+    ``"fifo"`` step records (one of each a round, in round order): each round's own
+    ratio, since its two steps ran side by side; never pooled over rounds, where one
+    slow round would move the figure as much as the difference it measures."""
+    return [
+        throughput([fair]) / throughput([fifo])
+        for fair, fifo in zip(steps["fair"], steps["fifo"], strict=True)
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -512,14 +529,7 @@ def main() -> int:
     def worse(runs: list[dict]) -> list[float]:
         return [max(run["b_s"] / idle_b, run["c_s"] / idle_c) for run in runs]
 
-    def throughput(runs: list[dict]) -> float:
-        return sum(run["jobs"] for run in runs) / sum(run["seconds"] for run in runs)
-
-    # each round's own ratio: its fair and FIFO steps ran side by side
-    throughput_per_round = [
-        (fair["jobs"] / fair["seconds"]) / (fifo["jobs"] / fifo["seconds"])
-        for fair, fifo in zip(steps["fair"], steps["fifo"], strict=True)
-    ]
+    throughput_per_round = throughput_ratios(steps)
     fair_latency = bootstrap_median(worse(steps["fair"]))
     throughput_ratio = bootstrap_median(throughput_per_round)
     backlog = [run[key] for run in steps["fair"] for key in ("b_s", "c_s")]
