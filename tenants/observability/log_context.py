@@ -10,8 +10,8 @@ them onto every record, so no call site has to pass them along.
 import contextvars
 import json
 import logging
+import os
 import re
-import uuid
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -27,10 +27,18 @@ REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # Ids from clients or proxies are echoed into logs and headers: keep them short and
 # plain so they cannot forge log fields or inject header lines.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+# The bits ``uuid.UUID(bytes=..., version=4)`` clears and sets: variant, version.
+_UUID4_CLEARED = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """A random id, exactly ``uuid.uuid4().hex`` (version 4, RFC 4122 variant), made
+    without building a ``UUID`` object: every request without an id of its own makes
+    one, and the object's validation was half of its cost."""
+    value = int.from_bytes(os.urandom(16), "big")
+    value = (value & _UUID4_CLEARED) | _UUID4_SET
+    return f"{value:032x}"
 
 
 def accepted_request_id(candidate: str | None) -> str:
@@ -46,15 +54,15 @@ def bind(
     tenant: str | None = None,
     user_id: str | None = None,
 ) -> list[tuple[contextvars.ContextVar, contextvars.Token]]:
-    """Set the given values; returns tokens for ``unbind``."""
+    """Set the given values; returns tokens for ``unbind``. (Spelled out, not a loop
+    over pairs: it runs twice on every request, the cached page's too.)"""
     tokens = []
-    for var, value in (
-        (request_id_var, request_id),
-        (tenant_var, tenant),
-        (user_id_var, user_id),
-    ):
-        if value is not None:
-            tokens.append((var, var.set(value)))
+    if request_id is not None:
+        tokens.append((request_id_var, request_id_var.set(request_id)))
+    if tenant is not None:
+        tokens.append((tenant_var, tenant_var.set(tenant)))
+    if user_id is not None:
+        tokens.append((user_id_var, user_id_var.set(user_id)))
     return tokens
 
 

@@ -37,6 +37,18 @@ def test_an_unsafe_or_missing_request_id_is_replaced(acme_client, bad):
     assert len(returned) == 32 and int(returned, 16) >= 0
 
 
+def test_a_made_up_request_id_is_a_uuid4_in_hex():
+    """Made without a ``UUID`` object (log_context.new_request_id): still exactly
+    the form ``uuid.uuid4().hex`` has, version and variant bits included."""
+    made = {log_context.new_request_id() for _ in range(2000)}
+
+    assert len(made) == 2000
+    for request_id in made:
+        parsed = uuid.UUID(hex=request_id)
+        assert parsed.hex == request_id
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+
+
 def test_each_request_gets_its_own_id(acme_client):
     first = acme_client.get("/")["X-Request-ID"]
     second = acme_client.get("/")["X-Request-ID"]
