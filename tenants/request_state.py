@@ -41,6 +41,9 @@ class RequestState:
     # ``page_decided`` with ``page`` None means the edge's round trip failed.
     page_decided: bool = False
     page: PageDecision | None = None
+    # A database slot the edge already took for the request (a file descriptor,
+    # tenants.resilience.worker_reserve), handed on to the dependency guard.
+    database_slot: int | None = None
     # The Wagtail page that answered (set by content's ``before_serve_page`` hook),
     # for the page cache's privacy policy.
     served_page: object | None = None

@@ -436,6 +436,10 @@ STORAGES["backups"] = (
 RATELIMIT_USE_CACHE = "state"
 CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
 CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
+# A public page to render beyond the plan's public reads per minute, spread evenly
+# with a burst of this many seconds of them, gives way (503, Retry-After 1) while the
+# pool has no database slot free; 0 turns the pace off.
+CMS_BUSY_POOL_BURST_SECONDS = env_float("CMS_BUSY_POOL_BURST_SECONDS", 1.0)
 CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
 CMS_LOGIN_RATE_PER_ACCOUNT = env_str("CMS_LOGIN_RATE_PER_ACCOUNT", "100/h")

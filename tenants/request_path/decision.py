@@ -18,7 +18,9 @@ written once, in the module that owns it, and composed here:
    ``METER_LUA``) - a hit is answered, counted and metered in this one round trip and
    holds no slot beyond it;
 4. otherwise a slot is taken for the view to render in; it is released in the
-   request's metering round trip after the response.
+   request's metering round trip after the response. The render is checked against
+   the plan's pace (tenants.tariffs.admission, ``PACE_LUA``): beyond it, the edge
+   lets it run only while the pool has a worker free.
 
 The script runs where the data is, so the check-then-take of the slot and the count
 are atomic, and nothing waits on a second round trip before a cached page goes out.
@@ -57,9 +59,12 @@ from tenants.request_path.page_cache import (
 from tenants.request_state import request_state
 from tenants.tariffs.admission import (
     ADMISSION_LUA,
+    PACE_LUA,
     busy_response,
     lease_ms,
     new_token,
+    pace_arguments,
+    pace_key,
     queue_release,
     slots_key,
 )
@@ -87,15 +92,17 @@ class Outcome(IntEnum):
 
 
 # KEYS: slots, tenant's rate counter, client's rate counter, generation, page entry,
-#       day counters, traffic window, latency histogram, 429 window, 503 window
+#       day counters, traffic window, latency histogram, 429 window, 503 window, pace
 # ARGV: cap, lease ms, slot token, tenant's rate expiry s, tenant's limit ('' = none),
 #       client's rate expiry s, client's limit ('' = none), look up the page
 #       ('1'/'0'), meter a hit or a refusal ('1'/'0'), day counter field of a hit,
-#       schema, latency bucket, window expiry s, day counter field of a 429, of a 503
-# Reply: outcome, tenant's count, client's count[, generation[, page]]
+#       schema, latency bucket, window expiry s, day counter field of a 429, of a 503,
+#       pace interval ms ('' = none), pace tolerance ms
+# Reply: outcome, tenant's count, client's count[, generation[, page | beyond pace]]
 _DECIDE = compose(
     NOW_MS_LUA,
     ADMISSION_LUA,
+    PACE_LUA,
     RATE_COUNT_LUA,
     PAGE_LOOKUP_LUA,
     METER_LUA,
@@ -139,7 +146,11 @@ if ARGV[8] == '1' then
   end
 end
 take_slot(KEYS[1], ARGV[3], tonumber(ARGV[2]), now)
-return {3, count, client_count, generation}
+local beyond = 0
+if ARGV[16] ~= '' then
+  beyond = beyond_pace(KEYS[11], tonumber(ARGV[16]), tonumber(ARGV[17]), now)
+end
+return {3, count, client_count, generation, beyond}
 """,
 )
 
@@ -156,6 +167,8 @@ class PageDecision:
     metered: bool = False
     generation: int | None = None
     entry: CachedPage | None = None
+    # A render beyond the plan's pace: it gives way when the pool is busy.
+    beyond_pace: bool = False
 
     def release(self, pipe) -> None:
         queue_release(pipe, self.schema_name, self.token)
@@ -213,6 +226,7 @@ def decide_page_request(
                 generation_key(schema),
                 entry_key(schema, request),
                 *meter_keys,
+                pace_key(schema),
             ],
             "args": [
                 tenant.plan.concurrent_requests,
@@ -225,6 +239,7 @@ def decide_page_request(
                 "1" if look_up else "0",
                 "1" if meter else "0",
                 *meter_args,
+                *pace_arguments(counter.limit if counter else None),
             ],
         }
         try:
@@ -254,6 +269,7 @@ def decide_page_request(
         metered=meter and outcome is not Outcome.RENDER,
         generation=int(reply[3]) if len(reply) > 3 and reply[3] else None,
         entry=pickle.loads(reply[4]) if outcome is Outcome.HIT else None,
+        beyond_pace=outcome is Outcome.RENDER and int(reply[4]) == 1,
     )
 
 

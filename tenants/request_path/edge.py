@@ -19,7 +19,10 @@ setting changes), the request id - and observed with
 ``tenants.observability.observation.observe_answered``. Refusals go through
 ``apply_decision``'s responses; their short page is rendered once per wait
 (``tenants.tariffs.limits.refusal_page``) and their usage is counted by the decision's
-own round trip, so a refused request costs one round trip and no template.
+own round trip, so a refused request costs one round trip and no template. A render
+beyond the plan's pace (tenants.tariffs.admission) is answered 503 here too when no
+database slot is free at once: the pool is busy, and its workers go to the tenants
+within their pace.
 
 Everything else goes to Django unchanged: other methods, visitors with a session
 cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
@@ -38,11 +41,12 @@ from http import HTTPStatus
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
 from django.core.signals import setting_changed
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest, HttpResponse
 from django.middleware.security import SecurityMiddleware
 
 from tenants.domains.policy import add_hsts, canonical_location, hsts_applies
+from tenants.metering.counters import defer_to_metering
 from tenants.models import Tenant
 from tenants.observability import log_context
 from tenants.observability.observation import (
@@ -61,10 +65,10 @@ from tenants.request_path.decision import (
 )
 from tenants.request_path.gate import GateKind, gate
 from tenants.request_path.input_guard import carries_nul
-from tenants.request_path.page_cache import cache_seconds
 from tenants.request_path.public_pages import serves_pages
 from tenants.request_state import STATE_KEY, request_state
-from tenants.tariffs.admission import release_slot
+from tenants.resilience import worker_reserve
+from tenants.tariffs.admission import busy_response, release_slot
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +102,16 @@ def security_headers(secure: bool) -> tuple[tuple[str, str], ...]:
 
 
 @functools.cache
+def _security_additions(secure: bool) -> tuple[tuple[str, str, str], ...]:
+    """``security_headers(secure)`` with each name lower-cased once per worker (and
+    again when a setting changes), not on every hit: the comparison with the stored
+    headers is the middleware's case-insensitive one either way."""
+    return tuple(
+        (name, value, name.lower()) for name, value in security_headers(secure)
+    )
+
+
+@functools.cache
 def status_line(status: int) -> str:
     """``200 OK``: a WSGI status line, as Django's handler writes it."""
     try:
@@ -109,6 +123,7 @@ def status_line(status: int) -> str:
 
 def _settings_changed(**kwargs) -> None:
     security_headers.cache_clear()
+    _security_additions.cache_clear()
 
 
 setting_changed.connect(_settings_changed)
@@ -136,7 +151,9 @@ class PageCacheEdge:
 
     def _candidate(self, request: HttpRequest) -> Tenant | None:
         """The request's tenant if the edge may answer it, else None."""
-        if request.method not in ("GET", "HEAD") or cache_seconds() <= 0:
+        # with the page cache off too: refusals and a busy pool's pace are decided
+        # here, before Django and its database slot
+        if request.method not in ("GET", "HEAD"):
             return None
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
             return None
@@ -160,12 +177,23 @@ class PageCacheEdge:
         if tenant is None:
             return None
         request.tenant = tenant
-        connection.set_tenant(tenant)
+        # ``django.db.connection`` is a proxy that looks the default connection up
+        # on every attribute; the hit path needs it twice, so it looks it up once
+        db = connections[DEFAULT_DB_ALIAS]
+        db.set_tenant(tenant)
         try:
             decision = decide_page_request(
                 request, tenant, seconds_so_far=time.perf_counter() - started
             )
             if decision is None or decision.outcome is Outcome.RENDER:
+                if decision is not None and not self._room_to_render(request, decision):
+                    return observed(
+                        request,
+                        lambda: in_tenant_context(
+                            request, lambda: self._gives_way(request, decision)
+                        ),
+                        started=started,
+                    )
                 # Django must not decide (or count) it again
                 state = request_state(request)
                 state.page_decided, state.page = True, decision
@@ -180,7 +208,7 @@ class PageCacheEdge:
                 started=started,
             )
         finally:
-            connection.set_schema_to_public()
+            db.set_schema_to_public()
 
     def _hit(
         self, request: HttpRequest, decision: PageDecision, started: float
@@ -196,10 +224,10 @@ class PageCacheEdge:
         headers += hit_headers(decision)
         secure = request.is_secure()
         present = {name.lower() for name, _ in headers}
-        for name, value in security_headers(secure):
-            if name.lower() not in present:
+        for name, value, lowered in _security_additions(secure):
+            if lowered not in present:
                 headers.append((name, value))
-                present.add(name.lower())
+                present.add(lowered)
         if (
             secure
             and hsts_applies(request.tenant)  # the tenant's own choice
@@ -222,10 +250,35 @@ class PageCacheEdge:
         return self.security.process_response(request, response)
 
     @staticmethod
+    def _room_to_render(request: HttpRequest, decision: PageDecision) -> bool:
+        """Whether a page to render may go on to Django. A render beyond the plan's
+        pace goes on only with a database slot free at once (the pool is not busy);
+        the slot is taken here and handed on to the dependency guard."""
+        if not decision.beyond_pace:
+            return True
+        slot = worker_reserve.take_slot(wait=False)
+        if slot is False:
+            return False
+        request_state(request).database_slot = slot  # None: the pool keeps no slots
+        return True
+
+    def _gives_way(self, request: HttpRequest, decision: PageDecision) -> HttpResponse:
+        """A render beyond the plan's pace while the pool is busy: 503 with
+        Retry-After at once (its concurrency slot released in the metering round
+        trip), so quiet tenants' requests do not queue behind it."""
+        defer_to_metering(request, decision.release)
+        response = busy_response(request, rejection="busy_pool")
+        add_hsts(request, response, request.tenant)
+        return self.security.process_response(request, response)
+
+    @staticmethod
     def _release_unclaimed(environ: dict) -> None:
         """Django answered without reaching ``PublicPageMiddleware`` (the tenant map
         changed in between, say): release the slot taken for it."""
         state = environ.get(STATE_KEY)
+        if state is not None and state.database_slot is not None:
+            worker_reserve.release_slot(state.database_slot)
+            state.database_slot = None
         if state is None or not state.page_decided or state.page is None:
             return
         decision, state.page = state.page, None

@@ -31,15 +31,15 @@ def slots_dir() -> Path | None:
     return Path(directory) if directory else None
 
 
-def take_slot() -> int | None | bool:
+def take_slot(*, wait: bool = True) -> int | None | bool:
     """Take a free slot: its file descriptor, None when slots are off, False when
-    none freed up in time."""
+    none freed up in time (``wait=False``: none is free now - the pool is busy)."""
     count, directory = slot_count(), slots_dir()
     if count <= 0 or directory is None:
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + float(
-        getattr(settings, "CMS_DB_SLOT_WAIT_SECONDS", 0.5)
+    deadline = time.monotonic() + (
+        float(getattr(settings, "CMS_DB_SLOT_WAIT_SECONDS", 0.5)) if wait else 0
     )
     start = os.getpid() % count  # spread the workers over the files
     while True:

@@ -9,6 +9,15 @@ A slot is a member of a sorted set scored by its expiry time: released explicitl
 every path, and dropped by the next admission after its lease ends if the worker died
 holding it. The rule is ``ADMISSION_LUA``: the stand-alone admission script and the
 public page decision (tenants.request_path.decision) both run it.
+
+The cap bounds how many requests a tenant holds at once, not how fast it renders: a
+flood let through by the edge at a few times its plan still meets every render a
+burst brings, all at once. So a page to render is also checked against the plan's
+*pace* (``PACE_LUA``): its public reads per minute spread evenly, with a burst of
+``CMS_BUSY_POOL_BURST_SECONDS`` of them. A render beyond that pace still runs while
+the pool has a worker free - unused capacity is never refused - but gives way when
+the pool is busy (tenants.request_path.edge): a 503 with Retry-After at once,
+instead of a worker's time that quiet tenants' requests queue behind.
 """
 
 import json
@@ -35,6 +44,21 @@ local function take_slot(slots, token, lease, now)
 end
 """
 
+# Needs NOW_MS_LUA. A generic cell rate algorithm: ``pace`` holds the time (ms) at
+# which the tenant's renders would be back on its plan's pace; a render is beyond the
+# pace when that time is more than ``tolerance`` ms ahead. Only renders within the
+# pace move it, so a flood's renders beyond it do not push the tenant further behind.
+PACE_LUA = """
+local function beyond_pace(pace, interval, tolerance, now)
+  local due = tonumber(redis.call('GET', pace)) or now
+  if due < now then due = now end
+  if due - now > tolerance then return 1 end
+  due = due + interval
+  redis.call('SET', pace, tostring(due), 'PX', math.ceil(due - now) + 1000)
+  return 0
+end
+"""
+
 # KEYS: slots; ARGV: cap, lease ms, token
 _ADMIT = compose(
     NOW_MS_LUA,
@@ -52,6 +76,20 @@ return 0
 
 def slots_key(schema_name: str) -> str:
     return tenant_key(schema_name, "inflight")
+
+
+def pace_key(schema_name: str) -> str:
+    return tenant_key(schema_name, "pace")
+
+
+def pace_arguments(reads_per_minute: int | None) -> tuple[str, int]:
+    """``beyond_pace``'s interval and tolerance (ms) for a plan's public reads per
+    minute: ``''`` (no pace) for a plan without that limit or with the burst set
+    to 0."""
+    burst = float(getattr(settings, "CMS_BUSY_POOL_BURST_SECONDS", 1.0))
+    if not reads_per_minute or burst <= 0:
+        return "", 0
+    return repr(60_000 / reads_per_minute), int(burst * 1000)
 
 
 def lease_ms() -> int:
@@ -84,7 +122,12 @@ def in_flight(schema_name: str) -> int:
     return state_redis().zcard(slots_key(schema_name))
 
 
-def busy_response(request: HttpRequest) -> HttpResponse:
+def busy_response(
+    request: HttpRequest, *, rejection: str = "concurrent_requests"
+) -> HttpResponse:
+    """503 with Retry-After 1, JSON for API clients, a short page for visitors:
+    over the plan's concurrency cap, or (``rejection="busy_pool"``) a render beyond
+    the plan's pace while the pool is busy."""
     if wants_json(request):
         body = json.dumps(
             {
@@ -98,5 +141,5 @@ def busy_response(request: HttpRequest) -> HttpResponse:
         body = refusal_page("tenants/busy.html", 1)
         response = HttpResponse(body, status=503)
     response["Retry-After"] = "1"
-    request_state(request).rejection = "concurrent_requests"
+    request_state(request).rejection = rejection
     return response

@@ -2,85 +2,18 @@
 public page is answered before Django's handler runs, with the same decision, headers
 and observation as Django would give it; everything else reaches Django unchanged."""
 
-import io
 import logging
-import sys
-from dataclasses import dataclass
 
 import pytest
 from django.core.management import call_command
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 
-from cms_project.wsgi import application
 from tenants.metering import flush
 from tenants.models import UsageDay
 from tenants.tariffs.admission import in_flight
-from tests.conftest import ACME_HOST, GLOBEX_HOST, all_slots_taken
+from tests.conftest import GLOBEX_HOST, all_slots_taken
+from tests.content.wsgi_app import ARTICLE, wsgi
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_transaction():
-    """Django's handler closes the database connection after each request (as the
-    test client's handler does not): that would end the test's transaction."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
-
-
-ARTICLE = "/acme-launches-the-mark-iv/"
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def wsgi(path: str, *, host: str = ACME_HOST, method: str = "GET", **meta) -> Answer:
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": host,
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        **meta,
-    }
-    started = {}
-
-    def start_response(status, headers, exc_info=None):
-        started["status"] = int(status.split()[0])
-        started["headers"] = dict(headers)
-
-    result = application(environ, start_response)
-    body = b"".join(result)
-    if hasattr(result, "close"):
-        result.close()
-    return Answer(started["status"], started["headers"], body)
-
-
-@pytest.fixture
-def django_runs():
-    """How many requests reached Django's handler."""
-    runs = []
-
-    def count(**kwargs):
-        runs.append(1)
-
-    request_started.connect(count)
-    yield runs
-    request_started.disconnect(count)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_app")]
 
 
 def test_a_hit_is_answered_before_djangos_handler(

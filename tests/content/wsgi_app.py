@@ -1,0 +1,48 @@
+"""The WSGI application gunicorn serves, called in process: the page-cache edge and
+Django behind it (tests/content/test_edge.py, tests/content/test_busy_pool_pace.py).
+Use with the ``wsgi_app`` fixture (tests/content/conftest.py), which keeps the test's
+transaction."""
+
+import io
+import sys
+from dataclasses import dataclass
+
+from cms_project.wsgi import application
+from tests.conftest import ACME_HOST
+
+ARTICLE = "/acme-launches-the-mark-iv/"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def wsgi(path: str, *, host: str = ACME_HOST, method: str = "GET", **meta) -> Answer:
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": host,
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        **meta,
+    }
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started["status"] = int(status.split()[0])
+        started["headers"] = dict(headers)
+
+    result = application(environ, start_response)
+    body = b"".join(result)
+    if hasattr(result, "close"):
+        result.close()
+    return Answer(started["status"], started["headers"], body)
