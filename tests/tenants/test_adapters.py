@@ -70,6 +70,38 @@ def test_wagtail_finds_the_attached_site_without_a_query(
         assert Site.find_for_request(request) is found
 
 
+@pytest.mark.parametrize("with_default", [True, False])
+def test_wagtails_ranking_of_sites_is_the_one_the_adapter_repeats(
+    acme_schema, with_default
+):
+    """Wagtail's own ``get_site_for_hostname`` and the adapter's cheaper one agree on
+    every host and port, with and without a default site, several ports of one
+    host and a host of its own."""
+    from wagtail.models.sites import get_site_for_hostname
+
+    root = Site.objects.get(is_default_site=True).root_page
+    Site.objects.update(is_default_site=with_default)
+    for hostname, port in (
+        ("alias.test", 80),
+        ("alias.test", 8080),
+        ("other.test", 80),
+        ("lone.test", 8000),
+    ):
+        Site.objects.create(hostname=hostname, port=port, root_page=root)
+    hosts = ACME_HOST, "alias.test", "other.test", "lone.test", "unknown.test"
+    compared = 0
+    for hostname in hosts:
+        for port in (80, 443, 8000, 8080, "8080"):
+            try:
+                expected = get_site_for_hostname(hostname, port).pk
+            except Site.DoesNotExist:
+                expected = None
+            found = wagtail_internals.site_for_hostname(hostname, port)
+            assert (found.pk if found else None) == expected, (hostname, port)
+            compared += expected is not None
+    assert compared >= 10  # the comparison met real sites, not only misses
+
+
 def test_django_content_type_cache_is_the_schema_scoped_one():
     assert django_internals.has_schema_scoped_cache()
 
