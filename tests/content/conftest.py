@@ -1,20 +1,17 @@
 """Fixtures of the tests that call the WSGI application in process
-(tests/content/wsgi_app.py)."""
+(tests/wsgi_app.py)."""
 
 import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.core.signals import request_started
+
+from tests.wsgi_app import transaction_kept
 
 
 @pytest.fixture
 def wsgi_app():
-    """Django's handler closes the database connection after each request (as the
-    test client's handler does not): that would end the test's transaction."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    """Requests through the WSGI application keep the test's transaction."""
+    with transaction_kept():
+        yield
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tenants.redis_store.keys import state_redis
 from tenants.request_path.decision import Outcome, decide_page_request
 from tenants.resilience import worker_reserve
 from tenants.tariffs.admission import in_flight, pace_key
-from tests.content.wsgi_app import ARTICLE, wsgi
+from tests.wsgi_app import ARTICLE, wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_app")]
 

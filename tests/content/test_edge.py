@@ -11,7 +11,7 @@ from tenants.metering import flush
 from tenants.models import UsageDay
 from tenants.tariffs.admission import in_flight
 from tests.conftest import GLOBEX_HOST, all_slots_taken
-from tests.content.wsgi_app import ARTICLE, wsgi
+from tests.wsgi_app import ARTICLE, wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_app")]
 

@@ -13,13 +13,9 @@ Examples are rolled back, Redis is not: each example starts with the tenant's pa
 cache purged and the rate counters cleared, so no example sees another's state.
 """
 
-import io
-import sys
-
 import pytest
 from django.core.files.base import ContentFile
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.test import Client
 from django_tenants.utils import schema_context
 from hypothesis import given
@@ -28,7 +24,6 @@ from hypothesis import strategies as st
 from wagtail.documents.models import Document
 from wagtail.models import Collection, CollectionViewRestriction, Page
 
-from cms_project.wsgi import application
 from tenants.redis_store.keys import state_redis, tenant_key_pattern
 from tenants.request_path.page_cache import purge_tenant_pages
 from tests.isolation.privacy import (
@@ -42,6 +37,7 @@ from tests.isolation.privacy import (
     unrestrict,
     visitors,
 )
+from tests.wsgi_app import transaction_kept, wsgi
 
 pytestmark = pytest.mark.django_db
 
@@ -57,33 +53,9 @@ changes = st.sampled_from(("added", "changed", "removed"))
 
 def _through_the_edge(host: str, path: str) -> str:
     """GET ``path`` through the WSGI application gunicorn serves
-    (tenants.request_path.edge).
-    Django's handler closes the connection after a request (the test client's does
-    not), which would end the example's transaction: not while this runs."""
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": host,
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-    }
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        result = application(environ, lambda status, headers, exc_info=None: None)
-        body = b"".join(result)
-        if hasattr(result, "close"):
-            result.close()
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-    return body.decode(errors="replace")
+    (tenants.request_path.edge), in the example's transaction."""
+    with transaction_kept():
+        return wsgi(path, host=host).body.decode(errors="replace")
 
 
 def _fresh_example(schema: str) -> None:

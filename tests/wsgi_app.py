@@ -1,16 +1,34 @@
 """The WSGI application gunicorn serves, called in process: the page-cache edge and
-Django behind it (tests/content/test_edge.py, tests/content/test_busy_pool_pace.py).
-Use with the ``wsgi_app`` fixture (tests/content/conftest.py), which keeps the test's
-transaction."""
+Django behind it (tests/content/test_edge.py, tests/content/test_busy_pool_pace.py,
+tests/isolation/test_privacy_matrix.py). Call it inside ``transaction_kept`` (the
+``wsgi_app`` fixture of tests/content/conftest.py)."""
 
 import io
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from cms_project.wsgi import application
 from tests.conftest import ACME_HOST
 
 ARTICLE = "/acme-launches-the-mark-iv/"
+
+
+@contextmanager
+def transaction_kept() -> Iterator[None]:
+    """Django's handler closes the database connection after each request (as the
+    test client's handler does not): that would end the test's transaction."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @dataclass
