@@ -710,6 +710,22 @@ def test_the_site_search_is_paced_like_the_api_and_counts_as_pages(edge):
     assert edge.get(host, path=search)[0].status == 429
 
 
+def test_a_search_over_the_pages_window_is_told_the_windows_wait(edge):
+    """A search over both the pages' window and its own pace gets the window's
+    wait (Retry-After 10), not the pace's (1): the pace would send the client back
+    in a second to be refused again."""
+    search = f"{router.EDGE_SEARCH_PATH}?q=news"
+    host = "searchwait.example.test"
+    _limit(edge, host, EdgeLimit(4, 100, 100, "searchwait"))
+    assert [edge.get(host)[0].status for _ in range(2)] == [200, 200]
+    client = edge.connection()
+    # two searches at once: the window spent (4 of 4) and the search pace reached
+    answers = [edge.get(host, client, path=search)[0] for _ in range(3)]
+
+    assert [answer.status for answer in answers] == [200, 200, 429]
+    assert answers[-1].getheader("Retry-After") == str(router.EDGE_RETRY_AFTER_SECONDS)
+
+
 def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edge):
     """A flood that never stops still gets its limit's worth through each window:
     only what the edge let through counts against the tenant."""
