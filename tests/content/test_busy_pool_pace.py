@@ -6,6 +6,7 @@ gives way at once - 503, Retry-After 1, before Django - while the pool is busy."
 import pytest
 from django.core.management import call_command
 from django.test import RequestFactory
+from prometheus_client import REGISTRY
 
 from tenants.metering import flush
 from tenants.models import Tenant, UsageDay
@@ -51,6 +52,8 @@ def test_a_render_beyond_the_pace_gives_way_at_once_while_the_pool_is_busy(
     settings.CMS_DB_SLOT_WAIT_SECONDS = 5  # what a request within the pace would wait
     waits = []
     monkeypatch.setattr(worker_reserve.time, "sleep", waits.append)
+    labels = {"tenant": "acme", "status": "503", "limit": "busy_pool"}
+    before = REGISTRY.get_sample_value("cms_rejections_total", labels) or 0.0
     held = worker_reserve.take_slot()
     assert held not in (None, False)
     try:
@@ -64,6 +67,8 @@ def test_a_render_beyond_the_pace_gives_way_at_once_while_the_pool_is_busy(
     assert b"as many visitors as it can at once" in refused.body
     assert len(django_runs) == 2  # the refusal never reached Django
     assert waits == []  # nor waited for a slot
+    # in the metrics by the limit that refused it
+    assert REGISTRY.get_sample_value("cms_rejections_total", labels) == before + 1
     assert in_flight("acme") == 0  # its concurrency slot was released
     assert worker_reserve.slots_in_use() == 0
     flush.flush_usage()
