@@ -5,7 +5,7 @@ tests/isolation/test_privacy_matrix.py). Call it inside ``transaction_kept`` (th
 
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -38,7 +38,15 @@ class Answer:
     body: bytes
 
 
-def wsgi(path: str, *, host: str = ACME_HOST, method: str = "GET", **meta) -> Answer:
+def wsgi(
+    path: str,
+    *,
+    host: str = ACME_HOST,
+    method: str = "GET",
+    app: Callable = application,
+    **meta,
+) -> Answer:
+    """``path`` through ``app`` (the application gunicorn serves)."""
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -59,7 +67,7 @@ def wsgi(path: str, *, host: str = ACME_HOST, method: str = "GET", **meta) -> An
         started["status"] = int(status.split()[0])
         started["headers"] = dict(headers)
 
-    result = application(environ, start_response)
+    result = app(environ, start_response)
     body = b"".join(result)
     if hasattr(result, "close"):
         result.close()

@@ -12,6 +12,7 @@ from tenants.metering import flush
 from tenants.models import Tenant, UsageDay
 from tenants.redis_store.keys import state_redis
 from tenants.request_path.decision import Outcome, decide_page_request
+from tenants.request_path.edge import PageCacheEdge
 from tenants.resilience import worker_reserve
 from tenants.tariffs.admission import in_flight, pace_key
 from tests.wsgi_app import ARTICLE, wsgi
@@ -90,6 +91,26 @@ def test_a_tenant_within_its_pace_waits_for_a_busy_pool_instead(
     # it went on to Django, which waited CMS_DB_SLOT_WAIT_SECONDS for a slot
     assert len(django_runs) == 1
     assert waited.status == 503
+
+
+def test_a_slot_the_edge_took_is_released_when_django_never_claims_it(one_slot_pool):
+    """A render beyond the pace takes its database slot at the edge; if Django
+    answers before the dependency guard claims it, the edge releases it (and the
+    tenant's concurrency slot) after the answer."""
+    assert [wsgi(ARTICLE).status for _ in range(2)] == [200, 200]  # within the pace
+    held_meanwhile = []
+
+    def answers_before_the_guard(environ, start_response):
+        held_meanwhile.append(worker_reserve.slots_in_use())
+        start_response("204 No Content", [])
+        return [b""]
+
+    answer = wsgi(ARTICLE, app=PageCacheEdge(answers_before_the_guard))
+
+    assert answer.status == 204
+    assert held_meanwhile == [1]  # the edge had taken the slot for it
+    assert worker_reserve.slots_in_use() == 0
+    assert in_flight("acme") == 0
 
 
 def _beyond(count: int) -> list[bool]:
