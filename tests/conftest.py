@@ -85,6 +85,18 @@ def _closed_breakers():
 
 
 @pytest.fixture
+def labelled_tenants():
+    """acme and globex get metric series of their own (as if read from the shared
+    top-K list): without it a tenant's figures land under ``other`` or not, depending
+    on which test refreshed the process's labels last."""
+    from tenants.observability import metrics
+
+    metrics.tenant_labels.update(["acme", "globex"])
+    yield
+    metrics.tenant_labels.update([])
+
+
+@pytest.fixture
 def acme_client(db) -> Client:
     return Client(HTTP_HOST=ACME_HOST)
 

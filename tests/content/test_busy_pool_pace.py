@@ -47,7 +47,7 @@ def test_renders_beyond_the_plans_pace_run_while_the_pool_has_room(
 
 
 def test_a_render_beyond_the_pace_gives_way_at_once_while_the_pool_is_busy(
-    one_slot_pool, django_runs, settings, monkeypatch
+    one_slot_pool, django_runs, settings, monkeypatch, labelled_tenants
 ):
     assert [wsgi(ARTICLE).status for _ in range(2)] == [200, 200]  # within the pace
     settings.CMS_DB_SLOT_WAIT_SECONDS = 5  # what a request within the pace would wait

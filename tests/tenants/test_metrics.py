@@ -12,12 +12,8 @@ from tests.conftest import all_slots_taken
 TOKEN = "scrape-secret"
 
 
-@pytest.fixture(autouse=True)
-def _labels(db):
-    """acme and globex are the busiest tenants unless a test says otherwise."""
-    metrics.tenant_labels.update(["acme", "globex"])
-    yield
-    metrics.tenant_labels.update([])
+# acme and globex are the busiest tenants unless a test says otherwise.
+pytestmark = pytest.mark.usefixtures("db", "labelled_tenants")
 
 
 def _value(name: str, **labels: str) -> float:
