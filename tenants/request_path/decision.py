@@ -20,7 +20,7 @@ written once, in the module that owns it, and composed here:
 4. otherwise a slot is taken for the view to render in; it is released in the
    request's metering round trip after the response. The render is checked against
    the plan's pace (tenants.tariffs.admission, ``PACE_LUA``): beyond it, the edge
-   lets it run only while the pool has a worker free.
+   lets it run only while the pool has a database slot free.
 
 The script runs where the data is, so the check-then-take of the slot and the count
 are atomic, and nothing waits on a second round trip before a cached page goes out.

@@ -24,9 +24,11 @@ beyond the plan's pace (tenants.tariffs.admission) is answered 503 here too when
 database slot is free at once: the pool is busy, and its workers go to the tenants
 within their pace.
 
-Everything else goes to Django unchanged: other methods, visitors with a session
-cookie, hosts without an active tenant, requests that Django would redirect to HTTPS,
-and paths that are not public pages. A request the edge decided but could not answer
+A request with a session cookie (a signed-in editor, or anyone who sends one) is
+decided here too, without a cache lookup: one door for every public page decision.
+Everything else goes to Django unchanged: other methods, hosts without an active
+tenant, requests that Django would redirect to HTTPS, and paths that are not public
+pages. A request the edge decided but could not answer
 (a page to render) carries the decision on to ``PublicPageMiddleware`` in its request
 state, so nothing is counted twice.
 """
@@ -153,9 +155,10 @@ class PageCacheEdge:
         """The request's tenant if the edge may answer it, else None."""
         # with the page cache off too: refusals and a busy pool's pace are decided
         # here, before Django and its database slot
+        # with a session cookie too: such a request is never answered from the cache
+        # (the cache policy skips its lookup), but its refusals and its pace are
+        # decided here like anyone's - a made-up cookie must not step around them
         if request.method not in ("GET", "HEAD"):
-            return None
-        if settings.SESSION_COOKIE_NAME in request.COOKIES:
             return None
         if carries_nul(request.path_info, request.META.get("QUERY_STRING", "")):
             return None  # Django's NulInputMiddleware answers it
@@ -187,12 +190,8 @@ class PageCacheEdge:
             )
             if decision is None or decision.outcome is Outcome.RENDER:
                 if decision is not None and not self._room_to_render(request, decision):
-                    return observed(
-                        request,
-                        lambda: in_tenant_context(
-                            request, lambda: self._gives_way(request, decision)
-                        ),
-                        started=started,
+                    return self._refusal(
+                        request, started, lambda: self._gives_way(request, decision)
                     )
                 # Django must not decide (or count) it again
                 state = request_state(request)
@@ -200,12 +199,10 @@ class PageCacheEdge:
                 return None
             if decision.outcome is Outcome.HIT:
                 return self._hit(request, decision, started)
-            return observed(
-                request,
-                lambda: in_tenant_context(
-                    request, lambda: self._refused(request, decision)
-                ),
-                started=started,
+            # a refusal (429 over the rate, 503 over the concurrency cap): a
+            # flooding tenant's refused requests cost no Django handler either
+            return self._refusal(
+                request, started, lambda: apply_decision(request, decision)
             )
         finally:
             db.set_schema_to_public()
@@ -242,12 +239,23 @@ class PageCacheEdge:
         )
         return status_line(entry.status), headers, entry.content
 
-    def _refused(self, request: HttpRequest, decision: PageDecision) -> HttpResponse:
-        """A refusal (429 over the rate, 503 over the concurrency cap): a flooding
-        tenant's refused requests cost no Django handler either."""
-        response = apply_decision(request, decision)
-        add_hsts(request, response, request.tenant)
-        return self.security.process_response(request, response)
+    def _refusal(
+        self,
+        request: HttpRequest,
+        started: float,
+        respond: Callable[[], HttpResponse],
+    ) -> HttpResponse:
+        """A refusal answered here, with what Django's middleware would have added
+        (HSTS, the security headers) and observed in the tenant's context."""
+
+        def answer() -> HttpResponse:
+            response = respond()
+            add_hsts(request, response, request.tenant)
+            return self.security.process_response(request, response)
+
+        return observed(
+            request, lambda: in_tenant_context(request, answer), started=started
+        )
 
     @staticmethod
     def _room_to_render(request: HttpRequest, decision: PageDecision) -> bool:
@@ -267,9 +275,7 @@ class PageCacheEdge:
         Retry-After at once (its concurrency slot released in the metering round
         trip), so quiet tenants' requests do not queue behind it."""
         defer_to_metering(request, decision.release)
-        response = busy_response(request, rejection="busy_pool")
-        add_hsts(request, response, request.tenant)
-        return self.security.process_response(request, response)
+        return busy_response(request, rejection="busy_pool")
 
     @staticmethod
     def _release_unclaimed(environ: dict) -> None:
