@@ -421,6 +421,29 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# Environment variables that change what the product under test does: its settings
+# (cms_project/settings) and gunicorn's pool. A run with one of them set is recorded
+# with it and is not a default run: an override (a shorter burst, say) must never pass
+# for the product's defaults. Where the services are (DATABASE_URL, REDIS_URL) and
+# where files go do not change what is measured.
+SETTING_PREFIXES = ("CMS_", "GUNICORN_", "DB_", "CELERY_", "REDIS_", "SECURE_")
+SETTING_NAMES = frozenset({"WEB_CONCURRENCY", "DEBUG"})
+NOT_SETTINGS = frozenset(
+    {"REDIS_URL", "CMS_VAR_DIR", "CMS_KEEP_SERVICES", "CMS_ADVISORY_DB"}
+)
+
+
+def product_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The product's settings given in the environment (``os.environ`` by default)."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in sorted(environ.items())
+        if (name.startswith(SETTING_PREFIXES) or name in SETTING_NAMES)
+        and name not in NOT_SETTINGS
+    }
+
+
 class Run:
     """One run of one benchmark: when and on what it ran, its validity, its figures.
 
@@ -436,8 +459,9 @@ class Run:
         self.machine = machine()
         self.code = code_version(name)
         self.args = dict(vars(args))
+        self.settings = product_settings()
         defaults = {key: parser.get_default(key) for key in self.args}
-        self.default_args = self.args == defaults
+        self.default_args = self.args == defaults and not self.settings
         self.problems: list[str] = []
         self.notes: list[str] = []
         out(
@@ -446,6 +470,7 @@ class Run:
             f"{self.machine['cpus']} cores, load average "
             f"{self.machine['load_average'][0]:.2f}"
             + ("" if self.default_args else ", non-default arguments")
+            + "".join(f", {name}={value}" for name, value in self.settings.items())
         )
 
     def check(self, condition: bool, reason: str) -> bool:
@@ -529,6 +554,7 @@ class Run:
             "machine": self.machine,
             "machine_at_end": {"load_average": machine()["load_average"]},
             "args": self.args,
+            "settings": self.settings,
             "default_args": self.default_args,
             "valid": self.valid,
             "problems": self.problems,

@@ -208,7 +208,7 @@ def table(code: str | None = None) -> str:
             if not latest.get("valid"):
                 why.append("invalid")
             if not latest.get("default_args"):
-                why.append("non-default arguments")
+                why.append("non-default arguments or settings")
             if latest.get("code") != current or latest.get("dirty"):
                 why.append("other code")
             lines.append(

@@ -81,6 +81,32 @@ def test_a_valid_run_prints_its_result_last(tmp_path, monkeypatch, capsys):
     assert last == "RESULT ratio=0.500 errors=0 identical=1"
 
 
+def test_a_run_with_a_product_setting_in_its_environment_is_not_a_default_run(
+    tmp_path, monkeypatch, capsys
+):
+    for name in common.product_settings():
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")  # where, not what
+    monkeypatch.setenv("CMS_VAR_DIR", str(tmp_path))
+    assert _run(tmp_path, monkeypatch, []).default_args
+    capsys.readouterr()
+
+    monkeypatch.setenv("CMS_BUSY_POOL_BURST_SECONDS", "0.25")
+    monkeypatch.setenv("GUNICORN_WORKERS", "3")
+    run = _run(tmp_path, monkeypatch, [])
+    run.finish({"ratio": 1.0}, {})
+
+    printed = capsys.readouterr().out
+    assert "CMS_BUSY_POOL_BURST_SECONDS=0.25" in printed.splitlines()[0]
+    saved = json.loads(max((tmp_path / "demo").glob("*.json")).read_text())
+    assert saved["default_args"] is False
+    assert saved["settings"] == {
+        "CMS_BUSY_POOL_BURST_SECONDS": "0.25",
+        "GUNICORN_WORKERS": "3",
+    }
+    assert report.headline_run([saved], saved["code"]) is None
+
+
 def _record(folder, started, *, valid=True, default=True, code="c1", ratio=1.0):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{started}.json").write_text(
