@@ -440,6 +440,9 @@ CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
 # with a burst of this many seconds of them, gives way (503, Retry-After 1) while the
 # pool has no database slot free; 0 turns the pace off.
 CMS_BUSY_POOL_BURST_SECONDS = env_float("CMS_BUSY_POOL_BURST_SECONDS", 1.0)
+# ...and runs only while this many more slots stay free after it, for the requests
+# within their pace that come next (they wait for a slot rather than give way).
+CMS_BUSY_POOL_FREE_SLOTS = env_int("CMS_BUSY_POOL_FREE_SLOTS", 1)
 CMS_LOGIN_RATE_PER_USER = env_str("CMS_LOGIN_RATE_PER_USER", "10/m")
 CMS_LOGIN_RATE_PER_IP = env_str("CMS_LOGIN_RATE_PER_IP", "60/m")
 CMS_LOGIN_RATE_PER_ACCOUNT = env_str("CMS_LOGIN_RATE_PER_ACCOUNT", "100/h")

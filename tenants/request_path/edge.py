@@ -70,7 +70,7 @@ from tenants.request_path.input_guard import carries_nul
 from tenants.request_path.public_pages import serves_pages
 from tenants.request_state import STATE_KEY, request_state
 from tenants.resilience import worker_reserve
-from tenants.tariffs.admission import busy_response, release_slot
+from tenants.tariffs.admission import busy_response, release_slot, slots_left_free
 
 logger = logging.getLogger(__name__)
 
@@ -260,11 +260,12 @@ class PageCacheEdge:
     @staticmethod
     def _room_to_render(request: HttpRequest, decision: PageDecision) -> bool:
         """Whether a page to render may go on to Django. A render beyond the plan's
-        pace goes on only with a database slot free at once (the pool is not busy);
-        the slot is taken here and handed on to the dependency guard."""
+        pace goes on only with a database slot free at once and ``slots_left_free``
+        more after it (the pool is not busy); the slot is taken here and handed on
+        to the dependency guard."""
         if not decision.beyond_pace:
             return True
-        slot = worker_reserve.take_slot(wait=False)
+        slot = worker_reserve.take_slot(wait=False, leave_free=slots_left_free())
         if slot is False:
             return False
         request_state(request).database_slot = slot  # None: the pool keeps no slots

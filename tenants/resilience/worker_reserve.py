@@ -31,9 +31,13 @@ def slots_dir() -> Path | None:
     return Path(directory) if directory else None
 
 
-def take_slot(*, wait: bool = True) -> int | None | bool:
+def take_slot(*, wait: bool = True, leave_free: int = 0) -> int | None | bool:
     """Take a free slot: its file descriptor, None when slots are off, False when
-    none freed up in time (``wait=False``: none is free now - the pool is busy)."""
+    none freed up in time (``wait=False``: none is free now - the pool is busy).
+
+    ``leave_free`` (with ``wait=False``): take one only if that many others stay
+    free after it, for whoever comes next - a request that may give way leaves the
+    pool's last slots to those that may not."""
     count, directory = slot_count(), slots_dir()
     if count <= 0 or directory is None:
         return None
@@ -43,18 +47,38 @@ def take_slot(*, wait: bool = True) -> int | None | bool:
     )
     start = os.getpid() % count  # spread the workers over the files
     while True:
+        taken = None
         for offset in range(count):
             path = directory / f"slot-{(start + offset) % count}"
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(descriptor)
+            descriptor = _try_lock(path)
+            if descriptor is None:
                 continue
-            return descriptor
+            if taken is None:
+                taken, free_after = descriptor, 0
+                if leave_free <= 0:
+                    return taken
+                continue
+            os.close(descriptor)  # only counted: another slot free now
+            free_after += 1
+            if free_after >= leave_free:
+                return taken
+        if taken is not None:
+            os.close(taken)  # too few left free after it
+            return False
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
+
+
+def _try_lock(path: Path) -> int | None:
+    """The slot file's descriptor, locked; None when another process holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def release_slot(descriptor: int) -> None:

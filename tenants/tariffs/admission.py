@@ -15,9 +15,10 @@ flood let through by the edge at a few times its plan still meets every render a
 burst brings, all at once. So a page to render is also checked against the plan's
 *pace* (``PACE_LUA``): its public reads per minute spread evenly, with a burst of
 ``CMS_BUSY_POOL_BURST_SECONDS`` of them. A render beyond that pace still runs while
-the pool has a worker free - unused capacity is never refused - but gives way when
-the pool is busy (tenants.request_path.edge): a 503 with Retry-After at once,
-instead of a worker's time that quiet tenants' requests queue behind.
+the pool has a database slot free beyond the ``CMS_BUSY_POOL_FREE_SLOTS`` it leaves
+to others - unused capacity is never refused - but gives way when the pool is busy
+(tenants.request_path.edge): a 503 with Retry-After at once, instead of a worker's
+time that quiet tenants' requests queue behind.
 """
 
 import json
@@ -90,6 +91,13 @@ def pace_arguments(reads_per_minute: int | None) -> tuple[str, int]:
     if not reads_per_minute or burst <= 0:
         return "", 0
     return repr(60_000 / reads_per_minute), int(burst * 1000)
+
+
+def slots_left_free() -> int:
+    """How many database slots a render beyond its pace leaves free for the next
+    requests: those of tenants within their pace, which wait for a slot (a backlog
+    the slots do not show) instead of giving way."""
+    return int(getattr(settings, "CMS_BUSY_POOL_FREE_SLOTS", 1))
 
 
 def lease_ms() -> int:

@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_app")]
 
 @pytest.fixture
 def one_slot_pool(settings, tmp_path):
-    """A pool of one database slot, every request a render (page cache off), and
+    """A pool of one database slot, which a render beyond the pace may take (it
+    leaves none free for others), every request a render (page cache off), and
     acme's plan at one public read a second: its pace lets two renders through at
     once (the burst of one second), the third is beyond it."""
     settings.CMS_PAGE_CACHE_SECONDS = 0
@@ -30,6 +31,7 @@ def one_slot_pool(settings, tmp_path):
     settings.CMS_DB_SLOTS_DIR = str(tmp_path)
     settings.CMS_DB_SLOT_WAIT_SECONDS = 0.05
     settings.CMS_BUSY_POOL_BURST_SECONDS = 1
+    settings.CMS_BUSY_POOL_FREE_SLOTS = 0
     call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=60")
 
 
@@ -81,6 +83,31 @@ def test_a_render_beyond_the_pace_gives_way_at_once_while_the_pool_is_busy(
     assert (day.public_reads, day.rejected_503) == (2, 1)
     # the pool free again, the same tenant beyond its pace is served
     assert wsgi(ARTICLE, **cookie).status == 200
+
+
+@pytest.mark.parametrize(
+    ("left_free", "held_by_others", "status"),
+    [(1, 1, 200), (1, 2, 503), (0, 2, 200), (0, 3, 503), (2, 0, 200), (2, 1, 503)],
+)
+def test_a_render_beyond_the_pace_leaves_slots_free_for_the_next_requests(
+    one_slot_pool, settings, left_free, held_by_others, status
+):
+    """Requests within their pace wait for a slot instead of giving way, a backlog
+    the slots do not show: so one beyond the pace runs only while
+    ``CMS_BUSY_POOL_FREE_SLOTS`` more stay free after it (of three slots here)."""
+    settings.CMS_DB_SLOTS = 3
+    settings.CMS_BUSY_POOL_FREE_SLOTS = left_free
+    assert [wsgi(ARTICLE).status for _ in range(2)] == [200, 200]  # within the pace
+    held = [worker_reserve.take_slot() for _ in range(held_by_others)]
+    try:
+        answer = wsgi(ARTICLE)
+    finally:
+        for descriptor in held:
+            worker_reserve.release_slot(descriptor)
+
+    assert answer.status == status
+    assert worker_reserve.slots_in_use() == 0  # the slots it counted were let go
+    assert in_flight("acme") == 0
 
 
 def test_a_tenant_within_its_pace_waits_for_a_busy_pool_instead(
