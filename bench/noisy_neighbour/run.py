@@ -1330,6 +1330,13 @@ def main() -> int:
             f"{part['first_seconds']:g} s of each block, {part['rest_p99_ms']:.1f} ms "
             "in the rest; by second of the block: "
             + " ".join(f"{value:.0f}" for value in part["p99_ms_by_second"])
+            + "; by block (p99/max): "
+            + " ".join(
+                f"{p99:.0f}/{longest:.0f}"
+                for p99, longest in zip(
+                    part["p99_ms_by_round"], part["max_ms_by_round"], strict=True
+                )
+            )
         )
     out(
         f"p99 of all quiet tenants (>= {MIN_P99_SAMPLES} samples): saturating flood "
@@ -1358,19 +1365,25 @@ def by_block_part(results: list, block: float, first: float = 2.0) -> dict:
     """All quiet requests' p99 in the first ``first`` seconds of each block and in
     the rest, and per second of the blocks: a flood's start (the requests the
     router lets through before the tenant reaches its edge limit) shows at the
-    start of each block and as long as the pool takes to catch up."""
+    start of each block and as long as the pool takes to catch up. And per block
+    (round): a stall of one block and a cost every block pays look alike pooled."""
     parts: dict[str, list[float]] = {"first_seconds": [], "rest": []}
     by_second: list[list[float]] = [[] for _ in range(math.ceil(block))]
+    by_round: dict[int, list[float]] = {}
     for result in results:
         for due, latency in zip(result.due_s, result.latencies_ms, strict=True):
             into = due % block
             parts["first_seconds" if into < first else "rest"].append(latency)
             by_second[min(int(into), len(by_second) - 1)].append(latency)
+            by_round.setdefault(int(due // block), []).append(latency)
+    rounds = [by_round[index] for index in sorted(by_round)]
     return {
         "first_seconds": first,
         **{f"{part}_p99_ms": percentile(values, 99) for part, values in parts.items()},
         **{f"{part}_samples": len(values) for part, values in parts.items()},
         "p99_ms_by_second": [percentile(values, 99) for values in by_second],
+        "p99_ms_by_round": [percentile(values, 99) for values in rounds],
+        "max_ms_by_round": [max(values) for values in rounds],
     }
 
 
