@@ -46,8 +46,8 @@ def counting(monkeypatch):
 
 
 @pytest.mark.parametrize("refresh_due", [False, True])
+@pytest.mark.usefixtures("labelled_tenants")
 def test_a_tenant_request_costs_one_round_trip(acme_client, counting, refresh_due):
-    metrics.tenant_labels.update(["acme"])
     if refresh_due:
         metrics.tenant_labels._refresh_after = 0  # the top list is read as well
     acme_client.get("/search/", {"q": "rockets"})  # warm caches (host map)
@@ -60,9 +60,8 @@ def test_a_tenant_request_costs_one_round_trip(acme_client, counting, refresh_du
 
 @pytest.mark.parametrize("refresh_due", [False, True])
 def test_a_cached_page_is_metered_by_the_script_that_answered_it(
-    acme_client, counting, refresh_due
+    acme_client, counting, refresh_due, labelled_tenants
 ):
-    metrics.tenant_labels.update(["acme"])
     acme_client.get("/")  # the page cache now holds the page
     if refresh_due:
         metrics.tenant_labels._refresh_after = 0
