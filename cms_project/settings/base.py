@@ -437,8 +437,8 @@ RATELIMIT_USE_CACHE = "state"
 CMS_RATELIMIT_FAIL_CLOSED = env_bool("CMS_RATELIMIT_FAIL_CLOSED", False)
 CMS_CONCURRENCY_LEASE_SECONDS = env_int("CMS_CONCURRENCY_LEASE_SECONDS", 35)
 # A public page to render beyond the plan's public reads per minute, spread evenly
-# with a burst of this many seconds of them, gives way (503, Retry-After 1) while the
-# pool has no database slot free; 0 turns the pace off.
+# with a burst of this many seconds of them, gives way (503, Retry-After 1) unless the
+# pool has a database slot free for it (and the reserve below); 0 turns the pace off.
 CMS_BUSY_POOL_BURST_SECONDS = env_float("CMS_BUSY_POOL_BURST_SECONDS", 1.0)
 # ...and runs only while this many more slots stay free after it, for the requests
 # within their pace that come next (they wait for a slot rather than give way).

@@ -20,9 +20,9 @@ setting changes), the request id - and observed with
 ``apply_decision``'s responses; their short page is rendered once per wait
 (``tenants.tariffs.limits.refusal_page``) and their usage is counted by the decision's
 own round trip, so a refused request costs one round trip and no template. A render
-beyond the plan's pace (tenants.tariffs.admission) is answered 503 here too when no
-database slot is free at once: the pool is busy, and its workers go to the tenants
-within their pace.
+beyond the plan's pace (tenants.tariffs.admission) is answered 503 here too unless a
+database slot is free at once with ``CMS_BUSY_POOL_FREE_SLOTS`` more after it: the
+pool is busy, and its workers go to the tenants within their pace.
 
 A request with a session cookie (a signed-in editor, or anyone who sends one) is
 decided here too, without a cache lookup: one door for every public page decision.

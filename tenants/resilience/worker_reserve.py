@@ -46,11 +46,11 @@ def take_slot(*, wait: bool = True, leave_free: int = 0) -> int | None | bool:
         float(getattr(settings, "CMS_DB_SLOT_WAIT_SECONDS", 0.5)) if wait else 0
     )
     start = os.getpid() % count  # spread the workers over the files
+    swept_again = False
     while True:
         taken = None
         for offset in range(count):
-            path = directory / f"slot-{(start + offset) % count}"
-            descriptor = _try_lock(path)
+            descriptor = _try_lock(directory / f"slot-{(start + offset) % count}")
             if descriptor is None:
                 continue
             if taken is None:
@@ -67,12 +67,21 @@ def take_slot(*, wait: bool = True, leave_free: int = 0) -> int | None | bool:
             return False
         if time.monotonic() >= deadline:
             return False
+        if not swept_again:
+            # a request counting free slots (``leave_free``) holds each for an
+            # instant: one more sweep at once before a sleep of 10 ms
+            swept_again = False
+            continue
         time.sleep(0.01)
 
 
-def _try_lock(path: Path) -> int | None:
-    """The slot file's descriptor, locked; None when another process holds it."""
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _try_lock(path: Path, *, create: bool = True) -> int | None:
+    """The slot file's descriptor, locked; None when another process holds it (or,
+    without ``create``, when the file does not exist)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+    except FileNotFoundError:
+        return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -94,14 +103,11 @@ def slots_in_use() -> int:
     used = 0
     for index in range(count):
         path = directory / f"slot-{index}"
-        try:
-            descriptor = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not path.exists():
+            continue  # never taken
+        descriptor = _try_lock(path, create=False)
+        if descriptor is None:
             used += 1
-        finally:
+        else:
             os.close(descriptor)
     return used

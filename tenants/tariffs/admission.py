@@ -16,7 +16,8 @@ burst brings, all at once. So a page to render is also checked against the plan'
 *pace* (``PACE_LUA``): its public reads per minute spread evenly, with a burst of
 ``CMS_BUSY_POOL_BURST_SECONDS`` of them. A render beyond that pace still runs while
 the pool has a database slot free beyond the ``CMS_BUSY_POOL_FREE_SLOTS`` it leaves
-to others - unused capacity is never refused - but gives way when the pool is busy
+to others - only that reserve of idle capacity is refused to it - but gives way when
+the pool is busy
 (tenants.request_path.edge): a 503 with Retry-After at once, instead of a worker's
 time that quiet tenants' requests queue behind.
 """

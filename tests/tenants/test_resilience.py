@@ -211,6 +211,48 @@ def test_without_a_free_database_slot_a_request_gets_503_but_probes_answer(
     assert served.status_code == 200
 
 
+def test_a_slot_held_only_for_an_instant_is_taken_without_sleeping(
+    settings, tmp_path, monkeypatch
+):
+    """A render that may give way counts the free slots by locking each for an
+    instant; a request waiting for a slot that finds them all taken in that instant
+    sweeps once more at once, instead of sleeping 10 ms first."""
+    settings.CMS_DB_SLOTS, settings.CMS_DB_SLOTS_DIR = 2, str(tmp_path)
+    settings.CMS_DB_SLOT_WAIT_SECONDS = 5
+    real_try_lock = worker_reserve._try_lock
+    tries = []
+
+    def briefly_taken(path, **kwargs):
+        tries.append(path.name)
+        if len(tries) <= 2:  # the first sweep finds both slots taken
+            return None
+        return real_try_lock(path, **kwargs)
+
+    sleeps = []
+    monkeypatch.setattr(worker_reserve, "_try_lock", briefly_taken)
+    monkeypatch.setattr(worker_reserve.time, "sleep", sleeps.append)
+    slot = worker_reserve.take_slot()
+    try:
+        assert slot not in (None, False)
+        assert sleeps == []
+        assert len(tries) == 3
+    finally:
+        worker_reserve.release_slot(slot)
+
+
+def test_slots_in_use_counts_held_slots_and_creates_none(settings, tmp_path):
+    settings.CMS_DB_SLOTS, settings.CMS_DB_SLOTS_DIR = 3, str(tmp_path)
+    assert worker_reserve.slots_in_use() == 0
+    assert list(tmp_path.iterdir()) == []  # a probe of /readyz creates no files
+    held = [worker_reserve.take_slot() for _ in range(2)]
+    try:
+        assert worker_reserve.slots_in_use() == 2
+    finally:
+        for descriptor in held:
+            worker_reserve.release_slot(descriptor)
+    assert worker_reserve.slots_in_use() == 0
+
+
 # --- jobs while the broker is out -------------------------------------------------
 
 
