@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -345,6 +346,86 @@ def flood_rate(capacity_rps: float, *, factor: float = 2.0) -> float:
     if factor < 2:
         raise ValueError("a flood below twice the capacity does not contest the pool")
     return factor * calibrated_rate(capacity_rps, fraction=1.0)
+
+
+# --- what the host did during a block ------------------------------------------------
+
+# /proc/stat's cpu line, in its order
+_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+@dataclass(frozen=True)
+class HostCounters:
+    """The machine's CPU time by kind (/proc/stat, all cores, in clock ticks) and
+    PostgreSQL's checkpoint counters, read at one moment: two readings around a block
+    tell a stall of that block caused by the host (time stolen by the hypervisor,
+    I/O wait) or by a checkpoint from one the product caused."""
+
+    cpu: dict[str, int]
+    checkpoints: int | None
+    checkpoint_buffers: int | None
+
+
+def host_counters(database_url: str | None = None) -> HostCounters:
+    """Read the counters now; the checkpoint counters stay None when PostgreSQL
+    cannot be asked (the CPU figures are still worth having)."""
+    with open("/proc/stat") as stat:
+        values = stat.readline().split()[1:]
+    cpu = dict(zip(_CPU_FIELDS, map(int, values), strict=False))
+    checkpoints = buffers = None
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            database_url or os.environ["DATABASE_URL"],
+            autocommit=True,
+            connect_timeout=2,
+        ) as connection:
+            # PostgreSQL 17 moved them to pg_stat_checkpointer
+            for query in (
+                "SELECT num_timed + num_requested, buffers_written "
+                "FROM pg_stat_checkpointer",
+                "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint "
+                "FROM pg_stat_bgwriter",
+            ):
+                try:
+                    checkpoints, buffers = connection.execute(query).fetchone()
+                    break
+                except psycopg.errors.UndefinedTable:
+                    continue
+    except Exception:  # noqa: BLE001 - a figure to explain stalls, not a check
+        pass
+    return HostCounters(cpu, checkpoints, buffers)
+
+
+def host_delta(before: HostCounters, after: HostCounters) -> dict[str, Any]:
+    """What happened between two readings: the share of all CPU time stolen by the
+    hypervisor, spent waiting for I/O, and busy; checkpoints started and the buffers
+    they wrote (None when unknown)."""
+    spent = {
+        name: after.cpu.get(name, 0) - before.cpu.get(name, 0) for name in _CPU_FIELDS
+    }
+    total = sum(spent.values()) or 1
+    known = before.checkpoints is not None and after.checkpoints is not None
+    return {
+        "steal_share": round(spent["steal"] / total, 4),
+        "iowait_share": round(spent["iowait"] / total, 4),
+        "busy_share": round(1 - (spent["idle"] + spent["iowait"]) / total, 4),
+        "checkpoints": after.checkpoints - before.checkpoints if known else None,
+        "checkpoint_buffers": after.checkpoint_buffers - before.checkpoint_buffers
+        if known
+        else None,
+    }
+
+
+def describe_host(deltas: Sequence[dict[str, Any]]) -> str:
+    """One line for a phase's blocks: steal, I/O wait and checkpoints per block."""
+    return "; ".join(
+        f"steal {d['steal_share']:.1%} iowait {d['iowait_share']:.1%} busy "
+        f"{d['busy_share']:.0%}"
+        + (f", {d['checkpoints']} checkpoint(s)" if d["checkpoints"] else "")
+        for d in deltas
+    )
 
 
 # --- the record of a run -----------------------------------------------------------

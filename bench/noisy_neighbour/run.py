@@ -112,9 +112,12 @@ from bench.common import (
     calibrated_rate,
     client_addresses,
     database_url,
+    describe_host,
     flood_rate,
     free_port,
     gunicorn_env,
+    host_counters,
+    host_delta,
     out,
     percentile,
     pool_log,
@@ -690,6 +693,8 @@ def run_phases(args, run: Run) -> dict:
     block = args.seconds / args.rounds
     blocks: dict[str, list] = {phase: [] for phase in PHASES}
     flood_blocks: dict[str, list] = {phase: [] for phase in PHASES}
+    # steal, I/O wait and checkpoints per block: a stall's cause outside the product
+    host_blocks: dict[str, list] = {phase: [] for phase in PHASES}
     spans: list[tuple[str, float, float]] = []  # phase, wall-clock start and end
     router_cpu = dict.fromkeys(PHASES, 0.0)  # HAProxy's CPU seconds per phase
     everyone = [host(slug) for slug in [*QUIET, NOISY, SHARED]]
@@ -828,11 +833,13 @@ def run_phases(args, run: Run) -> dict:
                     + f", {block:g} s"
                 )
                 pool = "uncached" if phase in UNCACHED_PHASES else "cached"
+                host_before = host_counters()
                 began, cpu_before = time.time(), router_cpu_seconds(routers)
                 results, flooded = run_block(
                     edge_ports[pool], schedules[phase], block, flood
                 )
                 router_cpu[phase] += router_cpu_seconds(routers) - cpu_before
+                host_blocks[phase].append(host_delta(host_before, host_counters()))
                 blocks[phase].append(results)
                 flood_blocks[phase].append(flooded)
                 spans.append((phase, began, time.time()))
@@ -885,6 +892,7 @@ def run_phases(args, run: Run) -> dict:
         "rates": rates,
         "floods": flood_figures,
         "edge": edge,
+        "host_by_round": host_blocks,
     }
 
 
@@ -1269,6 +1277,8 @@ def main() -> int:
         "rates": rates,
         "floods": flood_figures,
         "edge": edge,
+        # per phase, per block: the host's steal and I/O wait, checkpoints
+        "host_by_round": measured["host_by_round"],
         "saturating_quiet_p99_ratio": saturating_ratio,
         "search_quiet_p99_ratio": search_ratio,
         "api_quiet_p99_ratio": api_ratio,
@@ -1323,6 +1333,8 @@ def main() -> int:
             f"({flood['pool_requests_per_second']:.1f}/s, {flood['pool_statuses']}); "
             f"quiet p99 {tail(pooled[phase]) or float('nan'):.1f} ms"
         )
+    for phase, deltas in measured["host_by_round"].items():
+        out(f"{phase}: host by block: {describe_host(deltas)}")
     for phase in FLOODS:
         part = figures["quiet_p99_by_block_part"][phase]
         out(

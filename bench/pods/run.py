@@ -87,6 +87,9 @@ from bench.common import (  # noqa: E402
     bootstrap_pooled_ratio,
     bootstrap_ratio,
     calibrated_rate,
+    describe_host,
+    host_counters,
+    host_delta,
     interleaved,
     interval,
     median,
@@ -438,6 +441,8 @@ class Block:
     neighbour_not_200: dict[int, int]
     moving_statuses: dict[int, int]
     results: list[OpenLoopResult]
+    # steal, I/O wait and checkpoints during the block (bench.common.host_delta)
+    host: dict
 
 
 def statuses_of(result: OpenLoopResult) -> dict[int, int]:
@@ -475,7 +480,9 @@ def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
     restarts: list[float] = []
 
     def block(name: str) -> Block:
+        host_before = host_counters()
         results = open_loop(pods.router_port, schedules, seconds=args.down_seconds)
+        host_use = host_delta(host_before, host_counters())
         neighbour, moving = results
         measured = Block(
             neighbour_ms=neighbour.latencies_of(200),
@@ -484,12 +491,14 @@ def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
             },
             moving_statuses=statuses_of(moving),
             results=results,
+            host=host_use,
         )
         out(
             f"   {name:<4} {NEIGHBOUR}: {len(measured.neighbour_ms)} answered 200, "
             f"p50 {percentile(measured.neighbour_ms, 50):.1f} ms, p99 "
             f"{percentile(measured.neighbour_ms, 99):.1f} ms, other "
-            f"{measured.neighbour_not_200 or 0}; {MOVING}: {measured.moving_statuses}"
+            f"{measured.neighbour_not_200 or 0}; {MOVING}: {measured.moving_statuses}; "
+            f"host: {describe_host([host_use])}"
         )
         return measured
 
@@ -587,6 +596,7 @@ def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
                     "neighbour_p99_ms": percentile(m.neighbour_ms, 99),
                     "neighbour_not_200": m.neighbour_not_200,
                     "moving_statuses": m.moving_statuses,
+                    "host": m.host,
                 }
                 for m in rounds
             ]

@@ -4,11 +4,14 @@ sceptic relies on when reading a RESULT line."""
 import argparse
 import http.server
 import json
+import os
 import threading
 
+import psycopg
 import pytest
 
 from bench import common, report
+from bench.common import HostCounters, describe_host, host_counters, host_delta
 from bench.loadgen import Target, wrk_closed_loop
 
 
@@ -360,3 +363,29 @@ def test_provisioning_compares_the_fleets_with_the_same_spread_of_visitors():
         assert len({t.host for t in targets}) == hosts
     # each small tenant's load is spread over a hundred visitors
     assert len({t.client for t in small if t.host == "s0.localhost"}) == 100
+
+
+def test_a_blocks_host_figures_tell_stolen_time_io_wait_and_checkpoints():
+    """Read around a block, they tell a stall caused outside the product (time the
+    hypervisor stole, I/O wait, a checkpoint) from one the product caused."""
+    before = host_counters()
+    assert before.checkpoints is not None  # PostgreSQL answered
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+    measured = host_delta(before, host_counters())
+    assert measured["checkpoints"] >= 1
+    assert 0 <= measured["steal_share"] <= 1
+    assert 0 <= measured["busy_share"] <= 1
+
+    cpu = dict.fromkeys(
+        ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"), 0
+    )
+    later = cpu | {"user": 50, "idle": 30, "iowait": 10, "steal": 10}
+    shares = host_delta(HostCounters(cpu, None, None), HostCounters(later, None, None))
+    assert (shares["steal_share"], shares["iowait_share"], shares["busy_share"]) == (
+        0.1,
+        0.1,
+        0.6,
+    )
+    assert shares["checkpoints"] is None  # unknown, not zero
+    assert describe_host([shares]) == "steal 10.0% iowait 10.0% busy 60%"
