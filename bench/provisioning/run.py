@@ -196,21 +196,24 @@ def compare_rps(
             # every tenant's host map entry and connections warm in both workers
             sweep(ports[name], fleet, repeat=3, threads=4)
         boots_before = {name: worker_boots(name) for name in fleets}
+
+        def measure_round(name: str) -> tuple:
+            """One round of wrk on a pool, and the workers it booted meanwhile."""
+            booted = worker_boots(name)
+            result = wrk_closed_loop(
+                ports[name],
+                visitor_targets(fleets[name]),
+                seconds=seconds / rounds,
+                connections=4,
+            )
+            return result, worker_boots(name) - booted
+
         measured = interleaved(
-            {
-                name: (
-                    lambda name=name: wrk_closed_loop(
-                        ports[name],
-                        visitor_targets(fleets[name]),
-                        seconds=seconds / rounds,
-                        connections=4,
-                    )
-                )
-                for name in fleets
-            },
+            {name: (lambda name=name: measure_round(name)) for name in fleets},
             rounds=rounds,
         )
-        for name, results in measured.items():
+        for name, measured_rounds in measured.items():
+            results = [result for result, _ in measured_rounds]
             rows[name] = {
                 "tenants": len(fleets[name]),
                 "kind": kind,
@@ -228,6 +231,9 @@ def compare_rps(
                 ],
                 "worker_rss_mb": pool_rss_mb(pools[name]),
                 "workers_recycled": worker_boots(name) - boots_before[name],
+                # a recycled worker boots Django and Wagtail again: a round that
+                # met more recycles served fewer pages
+                "workers_recycled_rounds": [booted for _, booted in measured_rounds],
             }
     finally:
         for process in pools.values():
@@ -257,7 +263,7 @@ def main() -> int:
     parser.add_argument("--noop-fleet", type=int, default=500)
     parser.add_argument("--fleet", type=int, default=1000)
     parser.add_argument(
-        "--seconds", type=float, default=40, help="measured seconds per fleet"
+        "--seconds", type=float, default=80, help="measured seconds per fleet"
     )
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument(
@@ -405,6 +411,15 @@ def main() -> int:
             f"{f'{label}: worker RSS MB, non-200, recycled':<52}"
             f"{row['worker_rss_mb']:>8.0f} / {row['non_200']} / "
             f"{row['workers_recycled']}"
+        )
+        out(
+            f"   {label} by round (rps/workers recycled): "
+            + " ".join(
+                f"{rps:.0f}/{booted}"
+                for rps, booted in zip(
+                    row["rps_rounds"], row["workers_recycled_rounds"], strict=True
+                )
+            )
         )
     for label, (value, low, high) in (("cached", ratio), ("uncached", ratio_u)):
         out(
