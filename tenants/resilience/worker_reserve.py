@@ -70,7 +70,7 @@ def take_slot(*, wait: bool = True, leave_free: int = 0) -> int | None | bool:
         if not swept_again:
             # a request counting free slots (``leave_free``) holds each for an
             # instant: one more sweep at once before a sleep of 10 ms
-            swept_again = False
+            swept_again = True
             continue
         time.sleep(0.01)
 
