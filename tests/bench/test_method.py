@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -368,11 +369,18 @@ def test_provisioning_compares_the_fleets_with_the_same_spread_of_visitors():
 def test_a_blocks_host_figures_tell_stolen_time_io_wait_and_checkpoints():
     """Read around a block, they tell a stall caused outside the product (time the
     hypervisor stole, I/O wait, a checkpoint) from one the product caused."""
-    before = host_counters()
+    # The counters are the whole server's. Ask its maintenance database: the one
+    # DATABASE_URL names may not exist (CI names cms_ci; only test_cms_ci is created).
+    server = urlunsplit(
+        urlsplit(os.environ["DATABASE_URL"])._replace(
+            scheme="postgresql", path="/postgres"
+        )
+    )
+    before = host_counters(server)
     assert before.checkpoints is not None  # PostgreSQL answered
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+    with psycopg.connect(server, autocommit=True) as connection:
         connection.execute("CHECKPOINT")
-    measured = host_delta(before, host_counters())
+    measured = host_delta(before, host_counters(server))
     assert measured["checkpoints"] >= 1
     assert 0 <= measured["steal_share"] <= 1
     assert 0 <= measured["busy_share"] <= 1
