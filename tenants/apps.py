@@ -9,11 +9,12 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from tenants.adapters.django import install_schema_scoped_cache
+        from tenants.registry.resolution import (
+            connect_site_signals,
+            shared_content_types,
+        )
 
-        install_schema_scoped_cache()
-
-        from tenants.registry.resolution import connect_site_signals
-
+        install_schema_scoped_cache(shared_content_types)
         connect_site_signals()
 
         from tenants.audit.security import connect_security_signals

@@ -32,9 +32,11 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 from wagtail.models import Site
 
+from tenants.adapters.django import forget_content_types
 from tenants.adapters.wagtail import find_site
 from tenants.models import Domain, Tenant
 from tenants.redis_store.keys import bump_generation, cache_redis, platform_key
+from tenants.registry.shared import MISSING, read_shared, write_shared
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,14 @@ class _TenantMap:
             return
         self._checked_at = now
         try:
-            generation = cache_redis().get(generation_key())
+            client = cache_redis()
+            generation = client.get(generation_key())
+            if generation is None:
+                # never set, or lost (Redis restarted empty): start one from the
+                # clock, so that what processes share (tenants.registry.shared) has
+                # a generation to be keyed by
+                client.set(generation_key(), time.time_ns(), nx=True)
+                generation = client.get(generation_key())
         except Exception:  # noqa: BLE001 - Redis down must not take pages down
             max_stale = getattr(settings, "CMS_TENANT_MAP_MAX_STALE_SECONDS", 30)
             if now - self._confirmed_at <= max_stale:
@@ -93,7 +102,7 @@ class _TenantMap:
             self._generation = generation
             # A tenant deleted and created again under its slug (an import, say) may
             # number its content types differently: forget the ones kept per schema.
-            ContentType.objects.clear_cache()
+            forget_content_types()
 
     def get(self, host: str) -> Tenant | None:
         with self._lock:
@@ -152,17 +161,31 @@ class _TenantMap:
         return hosts
 
     def site(self, key: tuple[str, str, int], find: Callable[[], Site | None]):
-        """The Site for ``key``, found by ``find`` the first time (the generation
+        """The Site for ``key``: kept in this process, else shared by another one
+        (tenants.registry.shared), else found by ``find`` and shared (the generation
         was checked by ``get`` for this request already)."""
         with self._lock:
             if key in self._sites:
                 return self._sites[key]
-        site = find()
+            generation = self._generation
+        shared = read_shared(key[0], generation, "site", *key[1:])
+        if shared is MISSING:
+            site = find()
+            write_shared(key[0], generation, "site", *key[1:], value=_site_values(site))
+        else:
+            site = _site_from_values(shared)
         with self._lock:
             if len(self._sites) >= MAX_CACHED_HOSTS:
                 self._sites = {}
             self._sites[key] = site
         return site
+
+    def generation(self) -> bytes | None:
+        """The generation this process holds, checked against Redis first (at most
+        every ``CMS_TENANT_CACHE_CHECK_SECONDS``)."""
+        with self._lock:
+            self._check_generation()
+            return self._generation
 
     def clear(self) -> None:
         with self._lock:
@@ -262,26 +285,67 @@ def tenant_site(request: HttpRequest) -> Site | None:
     host map (a Site saved or deleted anywhere bumps its generation). Each request gets
     its own copy without the loaded root page, so that the page is read fresh."""
     key = (connection.schema_name, request_host(request), request.get_port())
-    found = _tenant_map.site(key, lambda: find_site(request))
-    if found is None:
+    return _site_from_values(
+        _site_values(_tenant_map.site(key, lambda: find_site(request)))
+    )
+
+
+def _site_values(site: Site | None) -> list | None:
+    if site is None:
+        return None
+    return [getattr(site, field.attname) for field in Site._meta.concrete_fields]
+
+
+def _site_from_values(values: list | None) -> Site | None:
+    if values is None:
         return None
     names = [field.attname for field in Site._meta.concrete_fields]
     database = router.db_for_read(Site) or DEFAULT_DB_ALIAS
-    return Site.from_db(database, names, [getattr(found, name) for name in names])
+    return Site.from_db(database, names, values)
+
+
+def shared_content_types(alias: str, schema: str) -> dict[int, tuple[str, str]] | None:
+    """Every content type of ``schema`` (the connection is in it), as another process
+    shared them for this generation, or read in one query and shared; None when
+    they cannot be shared (Redis unreachable). The rows behind
+    ``tenants.adapters.django``'s per-schema cache."""
+    generation = _tenant_map.generation()
+    rows = read_shared(schema, generation, "content-types")
+    if rows is MISSING:
+        if generation is None:
+            return None
+        try:
+            rows = list(
+                ContentType.objects.db_manager(alias).values_list(
+                    "id", "app_label", "model"
+                )
+            )
+        except DatabaseError:
+            return None  # Django's own query answers (or raises) as without sharing
+        write_shared(schema, generation, "content-types", value=rows)
+    return {pk: (app_label, model) for pk, app_label, model in rows}
 
 
 def _site_changed(sender, **kwargs) -> None:
     invalidate_tenant_map()
 
 
+def _migrated(sender, **kwargs) -> None:
+    """Migrations may have created or renamed content types (or changed a Site):
+    every process drops what it kept, the shared rows included."""
+    invalidate_tenant_map()
+
+
 def connect_site_signals() -> None:
-    """A Site saved or deleted (in any tenant) drops every process's cached Sites."""
-    from django.db.models.signals import post_delete, post_save
+    """A Site saved or deleted (in any tenant) drops every process's cached Sites; so
+    does the end of a migration (content types)."""
+    from django.db.models.signals import post_delete, post_migrate, post_save
 
     for signal in (post_save, post_delete):
         signal.connect(
             _site_changed, sender=Site, dispatch_uid=f"tenants.site.{signal}"
         )
+    post_migrate.connect(_migrated, dispatch_uid="tenants.registry.migrated")
 
 
 def invalidate_tenant_map() -> None:
