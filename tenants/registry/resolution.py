@@ -20,6 +20,7 @@ by one); while the database is out, a host dropped by a generation change is sti
 answered from the map it was dropped from, until the database answers again.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -55,8 +56,9 @@ class _TenantMap:
         self._hosts: dict[str, Tenant | None] = {}
         # every host some tenant owns; None until loaded for this generation
         self._known: frozenset[str] | None = None
-        # (schema, hostname, port) -> the Wagtail Site Wagtail would find, or None
-        self._sites: dict[tuple[str, str, int], Site | None] = {}
+        # (schema, hostname, port) -> the field values of the Site Wagtail would
+        # find (``_site_values``), or None
+        self._sites: dict[tuple[str, str, int], list | None] = {}
         # verified domains of active tenants: the names Caddy may get certificates
         # for (tenants.domains.tls_ask), loaded whole once per generation
         self._certificate_hosts: frozenset[str] | None = None
@@ -77,10 +79,9 @@ class _TenantMap:
             client = cache_redis()
             generation = client.get(generation_key())
             if generation is None:
-                # never set, or lost (Redis restarted empty): start one from the
-                # clock, so that what processes share (tenants.registry.shared) has
-                # a generation to be keyed by
-                client.set(generation_key(), time.time_ns(), nx=True)
+                # never set, or lost (Redis restarted empty): start one, so that
+                # what processes share (tenants.registry.shared) has a generation
+                bump_generation(client, generation_key())
                 generation = client.get(generation_key())
         except Exception:  # noqa: BLE001 - Redis down must not take pages down
             max_stale = getattr(settings, "CMS_TENANT_MAP_MAX_STALE_SECONDS", 30)
@@ -160,25 +161,25 @@ class _TenantMap:
                 self._certificate_hosts = hosts
         return hosts
 
-    def site(self, key: tuple[str, str, int], find: Callable[[], Site | None]):
-        """The Site for ``key``: kept in this process, else shared by another one
-        (tenants.registry.shared), else found by ``find`` and shared (the generation
-        was checked by ``get`` for this request already)."""
+    def site(
+        self, key: tuple[str, str, int], find: Callable[[], Site | None]
+    ) -> list | None:
+        """The field values of the Site for ``key``: kept in this process, else
+        shared by another one (tenants.registry.shared), else found by ``find`` and
+        shared (the generation was checked by ``get`` for this request already)."""
         with self._lock:
             if key in self._sites:
                 return self._sites[key]
             generation = self._generation
-        shared = read_shared(key[0], generation, "site", *key[1:])
-        if shared is MISSING:
-            site = find()
-            write_shared(key[0], generation, "site", *key[1:], value=_site_values(site))
-        else:
-            site = _site_from_values(shared)
+        values = read_shared(key[0], generation, "site", *key[1:])
+        if values is MISSING:
+            values = _site_values(find())
+            write_shared(key[0], generation, "site", *key[1:], value=values)
         with self._lock:
             if len(self._sites) >= MAX_CACHED_HOSTS:
                 self._sites = {}
-            self._sites[key] = site
-        return site
+            self._sites[key] = values
+        return values
 
     def generation(self) -> bytes | None:
         """The generation this process holds, checked against Redis first (at most
@@ -285,23 +286,23 @@ def tenant_site(request: HttpRequest) -> Site | None:
     host map (a Site saved or deleted anywhere bumps its generation). Each request gets
     its own copy without the loaded root page, so that the page is read fresh."""
     key = (connection.schema_name, request_host(request), request.get_port())
-    return _site_from_values(
-        _site_values(_tenant_map.site(key, lambda: find_site(request)))
-    )
+    values = _tenant_map.site(key, lambda: find_site(request))
+    if values is None:
+        return None
+    database = router.db_for_read(Site) or DEFAULT_DB_ALIAS
+    return Site.from_db(database, _site_fields(), values)
+
+
+@functools.cache
+def _site_fields() -> list[str]:
+    return [field.attname for field in Site._meta.concrete_fields]
 
 
 def _site_values(site: Site | None) -> list | None:
+    """What is kept and shared of a Site: its field values, JSON as they are."""
     if site is None:
         return None
-    return [getattr(site, field.attname) for field in Site._meta.concrete_fields]
-
-
-def _site_from_values(values: list | None) -> Site | None:
-    if values is None:
-        return None
-    names = [field.attname for field in Site._meta.concrete_fields]
-    database = router.db_for_read(Site) or DEFAULT_DB_ALIAS
-    return Site.from_db(database, names, values)
+    return [getattr(site, name) for name in _site_fields()]
 
 
 def shared_content_types(alias: str, schema: str) -> dict[int, tuple[str, str]] | None:
@@ -326,13 +327,9 @@ def shared_content_types(alias: str, schema: str) -> dict[int, tuple[str, str]] 
     return {pk: (app_label, model) for pk, app_label, model in rows}
 
 
-def _site_changed(sender, **kwargs) -> None:
-    invalidate_tenant_map()
-
-
-def _migrated(sender, **kwargs) -> None:
-    """Migrations may have created or renamed content types (or changed a Site):
-    every process drops what it kept, the shared rows included."""
+def _kept_state_changed(sender, **kwargs) -> None:
+    """A Site written, or migrations that may have created or renamed content types:
+    every process drops what it kept, the shared entries included."""
     invalidate_tenant_map()
 
 
@@ -343,9 +340,9 @@ def connect_site_signals() -> None:
 
     for signal in (post_save, post_delete):
         signal.connect(
-            _site_changed, sender=Site, dispatch_uid=f"tenants.site.{signal}"
+            _kept_state_changed, sender=Site, dispatch_uid=f"tenants.site.{signal}"
         )
-    post_migrate.connect(_migrated, dispatch_uid="tenants.registry.migrated")
+    post_migrate.connect(_kept_state_changed, dispatch_uid="tenants.registry.migrated")
 
 
 def invalidate_tenant_map() -> None:
