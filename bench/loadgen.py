@@ -36,7 +36,6 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import percentile
+from cms_project.debian import ToolMissing, ensure_tool
 
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_targets.lua"
 
@@ -56,24 +56,13 @@ class LoadGeneratorMissing(RuntimeError):
 
 
 def ensure_wrk() -> str:
-    """The path of wrk, installed from Debian (``apt-get install -y wrk``) when
-    missing. Raises ``LoadGeneratorMissing`` when that is impossible: a benchmark
-    must not fall back silently to a client that would be the bottleneck."""
-    if path := shutil.which("wrk"):
-        return path
-    if shutil.which("apt-get") is None:
-        raise LoadGeneratorMissing("wrk is missing and there is no apt-get")
-    install = ["apt-get", "install", "-y", "-q", "wrk"]
-    if subprocess.run(install, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
-        done = subprocess.run(install, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise LoadGeneratorMissing(
-                f"apt-get install -y wrk failed: {done.stderr.strip()[-300:]}"
-            )
-    if path := shutil.which("wrk"):
-        return path
-    raise LoadGeneratorMissing("apt-get installed wrk but it is not on PATH")
+    """The path of wrk, installed from Debian when missing. Raises
+    ``LoadGeneratorMissing`` when that is impossible: a benchmark must not fall back
+    silently to a client that would be the bottleneck."""
+    try:
+        return ensure_tool("wrk")
+    except ToolMissing as exc:
+        raise LoadGeneratorMissing(str(exc)) from exc
 
 
 @dataclass(frozen=True)

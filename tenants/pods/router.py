@@ -71,6 +71,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+from cms_project.debian import ToolMissing, ensure_tool, find_tool
 from tenants.errors import TenantError
 from tenants.pods.directory import POD_NAME
 from tenants.registry.validation import SLUG_PATTERN, normalize_domain
@@ -170,48 +171,22 @@ def ensure_haproxy() -> str:
 
     The package starts and enables its own ``haproxy.service``, which would hold the
     default ports and a config we do not use: it is disabled, we run our own."""
-    found = shutil.which("haproxy") or _sbin_haproxy()
-    if found:
+    if found := find_tool("haproxy"):
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    try:
+        found = ensure_tool("haproxy")
+    except ToolMissing as exc:
         raise RouterUnavailable(
-            "haproxy is not installed: install Debian's package as root "
-            "(apt-get install haproxy), then run `systemctl disable --now haproxy`."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q"]
-    result = subprocess.run(
-        [*command, "haproxy"], env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        # a stale package index names versions the mirror no longer has
-        subprocess.run(
-            ["apt-get", "update", "-q"], env=env, capture_output=True, check=False
-        )
-        result = subprocess.run(
-            [*command, "haproxy"], env=env, capture_output=True, text=True, check=False
-        )
-    if result.returncode != 0:
-        raise RouterUnavailable(
-            "haproxy is not installed and `apt-get install haproxy` failed: "
-            f"{result.stderr.strip()[-300:]}"
-        )
+            f"{exc} Then run `systemctl disable --now haproxy`: the router runs its "
+            "own."
+        ) from exc
     if shutil.which("systemctl"):
         subprocess.run(
             ["systemctl", "disable", "--now", "haproxy"],
             capture_output=True,
             check=False,
         )
-    found = shutil.which("haproxy") or _sbin_haproxy()
-    if not found:
-        raise RouterUnavailable("apt-get installed haproxy but no binary was found.")
     return found
-
-
-def _sbin_haproxy() -> str | None:
-    """Debian puts haproxy in /usr/sbin, which a non-root PATH may lack."""
-    path = Path("/usr/sbin/haproxy")
-    return str(path) if path.exists() else None
 
 
 def validate_config(config_path: Path) -> None:

@@ -1,20 +1,12 @@
 """Behind pgbouncer in transaction mode, tenants never read each other's schema.
 
 The test setup installs pgbouncer from Debian's packages when it is missing and runs it
-on 127.0.0.1 with ONE server connection, so every client transaction lands on the same
-server connection that the other tenant's client just used: the worst case for a
-search_path left behind.
+(cms_project.pooler) on 127.0.0.1 with ONE server connection, so every client
+transaction lands on the same server connection that the other tenant's client just
+used: the worst case for a search_path left behind.
 """
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -24,6 +16,8 @@ from django_tenants.postgresql_backend.base import (
 )
 
 from cms_project import devstack
+from cms_project.debian import ToolMissing
+from cms_project.pooler import start_pgbouncer
 from tests.ci_plugin import tool_unavailable
 from tests.conftest import ACME_HOST, GLOBEX_HOST
 from tests.integration import free_port, process_env, stop_process
@@ -34,77 +28,16 @@ pytestmark = pytest.mark.django_db
 MARKERS = {ACME_HOST: "Acme launches", GLOBEX_HOST: "Globex opens"}
 
 
-def _ensure_pgbouncer() -> str:
-    found = shutil.which("pgbouncer") or (
-        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-    )
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        tool_unavailable(
-            "the pooler test needs pgbouncer: it is missing and cannot be installed "
-            "(installing it needs root and apt-get)"
-        )
-    install = ["apt-get", "install", "-y", "-q", "pgbouncer"]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-        result = subprocess.run(install, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = " ".join(result.stderr.strip().splitlines()[-3:])
-            tool_unavailable(
-                f"the pooler test needs pgbouncer: apt-get install pgbouncer "
-                f"failed: {tail}"
-            )
-    return "/usr/sbin/pgbouncer"
-
-
-def _run_as(host: str) -> str | None:
-    """pgbouncer refuses to run as root: it switches to a user that can reach the
-    server (the owner of a unix socket's folder, or nobody for TCP)."""
-    if os.geteuid() != 0:
-        return None
-    if host.startswith("/"):
-        return pwd.getpwuid(os.stat(host).st_uid).pw_name
-    return "nobody"
-
-
 @pytest.fixture(scope="module")
 def pgbouncer_port(django_db_setup):
-    binary = _ensure_pgbouncer()
-    db = settings.DATABASES["default"]
-    host = db["HOST"] or "127.0.0.1"
-    port = free_port()
-    folder = Path(tempfile.mkdtemp(prefix="cms-pgbouncer-"))
-    folder.chmod(0o777)
-    (folder / "users.txt").write_text(f'"{db["USER"]}" ""\n')
-    run_as = _run_as(host)
-    (folder / "pgbouncer.ini").write_text(
-        f"[databases]\n"
-        f"{db['NAME']} = host={host} port={db['PORT'] or 5432} dbname={db['NAME']}\n"
-        f"[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
-        f"pool_mode = transaction\ndefault_pool_size = 1\nmax_client_conn = 100\n"
-        f"ignore_startup_parameters = extra_float_digits,options\n"
-        f"logfile = {folder / 'pgbouncer.log'}\n"
-        + (f"user = {run_as}\n" if run_as else "")
-    )
-    for name in ("users.txt", "pgbouncer.ini"):
-        (folder / name).chmod(0o644)
-    process = subprocess.Popen([binary, str(folder / "pgbouncer.ini")])
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert process.poll() is None, (folder / "pgbouncer.log").read_text()
-            assert time.monotonic() < deadline, "pgbouncer did not start"
-            time.sleep(0.1)
-    yield port
-    stop_process(process)
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        pooler = start_pgbouncer(
+            [settings.DATABASES["default"]], port=free_port(), pool_size=1
+        )
+    except ToolMissing as exc:
+        tool_unavailable(f"the pooler test needs pgbouncer: {exc}")
+    yield pooler.port
+    pooler.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from cms_project import debian
 from tenants.errors import InvalidDomain
 from tenants.pods import router
 from tenants.pods.router import (
@@ -283,9 +284,9 @@ def test_the_health_check_host_gets_the_apps_liveness_answer():
 
 
 def test_without_haproxy_or_root_the_message_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(router.shutil, "which", lambda name: None)
-    monkeypatch.setattr(router, "_sbin_haproxy", lambda: None)
-    monkeypatch.setattr(router.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(router, "find_tool", lambda name: None)
+    monkeypatch.setattr(debian, "find_tool", lambda name: None)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
 
     with pytest.raises(RouterUnavailable, match="apt-get install haproxy"):
         router.ensure_haproxy()
