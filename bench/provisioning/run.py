@@ -10,10 +10,16 @@ re-created), so it never touches the development data. Steps, all in one run:
 3. grow to ``--fleet`` tenants; beside it, a second database holds a fleet of 10;
 4. one gunicorn pool per database, the same settings: requests per second spread over
    every host of each, measured in alternating rounds so that whatever else the
-   machine does falls on both sides alike; worker memory of each pool.
+   machine does falls on both sides alike; worker memory of each pool. The pools reach
+   PostgreSQL through pgbouncer in transaction mode, as production web hosts do
+   (docs/scaling.md), and the uncached comparison runs once more with the pools
+   connected straight to PostgreSQL (``..._uncached_direct``): the cost of a
+   recycled worker's new connection warming PostgreSQL's catalog one tenant schema at
+   a time, which a pooler's long-lived server connections do not pay again.
 
 The last line is ``RESULT create_p50_s=... create_p95_s=... migrate_create_p50_s=...
-noop_migrate_500_s=... rps_ratio_1000_vs_10=...``.
+noop_migrate_500_s=... rps_ratio_1000_vs_10=... rps_ratio_1000_vs_10_uncached=...
+rps_ratio_1000_vs_10_uncached_direct=...``.
 
 Usage: make bench-provisioning  (options: python bench/provisioning/run.py --help)
 """
@@ -25,6 +31,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import dj_database_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
@@ -43,6 +51,7 @@ from bench.common import (
     start_pool,
     use_bench_database,
 )
+from cms_project.pooler import Pooler, start_pgbouncer
 
 # the untimed growth of the fleet opens a new database connection this often
 GROWTH_RECONNECT_EVERY = 25
@@ -153,13 +162,16 @@ def compare_rps(
     rounds: int,
     cached: bool,
     max_requests: int,
+    pooler: Pooler | None,
 ) -> tuple[dict, dict, tuple[float, float, float], int]:
     """Both pools up at once (same settings, 2 sync workers each), every host of
     each warmed, then interleaved wrk rounds spread over every host. Uncached
     (``cached`` False): the page cache off and workers recycled every
     ``max_requests`` requests, so that fresh workers meeting every tenant again
-    happen inside the measured window. Returns both pools' figures, the ratio with
-    its interval and the workers recycled while measuring."""
+    happen inside the measured window. With ``pooler`` both pools reach their
+    databases through it (``CMS_DB_TRANSACTION_POOLING``, as behind pgbouncer in
+    production), without it straight. Returns both pools' figures, the ratio with its
+    interval and the workers recycled while measuring."""
     from bench.loadgen import sweep, wrk_closed_loop
     from cms_project import devstack
 
@@ -173,15 +185,22 @@ def compare_rps(
     }
     if not cached:
         overrides["CMS_PAGE_CACHE_SECONDS"] = "0"
+    urls = {"small": small_url, "large": os.environ["DATABASE_URL"]}
+    if pooler is not None:
+        overrides["CMS_DB_TRANSACTION_POOLING"] = "true"
+        urls = {
+            name: pooler.url(dj_database_url.parse(url)["NAME"])
+            for name, url in urls.items()
+        }
     envs = {
         "small": gunicorn_env(workers=2)
         | overrides
         | {
-            "DATABASE_URL": small_url,
+            "DATABASE_URL": urls["small"],
             # the same Redis database, keys of their own (same schema names)
             "CMS_REDIS_KEY_PREFIX": "bench-small",
         },
-        "large": gunicorn_env(workers=2) | overrides,
+        "large": gunicorn_env(workers=2) | overrides | {"DATABASE_URL": urls["large"]},
     }
     fleets = {"small": small_hosts, "large": hosts}
     ports = {name: free_port() for name in fleets}
@@ -217,6 +236,7 @@ def compare_rps(
             rows[name] = {
                 "tenants": len(fleets[name]),
                 "kind": kind,
+                "through_pooler": pooler is not None,
                 "rps": median([r.ok_rps for r in results]),
                 "rps_rounds": [r.ok_rps for r in results],
                 "p50_ms": median([r.p50_ms for r in results]),
@@ -243,7 +263,7 @@ def compare_rps(
     return rows["small"], rows["large"], ratio, recycled
 
 
-def compare_fleets(small_url: str, args, *, cached: bool):
+def compare_fleets(small_url: str, args, *, cached: bool, pooler: Pooler | None):
     """The fleet of 10 in ``small_url`` against ``--fleet`` tenants in DATABASE_URL."""
     return compare_rps(
         small_url,
@@ -253,6 +273,7 @@ def compare_fleets(small_url: str, args, *, cached: bool):
         rounds=args.rounds,
         cached=cached,
         max_requests=100_000 if cached else args.max_requests,
+        pooler=pooler,
     )
 
 
@@ -328,23 +349,45 @@ def main() -> int:
     at_fleet_seconds = create_tenants(
         args.fleet, args.fleet + args.create_at_fleet, timed=True
     )
+    # one server connection per worker of each pool, as a web host's pgbouncer
+    pooler = start_pgbouncer(
+        [dj_database_url.parse(url) for url in (small_url, large_url)],
+        port=free_port(),
+        pool_size=2,
+    )
     comparisons = {}
-    for cached in (True, False):
-        kind = "cached home pages" if cached else "uncached pages, workers recycling"
-        out(
-            f"== requests per second: 10 tenants against {args.fleet}, {kind}, "
-            f"{args.rounds} interleaved rounds"
-        )
-        comparisons[cached] = compare_fleets(small_url, args, cached=cached)
-    small, large, ratio, _ = comparisons[True]
-    small_u, large_u, ratio_u, recycled = comparisons[False]
+    try:
+        for name, cached, through in (
+            ("cached", True, pooler),
+            ("uncached", False, pooler),
+            ("uncached_direct", False, None),
+        ):
+            kind = (
+                "cached home pages" if cached else "uncached pages, workers recycling"
+            )
+            path = "through pgbouncer" if through else "straight to PostgreSQL"
+            out(
+                f"== requests per second: 10 tenants against {args.fleet}, {kind}, "
+                f"{path}, {args.rounds} interleaved rounds"
+            )
+            comparisons[name] = compare_fleets(
+                small_url, args, cached=cached, pooler=through
+            )
+    finally:
+        pooler.stop()
+    small, large, ratio, _ = comparisons["cached"]
+    small_u, large_u, ratio_u, recycled = comparisons["uncached"]
+    small_d, large_d, ratio_d, recycled_d = comparisons["uncached_direct"]
 
-    for label, row in (
+    rows = (
         ("10 cached", small),
         (f"{args.fleet} cached", large),
         ("10 uncached", small_u),
         (f"{args.fleet} uncached", large_u),
-    ):
+        ("10 uncached direct", small_d),
+        (f"{args.fleet} uncached direct", large_d),
+    )
+    for label, row in rows:
         run.check(row["non_200"] == 0, f"{label}: {row['non_200']} answers not 200")
         run.check(
             min(row["rps_rounds"]) > 0,
@@ -352,11 +395,12 @@ def main() -> int:
             + ", ".join(f"{rps:.1f}" for rps in row["rps_rounds"])
             + " req/s)",
         )
-    run.check(
-        recycled >= 2,
-        f"only {recycled} workers recycled while measuring uncached pages: lower "
-        "--max-requests",
-    )
+    for label, count in (("", recycled), (" straight to PostgreSQL", recycled_d)):
+        run.check(
+            count >= 2,
+            f"only {count} workers recycled while measuring uncached pages{label}: "
+            "lower --max-requests",
+        )
     figures = {
         "create_p50_s": statistics.median(clone_seconds),
         "create_p95_s": percentile(clone_seconds, 95),
@@ -376,6 +420,12 @@ def main() -> int:
             zip(("median", "ci_low", "ci_high"), ratio_u, strict=True)
         ),
         "workers_recycled_uncached": recycled,
+        "rps_small_uncached_direct": small_d,
+        "rps_large_uncached_direct": large_d,
+        "rps_ratio_uncached_direct": dict(
+            zip(("median", "ci_low", "ci_high"), ratio_d, strict=True)
+        ),
+        "workers_recycled_uncached_direct": recycled_d,
     }
     RESULTS.mkdir(exist_ok=True)
     plot(clone_seconds, migrate_seconds, small, large)
@@ -397,12 +447,7 @@ def main() -> int:
     ):
         out(f"{label:<52}{figures[value]:>12.3f}")
     out(f"{f'no-op migrate over {noop.total} tenants (s)':<52}{noop_seconds:>12.2f}")
-    for label, row in (
-        ("10, cached", small),
-        (f"{args.fleet}, cached", large),
-        ("10, uncached", small_u),
-        (f"{args.fleet}, uncached", large_u),
-    ):
+    for label, row in rows:
         out(
             f"{f'{label}: rps / p50 ms / p99 ms':<52}"
             f"{row['rps']:>8.0f} / {row['p50_ms']:.1f} / {row['p99_ms']:.1f}"
@@ -421,7 +466,11 @@ def main() -> int:
                 )
             )
         )
-    for label, (value, low, high) in (("cached", ratio), ("uncached", ratio_u)):
+    for label, (value, low, high) in (
+        ("cached", ratio),
+        ("uncached", ratio_u),
+        ("uncached straight to PostgreSQL", ratio_d),
+    ):
         out(
             f"rps {args.fleet} / 10, {label}: {value:.3f} (95 % bootstrap interval "
             f"{low:.3f}-{high:.3f})"
@@ -438,6 +487,9 @@ def main() -> int:
             "rps_ratio_1000_vs_10_uncached": ratio_u[0],
             "rps_ratio_1000_vs_10_uncached_ci_low": ratio_u[1],
             "rps_ratio_1000_vs_10_uncached_ci_high": ratio_u[2],
+            "rps_ratio_1000_vs_10_uncached_direct": ratio_d[0],
+            "rps_ratio_1000_vs_10_uncached_direct_ci_low": ratio_d[1],
+            "rps_ratio_1000_vs_10_uncached_direct_ci_high": ratio_d[2],
         },
         figures,
     )
