@@ -70,18 +70,24 @@ def out(line: str = "") -> None:
     sys.stdout.flush()
 
 
+def database_url_named(database_url: str, name: str) -> str:
+    """``database_url`` with its database replaced by ``name`` (``postgres``: the
+    server's maintenance database, which exists where the configured one may not)."""
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(scheme="postgresql", path=f"/{name}"))
+
+
 def use_bench_database(suffix: str) -> str:
     """Point DATABASE_URL at a fresh database ``<configured name>_<suffix>`` (dropped
     and re-created) on the configured server, and return its URL."""
     import psycopg
 
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    name = f"{parts.path.lstrip('/')}_{suffix}"
-    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    url = database_url(suffix)
+    name = urlsplit(url).path.lstrip("/")
+    admin_url = database_url_named(url, "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(parts._replace(path=f"/{name}"))
     os.environ["DATABASE_URL"] = url
     return url
 

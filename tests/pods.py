@@ -26,17 +26,13 @@ from pathlib import Path
 
 import psycopg
 
+from bench.common import database_url_named
 from tenants.pods.router import ensure_haproxy
 from tests.integration import REPO_ROOT, free_port
 from tests.private_stack import PrivateStack
 
 POD_TENANTS = {"pod1": "acme", "pod2": "globex"}
 ROUTER_WORKERS = 2
-
-
-def _server_url(database_url: str, name: str) -> str:
-    base, _, _ = database_url.rpartition("/")
-    return f"{base}/{name}"
 
 
 def enable_logical_replication(stack: PrivateStack) -> None:
@@ -164,13 +160,13 @@ def start_two_pods() -> TwoPods:
     os.chmod(root, 0o755)
     server = os.environ["DATABASE_URL"]
     name = f"cms_directory_{os.getpid()}"
-    admin_url = _server_url(server, "postgres")
+    admin_url = database_url_named(server, "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     pods = TwoPods(
         root=root,
-        directory_url=_server_url(server, name),
+        directory_url=database_url_named(server, name),
         admin_url=admin_url,
         directory_name=name,
         router_port=free_port(),

@@ -6,13 +6,18 @@ import http.server
 import json
 import os
 import threading
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
 from bench import common, report
-from bench.common import HostCounters, describe_host, host_counters, host_delta
+from bench.common import (
+    HostCounters,
+    database_url_named,
+    describe_host,
+    host_counters,
+    host_delta,
+)
 from bench.loadgen import Target, wrk_closed_loop
 
 
@@ -371,11 +376,7 @@ def test_a_blocks_host_figures_tell_stolen_time_io_wait_and_checkpoints():
     hypervisor stole, I/O wait, a checkpoint) from one the product caused."""
     # The counters are the whole server's. Ask its maintenance database: the one
     # DATABASE_URL names may not exist (CI names cms_ci; only test_cms_ci is created).
-    server = urlunsplit(
-        urlsplit(os.environ["DATABASE_URL"])._replace(
-            scheme="postgresql", path="/postgres"
-        )
-    )
+    server = database_url_named(os.environ["DATABASE_URL"], "postgres")
     before = host_counters(server)
     assert before.checkpoints is not None  # PostgreSQL answered
     with psycopg.connect(server, autocommit=True) as connection:
