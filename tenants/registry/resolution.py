@@ -336,13 +336,21 @@ def _kept_state_changed(sender, **kwargs) -> None:
 def connect_site_signals() -> None:
     """A Site saved or deleted (in any tenant) drops every process's cached Sites; so
     does the end of a migration (content types)."""
+    from django.apps import apps
     from django.db.models.signals import post_delete, post_migrate, post_save
 
     for signal in (post_save, post_delete):
         signal.connect(
             _kept_state_changed, sender=Site, dispatch_uid=f"tenants.site.{signal}"
         )
-    post_migrate.connect(_kept_state_changed, dispatch_uid="tenants.registry.migrated")
+    # Django sends post_migrate once per app at the end of every migrate (per schema
+    # under django-tenants), after every rename: one app's is enough, and a fleet
+    # migration moves the generation once per schema instead of once per app.
+    post_migrate.connect(
+        _kept_state_changed,
+        sender=apps.get_app_config("contenttypes"),
+        dispatch_uid="tenants.registry.migrated",
+    )
 
 
 def invalidate_tenant_map() -> None:

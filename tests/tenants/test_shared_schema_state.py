@@ -109,6 +109,16 @@ def test_the_end_of_a_migration_stops_every_process_using_the_rows_shared_before
         assert ContentType.objects.get_for_id(renamed.id).model == "after"
 
 
+def test_a_migration_moves_the_generation_once_not_once_per_app():
+    """A fleet migration runs migrate once per schema, and Django ends each with one
+    post_migrate per app: every move of the generation makes every web worker drop
+    its host map, so one move per migrate is what it must cost."""
+    redis = get_redis_connection("default")
+    redis.set(generation_key(), 100)
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    assert int(redis.get(generation_key())) == 101
+
+
 def test_after_djangos_own_clear_this_process_reads_the_database():
     """Django clears the cache while a migration creates or renames content types;
     rows shared before may predate that, so the process stops using them until the
