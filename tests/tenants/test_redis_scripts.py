@@ -7,6 +7,7 @@ the pool whatever happened, and a pipeline's call queued on the pipeline."""
 import pytest
 from django.test import override_settings
 from redis.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from tenants.redis_store.keys import state_redis
@@ -43,6 +44,26 @@ def test_a_dropped_connection_is_reconnected_once():
     client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
 
     assert script(ECHO)(keys=["k"], args=["again"]) == [b"k", b"again", 1, 1]
+    assert in_use() == 0
+
+
+def test_a_connection_that_drops_as_the_script_is_sent_is_reconnected_once(
+    monkeypatch,
+):
+    script(ECHO)(keys=["k"], args=["a"])
+    original, drops = AbstractConnection.send_packed_command, []
+
+    def dropping_once(self, *args, **kwargs):
+        if not drops:
+            drops.append(1)
+            self.disconnect()
+            raise RedisConnectionError("Connection closed by server.")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", dropping_once)
+
+    assert script(ECHO)(keys=["k"], args=["again"]) == [b"k", b"again", 1, 1]
+    assert drops == [1]
     assert in_use() == 0
 
 
