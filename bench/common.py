@@ -20,7 +20,10 @@ The method (docs/benchmarks.md, "Method"), in one place for every benchmark:
   or not, on record in ``bench/results/<name>/<UTC time>.json`` with the date, the
   code's commit, the machine and its load at the start, the arguments and the figures
   (``python -m bench.report`` builds the headline table of docs/benchmarks.md from
-  these).
+  these);
+- ``CpuMeter``: the CPU seconds of each process group (a pool, the load generator,
+  the services) and of the whole machine over a benchmark's blocks, by kind of block:
+  where the cores went while a block ran.
 """
 
 from __future__ import annotations
@@ -33,17 +36,22 @@ import json
 import math
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -431,6 +439,198 @@ def describe_host(deltas: Sequence[dict[str, Any]]) -> str:
         f"{d['busy_share']:.0%}"
         + (f", {d['checkpoints']} checkpoint(s)" if d["checkpoints"] else "")
         for d in deltas
+    )
+
+
+# --- where the CPU goes during a block ---------------------------------------------
+
+# A counter of CPU seconds used so far (cumulative, as the kernel's own counters): a
+# block's share is its rise over the block.
+CpuCounter = Callable[[], float]
+# a reading of a changing set of processes is taken again this often at most
+_CPU_READ_ATTEMPTS = 5
+
+
+def processes_cpu_seconds(find: Callable[[], Iterable[psutil.Process]]) -> float:
+    """CPU time (user and system) the processes ``find()`` returns have used so far,
+    with the time of every child each of them has waited for (the kernel's
+    cutime/cstime, psutil's ``children_user``/``children_system``).
+
+    That is what makes a replaced process count: a gunicorn worker recycled during a
+    block is gone from the tree at its end, and its whole time is in its master's
+    reaped children's time from the moment the master waited for it (at once, on
+    SIGCHLD). Its time before the block was in the reading before it (its own),
+    after the block in the one after (its master's), so the rise is what it used
+    during the block; its replacement started from nothing. Summing only the live
+    workers at both ends would lose the recycled worker's time and subtract what it
+    had used before the block. ``find`` must return whole trees (each process with
+    its descendants), so that no ended process is counted in a parent left out.
+
+    A process that ends while the set is read is in neither reading or in both (its
+    own time and its parent's reaped time): the reading is taken again until the set
+    is the same before and after it."""
+    import psutil
+
+    total = 0.0
+    for _ in range(_CPU_READ_ATTEMPTS):
+        processes = list(find())
+        total, complete = 0.0, True
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                complete = False
+                continue
+            total += (
+                times.user + times.system + times.children_user + times.children_system
+            )
+        if complete and {p.pid for p in find()} == {p.pid for p in processes}:
+            break
+    return total
+
+
+def cpu_of(find: Callable[[], Iterable[psutil.Process]]) -> CpuCounter:
+    """A ``CpuCounter`` of the processes ``find`` returns (``process_trees``,
+    ``processes_named``)."""
+    return lambda: processes_cpu_seconds(find)
+
+
+def process_trees(pids: Iterable[int]) -> Callable[[], list[psutil.Process]]:
+    """The processes ``pids`` and all their descendants, found anew at each call (a
+    gunicorn master and the workers it has now)."""
+    import psutil
+
+    roots = [psutil.Process(pid) for pid in pids]
+
+    def find() -> list[psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        for root in roots:
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue  # a root gone (a pool that died): the run says so elsewhere
+            found |= {process.pid: process for process in tree}
+        return list(found.values())
+
+    return find
+
+
+def processes_named(*names: str) -> Callable[[], list[psutil.Process]]:
+    """Every process on the machine named one of ``names`` (a machine service's:
+    ``postgres``, ``redis-server``) and its descendants (a Redis snapshot child is
+    named otherwise), found anew at each call: a service's processes come and go.
+    Only read (/proc), never signalled."""
+    import psutil
+
+    def find() -> list[psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        for process in psutil.process_iter(["name"]):
+            if process.info["name"] in names and process.pid not in found:
+                try:
+                    tree = [process, *process.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+                found |= {member.pid: member for member in tree}
+        return list(found.values())
+
+    return find
+
+
+def this_process_cpu_seconds() -> float:
+    """CPU time this process has used so far, with every child it has waited for
+    (a benchmark's load generators: each ``open_loop`` schedule's process, each wrk
+    run). Children still running (the pools, the routers) are not in it."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_busy_cpu_seconds() -> float:
+    """CPU time all cores have spent busy so far (/proc/stat: user, nice, system,
+    irq and softirq; not idle, I/O wait or time stolen by the hypervisor)."""
+    with open("/proc/stat") as stat:
+        values = stat.readline().split()[1:]
+    ticks = dict(zip(_CPU_FIELDS, map(int, values), strict=False))
+    busy = sum(ticks[name] for name in ("user", "nice", "system", "irq", "softirq"))
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Where the machine's cores went during a benchmark's blocks, by kind of block
+    (a phase): the CPU seconds of each process group (``groups``, each a
+    ``CpuCounter``) over the blocks of each kind, and beside them ``machine``, the
+    busy time of all cores, and ``other``, the machine's less the groups' (what no
+    group holds: interrupts, the rest of the machine). A slow-down by CPU contention
+    on a small machine is told apart from one inside the product only when it is
+    known who else ran.
+
+    ``with meter.block(kind):`` around each block; ``seconds()`` and ``cores()``
+    (CPU seconds over the wall seconds of that kind's blocks) afterwards."""
+
+    def __init__(self, groups: dict[str, CpuCounter]) -> None:
+        if {"machine", "other"} & set(groups):
+            raise ValueError("machine and other are the meter's own figures")
+        self.groups = groups
+        self.spent: dict[str, dict[str, float]] = {}
+        self.wall: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        return {name: count() for name, count in self.groups.items()}
+
+    @contextmanager
+    def block(self, kind: str) -> Iterator[None]:
+        """Count what the groups and the machine use while the body runs as a block
+        of ``kind`` (a block that raises counts for nothing). The machine is read
+        around the groups, so that its window holds theirs."""
+        machine_before = machine_busy_cpu_seconds()
+        before, began = self._read(), time.monotonic()
+        yield
+        after, ended = self._read(), time.monotonic()
+        machine_after = machine_busy_cpu_seconds()
+        names = [*self.groups, "machine"]
+        spent = self.spent.setdefault(kind, dict.fromkeys(names, 0.0))
+        for name in self.groups:
+            spent[name] += after[name] - before[name]
+        spent["machine"] += machine_after - machine_before
+        self.wall[kind] = self.wall.get(kind, 0.0) + ended - began
+
+    def seconds(self) -> dict[str, dict[str, float]]:
+        """Per kind of block: each group's CPU seconds, ``other``, ``machine`` and the
+        blocks' ``wall`` seconds. ``other`` is never below 0: the counters are read
+        one after another and in clock ticks, so the groups can exceed the machine
+        by a little when nothing else ran."""
+        figures = {}
+        for kind, spent in self.spent.items():
+            groups = {name: spent[name] for name in self.groups}
+            other = max(0.0, spent["machine"] - sum(groups.values()))
+            figures[kind] = groups | {
+                "other": other,
+                "machine": spent["machine"],
+                "wall": self.wall[kind],
+            }
+        return figures
+
+    def cores(self) -> dict[str, dict[str, float]]:
+        """Per kind of block: each group's, ``other``'s and the ``machine``'s cores
+        (CPU seconds over the wall seconds of that kind's blocks)."""
+        return {
+            kind: {
+                name: value / spent["wall"]
+                for name, value in spent.items()
+                if name != "wall"
+            }
+            for kind, spent in self.seconds().items()
+        }
+
+
+def describe_cpu(kind: str, cores: dict[str, float], cpus: int | None = None) -> str:
+    """One line for a kind of block's ``CpuMeter.cores()``: each group's cores, then
+    other, then the machine's of all its cores."""
+    groups = [name for name in cores if name not in ("other", "machine")]
+    return (
+        f"cpu {kind} blocks: "
+        + ", ".join(f"{name} {cores[name]:.2f}" for name in [*groups, "other"])
+        + f", machine {cores['machine']:.2f} of {cpus or os.cpu_count()} cores"
     )
 
 

@@ -245,6 +245,7 @@ def _run_wrk(
         returncode, stdout, stderr, cpu_seconds = _run_with_cpu(
             command, Path(folder), timeout=seconds + 60
         )
+    _count_wrk_cpu(cpu_seconds)
     line = next((x for x in stdout.splitlines() if x.startswith("WRK_JSON ")), None)
     if returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed (exit {returncode}): {stderr.strip()[-500:]}")
@@ -267,6 +268,22 @@ def _run_wrk(
         connections=connections,
         cpu_seconds=cpu_seconds,
     )
+
+
+_wrk_cpu = {"seconds": 0.0}
+_wrk_cpu_lock = threading.Lock()
+
+
+def _count_wrk_cpu(seconds: float) -> None:
+    with _wrk_cpu_lock:
+        _wrk_cpu["seconds"] += seconds
+
+
+def wrk_cpu_seconds() -> float:
+    """CPU time (user and system) of every wrk this process has run to its end so
+    far (a ``bench.common.CpuCounter``: the load generator's share of a block)."""
+    with _wrk_cpu_lock:
+        return _wrk_cpu["seconds"]
 
 
 def _run_with_cpu(

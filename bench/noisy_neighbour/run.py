@@ -81,6 +81,13 @@ Method change (2026-12-03, later): the search and API floods (phase 6), the
 workloads the issue names that no phase had: a search is rendered for every request
 and reads the tenant's search index, an API listing serializes every field.
 
+Where the cores go (2026-12-05): per phase, the CPU seconds of each process group
+over the phase's blocks and the cores that makes (``cpu_cores_by_group``,
+``cpu_seconds_by_group``, a ``cpu <phase> blocks:`` line each; ``cpu_meter``): the
+pools, wrk, the open-loop clients, the routers, Redis, PostgreSQL, the whole machine
+and what none of them used (``other``). On this 2-core machine the quiet tenants'
+time inside Django grows with whatever else holds a core; this says who did.
+
 Usage: make bench-noisy_neighbour  (options: python bench/noisy_neighbour/run.py --help)
 """
 
@@ -108,10 +115,13 @@ from bench.common import (
     LOOPBACK_PROXIES,
     MIN_P99_SAMPLES,
     RESULTS,
+    CpuMeter,
     Run,
     calibrated_rate,
     client_addresses,
+    cpu_of,
     database_url,
+    describe_cpu,
     describe_host,
     flood_rate,
     free_port,
@@ -121,8 +131,11 @@ from bench.common import (
     out,
     percentile,
     pool_log,
+    process_trees,
+    processes_named,
     start_pool,
     tail,
+    this_process_cpu_seconds,
     use_bench_database,
 )
 
@@ -638,18 +651,38 @@ def router_counts(edge: EdgeRouter) -> dict[str, int]:
     }
 
 
-def router_cpu_seconds(routers: dict[str, EdgeRouter]) -> float:
-    """CPU time (user and system) the routers' HAProxy processes used so far: they
-    share the machine's cores with the pools, as the load generator does."""
-    import psutil
+def cpu_meter(
+    pools: dict[str, subprocess.Popen], routers: dict[str, EdgeRouter]
+) -> CpuMeter:
+    """Where the cores of the machine go in each phase's blocks, by process group:
+    on a 2-core machine the quiet tenants' time inside Django grows with whatever
+    else runs, so each group's share is on record beside the latencies.
 
-    total = 0.0
-    for edge in routers.values():
-        master = psutil.Process(edge.process.pid)
-        for process in [master, *master.children(recursive=True)]:
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
+    - ``pools``: both gunicorn pools, masters and workers (a worker recycled during
+      a block counted through its master's reaped children: see
+      ``processes_cpu_seconds``);
+    - ``wrk``: the paced floods' wrk (its time from ``wait4``);
+    - ``clients``: this process and the quiet tenants' open-loop clients (one
+      process per schedule, spawned and reaped within each block, so their start
+      counts too), the wrk runs it reaped left out;
+    - ``routers``: both HAProxy processes and their children;
+    - ``redis`` and ``postgres``: every process of the machine's Redis and
+      PostgreSQL servers (by name; other users of those servers count too);
+    - and the meter's own ``machine`` (all cores busy) and ``other`` (the machine's
+      less these)."""
+    from bench.loadgen import wrk_cpu_seconds
+
+    return CpuMeter(
+        {
+            "pools": cpu_of(process_trees(p.pid for p in pools.values())),
+            "wrk": wrk_cpu_seconds,
+            # wrk is a child this process waits for: its time is in both counters
+            "clients": lambda: this_process_cpu_seconds() - wrk_cpu_seconds(),
+            "routers": cpu_of(process_trees(e.process.pid for e in routers.values())),
+            "redis": cpu_of(processes_named("redis-server")),
+            "postgres": cpu_of(processes_named("postgres", "postmaster")),
+        }
+    )
 
 
 def clear_edge_counters(routers: dict[str, EdgeRouter]) -> None:
@@ -696,7 +729,6 @@ def run_phases(args, run: Run) -> dict:
     # steal, I/O wait and checkpoints per block: a stall's cause outside the product
     host_blocks: dict[str, list] = {phase: [] for phase in PHASES}
     spans: list[tuple[str, float, float]] = []  # phase, wall-clock start and end
-    router_cpu = dict.fromkeys(PHASES, 0.0)  # HAProxy's CPU seconds per phase
     everyone = [host(slug) for slug in [*QUIET, NOISY, SHARED]]
     factor, limits = bench_edge_limits()
     out(
@@ -788,6 +820,7 @@ def run_phases(args, run: Run) -> dict:
             f"({args.uncached_load:.0%} of it)"
         )
         schedules = phase_schedules(args, rates, edge_ports)
+        meter = cpu_meter(pools, routers)
 
         def floods_of_round(number: int) -> dict[str, tuple]:
             """Each paced flood of a round: port, targets (searches of its own),
@@ -834,11 +867,11 @@ def run_phases(args, run: Run) -> dict:
                 )
                 pool = "uncached" if phase in UNCACHED_PHASES else "cached"
                 host_before = host_counters()
-                began, cpu_before = time.time(), router_cpu_seconds(routers)
-                results, flooded = run_block(
-                    edge_ports[pool], schedules[phase], block, flood
-                )
-                router_cpu[phase] += router_cpu_seconds(routers) - cpu_before
+                began = time.time()
+                with meter.block(phase):
+                    results, flooded = run_block(
+                        edge_ports[pool], schedules[phase], block, flood
+                    )
                 host_blocks[phase].append(host_delta(host_before, host_counters()))
                 blocks[phase].append(results)
                 flood_blocks[phase].append(flooded)
@@ -881,8 +914,7 @@ def run_phases(args, run: Run) -> dict:
         "routers": routed,
         # cores the routers used per phase (both HAProxy processes, whole blocks)
         "router_cpu_cores": {
-            phase: cpu / sum(end - start for name, start, end in spans if name == phase)
-            for phase, cpu in router_cpu.items()
+            phase: cores["routers"] for phase, cores in meter.cores().items()
         },
     }
     return {
@@ -893,6 +925,7 @@ def run_phases(args, run: Run) -> dict:
         "floods": flood_figures,
         "edge": edge,
         "host_by_round": host_blocks,
+        "cpu": {"cores": meter.cores(), "seconds": meter.seconds()},
     }
 
 
@@ -1277,6 +1310,11 @@ def main() -> int:
         "rates": rates,
         "floods": flood_figures,
         "edge": edge,
+        # per phase (kind of block): each process group's cores (CPU seconds over
+        # the wall seconds of the phase's blocks), other and the whole machine's;
+        # and the CPU seconds themselves (``wall``: the blocks' wall seconds)
+        "cpu_cores_by_group": measured["cpu"]["cores"],
+        "cpu_seconds_by_group": measured["cpu"]["seconds"],
         # per phase, per block: the host's steal and I/O wait, checkpoints
         "host_by_round": measured["host_by_round"],
         "saturating_quiet_p99_ratio": saturating_ratio,
@@ -1321,6 +1359,8 @@ def main() -> int:
             f"{phase} {cores:.2f}" for phase, cores in edge["router_cpu_cores"].items()
         )
     )
+    for phase, cores in figures["cpu_cores_by_group"].items():
+        out(describe_cpu(phase, cores))
     for phase, flood in flood_figures.items():
         out(
             f"{phase}: wrk flood on {host(NOISY)} asked {flood['asked_rate']:.0f}/s "
