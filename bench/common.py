@@ -102,8 +102,9 @@ def use_bench_database(suffix: str) -> str:
 
 def database_url(suffix: str) -> str:
     """The URL ``use_bench_database(suffix)`` made, without re-creating it."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path=f"/{parts.path.lstrip('/')}_{suffix}"))
+    configured = os.environ["DATABASE_URL"]
+    name = urlsplit(configured).path.lstrip("/")
+    return database_url_named(configured, f"{name}_{suffix}")
 
 
 # The load generator, the routers and the pools are all on loopback: the routers and

@@ -6,6 +6,7 @@ install them - never a silent fallback to something else."""
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -20,9 +21,15 @@ def find_tool(binary: str) -> str | None:
     return shutil.which(binary) or (str(sbin) if sbin.exists() else None)
 
 
-def ensure_tool(binary: str, package: str | None = None) -> str:
+def ensure_tool(
+    binary: str,
+    package: str | None = None,
+    *,
+    after_install: Callable[[], None] | None = None,
+) -> str:
     """The path of ``binary``, installing Debian's ``package`` (default: the binary's
-    name) when it is missing. Raises ``ToolMissing``."""
+    name) when it is missing; ``after_install`` runs only after such an install (a
+    package that starts a service of its own). Raises ``ToolMissing``."""
     package = package or binary
     if found := find_tool(binary):
         return found
@@ -52,5 +59,7 @@ def ensure_tool(binary: str, package: str | None = None) -> str:
             f"{result.stderr.strip()[-300:]}"
         )
     if found := find_tool(binary):
+        if after_install is not None:
+            after_install()
         return found
     raise ToolMissing(f"apt-get installed {package} but no {binary} was found.")

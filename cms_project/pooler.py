@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from cms_project.debian import ensure_tool
+from cms_project.devstack import stop_process
 
 
 @dataclass
@@ -37,8 +38,6 @@ class Pooler:
         )
 
     def stop(self) -> None:
-        from cms_project.devstack import stop_process
-
         stop_process(self.process)
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -70,12 +69,12 @@ def start_pgbouncer(
     folder.chmod(0o777)
     (folder / "users.txt").write_text(f'"{user}" "{password}"\n')
     run_as = _run_as(host)
-    databases = "".join(
+    entries = "".join(
         f"{db['NAME']} = host={host} port={server_port} dbname={db['NAME']}\n"
         for db in databases
     )
     (folder / "pgbouncer.ini").write_text(
-        f"[databases]\n{databases}"
+        f"[databases]\n{entries}"
         f"[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"

@@ -71,7 +71,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from cms_project.debian import ToolMissing, ensure_tool, find_tool
+from cms_project.debian import ToolMissing, ensure_tool
 from tenants.errors import TenantError
 from tenants.pods.directory import POD_NAME
 from tenants.registry.validation import SLUG_PATTERN, normalize_domain
@@ -171,22 +171,22 @@ def ensure_haproxy() -> str:
 
     The package starts and enables its own ``haproxy.service``, which would hold the
     default ports and a config we do not use: it is disabled, we run our own."""
-    if found := find_tool("haproxy"):
-        return found
     try:
-        found = ensure_tool("haproxy")
+        return ensure_tool("haproxy", after_install=_disable_packaged_haproxy)
     except ToolMissing as exc:
         raise RouterUnavailable(
             f"{exc} Then run `systemctl disable --now haproxy`: the router runs its "
             "own."
         ) from exc
+
+
+def _disable_packaged_haproxy() -> None:
     if shutil.which("systemctl"):
         subprocess.run(
             ["systemctl", "disable", "--now", "haproxy"],
             capture_output=True,
             check=False,
         )
-    return found
 
 
 def validate_config(config_path: Path) -> None:

@@ -294,8 +294,8 @@ def tenant_site(request: HttpRequest) -> Site | None:
 
 
 @functools.cache
-def _site_fields() -> list[str]:
-    return [field.attname for field in Site._meta.concrete_fields]
+def _site_fields() -> tuple[str, ...]:
+    return tuple(field.attname for field in Site._meta.concrete_fields)
 
 
 def _site_values(site: Site | None) -> list | None:

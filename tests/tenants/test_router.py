@@ -284,7 +284,6 @@ def test_the_health_check_host_gets_the_apps_liveness_answer():
 
 
 def test_without_haproxy_or_root_the_message_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(router, "find_tool", lambda name: None)
     monkeypatch.setattr(debian, "find_tool", lambda name: None)
     monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
 
