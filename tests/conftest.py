@@ -211,15 +211,19 @@ def _rate_windows_from_the_tests_start(request, monkeypatch):
 @pytest.fixture
 def redis_commands(monkeypatch) -> list[str]:
     """The round trips to Redis, in order: a command's name (a Lua script call is
-    one), or ``PIPELINE:`` and the names of the pipelined commands joined by ``+``."""
+    one), or ``PIPELINE:`` and the names of the pipelined commands joined by ``+``.
+    Single commands are counted where they are sent, on the connection (a script
+    call sends its ``EVALSHA`` there without the client's ``execute_command``); a
+    new connection's handshake is not a round trip of the request."""
     import redis
 
     calls: list[str] = []
-    original = redis.Redis.execute_command
+    original = redis.connection.AbstractConnection.send_command
     original_pipeline = redis.client.Pipeline.execute
 
     def counting(self, *args, **options):
-        calls.append(str(args[0]))
+        if not getattr(self, "_handshaking", False):
+            calls.append(str(args[0]))
         return original(self, *args, **options)
 
     def counting_pipeline(self, *args, **options):
@@ -227,7 +231,7 @@ def redis_commands(monkeypatch) -> list[str]:
         calls.append(f"PIPELINE:{names}")
         return original_pipeline(self, *args, **options)
 
-    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counting)
     monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
     return calls
 

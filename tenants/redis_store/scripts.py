@@ -25,7 +25,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from tenants.redis_store.keys import state_redis
-from tenants.resilience.redis_client import RedisUnavailable
 
 # Redis' own clock in milliseconds, so hosts with skewed clocks agree.
 NOW_MS_LUA = """
@@ -62,10 +61,10 @@ class Script:
         try:
             try:
                 return self._run(connection, keys, args)
-            except RedisConnectionError as exc:
-                if isinstance(exc, RedisUnavailable):
-                    raise  # the breaker is open: a second try is refused too
-                connection.disconnect()  # a dropped connection: reconnect once
+            except RedisConnectionError:
+                # a dropped connection: reconnect once (with the Redis breaker open
+                # the second try is refused as well, before any socket)
+                connection.disconnect()
                 return self._run(connection, keys, args)
         finally:
             pool.release(connection)
