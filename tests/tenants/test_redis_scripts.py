@@ -5,6 +5,7 @@ connection, no try at all while the Redis breaker is open, the connection back i
 the pool whatever happened, and a pipeline's call queued on the pipeline."""
 
 import pytest
+import redis
 from django.test import override_settings
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,13 +39,26 @@ def test_a_script_redis_forgot_is_loaded_again():
     assert state_redis().script_exists(script(ECHO).sha) == [True]
 
 
-def test_a_dropped_connection_is_reconnected_once():
-    client = state_redis()
+def test_a_connection_the_server_closed_while_idle_is_replaced():
     script(ECHO)(keys=["k"], args=["a"])
-    client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    # this pool's idle connections closed by Redis (a restart, a timeout), and no
+    # other client's: the server is shared
+    pool = state_redis().connection_pool
+    closed = []
+    for connection in list(pool._available_connections):
+        connection.send_command("CLIENT", "ID")
+        closed.append(connection.read_response())
+    other = redis.ConnectionPool(
+        connection_class=pool.connection_class, **pool.connection_kwargs
+    )
+    for client_id in closed:
+        assert redis.Redis(connection_pool=other).client_kill_filter(_id=client_id)
+    other.disconnect()
+    assert closed
 
     assert script(ECHO)(keys=["k"], args=["again"]) == [b"k", b"again", 1, 1]
     assert in_use() == 0
+    assert state_redis().client_id() not in closed  # a new connection answered
 
 
 def test_a_connection_that_drops_as_the_script_is_sent_is_reconnected_once(
