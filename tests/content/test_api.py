@@ -218,3 +218,33 @@ def test_search_operator_is_checked(acme_client, endpoint, operator, status):
         assert json.loads(response.content) == {
             "message": "search_operator must be 'and' or 'or'"
         }
+
+
+@pytest.mark.parametrize("endpoint", ["pages", "images", "documents"])
+@pytest.mark.parametrize("search", [None, "mark"])
+def test_an_offset_past_the_results_is_an_empty_page(acme_client, endpoint, search):
+    # found by the fuzz tests in CI: an offset beyond bigint reached PostgreSQL (a 500)
+    search_params = {"search": search} if search else {}
+    listing = json.loads(acme_client.get(f"/api/v2/{endpoint}/", search_params).content)
+    total = listing["meta"]["total_count"]
+
+    for offset in (total, 2**31, 2**63 - 1, 2**63, 10**30):
+        response = acme_client.get(
+            f"/api/v2/{endpoint}/", {**search_params, "offset": str(offset)}
+        )
+
+        assert response.status_code == 200, (offset, response.content[:300])
+        assert json.loads(response.content) == {
+            "meta": {"total_count": total},
+            "items": [],
+        }
+
+
+def test_an_offset_inside_the_results_still_pages(acme_client):
+    everything = json.loads(acme_client.get("/api/v2/pages/").content)
+    assert everything["meta"]["total_count"] >= 2
+
+    second = json.loads(acme_client.get("/api/v2/pages/", {"offset": "1"}).content)
+
+    assert second["items"] == everything["items"][1:]
+    assert second["meta"] == everything["meta"]
