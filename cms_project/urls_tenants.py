@@ -19,7 +19,7 @@ from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views import serve as wagtail_document_views
 
 from content.api import api_router
-from content.api_write import ArticleWriteView, JobStatusView
+from content.api_write import ArticlesView, ArticleView, JobStatusView
 from content.media import protected, serve_tenant_media
 from content.search import search_view
 from tenants.observability.health import healthz, readyz
@@ -29,7 +29,8 @@ from tenants.tariffs.login_limits import login_limited, posted_field, url_argume
 
 public_read = tariff_limited("public_reads_per_minute")
 serve_page = public_pages(public_read(wagtail_views.serve))
-article_write = tariff_limited(api_dimension)(ArticleWriteView.as_view())
+articles_write = tariff_limited(api_dimension)(ArticlesView.as_view())
+article_write = tariff_limited(api_dimension)(ArticleView.as_view())
 job_status = tariff_limited(api_dimension)(JobStatusView.as_view())
 
 urlpatterns = [
@@ -60,7 +61,7 @@ urlpatterns = [
         name="wagtaildocs_authenticate_with_password",
     ),
     path("documents/", include(wagtaildocs_urls)),
-    path("api/v2/articles/", article_write, name="api-article-create"),
+    path("api/v2/articles/", articles_write, name="api-article-create"),
     path("api/v2/articles/<int:page_id>/", article_write, name="api-article-update"),
     path("api/v2/jobs/<int:job_id>/", job_status, name="api-job-status"),
     path("api/v2/", api_router.urls),

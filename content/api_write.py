@@ -119,9 +119,17 @@ def _save(request, article, *, created: bool, publish: bool) -> Response | None:
     )
 
 
-class ArticleWriteView(APIView):
+class _TokenAPIView(APIView):
+    """A view of the API's own endpoints: a tenant's token or an admin session."""
+
     authentication_classes = [ApiClientAuthentication]
     permission_classes = [TokenScopesAuthenticated]
+
+
+class ArticlesView(_TokenAPIView):
+    """POST /api/v2/articles/: a new article. A view of its own (not one view for
+    both paths): a PATCH here or a POST to an article is then a readable 405, where
+    one view's methods with and without ``page_id`` answered them with a 500."""
 
     def post(self, request):
         serializer = ArticleWriteSerializer(data=request.data)
@@ -170,6 +178,10 @@ class ArticleWriteView(APIView):
             _article_json(article), status=status.HTTP_201_CREATED
         )
 
+
+class ArticleView(_TokenAPIView):
+    """PATCH /api/v2/articles/<id>/: a new revision of an article, published or not."""
+
     def patch(self, request, page_id: int):
         article = ArticlePage.objects.filter(pk=page_id).first()
         if article is None:
@@ -197,13 +209,10 @@ class ArticleWriteView(APIView):
         return queued or Response(_article_json(article))
 
 
-class JobStatusView(APIView):
+class JobStatusView(_TokenAPIView):
     """GET /api/v2/jobs/<id>/: a background job of this tenant (the table lives in
     its schema, so another tenant's job id is simply not found). Visible to the user
     who queued it and to users who may edit its page."""
-
-    authentication_classes = [ApiClientAuthentication]
-    permission_classes = [TokenScopesAuthenticated]
 
     def get(self, request, job_id: int):
         job = BackgroundJob.objects.filter(pk=job_id).first()

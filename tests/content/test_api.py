@@ -248,3 +248,33 @@ def test_an_offset_inside_the_results_still_pages(acme_client):
 
     assert second["items"] == everything["items"][1:]
     assert second["meta"] == everything["meta"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v2/articles/{page}/"),
+        ("put", "/api/v2/articles/{page}/"),
+        ("patch", "/api/v2/articles/"),
+        ("get", "/api/v2/articles/"),
+        ("delete", "/api/v2/articles/{page}/"),
+        ("post", "/api/v2/jobs/1/"),
+    ],
+)
+def test_a_method_a_path_does_not_take_is_a_readable_405(
+    acme_client, acme_admin, method, path
+):
+    # a POST to an article was a 500: one view served both paths, with and without id
+    response = acme_client.generic(
+        method.upper(),
+        path.format(page=3),
+        json.dumps({"title": "x"}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=acme_admin,
+    )
+
+    assert response.status_code == 405, response.content[:300]
+    assert json.loads(response.content) == {
+        "error": "method_not_allowed",
+        "message": f'Method "{method.upper()}" not allowed.',
+    }
