@@ -222,7 +222,7 @@ def redis_commands(monkeypatch) -> list[str]:
     original_pipeline = redis.client.Pipeline.execute
 
     def counting(self, *args, **options):
-        if not getattr(self, "_handshaking", False):
+        if not getattr(self, "handshaking", False):
             calls.append(str(args[0]))
         return original(self, *args, **options)
 

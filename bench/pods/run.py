@@ -87,6 +87,7 @@ from bench.common import (  # noqa: E402
     bootstrap_pooled_ratio,
     bootstrap_ratio,
     calibrated_rate,
+    cpu_of,
     describe_host,
     host_counters,
     host_delta,
@@ -95,6 +96,7 @@ from bench.common import (  # noqa: E402
     median,
     out,
     percentile,
+    process_trees,
 )
 from bench.loadgen import (  # noqa: E402
     OpenLoopResult,
@@ -269,11 +271,6 @@ def as_round(result: WrkResult) -> Round:
     )
 
 
-def _processes(root_pid: int) -> list[psutil.Process]:
-    root = psutil.Process(root_pid)
-    return [root, *root.children(recursive=True)]
-
-
 def _haproxy(pods: TwoPods) -> list[psutil.Process]:
     """The router's HAProxy processes (master and worker)."""
     return [
@@ -291,7 +288,7 @@ def router_on_its_own_cpu(pods: TwoPods) -> Iterator[None]:
     pool's CPU on a shared 2-core machine (measured too, as the shared-CPU figure).
     Everything is put back on every CPU afterwards."""
     cpus = sorted(os.sched_getaffinity(0))
-    pool, edge = _processes(pods.pools["pod2"].pid), _haproxy(pods)
+    pool, edge = process_trees([pods.pools["pod2"].pid])(), _haproxy(pods)
     placed = [(process, cpus[:1]) for process in pool]
     placed += [(process, cpus[1:2]) for process in edge]
     try:
@@ -303,22 +300,11 @@ def router_on_its_own_cpu(pods: TwoPods) -> Iterator[None]:
         os.sched_setaffinity(0, cpus)
         # listed again: a worker forked while pinned (a recycled one) inherited the
         # pin and must get every CPU back too
-        for process in {*_processes(pods.pools["pod2"].pid), *_haproxy(pods)}:
+        for process in {*process_trees([pods.pools["pod2"].pid])(), *_haproxy(pods)}:
             try:
                 process.cpu_affinity(cpus)
             except psutil.NoSuchProcess:
                 pass
-
-
-def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 ROUTER_SETUPS = {
@@ -348,15 +334,16 @@ def router_cost(pods: TwoPods, args, run: Run, paths: list[str]) -> dict:
         routed, split = ROUTER_SETUPS[name]
         port = pods.router_port if routed else pods.web_ports["pod2"]
         edge = _haproxy(pods)
+        edge_cpu = cpu_of(lambda: edge)
         with router_on_its_own_cpu(pods) if split else nullcontext():
-            cpu_before = _cpu_seconds(edge)
+            cpu_before = edge_cpu()
             measured = as_round(
                 wrk_closed_loop(
                     port, targets, seconds=seconds, connections=args.connections
                 )
             )
             if routed and measured.requests:
-                router_cpu.append((_cpu_seconds(edge) - cpu_before, measured.requests))
+                router_cpu.append((edge_cpu() - cpu_before, measured.requests))
         out(
             f"   {name:<18} {measured.ok_rps:7.0f} req/s  p50 {measured.p50_ms:6.2f} "
             f"ms  p99 {measured.p99_ms:6.2f} ms  not 2xx {measured.not_ok}"

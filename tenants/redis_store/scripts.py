@@ -13,7 +13,8 @@ sends ``EVALSHA`` and loads the script again if Redis forgot it (a restart, a
 A call outside a pipeline takes a connection from the client's pool and sends the
 ``EVALSHA`` itself rather than through the client's command machinery (argument
 checks, retry closures, operation metrics): on a cached page this round trip is most
-of the Python a hit runs, and the machinery cost about a tenth of the hit. The
+of the Python a hit runs, and the machinery cost about a twentieth of the hit
+(measured interleaved in one process: a hit took 0.95x the time without it). The
 connection is the pool's own (the Redis breaker's guarded connection), so timeouts,
 the breaker and a reconnect after a dropped connection behave as in any other call:
 one more try after a connection error, none after a timeout."""

@@ -53,6 +53,12 @@ class _Guarded:
             breaker.failed(exc)
             raise
 
+    @property
+    def handshaking(self) -> bool:
+        """True while this connection sends its own handshake (HELLO, SELECT): a
+        command no caller asked for (the tests' round-trip count leaves it out)."""
+        return self._handshaking
+
     def on_connect(self) -> None:
         # the handshake (HELLO, SELECT) is part of the call that connects: the
         # breaker already let that call through (it may be the half-open probe)
