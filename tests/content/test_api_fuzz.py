@@ -118,3 +118,28 @@ def test_undecodable_bodies_are_refused_cleanly(admin, raw, content_type):
         transaction.set_rollback(True)
 
     assert 400 <= response.status_code < 500, (raw, response.content[:300])
+
+
+@FUZZ
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+    path=st.just("/api/v2/articles/")
+    | numbers.map(lambda n: f"/api/v2/articles/{n.lstrip('-')}/")
+    | numbers.map(lambda n: f"/api/v2/jobs/{n.lstrip('-')}/"),
+    body=article_bodies,
+)
+def test_any_method_on_the_write_api_answers_below_500(admin, method, path, body):
+    # a POST to an article was a 500 (one view for both paths; found 2026-12-05)
+    with transaction.atomic():
+        response = Client(HTTP_HOST=ACME_HOST).generic(
+            method,
+            path,
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=admin,
+        )
+        transaction.set_rollback(True)
+
+    assert response.status_code < 500, (method, path, response.content[:300])
+    if 400 <= response.status_code < 500 and response.content:
+        assert json.loads(response.content), response.content
