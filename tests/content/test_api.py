@@ -164,12 +164,15 @@ def test_writes_need_a_user_of_this_tenant(acme_client, globex_client, acme_admi
     }
 
 
-@pytest.mark.parametrize("path", ["/api/v2/articles/", "/api/v2/pages/"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v2/articles/", "/api/v2/articles/3/", "/api/v2/pages/", "/api/v2/jobs/1/"],
+)
 def test_http_basic_is_refused_everywhere_in_the_api(acme_client, path):
     """A password in every script, and a password hash per guess outside the login
     limits: the API takes tokens or sessions only."""
     response = acme_client.generic(
-        "POST" if "articles" in path else "GET",
+        {"/api/v2/articles/": "POST", "/api/v2/articles/3/": "PATCH"}.get(path, "GET"),
         path,
         json.dumps({"title": "x"}),
         content_type="application/json",
