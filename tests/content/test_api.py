@@ -281,3 +281,27 @@ def test_a_method_a_path_does_not_take_is_a_readable_405(
         "error": "method_not_allowed",
         "message": f'Method "{method.upper()}" not allowed.',
     }
+
+
+def test_both_write_doors_count_against_the_plans_write_allowance(
+    acme_client, acme_admin
+):
+    # the collection (POST) and an article (PATCH) are two views: both are limited
+    call_command("plans", "update", "pro", "--limit", "api_writes_per_minute=2")
+    write = {"content_type": "application/json", "HTTP_AUTHORIZATION": acme_admin}
+    created = acme_client.post("/api/v2/articles/", {"title": "Draft"}, **write)
+    article = json.loads(created.content)["id"]
+
+    edited = acme_client.patch(f"/api/v2/articles/{article}/", {"title": "B"}, **write)
+    refused = [
+        acme_client.patch(f"/api/v2/articles/{article}/", {"title": "C"}, **write),
+        acme_client.post("/api/v2/articles/", {"title": "Other"}, **write),
+    ]
+
+    assert (created.status_code, edited.status_code) == (201, 200)
+    assert [response.status_code for response in refused] == [429, 429]
+    assert all(
+        r["RateLimit-Policy"].startswith('"api-writes-per-minute";') for r in refused
+    )
+    reads = acme_client.get("/api/v2/pages/", HTTP_AUTHORIZATION=acme_admin)
+    assert reads.status_code == 200  # reads have their own allowance
