@@ -59,12 +59,14 @@ class _Guarded:
         command no caller asked for (the tests' round-trip count leaves it out)."""
         return self._handshaking
 
-    def on_connect(self) -> None:
-        # the handshake (HELLO, SELECT) is part of the call that connects: the
-        # breaker already let that call through (it may be the half-open probe)
+    def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        # the handshake (HELLO, CLIENT SETINFO, SELECT) is part of the call that
+        # connects: the breaker already let that call through (it may be the
+        # half-open probe). redis-py 8's connect calls this one directly;
+        # on_connect (older redis-py, and its own callers) ends up here too.
         self._handshaking = True
         try:
-            super().on_connect()
+            super().on_connect_check_health(*args, **kwargs)
         finally:
             self._handshaking = False
 

@@ -78,6 +78,25 @@ def test_second_anonymous_read_is_a_hit_without_queries(
     assert [c for c in redis_commands if c != "GET"] == ["EVALSHA"], redis_commands
 
 
+def test_a_new_connections_handshake_is_not_a_round_trip_of_the_hit(
+    acme_client, redis_commands
+):
+    """A fresh connection's handshake (HELLO, CLIENT SETINFO, SELECT) is sent by the
+    connection itself, not by the request: it is neither counted nor gated by the
+    Redis breaker as a caller's command (so a half-open probe is the caller's own)."""
+    from tenants.redis_store.keys import cache_redis, state_redis
+
+    acme_client.get(ARTICLE)
+    for client in (state_redis(), cache_redis()):
+        client.connection_pool.disconnect()
+    redis_commands.clear()
+
+    hit = acme_client.get(ARTICLE)
+
+    assert hit["X-Page-Cache"] == "hit"
+    assert [c for c in redis_commands if c != "GET"] == ["EVALSHA"], redis_commands
+
+
 def test_cached_hits_count_against_the_plan_and_carry_its_headers(acme_client):
     call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=3")
 
