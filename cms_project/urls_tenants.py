@@ -18,7 +18,7 @@ from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views import serve as wagtail_document_views
 
-from content.api import api_router
+from content.api import api_router, unknown_endpoint
 from content.api_write import ArticlesView, ArticleView, JobStatusView
 from content.media import protected, serve_tenant_media
 from content.search import search_view
@@ -29,8 +29,8 @@ from tenants.tariffs.login_limits import login_limited, posted_field, url_argume
 
 public_read = tariff_limited("public_reads_per_minute")
 serve_page = public_pages(public_read(wagtail_views.serve))
-articles_write = tariff_limited(api_dimension)(ArticlesView.as_view())
-article_write = tariff_limited(api_dimension)(ArticleView.as_view())
+article_create = tariff_limited(api_dimension)(ArticlesView.as_view())
+article_update = tariff_limited(api_dimension)(ArticleView.as_view())
 job_status = tariff_limited(api_dimension)(JobStatusView.as_view())
 
 urlpatterns = [
@@ -61,10 +61,11 @@ urlpatterns = [
         name="wagtaildocs_authenticate_with_password",
     ),
     path("documents/", include(wagtaildocs_urls)),
-    path("api/v2/articles/", articles_write, name="api-article-create"),
-    path("api/v2/articles/<int:page_id>/", article_write, name="api-article-update"),
+    path("api/v2/articles/", article_create, name="api-article-create"),
+    path("api/v2/articles/<int:page_id>/", article_update, name="api-article-update"),
     path("api/v2/jobs/<int:job_id>/", job_status, name="api-job-status"),
     path("api/v2/", api_router.urls),
+    re_path(r"^api/v2/", unknown_endpoint, name="api-unknown-endpoint"),
     re_path(
         r"^media/tenants/(?P<schema>[^/]+)/(?P<path>.+)$",
         serve_tenant_media,

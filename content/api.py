@@ -4,9 +4,11 @@ Every endpoint counts against the tenant's plan: reads against
 ``api_reads_per_minute``, writes against ``api_writes_per_minute``. Clients are
 authenticated by ``content.integrations.authentication`` (DRF's default classes: a
 tenant's Bearer token with the ``read`` scope, or an admin session, never HTTP Basic);
-anonymous reads of live public pages stay allowed.
+anonymous reads of live public pages stay allowed. A path under /api/v2/ that no
+endpoint serves answers the API's JSON 404, not the site's HTML page.
 """
 
+from django.http import HttpRequest, JsonResponse
 from wagtail.api.v2.filters import SearchFilter
 from wagtail.api.v2.pagination import WagtailPagination
 from wagtail.api.v2.router import WagtailAPIRouter
@@ -78,3 +80,34 @@ api_router = TariffLimitedAPIRouter("wagtailapi")
 api_router.register_endpoint("pages", PagesAPI)
 api_router.register_endpoint("images", ImagesAPI)
 api_router.register_endpoint("documents", DocumentsAPI)
+
+
+# the endpoints a client is pointed to when it asks for one that does not exist
+ENDPOINTS = (
+    "/api/v2/pages/",
+    "/api/v2/images/",
+    "/api/v2/documents/",
+    "/api/v2/articles/",
+    "/api/v2/jobs/<id>/",
+)
+# a path echoed back is cut to this length (it may be anything a client sent)
+ECHOED_PATH_CHARS = 200
+
+
+@tariff_limited(api_dimension)
+def unknown_endpoint(request: HttpRequest) -> JsonResponse:
+    """Any method on a path under /api/v2/ that no endpoint serves: without it, such a
+    path fell through to the page-serving view and an API client got the site's
+    HTML 404. Counted against the plan's API allowance like the API's own paths
+    (the edge router counts everything under /api/ as API too)."""
+    path = request.path
+    if len(path) > ECHOED_PATH_CHARS:
+        path = path[:ECHOED_PATH_CHARS] + "..."
+    return JsonResponse(
+        {
+            "error": "not_found",
+            "message": f"No API endpoint at {path}. "
+            f"The endpoints are: {', '.join(ENDPOINTS)}.",
+        },
+        status=404,
+    )

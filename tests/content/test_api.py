@@ -305,3 +305,38 @@ def test_both_write_doors_count_against_the_plans_write_allowance(
     )
     reads = acme_client.get("/api/v2/pages/", HTTP_AUTHORIZATION=acme_admin)
     assert reads.status_code == 200  # reads have their own allowance
+
+
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v2/", "/api/v2/jobs/", "/api/v2/pages/latest/", "/api/v2/nothing/here"],
+)
+def test_a_path_no_endpoint_serves_is_the_apis_json_404(
+    acme_client, acme_admin, method, path
+):
+    # it fell through to the page-serving view: the site's HTML 404 for an API client
+    response = acme_client.generic(method.upper(), path, HTTP_AUTHORIZATION=acme_admin)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert body["error"] == "not_found"
+    assert body["message"].startswith(f"No API endpoint at {path}. ")
+    assert "/api/v2/pages/" in body["message"]
+
+
+def test_an_unknown_api_path_echoes_a_cut_path_and_counts_as_an_api_read(
+    acme_client, acme_admin
+):
+    call_command("plans", "update", "pro", "--limit", "api_reads_per_minute=2")
+    long_path = "/api/v2/" + "x" * 1000
+    answers = [
+        acme_client.get(long_path, HTTP_AUTHORIZATION=acme_admin) for _ in range(3)
+    ]
+
+    assert [a.status_code for a in answers] == [404, 404, 429]
+    message = json.loads(answers[0].content)["message"]
+    assert len(message) < 400
+    assert "x" * 150 + "..." in message
+    assert answers[2]["RateLimit-Policy"].startswith('"api-reads-per-minute";')
