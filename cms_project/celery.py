@@ -3,7 +3,7 @@ enqueues it and runs in that schema on the worker (tenant-schemas-celery)."""
 
 import os
 
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.dev")
@@ -30,3 +30,18 @@ def use_django_logging(**kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def yield_cpu_to_web(**kwargs) -> None:
+    """Background work (publishing, webhooks, backups) runs below the web pool's
+    priority: where a worker shares cores with gunicorn, a visitor's request is
+    not queued behind a publish for the CPU (in bench/publish_fairness a tenant's
+    click-to-live behind another's backlog shares two cores with two busy publish
+    workers). Set in the main process before the pool forks, so every child
+    inherits it; never lowered (an operator's ``Nice=`` above it stays)."""
+    from django.conf import settings
+
+    wanted = settings.CMS_WORKER_NICE
+    if os.getpriority(os.PRIO_PROCESS, 0) < wanted:
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)
