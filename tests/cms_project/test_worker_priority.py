@@ -44,9 +44,7 @@ def test_a_worker_and_every_process_of_its_pool_yield_the_cpu(
         ("-5", "CMS_WORKER_NICE must be from 0 to 19, not -5."),
     ],
 )
-def test_a_nice_value_out_of_range_stops_the_start_with_a_clear_message(
-    value, message
-):
+def test_a_nice_value_out_of_range_stops_the_start_with_a_clear_message(value, message):
     result = _manage("check", CMS_WORKER_NICE=value)
 
     assert result.returncode == 1
