@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django_tenants.postgresql_backend.base import (
     DatabaseWrapper as StockTenantWrapper,
 )
@@ -157,3 +157,38 @@ def test_requests_through_the_pooler_see_only_their_tenant(pgbouncer_port, tmp_p
 
     assert len(answered) == 100
     assert wrong == []
+
+
+def _sleep_in_a_transaction(conn, seconds: float) -> str:
+    """The schema seen, after sleeping ``seconds`` on the server, in one transaction."""
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s), current_schema()", [seconds])
+        return cursor.fetchone()[1]
+
+
+def test_the_statement_timeout_holds_behind_the_pooler(pooled, settings):
+    """pgbouncer cannot keep the settings' startup option (``statement_timeout``) per
+    client and ignores it: the server would run a runaway statement unbounded after
+    the client gave up. With pooling on, the schema's SET carries the timeout."""
+    settings.DB_STATEMENT_TIMEOUT_MS = 300
+    unguarded = pooled("pooled_a")
+    unguarded.set_schema("acme")
+    try:
+        # the startup option alone is lost behind the pooler
+        settings.CMS_DB_TRANSACTION_POOLING = False
+        with unguarded.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+        assert _sleep_in_a_transaction(unguarded, 0.6) == "acme"
+
+        settings.CMS_DB_TRANSACTION_POOLING = True
+        guarded = pooled("pooled_b")
+        guarded.set_schema("globex")
+        with pytest.raises(OperationalError, match="statement timeout"):
+            _sleep_in_a_transaction(guarded, 0.6)
+        # in the same round trip as the schema: a fast statement still sees its own
+        assert _sleep_in_a_transaction(guarded, 0) == "globex"
+    finally:
+        # the one server connection keeps a session SET: leave it as found
+        settings.CMS_DB_TRANSACTION_POOLING = False
+        with unguarded.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
