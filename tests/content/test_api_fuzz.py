@@ -143,3 +143,32 @@ def test_any_method_on_the_write_api_answers_below_500(admin, method, path, body
     assert response.status_code < 500, (method, path, response.content[:300])
     if 400 <= response.status_code < 500 and response.content:
         assert json.loads(response.content), response.content
+
+
+segment = text.filter(lambda value: value and "/" not in value and "?" not in value)
+
+
+@FUZZ
+@given(
+    segments=st.lists(
+        segment | st.sampled_from(["pages", "images", "documents", "jobs", "find"]),
+        min_size=1,
+        max_size=3,
+    ),
+    trailing=st.booleans(),
+)
+@example(segments=["pages", "\x00"], trailing=True)
+@example(segments=["pages", "find"], trailing=True)
+@example(segments=["%zz", ".."], trailing=False)
+@example(segments=["jobs", str(2**63)], trailing=True)
+def test_any_read_under_the_api_answers_json_below_500(admin, segments, trailing):
+    # an unknown path was the site's HTML 404 (found 2026-12-05 by the write API's fuzz)
+    path = "/api/v2/" + "/".join(segments) + ("/" if trailing else "")
+    response = Client(HTTP_HOST=ACME_HOST).get(path, HTTP_AUTHORIZATION=admin)
+
+    assert response.status_code < 500, (path, response.content[:300])
+    assert response["Content-Type"].startswith("application/json"), (
+        path,
+        response.status_code,
+        response.content[:300],
+    )
