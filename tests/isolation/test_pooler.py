@@ -185,7 +185,7 @@ def test_the_statement_timeout_holds_behind_the_pooler(pooled, settings):
         guarded.set_schema("globex")
         with pytest.raises(OperationalError, match="statement timeout"):
             _sleep_in_a_transaction(guarded, 0.6)
-        # in the same round trip as the schema: a fast statement still sees its own
+        # the timeout rides on the schema's SET: a fast statement still sees its own
         assert _sleep_in_a_transaction(guarded, 0) == "globex"
     finally:
         # the one server connection keeps a session SET: leave it as found
