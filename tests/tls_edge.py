@@ -116,13 +116,20 @@ class TlsEdge:
 
     def tls_handshake(self, name: str) -> dict:
         """The certificate Caddy presents for ``name`` (SNI), verified against
-        pebble's root; raises ``ssl.SSLError`` when there is none."""
+        pebble's root; raises ``ssl.SSLError`` when there is none, with the end of
+        Caddy's log (why it had none: the ask refused, or the CA failed)."""
         context = ssl.create_default_context(cafile=str(self.pebble_root))
-        with (
-            socket.create_connection(("127.0.0.1", self.https_port), timeout=15) as raw,
-            context.wrap_socket(raw, server_hostname=name) as tls,
-        ):
-            return tls.getpeercert()
+        try:
+            with (
+                socket.create_connection(
+                    ("127.0.0.1", self.https_port), timeout=15
+                ) as raw,
+                context.wrap_socket(raw, server_hostname=name) as tls,
+            ):
+                return tls.getpeercert()
+        except ssl.SSLError as error:
+            log = self.caddy_log.read_text(errors="replace")[-3000:]
+            raise ssl.SSLError(f"{error}; Caddy's log ends:\n{log}") from error
 
     def https_get(self, name: str, path: str = "/") -> tuple[int, dict, str]:
         """GET over TLS to Caddy with SNI and Host ``name`` (resolved to loopback, as

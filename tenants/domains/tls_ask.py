@@ -4,7 +4,9 @@ Caddy asks ``GET /_tls/ask?domain=NAME`` on the operator's public host before it
 requests a certificate from the ACME CA for a name it has never seen. Yes (200) only
 for a verified domain of an active tenant, read from the process's cached set of
 such names (tenants.registry.resolution.certificate_hosts): no database query per
-name asked about, so a flood of random SNI names costs the database nothing. Every
+name asked about, so a flood of random SNI names costs the database nothing (a name
+not in the set costs one Redis read: the set is checked against the host map's
+generation before the refusal, so a domain verified a moment ago is allowed). Every
 refusal - unknown, pending, failed, of a suspended tenant, malformed - is the same
 answer, so the endpoint tells nobody more than whether a name already serves a site
 (which a visit would show). Suspending or deleting a tenant, or removing a domain,
@@ -24,11 +26,16 @@ MAX_NAME_LENGTH = 253
 
 
 def certificate_allowed(name: str) -> bool:
-    """Whether Caddy may get a certificate for ``name`` (as sent: SNI, any case)."""
+    """Whether Caddy may get a certificate for ``name`` (as sent: SNI, any case).
+
+    A name missing from this process's set is looked up again after comparing the
+    generation with Redis: a visitor who opens the site right after its domain was
+    verified (on another worker, a moment ago) gets the certificate, not a handshake
+    alert until this worker's next routine check. A refusal costs one Redis read."""
     name = name.strip().lower().rstrip(".")
     if not name or len(name) > MAX_NAME_LENGTH:
         return False
-    return name in certificate_hosts()
+    return name in certificate_hosts() or name in certificate_hosts(fresh=True)
 
 
 def _client_key(group: str, request: HttpRequest) -> str:

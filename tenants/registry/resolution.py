@@ -22,6 +22,7 @@ answered from the map it was dropped from, until the database answers again.
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ class _TenantMap:
         # cannot be asked
         self._previous: dict[str, Tenant | None] = {}
         self._generation: bytes | None = None
-        self._checked_at = 0.0
+        self._checked_at = -math.inf
         self._confirmed_at = time.monotonic()
 
     def _check_generation(self) -> None:
@@ -132,7 +133,7 @@ class _TenantMap:
 
     def preload(self) -> int:
         with self._lock:
-            self._checked_at = 0.0
+            self._checked_at = -math.inf
             self._check_generation()
             generation = self._generation
         hosts = {
@@ -151,8 +152,10 @@ class _TenantMap:
             self._known = known if known is not None else frozenset(hosts)
         return len(hosts)
 
-    def certificate_hosts(self) -> frozenset[str]:
+    def certificate_hosts(self, *, fresh: bool = False) -> frozenset[str]:
         with self._lock:
+            if fresh:
+                self._checked_at = -math.inf
             self._check_generation()
             hosts = self._certificate_hosts
         if hosts is None:
@@ -195,7 +198,7 @@ class _TenantMap:
             self._known = None
             self._sites = {}
             self._certificate_hosts = None
-            self._checked_at = 0.0
+            self._checked_at = -math.inf
 
 
 _tenant_map = _TenantMap()
@@ -258,10 +261,13 @@ def _load_certificate_hosts() -> frozenset[str]:
     )
 
 
-def certificate_hosts() -> frozenset[str]:
+def certificate_hosts(*, fresh: bool = False) -> frozenset[str]:
     """Every verified domain of an active tenant, from the process's cache: one
-    query per generation, none per name asked about."""
-    return _tenant_map.certificate_hosts()
+    query per generation, none per name asked about. ``fresh`` compares the
+    generation with Redis now rather than at most every
+    ``CMS_TENANT_CACHE_CHECK_SECONDS``: a domain verified by another process a moment
+    ago is then in the set."""
+    return _tenant_map.certificate_hosts(fresh=fresh)
 
 
 def request_host(request: HttpRequest) -> str:

@@ -81,6 +81,27 @@ def test_unknown_names_cost_no_database_query(operator, django_assert_num_querie
         assert ask(operator, "shop.example.test").status_code == 200
 
 
+def test_a_domain_verified_by_another_process_a_moment_ago_is_allowed(
+    operator, settings
+):
+    """Caddy asks when the first visitor arrives, which may be right after the
+    owner pressed "Verify now" on another worker: this worker's routine check of
+    the host map's generation has not come yet, and must not be waited for."""
+    from tenants.redis_store.keys import bump_generation, cache_redis
+    from tenants.registry.resolution import generation_key
+
+    settings.CMS_TENANT_CACHE_CHECK_SECONDS = 3600
+    pending = ownership.domain_add(
+        tenant=Tenant.objects.get(schema_name="acme"), host="fresh.example.test"
+    )
+    assert ask(operator, "fresh.example.test").status_code == 403  # set loaded
+    # what another process's verification does: the row, then the generation
+    Domain.objects.filter(pk=pending.pk).update(status="verified")
+    bump_generation(cache_redis(), generation_key())
+
+    assert ask(operator, "fresh.example.test").status_code == 200
+
+
 def test_the_ask_endpoint_is_rate_limited_per_client(operator, settings):
     settings.CMS_TLS_ASK_RATE = "3/m"
     answers = [ask(operator, "acme.localhost").status_code for _ in range(5)]
