@@ -18,7 +18,7 @@ from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views import serve as wagtail_document_views
 
-from content.api import api_router, unknown_endpoint
+from content.api import UNKNOWN_ENDPOINT, api_router, unknown_endpoint
 from content.api_write import ArticlesView, ArticleView, JobStatusView
 from content.media import protected, serve_tenant_media
 from content.search import search_view
@@ -65,7 +65,7 @@ urlpatterns = [
     path("api/v2/articles/<int:page_id>/", article_update, name="api-article-update"),
     path("api/v2/jobs/<int:job_id>/", job_status, name="api-job-status"),
     path("api/v2/", api_router.urls),
-    re_path(r"^api/v2/", unknown_endpoint, name="api-unknown-endpoint"),
+    re_path(r"^api/v2/", unknown_endpoint, name=UNKNOWN_ENDPOINT),
     re_path(
         r"^media/tenants/(?P<schema>[^/]+)/(?P<path>.+)$",
         serve_tenant_media,

@@ -8,7 +8,10 @@ anonymous reads of live public pages stay allowed. A path under /api/v2/ that no
 endpoint serves answers the API's JSON 404, not the site's HTML page.
 """
 
-from django.http import HttpRequest, JsonResponse
+import functools
+
+from django.urls import URLResolver, get_resolver
+from rest_framework.permissions import AllowAny
 from wagtail.api.v2.filters import SearchFilter
 from wagtail.api.v2.pagination import WagtailPagination
 from wagtail.api.v2.router import WagtailAPIRouter
@@ -17,6 +20,7 @@ from wagtail.api.v2.views import PagesAPIViewSet
 from wagtail.documents.api.v2.views import DocumentsAPIViewSet
 from wagtail.images.api.v2.views import ImagesAPIViewSet
 
+from content.api_write import TokenAPIView, api_error
 from tenants.tariffs.limits import api_dimension, tariff_limited
 
 SEARCH_OPERATORS = ("and", "or")
@@ -82,32 +86,54 @@ api_router.register_endpoint("images", ImagesAPI)
 api_router.register_endpoint("documents", DocumentsAPI)
 
 
-# the endpoints a client is pointed to when it asks for one that does not exist
-ENDPOINTS = (
-    "/api/v2/pages/",
-    "/api/v2/images/",
-    "/api/v2/documents/",
-    "/api/v2/articles/",
-    "/api/v2/jobs/<id>/",
-)
 # a path echoed back is cut to this length (it may be anything a client sent)
 ECHOED_PATH_CHARS = 200
+API_PREFIX = "api/v2/"
+UNKNOWN_ENDPOINT = "api-unknown-endpoint"  # the URL name of the catch-all below
 
 
-@tariff_limited(api_dimension)
-def unknown_endpoint(request: HttpRequest) -> JsonResponse:
+@functools.cache
+def endpoint_paths(urlconf: str | None = None) -> tuple[str, ...]:
+    """Every endpoint under /api/v2/, read off the URLconf (the router's endpoints
+    and the API's own views), so the 404's list cannot miss a new one."""
+    paths = []
+    for entry in get_resolver(urlconf).url_patterns:
+        route = str(entry.pattern).lstrip("^")
+        if not route.startswith(API_PREFIX) or (
+            getattr(entry, "name", None) == UNKNOWN_ENDPOINT
+        ):
+            continue
+        if isinstance(entry, URLResolver):  # the router: one include per endpoint
+            paths += [
+                f"/{route}{str(sub.pattern).lstrip('^')}" for sub in entry.url_patterns
+            ]
+        else:
+            paths.append(f"/{route}")
+    return tuple(paths)
+
+
+class UnknownEndpointView(TokenAPIView):
     """Any method on a path under /api/v2/ that no endpoint serves: without it, such a
     path fell through to the page-serving view and an API client got the site's
-    HTML 404. Counted against the plan's API allowance like the API's own paths
-    (the edge router counts everything under /api/ as API too)."""
-    path = request.path
-    if len(path) > ECHOED_PATH_CHARS:
-        path = path[:ECHOED_PATH_CHARS] + "..."
-    return JsonResponse(
-        {
-            "error": "not_found",
-            "message": f"No API endpoint at {path}. "
-            f"The endpoints are: {', '.join(ENDPOINTS)}.",
-        },
-        status=404,
-    )
+    HTML 404 (a write, CSRF's HTML 403). A view of the API's own kind, so a bad token
+    is the same 401 as elsewhere; anyone may be told that nothing is here."""
+
+    permission_classes = [AllowAny]
+
+    def not_found(self, request, *args, **kwargs):
+        path = request.path
+        if len(path) > ECHOED_PATH_CHARS:
+            path = path[:ECHOED_PATH_CHARS] + "..."
+        endpoints = ", ".join(endpoint_paths(getattr(request, "urlconf", None)))
+        return api_error(
+            "not_found",
+            f"No API endpoint at {path}. The endpoints are: {endpoints}.",
+            404,
+        )
+
+    get = post = put = patch = delete = options = not_found
+
+
+# Counted against the plan's API allowance like the API's own paths (the edge router
+# counts everything under /api/ as API too).
+unknown_endpoint = tariff_limited(api_dimension)(UnknownEndpointView.as_view())

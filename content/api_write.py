@@ -63,7 +63,9 @@ def _body_from_text(text: str) -> list:
     return [("paragraph", f"<p>{escape(p)}</p>") for p in paragraphs]
 
 
-def _error(code: str, message: str, http_status: int) -> Response:
+def api_error(code: str, message: str, http_status: int) -> Response:
+    """The API's refusal: ``{"error": code, "message": ...}``, readable by a person
+    and matchable by a program."""
     return Response({"error": code, "message": message}, status=http_status)
 
 
@@ -105,7 +107,7 @@ def _save(request, article, *, created: bool, publish: bool) -> Response | None:
     article.live = ArticlePage.objects.filter(pk=article.pk, live=True).exists()
     if refusal is not None:
         saved = "created" if created else "saved"
-        return _error(
+        return api_error(
             "publish_refused",
             f"The article was {saved} as a draft (id {article.pk}) but not queued "
             f"for publishing: {refusal}",
@@ -119,14 +121,16 @@ def _save(request, article, *, created: bool, publish: bool) -> Response | None:
     )
 
 
-class _TokenAPIView(APIView):
-    """A view of the API's own endpoints: a tenant's token or an admin session."""
+class TokenAPIView(APIView):
+    """A view of the API's own endpoints: a tenant's token or an admin session.
+    DRF's views are exempt from CSRF (a session is checked by the authentication,
+    a token needs none), so every method reaches the view."""
 
     authentication_classes = [ApiClientAuthentication]
     permission_classes = [TokenScopesAuthenticated]
 
 
-class ArticlesView(_TokenAPIView):
+class ArticlesView(TokenAPIView):
     """POST /api/v2/articles/: a new article. A view of its own (not one view for
     both paths): a PATCH here or a POST to an article is then a readable 405, where
     one view's methods with and without ``page_id`` answered them with a 500."""
@@ -144,13 +148,15 @@ class ArticlesView(_TokenAPIView):
         home = Site.objects.get(is_default_site=True).root_page
         home_permissions = home.permissions_for_user(request.user)
         if not home_permissions.can_add_subpage():
-            return _error("forbidden", "You may not add pages to this site.", 403)
+            return api_error("forbidden", "You may not add pages to this site.", 403)
         if data["publish"] and not home_permissions.can_publish_subpage():
-            return _error("forbidden", "You may not publish pages on this site.", 403)
+            return api_error(
+                "forbidden", "You may not publish pages on this site.", 403
+            )
         try:
             check_pages(request.tenant)
         except QuotaExceeded as exc:
-            return _error("quota_exceeded", str(exc), 403)
+            return api_error("quota_exceeded", str(exc), 403)
         article = ArticlePage(
             title=data["title"],
             intro=data.get("intro", ""),
@@ -161,7 +167,7 @@ class ArticlesView(_TokenAPIView):
         )
         article.slug = data.get("slug") or slugify(data["title"]) or "article"
         if home.get_children().filter(slug=article.slug).exists():
-            return _error(
+            return api_error(
                 "conflict",
                 f"A page with the slug {article.slug!r} exists already.",
                 409,
@@ -179,15 +185,15 @@ class ArticlesView(_TokenAPIView):
         )
 
 
-class ArticleView(_TokenAPIView):
+class ArticleView(TokenAPIView):
     """PATCH /api/v2/articles/<id>/: a new revision of an article, published or not."""
 
     def patch(self, request, page_id: int):
         article = ArticlePage.objects.filter(pk=page_id).first()
         if article is None:
-            return _error("not_found", f"No article with id {page_id}.", 404)
+            return api_error("not_found", f"No article with id {page_id}.", 404)
         if not article.permissions_for_user(request.user).can_edit():
-            return _error("forbidden", "You may not edit this article.", 403)
+            return api_error("forbidden", "You may not edit this article.", 403)
         serializer = ArticleWriteSerializer(data=request.data, partial=True)
         if not serializer.is_valid():
             return Response(
@@ -198,7 +204,7 @@ class ArticleView(_TokenAPIView):
         if data.get("publish"):
             require_scope(request, "publish")
             if not _may_publish(article, request.user):
-                return _error("forbidden", "You may not publish this article.", 403)
+                return api_error("forbidden", "You may not publish this article.", 403)
         article = article.get_latest_revision_as_object()
         for field in ("title", "intro", "publication_date"):
             if field in data:
@@ -209,7 +215,7 @@ class ArticleView(_TokenAPIView):
         return queued or Response(_article_json(article))
 
 
-class JobStatusView(_TokenAPIView):
+class JobStatusView(TokenAPIView):
     """GET /api/v2/jobs/<id>/: a background job of this tenant (the table lives in
     its schema, so another tenant's job id is simply not found). Visible to the user
     who queued it and to users who may edit its page."""
@@ -217,7 +223,7 @@ class JobStatusView(_TokenAPIView):
     def get(self, request, job_id: int):
         job = BackgroundJob.objects.filter(pk=job_id).first()
         if job is None or not _may_see(job, request.user):
-            return _error("not_found", f"No job with id {job_id}.", 404)
+            return api_error("not_found", f"No job with id {job_id}.", 404)
         return Response(_job_json(job))
 
 

@@ -5,6 +5,9 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+
+from tests.conftest import ACME_HOST
 
 pytestmark = pytest.mark.django_db
 
@@ -311,18 +314,34 @@ def test_both_write_doors_count_against_the_plans_write_allowance(
     "path",
     ["/api/v2/", "/api/v2/jobs/", "/api/v2/pages/latest/", "/api/v2/nothing/here"],
 )
-def test_a_path_no_endpoint_serves_is_the_apis_json_404(acme_client, acme_admin, path):
-    # it fell through to the page-serving view: the site's HTML 404 for an API client
-    # (reads only: a write to such a path meets CSRF's 403 first, the view not being
-    # exempt as DRF's are - left for the next change, issue 15's note)
-    response = acme_client.get(path, HTTP_AUTHORIZATION=acme_admin)
+@pytest.mark.parametrize("method", ["get", "head", "post", "put", "patch", "delete"])
+@pytest.mark.parametrize("signed", [True, False], ids=["token", "anonymous"])
+def test_a_path_no_endpoint_serves_is_the_apis_json_404(
+    acme_admin, path, method, signed
+):
+    # it fell through to the page-serving view: the site's HTML 404 for an API
+    # client, and for a write CSRF's HTML 403 (so the client checks CSRF here)
+    client = Client(HTTP_HOST=ACME_HOST, enforce_csrf_checks=True)
+    headers = {"HTTP_AUTHORIZATION": acme_admin} if signed else {}
+    response = getattr(client, method)(path, **headers)
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
+    if method == "head":
+        return
     body = json.loads(response.content)
     assert body["error"] == "not_found"
     assert body["message"].startswith(f"No API endpoint at {path}. ")
-    assert "/api/v2/pages/" in body["message"]
+    endpoints = body["message"].split("The endpoints are: ")[1]
+    for endpoint in ("pages/", "images/", "documents/", "articles/", "jobs/"):
+        assert f"/api/v2/{endpoint}" in endpoints
+
+
+def test_a_bad_token_on_an_unknown_api_path_is_the_apis_401(acme_client):
+    response = acme_client.post("/api/v2/nothing/", HTTP_AUTHORIZATION="Bearer nope")
+
+    assert response.status_code == 401
+    assert json.loads(response.content)["error"] == "not_authenticated"
 
 
 def test_an_unknown_api_path_echoes_a_cut_path_and_counts_as_an_api_read(
