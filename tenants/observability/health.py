@@ -39,6 +39,8 @@ def check_database() -> None:
     """A fresh connection (with a connect timeout), so a hung pool is noticed too."""
     import psycopg
 
+    from tenants.db_backend.timeouts import bounded_transaction
+
     db = settings.DATABASES["default"]
     with psycopg.connect(
         host=db.get("HOST") or None,
@@ -47,9 +49,10 @@ def check_database() -> None:
         user=db.get("USER") or None,
         password=db.get("PASSWORD") or None,
         connect_timeout=max(1, round(_timeout())),
-        options=f"-c statement_timeout={int(_timeout() * 1000)}",
+        autocommit=True,
     ) as conn:
-        conn.execute("SELECT 1")
+        with bounded_transaction(conn, int(_timeout() * 1000)):
+            conn.execute("SELECT 1")
 
 
 def check_redis() -> None:

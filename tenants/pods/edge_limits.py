@@ -24,11 +24,15 @@ import math
 import psycopg
 from django.conf import settings
 
+from tenants.db_backend.timeouts import bounded_transaction
 from tenants.pods.directory import Pod
 from tenants.pods.router import EDGE_WINDOW_SECONDS, EdgeLimit
 
 logger = logging.getLogger(__name__)
 
+# a sync waiting on a locked table (a migration) gives up after this; the pod's
+# hosts keep their last limits
+STATEMENT_TIMEOUT_MS = 5000
 QUERY = """
 SELECT lower(d.domain), t.schema_name, p.public_reads_per_minute,
        p.api_reads_per_minute + p.api_writes_per_minute,
@@ -57,9 +61,9 @@ def pod_limits(pod: Pod, multiple: float) -> dict[str, EdgeLimit]:
         pod.database_url,
         autocommit=True,
         connect_timeout=3,
-        options="-c statement_timeout=5000",
     ) as conn:
-        rows = conn.execute(QUERY).fetchall()
+        with bounded_transaction(conn, STATEMENT_TIMEOUT_MS):
+            rows = conn.execute(QUERY).fetchall()
     return {
         host: EdgeLimit(
             pages=per_window(pages, multiple),

@@ -192,3 +192,50 @@ def test_the_statement_timeout_holds_behind_the_pooler(pooled, settings):
         settings.CMS_DB_TRANSACTION_POOLING = False
         with unguarded.cursor() as cursor:
             cursor.execute("RESET statement_timeout")
+
+
+def test_the_routers_plan_sync_gives_up_on_a_locked_table_behind_the_pooler(
+    pgbouncer_port, django_db_blocker, monkeypatch
+):
+    """The edge router reads each pod's plans on a connection of its own, through
+    the pod's pooler. A migration holding the domains table must not hang the sync:
+    the server cancels the read (the startup option that used to say so is ignored
+    by pgbouncer), and the pod's hosts keep their last limits."""
+    import time
+
+    import psycopg
+
+    from tenants.pods import edge_limits
+    from tenants.pods.directory import Pod
+
+    db = settings.DATABASES["default"]
+    monkeypatch.setattr(edge_limits, "STATEMENT_TIMEOUT_MS", 300)
+    pod = Pod(
+        name="pooled",
+        database_url=f"postgresql://{db['USER']}@127.0.0.1:{pgbouncer_port}/{db['NAME']}",
+        redis_url=settings.REDIS_URL,
+        web="127.0.0.1:1",
+        state="active",
+    )
+    with django_db_blocker.unblock():
+        assert edge_limits.pod_limits(pod, 2.0) is not None  # reachable, unlocked
+    straight = psycopg.connect(
+        host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]
+    )
+    # without a timeout the sync would wait for ever: the lock ends after 3 s
+    release = threading.Timer(3, straight.rollback)
+    try:
+        straight.execute("LOCK TABLE public.tenants_domain IN ACCESS EXCLUSIVE MODE")
+        release.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            edge_limits.pod_limits(pod, 2.0)
+        assert time.monotonic() - started < 3
+    finally:
+        release.cancel()
+        release.join()
+        straight.rollback()
+        straight.close()
+    # the one server connection is not left with the sync's timeout
+    with psycopg.connect(pod.database_url, autocommit=True) as after:
+        assert after.execute("SHOW statement_timeout").fetchone()[0] != "300ms"
