@@ -334,6 +334,7 @@ CMS_JOBS_QUEUE = env_str("CMS_JOBS_QUEUE", "celery")
 CMS_JOB_LEASE_SECONDS = env_int("CMS_JOB_LEASE_SECONDS", 600)
 CMS_JOB_MAX_ATTEMPTS = env_int("CMS_JOB_MAX_ATTEMPTS", 5)
 CMS_JOB_RETRY_BACKOFF_MS = env_int("CMS_JOB_RETRY_BACKOFF_MS", 2000)
+CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
 # Celery workers run at this nice value (0-19; cms_project.celery): on a host they
 # share with the web pool, background work yields the CPU to visitors' requests.
 CMS_WORKER_NICE = env_int("CMS_WORKER_NICE", 10)
@@ -341,7 +342,6 @@ if not 0 <= CMS_WORKER_NICE <= 19:
     raise ImproperlyConfigured(
         f"CMS_WORKER_NICE must be from 0 to 19, not {CMS_WORKER_NICE}."
     )
-CMS_JOB_RETRY_BACKOFF_MAX_SECONDS = 300
 CMS_BACKGROUND_JOB_MODULES: list[str] = []
 # Tenant creation closes its database connection after this many creations on it
 # (tenants.provisioning.creation): a backend that cloned many schemas gets slower.

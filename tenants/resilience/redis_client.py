@@ -62,8 +62,9 @@ class _Guarded:
     def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         # the handshake (HELLO, CLIENT SETINFO, SELECT) is part of the call that
         # connects: the breaker already let that call through (it may be the
-        # half-open probe). redis-py 8's connect calls this one directly;
-        # on_connect (older redis-py, and its own callers) ends up here too.
+        # half-open probe). The locked redis-py (8.x) calls this one from
+        # connect, and its on_connect ends here too; a redis-py without this
+        # method would need on_connect overridden instead.
         self._handshaking = True
         try:
             super().on_connect_check_health(*args, **kwargs)
