@@ -80,18 +80,22 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self._opened_at + self._cooldown() - time.monotonic())
 
-    def before_call(self) -> None:
-        """Let the call through, or raise ``DependencyUnavailable`` at once."""
-        if self._state == CLOSED:
-            return
+    def _probe_when_due(self) -> None:
+        """Open and cooled down: the cheap check first. Still out: another
+        cool-down, and no request waited on a timeout."""
         if (
             self.probe is not None
             and self._state == OPEN
             and self.retry_after() <= 0
             and not self.probe()
         ):
-            # still out: another cool-down, and no request waited on a timeout
             self.failed(DependencyUnavailable(self.name, 0))
+
+    def before_call(self) -> None:
+        """Let the call through, or raise ``DependencyUnavailable`` at once."""
+        if self._state == CLOSED:
+            return
+        self._probe_when_due()
         with self._lock:
             if self._state == OPEN:
                 wait = self._opened_at + self._cooldown() - time.monotonic()
@@ -109,9 +113,12 @@ class CircuitBreaker:
 
     def check(self) -> None:
         """Raise ``DependencyUnavailable`` if a call would be refused now, without
-        taking the probe (for a step before the call itself, such as connecting)."""
+        taking the probe (for a step before the call itself, such as connecting: a
+        new connection's handshake must not wait a socket timeout on a dependency
+        the cheap check finds still out)."""
         if self._state == CLOSED:
             return
+        self._probe_when_due()
         wait = self.retry_after()
         if wait > 0:
             raise DependencyUnavailable(self.name, wait)

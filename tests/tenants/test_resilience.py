@@ -165,6 +165,40 @@ def test_readyz_and_metrics_show_an_open_breaker(db, monkeypatch):
 # --- Redis out ------------------------------------------------------------------------
 
 
+def test_a_new_connection_to_a_hung_redis_meets_the_cheap_probe_not_a_timeout(
+    settings,
+):
+    """A connection dropped by a timeout is made again by the next call. Its
+    handshake (CLIENT SETINFO, SELECT) is the connection's own, not a gated command:
+    so after a cool-down the cheap probe must run before connecting, or every
+    cool-down costs one request a full socket timeout on a Redis that still hangs
+    (tests/tenants/test_faults.py saw 0.26 s where the probe takes 0.1 s)."""
+    import socket
+
+    from tenants.resilience.redis_client import GuardedConnection, RedisUnavailable
+    from tests.integration import free_port
+
+    hung = socket.socket()
+    port = free_port()
+    hung.bind(("127.0.0.1", port))
+    hung.listen(16)  # the kernel accepts; nothing ever answers (a stopped server)
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"  # where the probe looks
+    settings.CMS_BREAKER_COOLDOWN_SECONDS = 0.1
+    try:
+        open_breaker(breakers.redis)
+        time.sleep(0.15)  # cooled down: the next call may try
+        connection = GuardedConnection(
+            host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1
+        )
+        started = time.perf_counter()
+        with pytest.raises(RedisUnavailable):
+            connection.connect()
+        assert time.perf_counter() - started < 0.5
+        assert breakers.redis.state == breakers.OPEN
+    finally:
+        hung.close()
+
+
 def test_with_the_redis_breaker_open_pages_are_served_without_touching_redis(
     acme_client, monkeypatch
 ):
