@@ -7,7 +7,9 @@ used: the worst case for a search_path left behind.
 """
 
 import threading
+import time
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import OperationalError, connections, transaction
@@ -20,7 +22,12 @@ from cms_project.debian import ToolMissing
 from cms_project.pooler import start_pgbouncer
 from tests.ci_plugin import tool_unavailable
 from tests.conftest import ACME_HOST, GLOBEX_HOST
-from tests.integration import free_port, process_env, stop_process
+from tests.integration import (
+    free_port,
+    other_connection,
+    process_env,
+    stop_process,
+)
 
 # (also makes pytest-django set up the test database for this module alone)
 pytestmark = pytest.mark.django_db
@@ -201,10 +208,6 @@ def test_the_routers_plan_sync_gives_up_on_a_locked_table_behind_the_pooler(
     the pod's pooler. A migration holding the domains table must not hang the sync:
     the server cancels the read (the startup option that used to say so is ignored
     by pgbouncer), and the pod's hosts keep their last limits."""
-    import time
-
-    import psycopg
-
     from tenants.pods import edge_limits
     from tenants.pods.directory import Pod
 
@@ -219,9 +222,7 @@ def test_the_routers_plan_sync_gives_up_on_a_locked_table_behind_the_pooler(
     )
     with django_db_blocker.unblock():
         assert edge_limits.pod_limits(pod, 2.0) is not None  # reachable, unlocked
-    straight = psycopg.connect(
-        host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"]
-    )
+    straight = other_connection()  # not through the pooler: its one connection
     # without a timeout the sync would wait for ever: the lock ends after 3 s
     release = threading.Timer(3, straight.rollback)
     try:
