@@ -18,7 +18,7 @@ from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.views import serve as wagtail_document_views
 
-from content.api import UNKNOWN_ENDPOINT, api_router, unknown_endpoint
+from content.api import API_PREFIX, UNKNOWN_ENDPOINT, api_router, unknown_endpoint
 from content.api_write import ArticlesView, ArticleView, JobStatusView
 from content.media import protected, serve_tenant_media
 from content.search import search_view
@@ -61,11 +61,15 @@ urlpatterns = [
         name="wagtaildocs_authenticate_with_password",
     ),
     path("documents/", include(wagtaildocs_urls)),
-    path("api/v2/articles/", article_create, name="api-article-create"),
-    path("api/v2/articles/<int:page_id>/", article_update, name="api-article-update"),
-    path("api/v2/jobs/<int:job_id>/", job_status, name="api-job-status"),
-    path("api/v2/", api_router.urls),
-    re_path(r"^api/v2/", unknown_endpoint, name=UNKNOWN_ENDPOINT),
+    path(f"{API_PREFIX}articles/", article_create, name="api-article-create"),
+    path(
+        f"{API_PREFIX}articles/<int:page_id>/",
+        article_update,
+        name="api-article-update",
+    ),
+    path(f"{API_PREFIX}jobs/<int:job_id>/", job_status, name="api-job-status"),
+    path(API_PREFIX, api_router.urls),
+    re_path(f"^{API_PREFIX}", unknown_endpoint, name=UNKNOWN_ENDPOINT),
     re_path(
         r"^media/tenants/(?P<schema>[^/]+)/(?P<path>.+)$",
         serve_tenant_media,

@@ -20,7 +20,7 @@ from wagtail.api.v2.views import PagesAPIViewSet
 from wagtail.documents.api.v2.views import DocumentsAPIViewSet
 from wagtail.images.api.v2.views import ImagesAPIViewSet
 
-from content.api_write import TokenAPIView, api_error
+from content.api_views import TokenAPIView, api_error
 from tenants.tariffs.limits import api_dimension, tariff_limited
 
 SEARCH_OPERATORS = ("and", "or")

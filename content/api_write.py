@@ -24,14 +24,10 @@ from django.utils.html import escape
 from django.utils.text import slugify
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from wagtail.models import Page, Site
 
-from content.integrations.authentication import (
-    ApiClientAuthentication,
-    TokenScopesAuthenticated,
-    require_scope,
-)
+from content.api_views import TokenAPIView, api_error
+from content.integrations.authentication import require_scope
 from content.jobs import EnqueueFailed, HourlyLimitExceeded, job_status
 from content.models import ArticlePage, BackgroundJob
 from content.publish_jobs import queue_publish
@@ -61,12 +57,6 @@ def _article_json(article: ArticlePage) -> dict:
 def _body_from_text(text: str) -> list:
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
     return [("paragraph", f"<p>{escape(p)}</p>") for p in paragraphs]
-
-
-def api_error(code: str, message: str, http_status: int) -> Response:
-    """The API's refusal: ``{"error": code, "message": ...}``, readable by a person
-    and matchable by a program."""
-    return Response({"error": code, "message": message}, status=http_status)
 
 
 def _job_url(job: BackgroundJob) -> str:
@@ -119,15 +109,6 @@ def _save(request, article, *, created: bool, publish: bool) -> Response | None:
     return Response(
         body, status=status.HTTP_202_ACCEPTED, headers={"Location": _job_url(job)}
     )
-
-
-class TokenAPIView(APIView):
-    """A view of the API's own endpoints: a tenant's token or an admin session.
-    DRF's views are exempt from CSRF (a session is checked by the authentication,
-    a token needs none), so every method reaches the view."""
-
-    authentication_classes = [ApiClientAuthentication]
-    permission_classes = [TokenScopesAuthenticated]
 
 
 class ArticlesView(TokenAPIView):

@@ -67,8 +67,12 @@ class _TenantMap:
         # cannot be asked
         self._previous: dict[str, Tenant | None] = {}
         self._generation: bytes | None = None
-        self._checked_at = -math.inf
+        self._recheck_now()
         self._confirmed_at = time.monotonic()
+
+    def _recheck_now(self) -> None:
+        """Make the next lookup check the host map's generation, interval or not."""
+        self._checked_at = -math.inf
 
     def _check_generation(self) -> None:
         now = time.monotonic()
@@ -133,7 +137,7 @@ class _TenantMap:
 
     def preload(self) -> int:
         with self._lock:
-            self._checked_at = -math.inf
+            self._recheck_now()
             self._check_generation()
             generation = self._generation
         hosts = {
@@ -155,7 +159,7 @@ class _TenantMap:
     def certificate_hosts(self, *, fresh: bool = False) -> frozenset[str]:
         with self._lock:
             if fresh:
-                self._checked_at = -math.inf
+                self._recheck_now()
             self._check_generation()
             hosts = self._certificate_hosts
         if hosts is None:
@@ -198,7 +202,7 @@ class _TenantMap:
             self._known = None
             self._sites = {}
             self._certificate_hosts = None
-            self._checked_at = -math.inf
+            self._recheck_now()
 
 
 _tenant_map = _TenantMap()

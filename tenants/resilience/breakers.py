@@ -113,9 +113,10 @@ class CircuitBreaker:
 
     def check(self) -> None:
         """Raise ``DependencyUnavailable`` if a call would be refused now, without
-        taking the probe (for a step before the call itself, such as connecting: a
-        new connection's handshake must not wait a socket timeout on a dependency
-        the cheap check finds still out)."""
+        taking the half-open probe slot (the cheap check still runs when due). For
+        a step before the call itself, such as connecting: a new connection's
+        handshake must not wait a socket timeout on a dependency the cheap check
+        finds still out."""
         if self._state == CLOSED:
             return
         self._probe_when_due()
