@@ -20,11 +20,15 @@ the start of a flood does not land on the pool as one burst. The content API is
 paced finer, in any 100 ms at most twice the window's average (at least 2): its
 requests cost a worker far more than a cached page (a search, every field of every
 page), and a second's allowance let through at once queued every other tenant's
-visitors behind it for that second. The site search (``/search/``) is such a dear
-page too: it counts against the pages' window and pace like any page, and is paced
-on its own in tenths of a second as well (twice the pages' average per 100 ms), so
-a search flood reaches the pool a few searches at a time, not twenty at the start
-of a second. Pages and the content API (``/api/``) are
+visitors behind it for that second. Pages themselves (everything but the assets
+under ``/static/`` and ``/media/``) are paced in tenths of a second too, twice the
+pages' average per 100 ms (at least 2): a page may have to be rendered, and the
+second's pace let through at the start of a flood (twenty renders within a few
+milliseconds, the stick table cold) queued every other tenant's visitors for that
+second; a browser's images and scripts keep the second's pace, so a page and its
+assets load at once. The site search (``/search/``) is paced on its own key the
+same way, so a search flood does not take the tenant's other pages' tenths.
+Pages and the content API (``/api/``) are
 counted apart, each against its own budget: a flood of page requests does not take
 the tenant's API clients' allowance, nor pages the API's (one budget for both let a
 page flood through at the API's share too). And one client may not spend the
@@ -110,6 +114,10 @@ EDGE_PACE_FLOOR = 20
 # fetches a page's images through them
 EDGE_DEAR_PACE_MS = 100
 EDGE_DEAR_PACE_FLOOR = 2
+# assets: paced by the second only (a browser fetches a page's images at once); every
+# other page is paced in EDGE_DEAR_PACE_MS as well (Django's STATIC_URL and
+# MEDIA_URL: a test holds them equal)
+EDGE_ASSET_PATHS = ("/static/", "/media/")
 # the stick table of the dear requests' budgets (a backend holding only the table):
 # its pace counter has its own period
 EDGE_DEAR_TABLE = "edge_dear_budget"
@@ -118,7 +126,8 @@ EDGE_DEAR_TABLE = "edge_dear_budget"
 EDGE_EXEMPT_PATH = "/admin"
 # counted apart from pages, against the plan's API allowance
 EDGE_API_PATH = "/api/"
-# a page, and a dear one: also paced in EDGE_DEAR_PACE_MS (content.search)
+# a page paced on a key of its own (content.search): a search flood must not take
+# the tenant's other pages' tenths
 EDGE_SEARCH_PATH = "/search/"
 SOCKET_TIMEOUT_SECONDS = 5.0
 START_TIMEOUT_SECONDS = 10.0
@@ -445,15 +454,18 @@ def _edge_limit_lines(
     the map (``0:0:0:`` when absent: not limited), the request's kind (``/api/`` or
     not) picking its budget and its key in the stick table (``tenant`` or
     ``tenant/api``), a page's client with a key of its own (``tenant/<address>``,
-    tracked as sc1) checked first, a search's own pace next (``tenant/search``,
-    sc2), and a 429 once a key is over its window or its pace. Only requests let
+    tracked as sc1) checked first, a page's pace in tenths next (``tenant/pages``,
+    or ``tenant/search`` for a search; sc2; not for assets), and a 429 once a key is
+    over its window or its pace. Only requests let
     through are counted (``gpc0`` over the window, ``gpc1`` over the pace period: a
     second for pages, ``EDGE_DEAR_PACE_MS`` in the dear requests' own table): a
     refused request costs the tenant nothing, so a flooded site keeps serving its
     limit's worth, and a client refused for its own budget does not spend the
-    tenant's. A search's key has a pace and no window: the tenant's key counts
-    every search against the pages' window already."""
+    tenant's. The tenths' keys have a pace and no window: the tenant's key counts
+    every page against the pages' window already."""
     counted = "edge_limited !edge_admin"
+    # a page, not an asset: paced in tenths of a second too
+    tenths = "!edge_api !edge_asset"
 
     def refuse(retry_after: int, over: str) -> list[str]:
         head = f"    http-request return status 429 hdr Retry-After {retry_after}"
@@ -504,6 +516,7 @@ def _edge_limit_lines(
         f"    acl edge_admin path_beg {EDGE_EXEMPT_PATH}/",
         f"    acl edge_api path_beg {EDGE_API_PATH}",
         f"    acl edge_search path_beg {EDGE_SEARCH_PATH}",
+        f"    acl edge_asset path_beg {' '.join(EDGE_ASSET_PATHS)}",
         # tenants.request_path.negotiation's rule for everything but the path
         "    acl edge_takes_json req.hdr(accept) -m sub application/json",
         "    acl edge_takes_html req.hdr(accept) -m sub text/html",
@@ -521,9 +534,11 @@ def _edge_limit_lines(
         " if edge_api",
         "    http-request set-var(txn.edge_client_key)"
         " var(txn.edge_tenant),concat(/,txn.edge_client,)",
-        # a search: its own key in the dear requests' table, paced on the pages'
-        # budget
-        "    http-request set-var(txn.edge_search_key) var(txn.edge_tenant),"
+        # a page's key in the dear requests' table (a search's own), paced in
+        # tenths on the pages' budget
+        "    http-request set-var(txn.edge_tenths_key) var(txn.edge_tenant),"
+        f"concat(/pages) if {tenths} !edge_search",
+        "    http-request set-var(txn.edge_tenths_key) var(txn.edge_tenant),"
         "concat(/search) if edge_search",
         *paced("txn.edge_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"),
         *paced("txn.edge_limit", dear_periods, EDGE_DEAR_PACE_FLOOR, "edge_api"),
@@ -531,29 +546,29 @@ def _edge_limit_lines(
             "txn.edge_client_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"
         ),
         *paced(
-            "txn.edge_search_limit",
+            "txn.edge_tenths_limit",
             dear_periods,
             EDGE_DEAR_PACE_FLOOR,
-            "edge_search",
+            tenths,
             of="txn.edge_limit",
         ),
         f"    http-request track-sc0 var(txn.edge_key) if {counted} !edge_api",
         f"    http-request track-sc0 var(txn.edge_key) table {EDGE_DEAR_TABLE}"
         f" if {counted} edge_api",
         f"    http-request track-sc1 var(txn.edge_client_key) if {counted} !edge_api",
-        f"    http-request track-sc2 var(txn.edge_search_key) table {EDGE_DEAR_TABLE}"
-        f" if {counted} edge_search",
+        f"    http-request track-sc2 var(txn.edge_tenths_key) table {EDGE_DEAR_TABLE}"
+        f" if {counted} {tenths}",
         # the client's own budget first: refused there, it spends nothing of the
         # tenant's; then the tenant's budget (a search over the pages' window is
-        # told the window's wait), then a search's pace
+        # told the window's wait), then a page's pace in tenths
         *over_budget(1, "txn.edge_client_limit"),
         *over_budget(0, "txn.edge_limit"),
-        *over_pace(2, "txn.edge_search_limit"),
+        *over_pace(2, "txn.edge_tenths_limit"),
         f"    http-request sc-inc-gpc0(0) if {counted}",
         f"    http-request sc-inc-gpc1(0) if {counted}",
         f"    http-request sc-inc-gpc0(1) if {counted} !edge_api",
         f"    http-request sc-inc-gpc1(1) if {counted} !edge_api",
-        f"    http-request sc-inc-gpc1(2) if {counted} edge_search",
+        f"    http-request sc-inc-gpc1(2) if {counted} {tenths}",
     ]
 
 

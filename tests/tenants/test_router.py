@@ -510,16 +510,16 @@ def test_a_tenant_over_its_edge_limit_gets_429_from_haproxy_and_no_pod_sees_it(e
     before = len(edge.pods["pod1"].requests)
 
     # both host names of the tenant share its 4 pages per window
-    answers = [edge.get(host)[0].status for host in hosts for _ in range(3)]
+    answers = [_page(edge, host)[0].status for host in hosts for _ in range(3)]
     assert answers == [200, 200, 200, 200, 429, 429]
-    response, body = edge.get("shop.example.test")
+    response, body = _page(edge, "shop.example.test")
     assert response.status == 429
     assert response.getheader("Retry-After") == str(router.EDGE_RETRY_AFTER_SECONDS)
     assert response.getheader("Content-Type").startswith("text/html")
     assert "Too many requests" in body
     assert len(edge.pods["pod1"].requests) - before == 4
     # the other tenant on the pod is not held back, nor the tenant's editors
-    assert all(edge.get("a.example.test")[0].status == 200 for _ in range(6))
+    assert all(_page(edge, "a.example.test")[0].status == 200 for _ in range(6))
     assert edge.get("shop.example.test", path="/admin/pages/")[0].status == 200
     assert edge.get("shop.example.test", path="/admin")[0].status == 200
     # a public page whose path merely starts with "admin" is counted like any other
@@ -534,7 +534,7 @@ def test_pages_and_the_api_have_budgets_of_their_own_and_the_api_gets_json(edge)
     api = "/api/v2/pages/"
     before = len(edge.pods["pod1"].requests)
 
-    pages = [edge.get("api.example.test")[0].status for _ in range(4)]
+    pages = [_page(edge, "api.example.test")[0].status for _ in range(4)]
     assert pages == [200, 200, 429, 429]
 
     def call():
@@ -577,7 +577,7 @@ def test_one_client_may_not_spend_the_tenants_pages_at_the_edge(edge):
 
     def statuses(client: str, count: int, **headers: str) -> list[int]:
         forwarded = {"X-Forwarded-For": client, **headers}
-        return [edge.get(host, headers=forwarded)[0].status for _ in range(count)]
+        return [_page(edge, host, headers=forwarded)[0].status for _ in range(count)]
 
     # the flooder gets its share; its refusals spend nothing of the tenant's
     assert statuses("192.0.2.1", 10) == [200] * 3 + [429] * 7
@@ -609,6 +609,25 @@ def test_one_client_may_not_spend_the_tenants_pages_at_the_edge(edge):
     assert [response.status for response, _ in answers] == [200, 200, 429, 429]
 
 
+def _page(edge: Router, host: str, **kwargs) -> tuple[http.client.HTTPResponse, str]:
+    """A page request sent after more than the pages' pace period in tenths: for
+    the tests of a window or a budget, which that pace must not decide."""
+    time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
+    return edge.get(host, **kwargs)
+
+
+def _browser_load(
+    edge: Router, host: str, client: http.client.HTTPConnection
+) -> list[int]:
+    """A browser loading a page and its images at once: the page and the floor's
+    worth of assets less one, back to back. Their statuses."""
+    paths = ["/page"] + [
+        f"{router.EDGE_ASSET_PATHS[n % 2]}asset{n}.png"
+        for n in range(router.EDGE_PACE_FLOOR - 1)
+    ]
+    return [edge.get(host, client, path=path)[0].status for path in paths]
+
+
 def _limit(edge: Router, host: str, limit: EdgeLimit) -> None:
     edge.admin.set_host(host, "pod1")
     entries = edge.admin.entries(edge.limits_path) | router.edge_limit_entries(
@@ -618,8 +637,9 @@ def _limit(edge: Router, host: str, limit: EdgeLimit) -> None:
 
 
 def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
-    """At most twice the window's average in any one second (40 for 200 per 10 s):
-    the start of a flood reaches the pod paced, not as one burst."""
+    """At most twice the window's average in any one second (40 for 200 per 10 s),
+    assets too: the start of a flood of images reaches the pod paced, not as one
+    burst."""
     per_second = 200 * router.EDGE_PACE_MULTIPLE // router.EDGE_WINDOW_SECONDS
     assert per_second > router.EDGE_PACE_FLOOR
     for attempt in range(3):  # a second that ends mid-burst lets more through
@@ -628,7 +648,10 @@ def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
         before = len(edge.pods["pod1"].requests)
         client = edge.connection()
         started = time.monotonic()
-        answers = [edge.get(host, client)[0] for _ in range(per_second + 10)]
+        answers = [
+            edge.get(host, client, path=f"/media/images/{n}.jpg")[0]
+            for n in range(per_second + 10)
+        ]
         if time.monotonic() - started < 0.8:
             break
     statuses = [response.status for response in answers]
@@ -638,6 +661,29 @@ def test_a_tenant_may_not_spend_its_window_in_one_burst(edge):
     # the next second lets more through: the window (200) is far from spent
     time.sleep(1.2)
     assert edge.get(host)[0].status == 200
+
+
+def test_pages_may_not_spend_a_seconds_pace_at_once_their_assets_may(edge):
+    """A page may have to be rendered: at most twice the window's average in any
+    100 ms (8 for 400 per 10 s) reaches the pod; the second's pace let through at
+    the start of a flood (80 renders within milliseconds) queued every other
+    tenant's visitors behind it. A browser's page and its images load at once."""
+    host, client, answers = _dear_burst(edge, "pageburst", "/news/")
+    assert answers[-1].getheader("Content-Type").startswith("text/html")
+    # the assets of the same tenant keep the second's pace
+    assets = [
+        edge.get(host, client, path=f"/static/{n}.css")[0].status
+        for n in range(router.EDGE_PACE_FLOOR)
+    ]
+    assert assets == [200] * router.EDGE_PACE_FLOOR
+    # a moment later pages go through again
+    time.sleep(0.25)
+    assert _browser_load(edge, host, client) == [200] * router.EDGE_PACE_FLOOR
+
+
+def test_the_asset_paths_are_djangos(settings):
+    """The edge tells assets from pages by these paths: Django's own."""
+    assert set(router.EDGE_ASSET_PATHS) == {settings.STATIC_URL, settings.MEDIA_URL}
 
 
 def _dear_burst(
@@ -672,7 +718,7 @@ def test_the_content_api_may_not_spend_a_seconds_allowance_at_once(edge):
     """The API is paced in tenths of a second: at most twice the window's average
     in any 100 ms (8 for 400 per 10 s), so an API flood reaches the pod a few
     requests at a time; a second's pace (80) let through at once queued every other
-    tenant behind it. Pages keep their one-second pace: a browser's burst passes."""
+    tenant behind it. A browser's page and its images still load at once."""
     api = "/api/v2/pages/"
     host, client, answers = _dear_burst(edge, "apiburst", api)
     assert answers[-1].getheader("Content-Type") == "application/json"
@@ -680,21 +726,20 @@ def test_the_content_api_may_not_spend_a_seconds_allowance_at_once(edge):
     time.sleep(0.25)
     assert edge.get(host, client, path=api)[0].status == 200
     # the same tenant's pages: a browser's page and its images at once
-    pages = [edge.get(host, client)[0].status for _ in range(router.EDGE_PACE_FLOOR)]
-    assert pages == [200] * router.EDGE_PACE_FLOOR
+    assert _browser_load(edge, host, client) == [200] * router.EDGE_PACE_FLOOR
 
 
 def test_the_site_search_is_paced_like_the_api_and_counts_as_pages(edge):
     """A search costs a worker many cached pages: at most twice the pages' average
     in any 100 ms (8 for 400 per 10 s) reach the pod, refused with a page and
-    Retry-After 1 beyond that; the tenant's other pages keep their one-second pace.
+    Retry-After 1 beyond that; the tenant's other pages keep a pace of their own.
     Searches spend the pages' window like any page."""
     search = f"{router.EDGE_SEARCH_PATH}?q=news"
     host, client, answers = _dear_burst(edge, "searchburst", search)
     assert answers[-1].getheader("Content-Type").startswith("text/html")
-    # the same tenant's other pages: a browser's page and its images at once
-    pages = [edge.get(host, client)[0].status for _ in range(router.EDGE_PACE_FLOOR)]
-    assert pages == [200] * router.EDGE_PACE_FLOOR
+    # the same tenant's other pages (a key of their own in tenths): a browser's
+    # page and its images at once
+    assert _browser_load(edge, host, client) == [200] * router.EDGE_PACE_FLOOR
     # a moment later searches go through again
     time.sleep(0.25)
     assert edge.get(host, client, path=search)[0].status == 200
@@ -736,7 +781,8 @@ def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edg
     deadline = time.monotonic() + router.EDGE_WINDOW_SECONDS + 2
     while time.monotonic() < deadline:
         statuses.append(edge.get(host, client)[0].status)
-        time.sleep(0.02)
+        # apart by more than the pages' pace in tenths: this is about the window
+        time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
     first_window = statuses[:4]
     assert first_window == [200] * 4
     assert statuses[4] == 429
