@@ -29,9 +29,14 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 
+from tenants.db_backend.timeouts import bounded_transaction
 from tenants.errors import DomainTaken, TenantError, TenantExists, TenantNotFound
 
 CHANNEL = "cms_directory"
+# a small read or write on a pod's own database (placement, plans, registration, the
+# router's plan sync) gives up after this: a migration's lock there must not hang an
+# operator's command or the router
+POD_STATEMENT_TIMEOUT_MS = 5000
 POD_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 # One advisory lock key for the DDL: two processes starting at once must not race
 # CREATE TABLE IF NOT EXISTS (it is not concurrency-safe in PostgreSQL).
@@ -117,6 +122,22 @@ class Pod:
     state: str
     media_root: str = ""
     tenants: int = 0
+
+
+@contextmanager
+def pod_database(
+    database_url: str, *, connect_timeout: int = 3
+) -> Iterator[psycopg.Connection]:
+    """A connection of its own to a pod's database with one transaction whose
+    statements the server cancels after ``POD_STATEMENT_TIMEOUT_MS``
+    (``psycopg.errors.QueryCanceled``, a ``psycopg.Error``): straight to PostgreSQL or
+    through the pod's pooler alike (tenants.db_backend.timeouts). Not for a move's
+    copies, which take as long as the tenant's data."""
+    with psycopg.connect(
+        database_url, autocommit=True, connect_timeout=connect_timeout
+    ) as conn:
+        with bounded_transaction(conn, POD_STATEMENT_TIMEOUT_MS):
+            yield conn
 
 
 def enabled() -> bool:

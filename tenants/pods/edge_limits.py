@@ -24,15 +24,11 @@ import math
 import psycopg
 from django.conf import settings
 
-from tenants.db_backend.timeouts import bounded_transaction
-from tenants.pods.directory import Pod
+from tenants.pods.directory import Pod, pod_database
 from tenants.pods.router import EDGE_WINDOW_SECONDS, EdgeLimit
 
 logger = logging.getLogger(__name__)
 
-# a sync waiting on a locked table (a migration) gives up after this; the pod's
-# hosts keep their last limits
-STATEMENT_TIMEOUT_MS = 5000
 QUERY = """
 SELECT lower(d.domain), t.schema_name, p.public_reads_per_minute,
        p.api_reads_per_minute + p.api_writes_per_minute,
@@ -57,13 +53,8 @@ def per_window(allowed_per_minute: int, multiple: float) -> int:
 
 def pod_limits(pod: Pod, multiple: float) -> dict[str, EdgeLimit]:
     """host -> its edge budgets for the verified domains on ``pod``."""
-    with psycopg.connect(
-        pod.database_url,
-        autocommit=True,
-        connect_timeout=3,
-    ) as conn:
-        with bounded_transaction(conn, STATEMENT_TIMEOUT_MS):
-            rows = conn.execute(QUERY).fetchall()
+    with pod_database(pod.database_url) as conn:
+        rows = conn.execute(QUERY).fetchall()
     return {
         host: EdgeLimit(
             pages=per_window(pages, multiple),

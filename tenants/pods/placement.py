@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 
 from tenants.pods import directory
-from tenants.pods.directory import Pod, PodError
+from tenants.pods.directory import Pod, PodError, pod_database
 
 USAGE_DAYS = 7
 
@@ -32,7 +32,7 @@ class PodLoad:
 def pod_requests(pod: Pod) -> int | None:
     """Metered requests of the pod's tenants over the last ``USAGE_DAYS`` days."""
     try:
-        with psycopg.connect(pod.database_url, connect_timeout=3) as conn:
+        with pod_database(pod.database_url) as conn:
             return int(
                 conn.execute(
                     "SELECT coalesce(sum(public_reads + api_reads + api_writes), 0) "

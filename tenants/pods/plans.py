@@ -20,7 +20,7 @@ from django.db.models.signals import post_save
 from psycopg.types.json import Jsonb
 
 from tenants.pods import directory, remote
-from tenants.pods.directory import Pod, PodError
+from tenants.pods.directory import Pod, PodError, pod_database
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _write_plan(pod: Pod, table: str, row: dict) -> None:
         + ", ".join(["%s"] * len(columns))
         + f") ON CONFLICT (name) DO UPDATE SET {updates}"
     )
-    with psycopg.connect(pod.database_url, connect_timeout=3) as conn:
+    with pod_database(pod.database_url) as conn:
         conn.execute(sql, [row[c] for c in columns])
     remote.bump_generation_on(pod)
 

@@ -13,12 +13,12 @@ import redis
 
 from tenants.errors import DomainTaken, TenantExists
 from tenants.pods import directory
-from tenants.pods.directory import Pod, PodError
+from tenants.pods.directory import Pod, PodError, pod_database
 
 
 def _pod_contents(database_url: str) -> tuple[list[str], list[tuple[str, str]]]:
     try:
-        with psycopg.connect(database_url, connect_timeout=5) as conn:
+        with pod_database(database_url, connect_timeout=5) as conn:
             slugs = [
                 row[0]
                 for row in conn.execute(

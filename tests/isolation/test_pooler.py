@@ -208,11 +208,11 @@ def test_the_routers_plan_sync_gives_up_on_a_locked_table_behind_the_pooler(
     the pod's pooler. A migration holding the domains table must not hang the sync:
     the server cancels the read (the startup option that used to say so is ignored
     by pgbouncer), and the pod's hosts keep their last limits."""
-    from tenants.pods import edge_limits
+    from tenants.pods import directory, edge_limits
     from tenants.pods.directory import Pod
 
     db = settings.DATABASES["default"]
-    monkeypatch.setattr(edge_limits, "STATEMENT_TIMEOUT_MS", 300)
+    monkeypatch.setattr(directory, "POD_STATEMENT_TIMEOUT_MS", 300)
     pod = Pod(
         name="pooled",
         database_url=f"postgresql://{db['USER']}@127.0.0.1:{pgbouncer_port}/{db['NAME']}",
