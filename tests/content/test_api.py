@@ -358,3 +358,19 @@ def test_an_unknown_api_path_echoes_a_cut_path_and_counts_as_an_api_read(
     assert len(message) < 400
     assert "x" * 150 + "..." in message
     assert answers[2]["RateLimit-Policy"].startswith('"api-reads-per-minute";')
+
+
+def test_a_write_to_an_unknown_api_path_counts_against_the_write_allowance(
+    acme_client, acme_admin
+):
+    call_command("plans", "update", "pro", "--limit", "api_writes_per_minute=2")
+    answers = [
+        acme_client.post("/api/v2/nothing/", HTTP_AUTHORIZATION=acme_admin)
+        for _ in range(3)
+    ]
+
+    assert [a.status_code for a in answers] == [404, 404, 429]
+    assert answers[2]["RateLimit-Policy"].startswith('"api-writes-per-minute";')
+    assert json.loads(answers[2].content)["error"] == "rate_limited"
+    reads = acme_client.get("/api/v2/pages/", HTTP_AUTHORIZATION=acme_admin)
+    assert reads.status_code == 200  # reads have their own allowance
