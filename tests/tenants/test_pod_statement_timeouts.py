@@ -14,6 +14,7 @@ import psycopg
 import psycopg.rows
 import pytest
 from django.conf import settings
+from psycopg.conninfo import make_conninfo
 
 from tenants.pods import directory, placement, plans, registration
 from tenants.pods.directory import Pod, PodError
@@ -26,11 +27,15 @@ LOCK_SECONDS = 3
 def pod(db, monkeypatch) -> Pod:
     monkeypatch.setattr(directory, "POD_STATEMENT_TIMEOUT_MS", 300)
     database = settings.DATABASES["default"]
-    host = database["HOST"] or "127.0.0.1"
-    port = database["PORT"] or 5432
     return Pod(
         name="locked",
-        database_url=f"postgresql://{database['USER']}@{host}:{port}/{database['NAME']}",
+        # a conninfo, not a URL: the embedded server's host is a socket directory
+        database_url=make_conninfo(
+            host=database["HOST"] or None,
+            port=database["PORT"] or None,
+            user=database["USER"],
+            dbname=database["NAME"],
+        ),
         redis_url=settings.REDIS_URL,
         web="127.0.0.1:1",
         state="active",
