@@ -14,10 +14,10 @@ import psycopg
 import psycopg.rows
 import pytest
 from django.conf import settings
-from psycopg.conninfo import make_conninfo
 
 from tenants.pods import directory, placement, plans, registration
 from tenants.pods.directory import Pod, PodError
+from tests import integration
 from tests.integration import other_connection
 
 LOCK_SECONDS = 3
@@ -26,16 +26,9 @@ LOCK_SECONDS = 3
 @pytest.fixture
 def pod(db, monkeypatch) -> Pod:
     monkeypatch.setattr(directory, "POD_STATEMENT_TIMEOUT_MS", 300)
-    database = settings.DATABASES["default"]
     return Pod(
         name="locked",
-        # a conninfo, not a URL: the embedded server's host is a socket directory
-        database_url=make_conninfo(
-            host=database["HOST"] or None,
-            port=database["PORT"] or None,
-            user=database["USER"],
-            dbname=database["NAME"],
-        ),
+        database_url=integration.test_database_url(),
         redis_url=settings.REDIS_URL,
         web="127.0.0.1:1",
         state="active",
