@@ -90,6 +90,18 @@ def _size_database_slots(server, address: str) -> None:
     )
 
 
+def worker_exit(server, worker) -> None:
+    """Send the usage counts the worker holds back (pages answered from memory,
+    tenants.request_path.local_hits) before it goes."""
+    from django.apps import apps
+
+    if not apps.ready or not apps.is_installed("django_tenants"):
+        return
+    from tenants.request_path.local_hits import local_hits
+
+    local_hits.send()
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 

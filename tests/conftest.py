@@ -170,9 +170,12 @@ def celery_worker(django_db_setup, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fresh_limit_counters():
     """Rate counters and concurrency slots live in Redis, outside the test transaction:
-    every test starts with none."""
+    every test starts with none (and with no page, allowance or count a worker keeps
+    in memory, tenants.request_path.local_hits)."""
     from tenants.redis_store.keys import state_redis, tenant_key_pattern
+    from tenants.request_path.local_hits import local_hits
 
+    local_hits.reset()  # pages, allowances and counts kept from an earlier test
     client = state_redis()
     for pattern in ("*:test:*", tenant_key_pattern("*"), "cms:test:fairq:*:rate:*"):
         keys = list(client.scan_iter(match=pattern, count=1000))

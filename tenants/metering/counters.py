@@ -118,13 +118,18 @@ def parse_counter_fields(raw: dict) -> dict[tuple[str, dt.date], dict[str, int]]
 # Counting one finished request: a day counter field ('' for none), the traffic
 # window, the latency histogram; a refused one (429, 503) also in the traffic window
 # of its status.
+# ``meter_by`` counts ``n`` such requests at once (the batches of pages a worker
+# answered from memory, tenants.request_path.local_hits).
 METER_LUA = """
-local function meter(day, field, window, latency, bucket, schema, expiry)
-  if field ~= '' then redis.call('HINCRBY', day, field, 1) end
-  redis.call('ZINCRBY', window, 1, schema)
+local function meter_by(day, field, window, latency, bucket, schema, expiry, n)
+  if field ~= '' then redis.call('HINCRBY', day, field, n) end
+  redis.call('ZINCRBY', window, n, schema)
   redis.call('EXPIRE', window, expiry)
-  redis.call('HINCRBY', latency, bucket, 1)
+  redis.call('HINCRBY', latency, bucket, n)
   redis.call('EXPIRE', latency, expiry)
+end
+local function meter(day, field, window, latency, bucket, schema, expiry)
+  meter_by(day, field, window, latency, bucket, schema, expiry, 1)
 end
 local function meter_rejection(rejections, schema, expiry)
   redis.call('ZINCRBY', rejections, 1, schema)
@@ -142,6 +147,23 @@ if KEYS[4] ~= '-' then meter_rejection(KEYS[4], ARGV[2], expiry) end
 return 1
 """,
 )
+
+
+# Counts a process holds back to send in batches (tenants.request_path.local_hits
+# registers its flush): sent before the live counters are moved to UsageDay.
+_held_counts: list[Callable[[], None]] = []
+
+
+def holds_counts(flush: Callable[[], None]) -> None:
+    """Register ``flush``, which sends the counts a process holds back to Redis."""
+    if flush not in _held_counts:
+        _held_counts.append(flush)
+
+
+def send_held_counts() -> None:
+    """Send this process's held-back counts now (``flush_usage`` does, first)."""
+    for flush in _held_counts:
+        flush()
 
 
 def defer_to_metering(request: HttpRequest, queue: Callable[[object], None]) -> None:
@@ -179,8 +201,22 @@ class RequestCounts:
 def request_counts(
     *, schema: str, request: HttpRequest, status: int, seconds: float
 ) -> RequestCounts:
+    return counts_of(
+        schema=schema,
+        method=request.method,
+        path=request.path,
+        status=status,
+        seconds=seconds,
+    )
+
+
+def counts_of(
+    *, schema: str, method: str, path: str, status: int, seconds: float
+) -> RequestCounts:
+    """``request_counts`` of a request known by its method and path (a page answered
+    from a worker's memory has no request object)."""
     named = _bucket_keys(schema, window_bucket())
-    counter = counter_for(method=request.method, path=request.path, status=status)
+    counter = counter_for(method=method, path=path, status=status)
     return RequestCounts(
         live_key=named.live,
         live_field=None

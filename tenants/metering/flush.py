@@ -21,6 +21,7 @@ from tenants.metering.counters import (
     batches_key,
     live_key,
     parse_counter_fields,
+    send_held_counts,
     text,
 )
 from tenants.models import Tenant, UsageFlush
@@ -107,7 +108,9 @@ def _forget_batch(batch: str) -> None:
 
 
 def flush_usage() -> FlushResult:
-    """Move the live counters into UsageDay; leftovers of an interrupted flush first."""
+    """Move the live counters into UsageDay; leftovers of an interrupted flush first.
+    Counts this process holds back (pages answered from memory) are sent first."""
+    send_held_counts()
     client = state_redis()
     leftovers = sorted(text(b) for b in client.smembers(batches_key()))
     batch = platform_key("usage", "batch", uuid.uuid4().hex)

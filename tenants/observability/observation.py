@@ -169,23 +169,82 @@ def _observe(
         _meter(request, tenant, status, seconds)
     if not access_logger.isEnabledFor(logging.INFO):
         return  # the event's fields cost something to gather
+    log_request(
+        tenant=tenant,
+        request_id=request.request_id,
+        user=user_id(request),
+        client=client_ip(request),
+        method=request.method,
+        path=request.path,
+        status=status,
+        seconds=seconds,
+    )
+
+
+def log_request(
+    *,
+    tenant: str,
+    request_id: str,
+    user: str,
+    client: str,
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+) -> None:
+    """The access-log event of one request: one place for its fields."""
     access_logger.info(
         "%s %s %s",
-        request.method,
-        request.path,
+        method,
+        path,
         status,
         extra={
             "event": "request",
             "tenant": tenant,
-            "request_id": request.request_id,
-            "user_id": user_id(request),
-            "client_ip": client_ip(request),
-            "method": request.method,
-            "path": request.path,
+            "request_id": request_id,
+            "user_id": user,
+            "client_ip": client,
+            "method": method,
+            "path": path,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
         },
     )
+
+
+def observe_remembered(
+    *,
+    tenant: str,
+    request_id: str,
+    client: str,
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+) -> None:
+    """Observe a page a worker answered from its memory
+    (tenants.request_path.local_hits): the same access-log event and metrics as any
+    request of an anonymous visitor; its usage counts the caller holds back and
+    sends in batches."""
+    metrics.record_request(
+        tenant=tenant, status=status, seconds=seconds, rejection=None
+    )
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    tokens = log_context.bind(request_id=request_id, tenant=tenant, user_id="-")
+    try:
+        log_request(
+            tenant=tenant,
+            request_id=request_id,
+            user="-",
+            client=client,
+            method=method,
+            path=path,
+            status=status,
+            seconds=seconds,
+        )
+    finally:
+        log_context.unbind(tokens)
 
 
 class TenantContextMiddleware:

@@ -169,6 +169,8 @@ class PageDecision:
     entry: CachedPage | None = None
     # A render beyond the plan's pace: it gives way when the pool is busy.
     beyond_pace: bool = False
+    # Each rate counter of the request with its count, this request included.
+    counted: tuple[tuple[RateCounter, int], ...] = ()
 
     def release(self, pipe) -> None:
         queue_release(pipe, self.schema_name, self.token)
@@ -270,6 +272,13 @@ def decide_page_request(
         generation=int(reply[3]) if len(reply) > 3 and reply[3] else None,
         entry=pickle.loads(reply[4]) if outcome is Outcome.HIT else None,
         beyond_pace=outcome is Outcome.RENDER and int(reply[4]) == 1,
+        counted=()
+        if outcome is Outcome.REFUSED
+        else tuple(
+            (each, int(count))
+            for each, count in ((counter, reply[1]), (client_counter, reply[2]))
+            if each is not None
+        ),
     )
 
 
@@ -318,11 +327,16 @@ def take_hit(request: HttpRequest, decision: PageDecision) -> None:
     state.metered = decision.metered  # counted by the script
 
 
+# The headers a cached page gets on top of the stored ones: ``Vary: Cookie``
+# (signed-in editors get other content: downstream caches must know; a stored page
+# keeps no Vary of its own) and the cache status.
+HIT_HEADERS = (("Vary", "Cookie"), (STATUS_HEADER, "hit"))
+
+
+def rate_headers(rate: LimitDecision | None) -> list[tuple[str, str]]:
+    return [] if rate is None else list(rate.headers().items())
+
+
 def hit_headers(decision: PageDecision) -> list[tuple[str, str]]:
-    """The headers a cached page gets on top of the stored ones: ``Vary: Cookie``
-    (signed-in editors get other content: downstream caches must know; a stored
-    page keeps no Vary of its own), the cache status and the rate-limit headers."""
-    headers = [("Vary", "Cookie"), (STATUS_HEADER, "hit")]
-    if decision.rate is not None:
-        headers += decision.rate.headers().items()
-    return headers
+    """``HIT_HEADERS`` and the rate-limit headers."""
+    return [*HIT_HEADERS, *rate_headers(decision.rate)]

@@ -58,15 +58,18 @@ from tenants.observability.observation import (
 )
 from tenants.registry.resolution import request_host
 from tenants.request_path.decision import (
+    HIT_HEADERS,
     Outcome,
     PageDecision,
     apply_decision,
     decide_page_request,
-    hit_headers,
+    rate_headers,
     take_hit,
 )
 from tenants.request_path.gate import GateKind, gate
 from tenants.request_path.input_guard import carries_nul
+from tenants.request_path.local_hits import local_hits
+from tenants.request_path.page_cache import CachedPage
 from tenants.request_path.public_pages import serves_pages
 from tenants.request_state import STATE_KEY, request_state
 from tenants.resilience import worker_reserve
@@ -123,6 +126,30 @@ def status_line(status: int) -> str:
     return f"{status} {reason}"
 
 
+def hit_answer_headers(
+    entry: CachedPage, secure: bool, tenant: Tenant
+) -> tuple[tuple[str, str], ...]:
+    """A hit's headers but the rate-limit ones and the request id: the stored ones,
+    ``HIT_HEADERS``, the security headers (``secure``: over HTTPS) and HSTS where the
+    tenant chose it - what a worker may repeat for the same request
+    (tenants.request_path.local_hits)."""
+    headers = [*entry.headers, *HIT_HEADERS]
+    present = {name.lower() for name, _ in headers}
+    for name, value, lowered in _security_additions(secure):
+        if lowered not in present:
+            headers.append((name, value))
+            present.add(lowered)
+    if (
+        secure
+        and hsts_applies(tenant)  # the tenant's own choice
+        and "strict-transport-security" not in present
+    ):
+        headers.append(
+            ("Strict-Transport-Security", f"max-age={settings.CMS_HSTS_SECONDS}")
+        )
+    return tuple(headers)
+
+
 def _settings_changed(**kwargs) -> None:
     security_headers.cache_clear()
     _security_additions.cache_clear()
@@ -137,7 +164,7 @@ class PageCacheEdge:
         self.security = SecurityMiddleware(lambda request: HttpResponse())
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        answer = self._answer(environ)
+        answer = local_hits.answer(environ) or self._answer(environ)
         if answer is None:
             body = self.application(environ, start_response)
             self._release_unclaimed(environ)
@@ -217,27 +244,18 @@ class PageCacheEdge:
         request_id = log_context.accepted_request_id(
             request.META.get(log_context.REQUEST_ID_META)
         )
-        headers = list(entry.headers)
-        headers += hit_headers(decision)
-        secure = request.is_secure()
-        present = {name.lower() for name, _ in headers}
-        for name, value, lowered in _security_additions(secure):
-            if lowered not in present:
-                headers.append((name, value))
-                present.add(lowered)
-        if (
-            secure
-            and hsts_applies(request.tenant)  # the tenant's own choice
-            and "strict-transport-security" not in present
-        ):
-            headers.append(
-                ("Strict-Transport-Security", f"max-age={settings.CMS_HSTS_SECONDS}")
-            )
-        headers.append((log_context.REQUEST_ID_HEADER, request_id))
+        kept = hit_answer_headers(entry, request.is_secure(), request.tenant)
+        headers = [
+            *kept,
+            *rate_headers(decision.rate),
+            (log_context.REQUEST_ID_HEADER, request_id),
+        ]
         observe_answered(
             request, status=entry.status, started=started, request_id=request_id
         )
-        return status_line(entry.status), headers, entry.content
+        status = status_line(entry.status)
+        local_hits.keep(request, decision, status, kept)
+        return status, headers, entry.content
 
     def _refusal(
         self,

@@ -19,6 +19,12 @@ miss. An entry is a hash of its generation (``g``) and the pickled page (``p``),
 lookup compares generations in Redis and sends back only a current page. An entry is
 tagged with the generation read *before* rendering, so a page rendered while a publish
 commits is never stored as current.
+
+Workers also keep pages they answered in memory (tenants.request_path.local_hits):
+each bump is announced on a Redis channel (``generations_channel``) with the new
+generation, and ``newest_generation`` is the newest one this process has heard of (its
+own purges at once, others' from the channel); a page of an older generation is never
+answered from memory.
 """
 
 import hashlib
@@ -33,7 +39,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 
-from tenants.redis_store.keys import bump_generation, cache_redis, tenant_key
+from tenants.redis_store.keys import (
+    bump_generation,
+    cache_redis,
+    platform_key,
+    tenant_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +127,32 @@ def generation_key(schema: str) -> str:
     return tenant_key(schema, "page", "generation")
 
 
+def generations_channel() -> str:
+    """The channel a bump is announced on, as ``<schema> <generation>``."""
+    return platform_key("page", "generations")
+
+
+# schema -> the newest page generation this process has heard of
+_newest: dict[str, int] = {}
+
+
+def note_generation(schema: str, generation: int) -> None:
+    """A generation of ``schema``'s pages heard of (a purge here, or announced)."""
+    if generation > _newest.get(schema, 0):
+        _newest[schema] = generation
+
+
+def newest_generation(schema: str) -> int:
+    """The newest generation of ``schema``'s pages this process has heard of (0:
+    none): a page of an older one is out of date."""
+    return _newest.get(schema, 0)
+
+
+def forget_generations() -> None:
+    """Heard of nothing (the channel was lost: announcements may have been missed)."""
+    _newest.clear()
+
+
 def cache_query(query_string: str) -> str:
     """The part of a query string that names a cached page: only the parameters the
     policy and ``CMS_PAGE_CACHE_QUERY_PARAMS`` allow, in a fixed order. So
@@ -192,7 +229,10 @@ def purge_tenant_pages(schema: str | None = None) -> None:
 
     def bump() -> None:
         try:
-            bump_generation(cache_redis(), key)
+            client = cache_redis()
+            generation = bump_generation(client, key)
+            note_generation(schema, generation)
+            client.publish(generations_channel(), f"{schema} {generation}")
         except Exception:
             logger.exception("page cache: could not purge tenant %s", schema)
 

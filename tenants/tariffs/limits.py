@@ -139,11 +139,15 @@ def check_rate(request: HttpRequest, dimension: str) -> LimitDecision | None:
 
 # Counting on django-ratelimit's counter inside a script of another rule's round
 # trip: what its cache does for ``get_usage`` (``add`` the key with its expiry, then
-# ``incr``).
+# ``incr``); ``count_rate_by`` adds ``n`` requests at once (the batches of pages a
+# worker answered from memory, tenants.request_path.local_hits).
 RATE_COUNT_LUA = """
-local function count_rate(counter, expiry_s)
+local function count_rate_by(counter, expiry_s, n)
   redis.call('SET', counter, 0, 'NX', 'EX', expiry_s)
-  return redis.call('INCR', counter)
+  return redis.call('INCRBY', counter, n)
+end
+local function count_rate(counter, expiry_s)
+  return count_rate_by(counter, expiry_s, 1)
 end
 """
 

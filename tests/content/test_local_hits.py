@@ -1,0 +1,132 @@
+"""Pages a worker answers again from its own memory (tenants.request_path.local_hits),
+through the WSGI application gunicorn serves: the same answer as the decision's, the
+same counts and limits, and never a page a purge has replaced."""
+
+import re
+
+import pytest
+from django.core.management import call_command
+
+from tenants.metering import flush
+from tenants.models import UsageDay
+from tenants.redis_store.keys import cache_redis
+from tenants.request_path import edge, page_cache
+from tests.wsgi_app import ARTICLE, wsgi
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_app")]
+
+
+@pytest.fixture
+def decisions(monkeypatch):
+    """How many requests were decided in Redis (the rest came from memory)."""
+    made = []
+    decide = edge.decide_page_request
+
+    def counted(*args, **kwargs):
+        made.append(1)
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(edge, "decide_page_request", counted)
+    return made
+
+
+@pytest.fixture
+def roomy_plan():
+    """Limits far from reach: a worker may answer from memory."""
+    call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=100000")
+    call_command(
+        "plans", "update", "pro", "--limit", "public_reads_per_client_per_minute=100000"
+    )
+
+
+def _remaining(answer) -> int:
+    return int(re.search(r";r=(\d+)", answer.headers["RateLimit"]).group(1))
+
+
+def test_a_page_answered_from_memory_is_the_decisions_answer(roomy_plan, decisions):
+    miss, hit = wsgi(ARTICLE), wsgi(ARTICLE)
+    assert len(decisions) == 2
+
+    remembered = wsgi(ARTICLE, HTTP_X_REQUEST_ID="from-memory-1")
+    head = wsgi(ARTICLE, method="HEAD")
+
+    assert len(decisions) == 2  # neither was decided in Redis
+    assert (miss.headers["X-Page-Cache"], remembered.headers["X-Page-Cache"]) == (
+        "miss",
+        "hit",
+    )
+    assert remembered.status == 200
+    assert remembered.body == hit.body == miss.body
+    assert remembered.headers["X-Request-ID"] == "from-memory-1"
+    assert list(remembered.headers) == list(hit.headers)
+    for name, value in hit.headers.items():
+        if name not in ("X-Request-ID", "RateLimit"):
+            assert remembered.headers[name] == value, name
+    assert _remaining(remembered) == _remaining(hit) - 1
+    assert _remaining(head) == _remaining(hit) - 2
+    assert head.body == b""
+
+
+def test_other_queries_and_cookies_are_decided_in_redis(roomy_plan, decisions):
+    wsgi(ARTICLE), wsgi(ARTICLE)
+
+    wsgi(ARTICLE, QUERY_STRING="utm_source=x")
+    wsgi(ARTICLE, HTTP_COOKIE="theme=dark")
+    wsgi(ARTICLE, HTTP_HOST="acme.localhost:8000")
+
+    assert len(decisions) == 5
+
+
+def test_answers_from_memory_are_counted_and_metered_like_decided_ones(roomy_plan):
+    answers = [wsgi(ARTICLE) for _ in range(50)]
+
+    assert {a.status for a in answers} == {200}
+    assert _remaining(answers[-1]) == 100000 - 50
+    flush.flush_usage()  # sends what this process holds back first
+    day = UsageDay.objects.get(tenant__schema_name="acme")
+    assert day.public_reads == 50
+    # and the plan's counter in Redis has every one of them: a new worker's
+    # decision says so
+    from tenants.request_path.local_hits import local_hits
+
+    local_hits.forget()
+    assert _remaining(wsgi(ARTICLE)) == 100000 - 51
+
+
+def test_one_worker_never_lets_more_than_the_plans_limit_through(decisions):
+    call_command("plans", "update", "pro", "--limit", "public_reads_per_minute=300")
+    call_command(
+        "plans", "update", "pro", "--limit", "public_reads_per_client_per_minute=1000"
+    )
+
+    statuses = [wsgi(ARTICLE).status for _ in range(320)]
+
+    assert statuses.count(200) == 300
+    assert statuses[300:] == [429] * 20
+    assert len(decisions) < 300  # some were answered from memory
+
+
+def test_a_purge_announced_by_another_process_is_heard_before_the_next_answer(
+    roomy_plan, decisions
+):
+    wsgi(ARTICLE), wsgi(ARTICLE)
+    assert wsgi(ARTICLE).headers["X-Page-Cache"] == "hit"  # from memory
+    before = len(decisions)
+
+    page_cache.purge_tenant_pages("acme")
+    page_cache.forget_generations()  # as if another worker had purged: only the
+    # channel tells this one
+
+    after = wsgi(ARTICLE)
+    assert after.headers["X-Page-Cache"] == "miss"
+    assert len(decisions) == before + 1
+
+
+def test_a_lost_channel_sends_every_request_to_redis(roomy_plan, decisions):
+    wsgi(ARTICLE), wsgi(ARTICLE)
+    before = len(decisions)
+
+    cache_redis().client_kill_filter(_type="pubsub")  # Redis restarted, say
+
+    assert wsgi(ARTICLE).headers["X-Page-Cache"] == "hit"  # from the cache, decided
+    assert len(decisions) == before + 1
