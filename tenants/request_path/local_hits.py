@@ -50,6 +50,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.http import HttpRequest
 
+from tenants.adapters.redis import subscription_socket
 from tenants.metering import counters
 from tenants.metering.counters import METER_LUA
 from tenants.models import Tenant
@@ -157,6 +158,7 @@ class _Channel:
         self._lost = lost
         self._pubsub = None
         self._poller = None
+        self._sock = None
         self._pid = 0
         self._retry_at = 0.0
 
@@ -169,10 +171,12 @@ class _Channel:
             if self._poller.poll(0):
                 while (message := self._pubsub.get_message(timeout=0)) is not None:
                     if message["type"] != "message":
-                        # subscribed again after a reconnect: announcements made
-                        # while the connection was down were missed
-                        raise ConnectionError("the channel was resubscribed")
+                        raise ConnectionError("the channel was subscribed again")
                     _heard(message["data"])
+                if subscription_socket(self._pubsub) is not self._sock:
+                    # redis-py reconnected (and subscribes again) on its own:
+                    # announcements made while the connection was down were missed
+                    raise ConnectionError("the channel's connection was replaced")
         except Exception as exc:  # noqa: BLE001 - a lost channel: decide in Redis
             self.lose(exc)
             return False
@@ -194,14 +198,16 @@ class _Channel:
             confirmed = pubsub.get_message(timeout=1.0)
             if not confirmed or confirmed["type"] != "subscribe":
                 raise ConnectionError("no confirmation of the subscription")
+            sock = subscription_socket(pubsub)
             poller = select.poll()
-            poller.register(pubsub.connection._sock, select.POLLIN)
+            poller.register(sock, select.POLLIN)
         except Exception as exc:  # noqa: BLE001 - pages are decided in Redis then
             logger.warning("page generations channel not subscribed: %s", exc)
             self._retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
             _close(pubsub)
             return False
-        self._pubsub, self._poller, self._pid = pubsub, poller, os.getpid()
+        self._pubsub, self._poller, self._sock = pubsub, poller, sock
+        self._pid = os.getpid()
         return True
 
     def lose(
@@ -210,7 +216,7 @@ class _Channel:
         if exc is not None:
             logger.warning("page generations channel lost: %s", exc)
         _close(self._pubsub)
-        self._pubsub = self._poller = None
+        self._pubsub = self._poller = self._sock = None
         self._retry_at = time.monotonic() + retry_after
         self._lost()
 

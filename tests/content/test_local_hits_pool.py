@@ -3,6 +3,7 @@ processes (tenants.request_path.local_hits): a publish reaches every worker's me
 before its next answer, and every answer is counted."""
 
 import http.client
+import threading
 import time
 
 import pytest
@@ -84,14 +85,34 @@ def test_a_publish_reaches_every_workers_memory_before_its_next_answer(
 ):
     with django_db_blocker.unblock():
         _rename_home("Before the publish")
-    _pages(pool, 40)  # both workers keep the page (and answer it from memory)
+    published, stop = threading.Event(), threading.Event()
+    after: list[bytes] = []
 
-    with django_db_blocker.unblock():
-        _rename_home("After the publish")
-    answers = _pages(pool, 40)
+    def read_on() -> None:
+        # reads without pause keep every worker answering from memory (and
+        # deciding again every 100 ms) while the page is published
+        while not stop.is_set():
+            sent_after_the_publish = published.is_set()
+            _, body = _pages(pool, 1)[0]
+            if sent_after_the_publish:
+                after.append(body)
 
-    assert all(b"After the publish" in body for _, body in answers)
-    assert not any(b"Before the publish" in body for _, body in answers)
+    readers = [threading.Thread(target=read_on) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    try:
+        time.sleep(0.5)
+        with django_db_blocker.unblock():
+            _rename_home("After the publish")
+        published.set()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+
+    assert len(after) > 20
+    assert all(b"After the publish" in body for body in after)
 
 
 def test_every_answer_from_memory_reaches_the_usage_counts(pool, django_db_blocker):
