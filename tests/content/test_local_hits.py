@@ -130,3 +130,19 @@ def test_a_lost_channel_sends_every_request_to_redis(roomy_plan, decisions):
 
     assert wsgi(ARTICLE).headers["X-Page-Cache"] == "hit"  # from the cache, decided
     assert len(decisions) == before + 1
+
+
+def test_a_subscription_redis_py_renewed_on_its_own_counts_as_lost(
+    roomy_plan, decisions
+):
+    from tenants.request_path.local_hits import local_hits
+
+    wsgi(ARTICLE), wsgi(ARTICLE)
+    before = len(decisions)
+    cache_redis().client_kill_filter(_type="pubsub")
+    # redis-py notices on its next read, connects and subscribes again by itself:
+    # what was announced in between is lost
+    local_hits._channel._pubsub.get_message(timeout=0.5)
+
+    assert wsgi(ARTICLE).headers["X-Page-Cache"] == "hit"
+    assert len(decisions) == before + 1
