@@ -173,10 +173,10 @@ class _Channel:
                     if message["type"] != "message":
                         raise ConnectionError("the channel was subscribed again")
                     _heard(message["data"])
-                if subscription_socket(self._pubsub) is not self._sock:
-                    # redis-py reconnected (and subscribes again) on its own:
-                    # announcements made while the connection was down were missed
-                    raise ConnectionError("the channel's connection was replaced")
+            if subscription_socket(self._pubsub) is not self._sock:
+                # redis-py reconnected (and subscribes again) on its own, maybe on
+                # the same file descriptor: announcements made meanwhile were missed
+                raise ConnectionError("the channel's connection was replaced")
         except Exception as exc:  # noqa: BLE001 - a lost channel: decide in Redis
             self.lose(exc)
             return False
