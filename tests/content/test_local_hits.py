@@ -2,6 +2,7 @@
 through the WSGI application gunicorn serves: the same answer as the decision's, the
 same counts and limits, and never a page a purge has replaced."""
 
+import logging
 import re
 
 import pytest
@@ -65,6 +66,29 @@ def test_a_page_answered_from_memory_is_the_decisions_answer(roomy_plan, decisio
     assert _remaining(remembered) == _remaining(hit) - 1
     assert _remaining(head) == _remaining(hit) - 2
     assert head.body == b""
+
+
+def test_an_answer_from_memory_leaves_the_same_access_event_and_metrics(
+    roomy_plan, decisions, caplog, labelled_tenants
+):
+    from prometheus_client import REGISTRY
+
+    caplog.set_level(logging.INFO, logger="cms.access")
+    client = {"REMOTE_ADDR": "198.51.100.7"}  # its own allowance per client
+    wsgi(ARTICLE, **client), wsgi(ARTICLE, HTTP_X_REQUEST_ID="decided", **client)
+    series = {"tenant": "acme", "status_class": "2xx"}
+    before = REGISTRY.get_sample_value("cms_requests_total", series) or 0
+
+    wsgi(ARTICLE, HTTP_X_REQUEST_ID="remembered", **client)
+
+    assert len(decisions) == 2
+    events = {r.request_id: r for r in caplog.records if r.name == "cms.access"}
+    decided, remembered = events["decided"], events["remembered"]
+    for field in ("tenant", "method", "path", "status", "user_id", "event"):
+        assert getattr(remembered, field) == getattr(decided, field), field
+    assert remembered.client_ip == "198.51.100.7"
+    assert remembered.duration_ms >= 0
+    assert REGISTRY.get_sample_value("cms_requests_total", series) == before + 1
 
 
 def test_other_queries_and_cookies_are_decided_in_redis(roomy_plan, decisions):
