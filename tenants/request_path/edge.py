@@ -24,6 +24,10 @@ beyond the plan's pace (tenants.tariffs.admission) is answered 503 here too unle
 database slot is free at once with ``CMS_BUSY_POOL_FREE_SLOTS`` more after it: the
 pool is busy, and its workers go to the tenants within their pace.
 
+Before any of that, a request this worker answered from the cache a moment ago is
+answered again from its memory (tenants.request_path.local_hits: no Redis round trip,
+no request object), with the headers ``hit_answer_headers`` built for the decided hit.
+
 A request with a session cookie (a signed-in editor, or anyone who sends one) is
 decided here too, without a cache lookup: one door for every public page decision.
 Everything else goes to Django unchanged: other methods, hosts without an active
