@@ -47,6 +47,7 @@ from tenants.registry.validation import (
     refuse_nul,
     validate_slug,
 )
+from tenants.request_path.page_cache import announce_new_generation
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,8 @@ def purge_tenant_cache(schema_name: str, client=None) -> None:
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)
+    # and the pages workers keep in memory (tenants.request_path.local_hits)
+    announce_new_generation(schema_name, client)
 
 
 def tenant_delete(*, slug: str, confirm: bool, actor: Actor | None = None) -> None:

@@ -219,20 +219,27 @@ def store(
         logger.warning("page cache: could not store %s: %s", request.path, exc)
 
 
+def announce_new_generation(schema: str, client=None) -> int:
+    """Move ``schema``'s page generation on (every entry stored before is a miss)
+    and announce it to every worker, which drops the pages it keeps in memory.
+    ``client``: another pod's Redis (a move's source)."""
+    client = client or cache_redis()
+    generation = bump_generation(client, generation_key(schema))
+    note_generation(schema, generation)
+    client.publish(generations_channel(), f"{schema} {generation}")
+    return generation
+
+
 def purge_tenant_pages(schema: str | None = None) -> None:
     """Invalidate every cached page of a tenant (by default the one whose schema is
     active): at once, and again when the current transaction commits (a visitor who
     read the old page while it was committing may have cached it under the first
     bump; after a rollback the first bump merely costs one re-render per page)."""
     schema = schema or getattr(connection, "schema_name", "-")
-    key = generation_key(schema)
 
     def bump() -> None:
         try:
-            client = cache_redis()
-            generation = bump_generation(client, key)
-            note_generation(schema, generation)
-            client.publish(generations_channel(), f"{schema} {generation}")
+            announce_new_generation(schema)
         except Exception:
             logger.exception("page cache: could not purge tenant %s", schema)
 

@@ -170,3 +170,18 @@ def test_a_subscription_redis_py_renewed_on_its_own_counts_as_lost(
 
     assert wsgi(ARTICLE).headers["X-Page-Cache"] == "hit"
     assert len(decisions) == before + 1
+
+
+def test_dropping_a_tenants_cache_keys_drops_the_pages_workers_keep(
+    roomy_plan, decisions
+):
+    from tenants.provisioning.creation import purge_tenant_cache
+
+    wsgi(ARTICLE), wsgi(ARTICLE)
+    before = len(decisions)
+
+    purge_tenant_cache("acme")  # after a restore, a move or a deletion
+    page_cache.forget_generations()  # as if another process had dropped them
+
+    assert wsgi(ARTICLE).headers["X-Page-Cache"] == "miss"
+    assert len(decisions) == before + 1
