@@ -109,18 +109,19 @@ EDGE_PACE_MULTIPLE = 2
 # page with its images)
 EDGE_PAGES_PACE_MS = 1000
 EDGE_PACE_FLOOR = 20
-# dear requests (the content API, the site search): a tenth of a second, and at
-# least this many in it; each costs a worker many cached pages and no browser
-# fetches a page's images through them
-EDGE_DEAR_PACE_MS = 100
-EDGE_DEAR_PACE_FLOOR = 2
+# every page but the assets (and the dear requests among them, the content API and
+# the site search, on keys of their own) is paced in tenths of a second too, at least
+# this many in each: a flood's first renders must not land on the pool at once, and
+# no browser fetches a page's images through them
+EDGE_TENTHS_PACE_MS = 100
+EDGE_TENTHS_PACE_FLOOR = 2
 # assets: paced by the second only (a browser fetches a page's images at once); every
-# other page is paced in EDGE_DEAR_PACE_MS as well (Django's STATIC_URL and
+# other page is paced in EDGE_TENTHS_PACE_MS as well (Django's STATIC_URL and
 # MEDIA_URL: a test holds them equal)
 EDGE_ASSET_PATHS = ("/static/", "/media/")
-# the stick table of the dear requests' budgets (a backend holding only the table):
-# its pace counter has its own period
-EDGE_DEAR_TABLE = "edge_dear_budget"
+# the stick table of the tenths' budgets (a backend holding only the table): its
+# pace counter has its own period
+EDGE_TENTHS_TABLE = "edge_tenths_budget"
 # never counted at the edge: editors keep their admin while the site is flooded
 # (the path itself and what is under it, not a public page such as /admin-news/)
 EDGE_EXEMPT_PATH = "/admin"
@@ -416,7 +417,7 @@ def render_config(
         f" hdr Cache-Control no-store file {pages}/{UNKNOWN_HOST_PAGE}",
     ]
     if limits_path:
-        lines += ["", f"backend {EDGE_DEAR_TABLE}", _stick_table(EDGE_DEAR_PACE_MS)]
+        lines += ["", f"backend {EDGE_TENTHS_TABLE}", _stick_table(EDGE_TENTHS_PACE_MS)]
     for pod, address in sorted(pods.items()):
         lines += [
             "",
@@ -458,7 +459,7 @@ def _edge_limit_lines(
     or ``tenant/search`` for a search; sc2; not for assets), and a 429 once a key is
     over its window or its pace. Only requests let
     through are counted (``gpc0`` over the window, ``gpc1`` over the pace period: a
-    second for pages, ``EDGE_DEAR_PACE_MS`` in the dear requests' own table): a
+    second for pages, ``EDGE_TENTHS_PACE_MS`` in the tenths' own table): a
     refused request costs the tenant nothing, so a flooded site keeps serving its
     limit's worth, and a client refused for its own budget does not spend the
     tenant's. The tenths' keys have a pace and no window: the tenant's key counts
@@ -507,7 +508,7 @@ def _edge_limit_lines(
             f"    http-request set-var({var}_floor) int({floor}) if {when}",
         ]
 
-    dear_periods = EDGE_WINDOW_SECONDS * 1000 // EDGE_DEAR_PACE_MS
+    tenths_periods = EDGE_WINDOW_SECONDS * 1000 // EDGE_TENTHS_PACE_MS
 
     return [
         _stick_table(EDGE_PAGES_PACE_MS),
@@ -534,29 +535,29 @@ def _edge_limit_lines(
         " if edge_api",
         "    http-request set-var(txn.edge_client_key)"
         " var(txn.edge_tenant),concat(/,txn.edge_client,)",
-        # a page's key in the dear requests' table (a search's own), paced in
+        # a page's key in the tenths' table (a search's own), paced in
         # tenths on the pages' budget
         "    http-request set-var(txn.edge_tenths_key) var(txn.edge_tenant),"
         f"concat(/pages) if {tenths} !edge_search",
         "    http-request set-var(txn.edge_tenths_key) var(txn.edge_tenant),"
         "concat(/search) if edge_search",
         *paced("txn.edge_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"),
-        *paced("txn.edge_limit", dear_periods, EDGE_DEAR_PACE_FLOOR, "edge_api"),
+        *paced("txn.edge_limit", tenths_periods, EDGE_TENTHS_PACE_FLOOR, "edge_api"),
         *paced(
             "txn.edge_client_limit", EDGE_WINDOW_SECONDS, EDGE_PACE_FLOOR, "!edge_api"
         ),
         *paced(
             "txn.edge_tenths_limit",
-            dear_periods,
-            EDGE_DEAR_PACE_FLOOR,
+            tenths_periods,
+            EDGE_TENTHS_PACE_FLOOR,
             tenths,
             of="txn.edge_limit",
         ),
         f"    http-request track-sc0 var(txn.edge_key) if {counted} !edge_api",
-        f"    http-request track-sc0 var(txn.edge_key) table {EDGE_DEAR_TABLE}"
+        f"    http-request track-sc0 var(txn.edge_key) table {EDGE_TENTHS_TABLE}"
         f" if {counted} edge_api",
         f"    http-request track-sc1 var(txn.edge_client_key) if {counted} !edge_api",
-        f"    http-request track-sc2 var(txn.edge_tenths_key) table {EDGE_DEAR_TABLE}"
+        f"    http-request track-sc2 var(txn.edge_tenths_key) table {EDGE_TENTHS_TABLE}"
         f" if {counted} {tenths}",
         # the client's own budget first: refused there, it spends nothing of the
         # tenant's; then the tenant's budget (a search over the pages' window is

@@ -539,7 +539,7 @@ def test_pages_and_the_api_have_budgets_of_their_own_and_the_api_gets_json(edge)
 
     def call():
         # apart by more than the API's pace period: this is about its window
-        time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
+        time.sleep(router.EDGE_TENTHS_PACE_MS / 1000 * 1.5)
         return edge.get("api.example.test", path=api)
 
     assert [call()[0].status for _ in range(3)] == [200, 200, 200]
@@ -612,7 +612,7 @@ def test_one_client_may_not_spend_the_tenants_pages_at_the_edge(edge):
 def _page(edge: Router, host: str, **kwargs) -> tuple[http.client.HTTPResponse, str]:
     """A page request sent after more than the pages' pace period in tenths: for
     the tests of a window or a budget, which that pace must not decide."""
-    time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
+    time.sleep(router.EDGE_TENTHS_PACE_MS / 1000 * 1.5)
     return edge.get(host, **kwargs)
 
 
@@ -693,9 +693,9 @@ def _dear_burst(
     answered before the next is sent: at most twice the window's average in any 100
     ms (8) passes, the rest is refused with Retry-After 1 and never reaches the pod.
     Returns the host, its connection and the answers."""
-    periods = router.EDGE_WINDOW_SECONDS * 1000 // router.EDGE_DEAR_PACE_MS
+    periods = router.EDGE_WINDOW_SECONDS * 1000 // router.EDGE_TENTHS_PACE_MS
     per_period = 400 * router.EDGE_PACE_MULTIPLE // periods
-    assert per_period > router.EDGE_DEAR_PACE_FLOOR
+    assert per_period > router.EDGE_TENTHS_PACE_FLOOR
     for attempt in range(5):  # a burst that spans a period's end lets one more in
         host = f"{name}{attempt}.example.test"
         _limit(edge, host, EdgeLimit(400, 400, 1000, f"{name}{attempt}"))
@@ -749,7 +749,7 @@ def test_the_site_search_is_paced_like_the_api_and_counts_as_pages(edge):
     _limit(edge, host, EdgeLimit(4, 100, 100, "searchwindow"))
     statuses = []
     for path in (search, search, "/", "/", "/"):
-        time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
+        time.sleep(router.EDGE_TENTHS_PACE_MS / 1000 * 1.5)
         statuses.append(edge.get(host, path=path)[0].status)
     assert statuses == [200, 200, 200, 200, 429]
     assert edge.get(host, path=search)[0].status == 429
@@ -782,7 +782,7 @@ def test_refused_requests_do_not_count_so_a_flooded_site_keeps_its_allowance(edg
     while time.monotonic() < deadline:
         statuses.append(edge.get(host, client)[0].status)
         # apart by more than the pages' pace in tenths: this is about the window
-        time.sleep(router.EDGE_DEAR_PACE_MS / 1000 * 1.5)
+        time.sleep(router.EDGE_TENTHS_PACE_MS / 1000 * 1.5)
     first_window = statuses[:4]
     assert first_window == [200] * 4
     assert statuses[4] == 429
