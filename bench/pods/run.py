@@ -23,18 +23,21 @@ is stopped by its process id.
    shared-CPU router rate is the capacity the next step calibrates from.
 2. Pod down: open-loop load through the router (latency from the moment a request
    was due) at ``--load`` x that capacity on globex (pod2) and ``--dead-pod-load`` x
-   on acme (pod1, whose visitors keep coming while their pod is dead): a 2 s block
-   not counted, then ``--down-rounds`` interleaved rounds of two blocks, both pods
-   up, and pod1's pool killed (SIGKILL of its gunicorn master and workers just
-   before the block; started again after it). Each round's ratio: globex's p99 in
-   its down block over its p99 in its up block (each block at least 1,000 requests,
-   else INVALID); the figure is the median of the rounds' ratios with a 95 %
-   bootstrap interval, so that one block's spike from the rest of the machine
-   (per-block p99 varies 4-56 ms here in either condition) moves it no more than
-   any other round. The pooled p99 ratio is printed beside it. Globex answered
-   anything but 200, or acme anything but 200 while pod1 was up: INVALID. (On one
-   machine the dead pool also frees CPU for pod2: the light ``--dead-pod-load``
-   keeps that effect small.)
+   on acme (pod1, whose visitors keep coming while their pod is dead), both lowered
+   in proportion until the whole machine is at most ``--max-busy`` busy under them
+   (probes of 4 s, not counted, after a 2 s warm-up: client, router and both pods
+   share the cores, and the Python open-loop client costs more per request than
+   wrk, with which the capacity was measured), then ``--down-rounds`` interleaved
+   rounds of two blocks, both pods up, and pod1's pool killed (SIGKILL of its
+   gunicorn master and workers just before the block; started again after it).
+   Each round's ratio: globex's p99 in its down block over its p99 in its up block
+   (each block at least 1,000 requests, else INVALID); the figure is the median of
+   the rounds' ratios with a 95 % bootstrap interval, so that one block's spike
+   from the rest of the machine (per-block p99 varies 4-56 ms here in either
+   condition) moves it no more than any other round. The pooled p99 ratio is
+   printed beside it. Globex answered anything but 200, or acme anything but 200
+   while pod1 was up: INVALID. (On one machine the dead pool also frees CPU for
+   pod2: the light ``--dead-pod-load`` keeps that effect small.)
 3. Moves: a writer POSTs a uniquely titled draft article through the router's write
    API every ``--write-interval`` s and a reader GETs acme's home page and an article
    every ``--read-interval`` s, while ``manage.py tenants move acme --to podN`` runs
@@ -119,6 +122,11 @@ RAISED_LIMITS = (
 )
 # far above anything this run sends, far below the plans' MAX_LIMIT
 RAISED_TO = 100_000_000
+# pod down: probes of the machine's busy share under the phase's load (at most this
+# many, each this long), and how far above the asked share the last may end
+HEADROOM_PROBES = 4
+HEADROOM_PROBE_SECONDS = 4
+HEADROOM_SLACK = 0.05
 PAUSE_REPORTED = re.compile(r"writes were paused ([0-9.]+) s")
 DONE_REPORTED = re.compile(r"\[\s*([0-9.]+) s\] done")
 
@@ -439,10 +447,10 @@ def statuses_of(result: OpenLoopResult) -> dict[int, int]:
     return counted
 
 
-def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
-    rate = calibrated_rate(capacity, fraction=args.load)
-    dead_rate = calibrated_rate(capacity, fraction=args.dead_pod_load)
-    schedules = [
+def pod_down_schedules(pods: TwoPods, paths, rate: float, dead_rate: float):
+    """The pod-down phase's open-loop load: globex at ``rate``, acme at
+    ``dead_rate``, through the router."""
+    return [
         Schedule(
             host=host(NEIGHBOUR),
             rate=rate,
@@ -458,9 +466,62 @@ def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
             connections=8,
         ),
     ]
+
+
+def with_headroom(
+    pods: TwoPods, args, paths, rate: float, dead_rate: float
+) -> tuple[float, float, list[dict]]:
+    """The rates lowered, in proportion, until the whole machine is at most
+    ``args.max_busy`` busy under them, from probes of ``HEADROOM_PROBE_SECONDS``
+    (not counted), after a warm-up of 2 s.
+
+    Client, router and both pods share this machine's cores, and the open-loop
+    client (a Python process, a connection per request) costs far more CPU per
+    request than wrk, with which the capacity was measured: once the pods answered
+    from memory the capacity doubled, half of it kept the machine 80-90 % busy, and
+    any other work (a restarted pool warming up) queued the open loop for seconds
+    in either condition. The phase measures one pod's failure, not a saturated
+    machine: it runs where the valid runs before ran (55-70 % busy)."""
+    # spawning the client processes and their first requests, not counted
+    open_loop(
+        pods.router_port, pod_down_schedules(pods, paths, rate, dead_rate), seconds=2
+    )
+    probes = []
+    for _ in range(HEADROOM_PROBES):
+        before = host_counters()
+        open_loop(
+            pods.router_port,
+            pod_down_schedules(pods, paths, rate, dead_rate),
+            seconds=HEADROOM_PROBE_SECONDS,
+        )
+        busy = host_delta(before, host_counters())["busy_share"]
+        probes.append({"rate": rate, "dead_pod_tenant_rate": dead_rate, "busy": busy})
+        if busy <= args.max_busy:
+            break
+        scale = args.max_busy / busy
+        rate, dead_rate = rate * scale, dead_rate * scale
+    return rate, dead_rate, probes
+
+
+def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
+    asked = calibrated_rate(capacity, fraction=args.load)
+    asked_dead = calibrated_rate(capacity, fraction=args.dead_pod_load)
+    rate, dead_rate, probes = with_headroom(pods, args, paths, asked, asked_dead)
+    out(
+        "   headroom probes (rate, machine busy): "
+        + ", ".join(f"{p['rate']:.0f} req/s {p['busy']:.0%}" for p in probes)
+    )
+    run.check(
+        probes[-1]["busy"] <= args.max_busy + HEADROOM_SLACK,
+        f"pod down: the machine stayed {probes[-1]['busy']:.0%} busy at "
+        f"{probes[-1]['rate']:.0f} req/s after {len(probes)} probes (at most "
+        f"{args.max_busy:.0%} asked)",
+    )
+    schedules = pod_down_schedules(pods, paths, rate, dead_rate)
     out(
         f"== pod down: open loop through the router, {NEIGHBOUR} (pod2) at "
-        f"{rate:.0f} req/s ({args.load:g} x {capacity:.0f}), {MOVING} (pod1) at "
+        f"{rate:.0f} req/s ({args.load:g} x {capacity:.0f} = {asked:.0f}, lowered "
+        f"to keep the machine <= {args.max_busy:.0%} busy), {MOVING} (pod1) at "
         f"{dead_rate:.0f} req/s; {args.down_rounds} interleaved rounds of "
         f"{args.down_seconds:g} s with pod1 up and with its pool killed"
     )
@@ -505,8 +566,6 @@ def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
             warm(pods.router_port, MOVING, paths[MOVING])
             out(f"   pod1's pool started again, serving after {restarts[-1]:.1f} s")
 
-    # spawning the client processes and their first requests, not counted
-    open_loop(pods.router_port, schedules, seconds=2)
     blocks = interleaved({"up": up, "down": down}, rounds=args.down_rounds)
     for name, rounds in blocks.items():
         for index, measured in enumerate(rounds):
@@ -560,6 +619,8 @@ def pod_down(pods: TwoPods, args, run: Run, capacity: float, paths) -> dict:
             dead_answers[status] = dead_answers.get(status, 0) + count
     return {
         "capacity_rps": capacity,
+        "asked_rate": asked,
+        "headroom_probes": probes,
         "neighbour_rate": rate,
         "dead_pod_tenant_rate": dead_rate,
         "achieved_rates": {
@@ -902,6 +963,13 @@ def main() -> int:
         type=float,
         default=0.05,
         help="pod down: acme's rate (the dead pod's visitors), same unit",
+    )
+    parser.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.6,
+        help="pod down: the rates are lowered until the whole machine (client, "
+        "router, both pods) is at most this busy",
     )
     parser.add_argument(
         "--down-rounds",
