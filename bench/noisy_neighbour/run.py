@@ -35,11 +35,26 @@ is less likely to land in one phase only:
 7. uncached baseline and uncached flood, on the pool without a page cache: the quiet
    tenants read five articles each, together at ``--uncached-load`` of the pool's
    uncached capacity beside a flood (below); in the flood wrk floods the noisy
-   tenant's articles at twice the pool's capacity for them;
+   tenant's articles at twice the pool's capacity for them, and in the baseline the
+   same wrk flood (rate, connections, router) asks for a host no tenant has, which
+   the router answers 404 itself (a control: method change of 2026-12-05 23:55 below);
 
 and then the cost of the limit decision itself, in-process against the same Redis:
 taking and releasing a concurrency slot and counting the request against the rate
 limit, as the middleware and the view decorator do for every public page.
+
+Method change (2026-12-05 23:55 UTC): the uncached baseline's blocks carry a control flood,
+the uncached flood's wrk flood at the same rate and connections through the same
+router, for ``UNKNOWN_HOST`` (404 from the router, nothing reaches the pool). The
+quiet tenants' uncached rate was already a share of the capacity measured beside
+exactly that flood (the change of 2026-12-03), but the baseline ran without it: the
+flood blocks added wrk's and the router's ~0.24 cores on the two cores the pool
+renders on, and the quiet p99 inside Django doubled (18 -> 43 ms on 518082a's run) with
+two thirds of the extra CPU the harness's, not the flooding tenant's. With the control
+in the baseline, the two phases differ only in whose host the flood names: what the
+product lets the flooding tenant take from the others (its renders within its plan,
+the router's per-tenant limits). A run is INVALID unless the control flood kept 90 %
+of its rate in every block and got only 404s.
 
 Method change (2026-12-03): the uncached capacity the quiet rate is a share of is
 measured through the router while wrk floods it, at the uncached flood's rate, with
@@ -180,6 +195,10 @@ FLOODS = {
     "api_flood": FloodKind("cached", "flood_api"),
     "uncached_flood": FloodKind("uncached", "flood_uncached"),
 }
+# control floods: a baseline phase that runs its flood phase's wrk flood (same rate,
+# connections and router) at a host no tenant has, which the router answers 404
+# itself - the same generator and router load on the cores, none of it any tenant's
+CONTROL_FLOODS = {"uncached_baseline": "uncached_flood"}
 # the words the articles hold: a search for one of them finds every article
 SEARCH_WORDS = ("paragraph", "article", "rendered", "greeting", "real")
 # distinct searches per flood block: more than a block's flood sends, so that no
@@ -440,6 +459,14 @@ def measure_capacity(port: int, targets, *, workers: int, seconds: float = 4) ->
     return result.rps
 
 
+def control_targets() -> list:
+    """A flood's requests for a host no tenant has, from the flood's 64 visitors:
+    the router answers each itself (404)."""
+    from bench.loadgen import Target
+
+    return [Target(UNKNOWN_HOST, "/", client) for client in clients("203.0.113", 64)]
+
+
 def capacity_beside_flood(
     port: int, targets, *, workers: int, flood_rate: float, seconds: float = 4
 ) -> float:
@@ -447,12 +474,11 @@ def capacity_beside_flood(
     of ``flood_rate`` requests for an unknown host runs beside it: what the pool can
     serve with the flood's generator and the router's refusals on the same cores,
     as in every flood block, but none of the flood reaching the pool."""
-    from bench.loadgen import Target, wrk_paced
+    from bench.loadgen import wrk_paced
 
-    unknown = [Target(UNKNOWN_HOST, "/", client) for client in clients("203.0.113", 64)]
     flood = threading.Thread(
         target=wrk_paced,
-        args=(port, unknown),
+        args=(port, control_targets()),
         kwargs={"rate": flood_rate, "seconds": math.ceil(seconds) + 2},
     )
     flood.start()
@@ -824,9 +850,10 @@ def run_phases(args, run: Run) -> dict:
 
         def floods_of_round(number: int) -> dict[str, tuple]:
             """Each paced flood of a round: port, targets (searches of its own),
-            rate and connections."""
+            rate and connections; a control phase's as its flood phase's, at a host
+            no tenant has."""
             targets = flood_targets(f"r{number}")
-            return {
+            floods = {
                 phase: (
                     edge_ports[kind.pool],
                     targets[phase],
@@ -835,6 +862,15 @@ def run_phases(args, run: Run) -> dict:
                 )
                 for phase, kind in FLOODS.items()
             }
+            for control, flooded_phase in CONTROL_FLOODS.items():
+                _, _, rate, connections = floods[flooded_phase]
+                floods[control] = (
+                    edge_ports[FLOODS[flooded_phase].pool],
+                    control_targets(),
+                    rate,
+                    connections,
+                )
+            return floods
 
         # and a short open-loop run through each router, not measured: the first
         # block must not pay for anything cold (it would flatter whichever phase
@@ -858,8 +894,9 @@ def run_phases(args, run: Run) -> dict:
                         for s in schedules[phase]
                     )
                     + (
-                        f" + wrk flood on {host(NOISY)} paced at {flood[2]:.0f}/s, "
-                        f"{flood[3]} connections"
+                        f" + wrk flood on "
+                        f"{UNKNOWN_HOST if phase in CONTROL_FLOODS else host(NOISY)} "
+                        f"paced at {flood[2]:.0f}/s, {flood[3]} connections"
                         if flood
                         else ""
                     )
@@ -897,7 +934,11 @@ def run_phases(args, run: Run) -> dict:
             in_pool=in_django[phase]["noisy"],
         )
         for phase, results in flood_blocks.items()
-        if any(results)
+        if phase in FLOODS and any(results)
+    }
+    control_figures = {
+        phase: summarize_control(flood_blocks[phase], asked_rate=rates[flooded])
+        for phase, flooded in CONTROL_FLOODS.items()
     }
     edge = {
         "factor": factor,
@@ -923,9 +964,33 @@ def run_phases(args, run: Run) -> dict:
         "capacity": capacity,
         "rates": rates,
         "floods": flood_figures,
+        "control_floods": control_figures,
         "edge": edge,
         "host_by_round": host_blocks,
         "cpu": {"cores": meter.cores(), "seconds": meter.seconds()},
+    }
+
+
+def summarize_control(results: list, *, asked_rate: float) -> dict:
+    """A control flood over its blocks: asked and achieved rates (the worst block
+    too) and its answers by status (the router's 404s, all of them)."""
+    statuses: dict[str, int] = {}
+    for result in results:
+        for status, count in result.statuses.items():
+            statuses[str(status)] = statuses.get(str(status), 0) + count
+    requests = sum(result.requests for result in results)
+    return {
+        "host": UNKNOWN_HOST,
+        "asked_rate": asked_rate,
+        "achieved_rate": requests / sum(result.seconds for result in results),
+        "worst_block_rate": min(result.achieved_rate for result in results),
+        "connections": results[0].connections,
+        "requests": requests,
+        "statuses": statuses,
+        "lost": sum(
+            result.connect_errors + result.write_errors + result.timeouts
+            for result in results
+        ),
     }
 
 
@@ -1249,6 +1314,18 @@ def main() -> int:
             f"{FLOOD_CAPACITY_FACTOR:g} x the pool's capacity for it "
             f"({flood['capacity']:.0f}/s)",
         )
+    for phase, control in measured["control_floods"].items():
+        run.check(
+            control["lost"] == 0 and set(control["statuses"]) == {"404"},
+            f"{phase}: the control flood at {UNKNOWN_HOST} got {control['statuses']} "
+            f"and {control['lost']} unanswered (the router answers it 404 itself)",
+        )
+        run.check(
+            control["worst_block_rate"] >= MIN_FLOOD_RATE_SHARE * control["asked_rate"],
+            f"{phase}: wrk sent {control['worst_block_rate']:.0f}/s of the control "
+            f"flood in its worst block of {control['asked_rate']:.0f}/s asked (below "
+            f"{MIN_FLOOD_RATE_SHARE:.0%})",
+        )
     proxied = sum(
         kinds[kind]["client_is_router"]
         for kinds in in_django.values()
@@ -1309,6 +1386,7 @@ def main() -> int:
         "capacity": capacity,
         "rates": rates,
         "floods": flood_figures,
+        "control_floods": measured["control_floods"],
         "edge": edge,
         # per phase (kind of block): each process group's cores (CPU seconds over
         # the wall seconds of the phase's blocks), other and the whole machine's;
@@ -1372,6 +1450,16 @@ def main() -> int:
             f"answers {flood['statuses']}; the pool saw {flood['pool_requests']} "
             f"({flood['pool_requests_per_second']:.1f}/s, {flood['pool_statuses']}); "
             f"quiet p99 {tail(pooled[phase]) or float('nan'):.1f} ms"
+        )
+    for phase, control in measured["control_floods"].items():
+        out(
+            f"{phase}: control flood on {control['host']} asked "
+            f"{control['asked_rate']:.0f}/s, sent {control['achieved_rate']:.0f}/s "
+            f"(worst block {control['worst_block_rate']:.0f}/s, "
+            f"{control['connections']} connections, routers "
+            f"{edge['router_cpu_cores'][phase]:.2f} cores), answers "
+            f"{control['statuses']}; quiet p99 "
+            f"{tail(pooled[phase]) or float('nan'):.1f} ms"
         )
     for phase, deltas in measured["host_by_round"].items():
         out(f"{phase}: host by block: {describe_host(deltas)}")
