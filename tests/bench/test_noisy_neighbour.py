@@ -3,6 +3,8 @@
 
 from types import SimpleNamespace
 
+import pytest
+
 from bench.noisy_neighbour import run as noisy_neighbour
 
 
@@ -33,3 +35,56 @@ def test_a_stall_in_one_block_shows_in_that_block_only():
     # pooled by second of the block, the one stall looks like a cost of second 4
     assert part["p99_ms_by_second"][4] == 400
     assert part["p99_ms_by_second"][3] == 10
+
+
+def test_the_uncached_baseline_carries_its_floods_load_at_a_host_no_tenant_has():
+    # the uncached quiet rate is a share of the capacity beside exactly this flood
+    assert noisy_neighbour.CONTROL_FLOODS == {"uncached_baseline": "uncached_flood"}
+    for control, flooded in noisy_neighbour.CONTROL_FLOODS.items():
+        assert control in noisy_neighbour.PHASES
+        assert flooded in noisy_neighbour.FLOODS
+        # on the same pool (and its router) as the flood it stands in for
+        assert (control in noisy_neighbour.UNCACHED_PHASES) == (
+            flooded in noisy_neighbour.UNCACHED_PHASES
+        )
+    targets = noisy_neighbour.control_targets()
+    assert {target.host for target in targets} == {noisy_neighbour.UNKNOWN_HOST}
+    assert noisy_neighbour.UNKNOWN_HOST not in {
+        noisy_neighbour.host(slug)
+        for slug in (*noisy_neighbour.QUIET, noisy_neighbour.NOISY)
+    }
+    # from as many visitors as the flood
+    assert len({target.client for target in targets}) == 64
+
+
+def test_a_control_flood_is_summed_over_its_blocks():
+    blocks = [
+        SimpleNamespace(
+            statuses={404: 1000},
+            requests=1000,
+            seconds=10.0,
+            achieved_rate=100.0,
+            connections=32,
+            connect_errors=0,
+            write_errors=0,
+            timeouts=0,
+        ),
+        SimpleNamespace(
+            statuses={404: 900},
+            requests=900,
+            seconds=10.0,
+            achieved_rate=90.0,
+            connections=32,
+            connect_errors=1,
+            write_errors=0,
+            timeouts=2,
+        ),
+    ]
+
+    summary = noisy_neighbour.summarize_control(blocks, asked_rate=100.0)
+
+    assert summary["statuses"] == {"404": 1900}
+    assert summary["achieved_rate"] == pytest.approx(95.0)
+    assert summary["worst_block_rate"] == 90.0
+    assert summary["lost"] == 3
+    assert summary["host"] == noisy_neighbour.UNKNOWN_HOST

@@ -185,3 +185,36 @@ def test_dropping_a_tenants_cache_keys_drops_the_pages_workers_keep(
 
     assert wsgi(ARTICLE).headers["X-Page-Cache"] == "miss"
     assert len(decisions) == before + 1
+
+
+def test_a_worker_going_away_sends_the_counts_it_holds_back(roomy_plan):
+    """gunicorn's ``worker_exit`` (cms_project/gunicorn.conf.py) sends what the
+    worker answered from memory and has not sent yet: a recycled or stopped worker
+    loses no count to the 0.25 s between its sender's rounds."""
+    import os
+    import runpy
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tenants.request_path.local_hits import SEND_SECONDS, local_hits
+
+    conf = runpy.run_path(str(Path(settings.BASE_DIR) / "cms_project/gunicorn.conf.py"))
+    # this process's sender thread stops after its round; none starts while the pid
+    # is this one: from here on only the hook sends
+    local_hits._sender_pid = -1
+    time.sleep(2 * SEND_SECONDS)
+    local_hits._sender_pid = os.getpid()
+    try:
+        answers = [wsgi(ARTICLE) for _ in range(50)]
+        assert {a.status for a in answers} == {200}
+
+        conf["worker_exit"](None, None)
+
+        # a new worker's decision counts all 50 against the plan (the allowance a
+        # worker keeps would otherwise be short by what was held back)
+        local_hits.forget()
+        assert _remaining(wsgi(ARTICLE)) == 100000 - 51
+    finally:
+        local_hits._sender_pid = 0  # the next answer from memory starts a sender
