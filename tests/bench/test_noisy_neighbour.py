@@ -57,29 +57,22 @@ def test_the_uncached_baseline_carries_its_floods_load_at_a_host_no_tenant_has()
     assert len({target.client for target in targets}) == 64
 
 
+def _wrk_block(requests: int, *, lost: int = 0) -> SimpleNamespace:
+    """A control flood's 10 s block as wrk reports it: all answered 404."""
+    return SimpleNamespace(
+        statuses={404: requests},
+        requests=requests,
+        seconds=10.0,
+        achieved_rate=requests / 10.0,
+        connections=32,
+        connect_errors=lost,
+        write_errors=0,
+        timeouts=0,
+    )
+
+
 def test_a_control_flood_is_summed_over_its_blocks():
-    blocks = [
-        SimpleNamespace(
-            statuses={404: 1000},
-            requests=1000,
-            seconds=10.0,
-            achieved_rate=100.0,
-            connections=32,
-            connect_errors=0,
-            write_errors=0,
-            timeouts=0,
-        ),
-        SimpleNamespace(
-            statuses={404: 900},
-            requests=900,
-            seconds=10.0,
-            achieved_rate=90.0,
-            connections=32,
-            connect_errors=1,
-            write_errors=0,
-            timeouts=2,
-        ),
-    ]
+    blocks = [_wrk_block(1000), _wrk_block(900, lost=3)]
 
     summary = noisy_neighbour.summarize_control(blocks, asked_rate=100.0)
 
