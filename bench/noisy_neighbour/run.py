@@ -43,18 +43,18 @@ and then the cost of the limit decision itself, in-process against the same Redi
 taking and releasing a concurrency slot and counting the request against the rate
 limit, as the middleware and the view decorator do for every public page.
 
-Method change (2026-12-05 23:55 UTC): the uncached baseline's blocks carry a control flood,
-the uncached flood's wrk flood at the same rate and connections through the same
-router, for ``UNKNOWN_HOST`` (404 from the router, nothing reaches the pool). The
-quiet tenants' uncached rate was already a share of the capacity measured beside
-exactly that flood (the change of 2026-12-03), but the baseline ran without it: the
-flood blocks added wrk's and the router's ~0.24 cores on the two cores the pool
-renders on, and the quiet p99 inside Django doubled (18 -> 43 ms on 518082a's run) with
-two thirds of the extra CPU the harness's, not the flooding tenant's. With the control
-in the baseline, the two phases differ only in whose host the flood names: what the
-product lets the flooding tenant take from the others (its renders within its plan,
-the router's per-tenant limits). A run is INVALID unless the control flood kept 90 %
-of its rate in every block and got only 404s.
+Method change (2026-12-05 23:55 UTC): the uncached baseline's blocks carry a
+control flood, the uncached flood's wrk flood at the same rate and connections
+through the same router, for ``UNKNOWN_HOST`` (404 from the router, nothing reaches
+the pool). The quiet tenants' uncached rate was already a share of the capacity
+measured beside exactly that flood (the change of 2026-12-03), but the baseline ran
+without it: the flood blocks added wrk's and the router's ~0.24 cores on the two
+cores the pool renders on, and the quiet p99 inside Django doubled (18 -> 43 ms on
+518082a's run) with two thirds of the extra CPU the harness's, not the flooding
+tenant's. With the control in the baseline, the two phases differ only in whose host
+the flood names: what the product lets the flooding tenant take from the others (its
+renders within its plan, the router's per-tenant limits). A run is INVALID unless the
+control flood kept 90 % of its rate in every block and got only 404s.
 
 Method change (2026-12-03): the uncached capacity the quiet rate is a share of is
 measured through the router while wrk floods it, at the uncached flood's rate, with
