@@ -32,6 +32,8 @@ def test_a_stall_in_one_block_shows_in_that_block_only():
 
     assert part["p99_ms_by_round"] == [10, 400, 10]
     assert part["max_ms_by_round"] == [10, 400, 10]
+    # each round's own p99 stands on its own samples (a median of rounds needs them)
+    assert part["samples_by_round"] == [1000, 1000, 1000]
     # pooled by second of the block, the one stall looks like a cost of second 4
     assert part["p99_ms_by_second"][4] == 400
     assert part["p99_ms_by_second"][3] == 10
