@@ -4,11 +4,14 @@ tests/isolation/test_privacy_matrix.py). Call it inside ``transaction_kept`` (th
 ``wsgi_app`` fixture of tests/content/conftest.py)."""
 
 import io
+import runpy
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
@@ -16,6 +19,12 @@ from cms_project.wsgi import application
 from tests.conftest import ACME_HOST
 
 ARTICLE = "/acme-launches-the-mark-iv/"
+
+
+def gunicorn_conf() -> dict:
+    """cms_project/gunicorn.conf.py's names, its hooks among them, to be called as
+    gunicorn calls them."""
+    return runpy.run_path(str(Path(settings.BASE_DIR) / "cms_project/gunicorn.conf.py"))
 
 
 @contextmanager

@@ -3,7 +3,9 @@ through the WSGI application gunicorn serves: the same answer as the decision's,
 same counts and limits, and never a page a purge has replaced."""
 
 import logging
+import os
 import re
+import time
 
 import pytest
 from django.core.management import call_command
@@ -12,7 +14,8 @@ from tenants.metering import flush
 from tenants.models import UsageDay
 from tenants.redis_store.keys import cache_redis
 from tenants.request_path import edge, page_cache
-from tests.wsgi_app import ARTICLE, wsgi
+from tenants.request_path.local_hits import SEND_SECONDS, local_hits
+from tests.wsgi_app import ARTICLE, gunicorn_conf, wsgi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_app")]
 
@@ -111,8 +114,6 @@ def test_answers_from_memory_are_counted_and_metered_like_decided_ones(roomy_pla
     assert day.public_reads == 50
     # and the plan's counter in Redis has every one of them: a new worker's
     # decision says so
-    from tenants.request_path.local_hits import local_hits
-
     local_hits.forget()
     assert _remaining(wsgi(ARTICLE)) == 100000 - 51
 
@@ -159,8 +160,6 @@ def test_a_lost_channel_sends_every_request_to_redis(roomy_plan, decisions):
 def test_a_subscription_redis_py_renewed_on_its_own_counts_as_lost(
     roomy_plan, decisions
 ):
-    from tenants.request_path.local_hits import local_hits
-
     wsgi(ARTICLE), wsgi(ARTICLE)
     before = len(decisions)
     cache_redis().client_kill_filter(_type="pubsub")
@@ -191,16 +190,7 @@ def test_a_worker_going_away_sends_the_counts_it_holds_back(roomy_plan):
     """gunicorn's ``worker_exit`` (cms_project/gunicorn.conf.py) sends what the
     worker answered from memory and has not sent yet: a recycled or stopped worker
     loses no count to the 0.25 s between its sender's rounds."""
-    import os
-    import runpy
-    import time
-    from pathlib import Path
-
-    from django.conf import settings
-
-    from tenants.request_path.local_hits import SEND_SECONDS, local_hits
-
-    conf = runpy.run_path(str(Path(settings.BASE_DIR) / "cms_project/gunicorn.conf.py"))
+    conf = gunicorn_conf()
     # this process's sender thread stops after its round; none starts while the pid
     # is this one: from here on only the hook sends
     local_hits._sender_pid = -1

@@ -6,6 +6,7 @@ from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
 from tenants.registry.resolution import _tenant_map, generation_key, resolve_tenant
+from tests.wsgi_app import gunicorn_conf
 
 pytestmark = pytest.mark.django_db
 
@@ -107,16 +108,6 @@ def test_a_preload_raced_by_a_change_keeps_nothing(settings, monkeypatch):
     assert _tenant_map._hosts == {}
 
 
-def _gunicorn_conf():
-    import runpy
-    from pathlib import Path
-
-    from django.conf import settings
-
-    path = Path(settings.BASE_DIR) / "cms_project" / "gunicorn.conf.py"
-    return runpy.run_path(str(path))
-
-
 def test_a_gunicorn_worker_loads_the_host_map_when_it_starts(settings, monkeypatch):
     import logging
     from types import SimpleNamespace
@@ -129,7 +120,7 @@ def test_a_gunicorn_worker_loads_the_host_map_when_it_starts(settings, monkeypat
     _tenant_map.clear()
     worker = SimpleNamespace(log=logging.getLogger("test.gunicorn"))
 
-    _gunicorn_conf()["post_worker_init"](worker)
+    gunicorn_conf()["post_worker_init"](worker)
 
     assert {"acme.localhost", "globex.localhost"} <= set(_tenant_map._hosts)
 
@@ -152,7 +143,7 @@ def test_a_gunicorn_worker_starts_without_a_database(settings, caplog, monkeypat
     worker = SimpleNamespace(log=logging.getLogger("test.gunicorn"))
 
     with caplog.at_level(logging.WARNING, logger="test.gunicorn"):
-        _gunicorn_conf()["post_worker_init"](worker)
+        gunicorn_conf()["post_worker_init"](worker)
 
     assert "host map not preloaded: connection refused" in caplog.text
     assert _tenant_map._hosts == {}
