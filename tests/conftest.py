@@ -8,6 +8,8 @@ a test vanish with its rollback: PostgreSQL DDL is transactional too.
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -223,20 +225,44 @@ def redis_commands(monkeypatch) -> list[str]:
     calls: list[str] = []
     original = redis.connection.AbstractConnection.send_command
     original_pipeline = redis.client.Pipeline.execute
+    test = threading.current_thread()  # not the local-hits sender's round trips
 
     def counting(self, *args, **options):
-        if not getattr(self, "handshaking", False):
+        if threading.current_thread() is test and not getattr(
+            self, "handshaking", False
+        ):
             calls.append(str(args[0]))
         return original(self, *args, **options)
 
     def counting_pipeline(self, *args, **options):
-        names = "+".join(str(command[0][0]) for command in self.command_stack)
-        calls.append(f"PIPELINE:{names}")
+        if threading.current_thread() is test:
+            names = "+".join(str(command[0][0]) for command in self.command_stack)
+            calls.append(f"PIPELINE:{names}")
         return original_pipeline(self, *args, **options)
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", counting)
     monkeypatch.setattr(redis.client.Pipeline, "execute", counting_pipeline)
     return calls
+
+
+@pytest.fixture
+def slot_waits(monkeypatch) -> list[float]:
+    """The sleeps of this test's thread while it waits for a worker's database
+    slot. ``time.sleep`` is the module's, shared with every thread of the process:
+    the local-hits sender's sleeps are neither counted nor skipped (a sender whose
+    sleep returned at once would spin)."""
+    from tenants.resilience import worker_reserve
+
+    waits: list[float] = []
+    test, real_sleep = threading.current_thread(), time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is test:
+            waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(worker_reserve.time, "sleep", sleep)
+    return waits
 
 
 @contextlib.contextmanager

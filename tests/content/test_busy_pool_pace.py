@@ -52,13 +52,11 @@ def test_renders_beyond_the_plans_pace_run_while_the_pool_has_room(
 # must not let a flood step around it (nor does a signed-in editor's).
 @pytest.mark.parametrize("cookie", [{}, {"HTTP_COOKIE": "cms_session=made-up"}])
 def test_a_render_beyond_the_pace_gives_way_at_once_while_the_pool_is_busy(
-    one_slot_pool, django_runs, settings, monkeypatch, labelled_tenants, cookie
+    one_slot_pool, django_runs, settings, labelled_tenants, cookie, slot_waits
 ):
     # within the pace
     assert [wsgi(ARTICLE, **cookie).status for _ in range(2)] == [200, 200]
     settings.CMS_DB_SLOT_WAIT_SECONDS = 5  # what a request within the pace would wait
-    waits = []
-    monkeypatch.setattr(worker_reserve.time, "sleep", waits.append)
     labels = {"tenant": "acme", "status": "503", "limit": "busy_pool"}
     before = REGISTRY.get_sample_value("cms_rejections_total", labels) or 0.0
     held = worker_reserve.take_slot()
@@ -73,7 +71,7 @@ def test_a_render_beyond_the_pace_gives_way_at_once_while_the_pool_is_busy(
     assert "X-Request-ID" in refused.headers
     assert b"as many visitors as it can at once" in refused.body
     assert len(django_runs) == 2  # the refusal never reached Django
-    assert waits == []  # nor waited for a slot
+    assert slot_waits == []  # nor waited for a slot
     # in the metrics by the limit that refused it
     assert REGISTRY.get_sample_value("cms_rejections_total", labels) == before + 1
     assert in_flight("acme") == 0  # its concurrency slot was released

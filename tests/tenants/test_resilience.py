@@ -246,7 +246,7 @@ def test_without_a_free_database_slot_a_request_gets_503_but_probes_answer(
 
 
 def test_a_slot_held_only_for_an_instant_is_taken_without_sleeping(
-    settings, tmp_path, monkeypatch
+    settings, tmp_path, monkeypatch, slot_waits
 ):
     """A render that may give way counts the free slots by locking each for an
     instant; a request waiting for a slot that finds them all taken in that instant
@@ -262,47 +262,40 @@ def test_a_slot_held_only_for_an_instant_is_taken_without_sleeping(
             return None
         return real_try_lock(path, **kwargs)
 
-    sleeps = []
     monkeypatch.setattr(worker_reserve, "_try_lock", briefly_taken)
-    monkeypatch.setattr(worker_reserve.time, "sleep", sleeps.append)
     slot = worker_reserve.take_slot()
     try:
         assert slot not in (None, False)
-        assert sleeps == []
+        assert slot_waits == []
         assert len(tries) == 3
     finally:
         worker_reserve.release_slot(slot)
 
 
 def test_a_request_waiting_for_a_taken_slot_sleeps_between_sweeps(
-    settings, tmp_path, monkeypatch
+    settings, tmp_path, monkeypatch, slot_waits
 ):
     """Only the first retry is at once: a waiting request must not spin on the
     locks (a worker burning a core while it waits takes it from those rendering)."""
     settings.CMS_DB_SLOTS, settings.CMS_DB_SLOTS_DIR = 1, str(tmp_path)
     settings.CMS_DB_SLOT_WAIT_SECONDS = 0.05
-    real_try_lock, real_sleep = worker_reserve._try_lock, time.sleep
-    tries, sleeps = [], []
+    real_try_lock = worker_reserve._try_lock
+    tries = []
 
     def counted_try_lock(path, **kwargs):
         tries.append(path.name)
         return real_try_lock(path, **kwargs)
 
-    def counted_sleep(seconds):
-        sleeps.append(seconds)
-        real_sleep(seconds)
-
     held = worker_reserve.take_slot()
     monkeypatch.setattr(worker_reserve, "_try_lock", counted_try_lock)
-    monkeypatch.setattr(worker_reserve.time, "sleep", counted_sleep)
     try:
         assert worker_reserve.take_slot() is False  # none freed up in time
     finally:
         worker_reserve.release_slot(held)
 
     # one sweep of the one slot, one more at once, then one after each sleep
-    assert sleeps and all(seconds == 0.01 for seconds in sleeps)
-    assert len(tries) <= len(sleeps) + 2
+    assert slot_waits and all(seconds == 0.01 for seconds in slot_waits)
+    assert len(tries) <= len(slot_waits) + 2
 
 
 def test_slots_in_use_counts_held_slots_and_creates_none(settings, tmp_path):
