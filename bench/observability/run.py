@@ -1,9 +1,17 @@
 """What observing a request costs: the request id, access event, metrics and usage
 round trip added by tenants.observability.observation, per request, in one process.
 
-Each part is timed on its own over many calls against the configured Redis (logging
-to a JSON handler writing to /dev/null, as production logs JSON to a stream), then
-all of it around a trivial view. Prints microseconds per request and a RESULT line.
+A trivial view with the tenant context only, and the same view observed, are timed
+in interleaved rounds (``--rounds``, the order reversed every other round, each
+``--calls`` calls per side): the overhead is the median of the rounds' own
+differences, with a 95 % bootstrap interval. Then each part is timed on its own
+against the configured Redis (logging to a JSON handler writing to /dev/null, as
+production logs JSON to a stream). Prints microseconds per request and a RESULT line.
+
+Method change (2026-12-06): the two sides ran one after the other, once each (5,000
+calls), so a machine busier during one of them (the run of 2026-12-05 22:23 started
+at a load average of 18) moved the difference; issue 15 asks every comparison for
+interleaved rounds and an interval.
 
     make bench-observability            # or: python bench/observability/run.py -n 5000
 """
@@ -12,32 +20,49 @@ import argparse
 import io
 import logging
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from bench.common import Run, out
+from bench.common import Run, bootstrap_median, interleaved, interval, out
 
 
-def timed(label: str, calls: int, function) -> float:
+def per_call_us(calls: int, function) -> float:
+    """Microseconds a call, over ``calls`` calls after a warm-up."""
     for _ in range(min(200, calls)):  # warm connections and caches
         function()
     started = time.perf_counter()
     for _ in range(calls):
         function()
-    per_call = (time.perf_counter() - started) / calls * 1e6
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def timed(label: str, calls: int, function) -> float:
+    per_call = per_call_us(calls, function)
     out(f"{label:<48} {per_call:8.1f} us/request")
     return per_call
 
 
+def differences(measured: dict[str, list[float]]) -> list[float]:
+    """Each round's observed time less its bare time (us a request)."""
+    return [
+        observed - bare
+        for observed, bare in zip(measured["observed"], measured["bare"], strict=True)
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--calls", type=int, default=5000)
+    parser.add_argument(
+        "-n", "--calls", type=int, default=5000, help="calls per side and round"
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     args = parser.parse_args()
-    if args.calls < 1:
-        parser.error("--calls must be at least 1")
+    if args.calls < 1 or args.rounds < 2:
+        parser.error("need --calls >= 1 and --rounds >= 2 (an interval needs two)")
     run = Run("observability", parser, args)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cms_project.settings.test")
@@ -78,15 +103,28 @@ def main() -> int:
     bare = gate
 
     metrics.tenant_labels.update(["bench_tenant"])
-    out(f"{args.calls} calls per line, Redis {os.environ.get('REDIS_URL', '?')}")
-    base = timed(
-        "view with tenant context only", args.calls, lambda: bare(factory.get("/"))
+    out(
+        f"{args.rounds} interleaved rounds of {args.calls} calls a side, Redis "
+        f"{os.environ.get('REDIS_URL', '?')}"
     )
-    full = timed(
-        "observed (id, log, metrics, usage round trip)",
-        args.calls,
-        lambda: observed(factory.get("/")),
+    measured = interleaved(
+        {
+            "bare": lambda: per_call_us(args.calls, lambda: bare(factory.get("/"))),
+            "observed": lambda: per_call_us(
+                args.calls, lambda: observed(factory.get("/"))
+            ),
+        },
+        rounds=args.rounds,
     )
+    overhead = bootstrap_median(differences(measured))
+    base, full = (statistics.median(measured[side]) for side in ("bare", "observed"))
+    out(f"{'view with tenant context only (median)':<48} {base:8.1f} us/request")
+    out(f"{'observed (id, log, metrics, usage round trip)':<48} {full:8.1f} us/request")
+    out(
+        f"{'overhead: median of rounds (95 % interval)':<48} {overhead[0]:8.1f} "
+        f"us/request ({overhead[1]:.1f}-{overhead[2]:.1f})"
+    )
+    out(f"{args.calls} calls per line below")
     request = factory.get("/")
     timed(
         "  usage pipeline alone (one round trip)",
@@ -105,8 +143,15 @@ def main() -> int:
     record = logging.LogRecord("cms.access", logging.INFO, "", 0, "GET / 200", (), None)
     timed("  access event alone (JSON)", args.calls, lambda: handler.handle(record))
     return run.finish(
-        {"observation_overhead_us": full - base},
-        {"view_us": base, "observed_view_us": full, "calls": args.calls},
+        {"observation_overhead_us": overhead[0]},
+        {
+            "view_us": base,
+            "observed_view_us": full,
+            "calls": args.calls,
+            "rounds": args.rounds,
+            "overhead_us": interval(overhead),
+            "us_by_round": measured,
+        },
     )
 
 

@@ -28,7 +28,10 @@ its publish (a new revision published in this process) to the receiver reading t
 request. A FIFO step waits at most ``--fifo-timeout`` seconds for B (B sits behind
 all of A's deliveries: hundreds of seconds); its ratio is then a lower bound, marked
 ``>=`` in the table and said above the RESULT line (whose values stay numbers).
-Between steps the queues are emptied and A's undelivered events dropped. Last line:
+Between steps the queues are emptied and A's undelivered events dropped. The steps
+cannot alternate in rounds (the fair step needs A's backlog standing, the idle one
+none), so each ratio's 95 % bootstrap interval resamples the steps' samples (ratio
+of medians; none for a step of one sample, as FIFO's). Last line:
 ``RESULT delivery_fair_latency_ratio=X delivery_fifo_latency_ratio=X
 deliveries_per_s=X``.
 
@@ -37,6 +40,7 @@ Usage: make bench-webhooks  (options: python bench/webhooks/run.py -h)
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -48,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
-from bench.common import REPO, Run, out, use_bench_database
+from bench.common import REPO, Run, bootstrap_ratio, interval, out, use_bench_database
 
 QUEUE = "bench-webhooks"
 DELIVERY_QUEUE = "bench-webhooks-deliveries"
@@ -259,6 +263,37 @@ def throughput(receiver: Receiver, burst: int, timeout: float) -> float:
     return count / (time.time() - began)
 
 
+def print_steps(steps: tuple[tuple[str, list[float], bool], ...]) -> dict:
+    """Print each step's median and its ratio to the first step's (idle) with a 95 %
+    bootstrap interval; return the intervals by step. A step not measured to the end
+    (B not delivered in time) is a lower bound, marked ``>=``."""
+    idle_s = steps[0][1]
+    idle = statistics.median(idle_s)
+    header = (
+        f"{'step':<8}{'B publish-to-delivery s (median)':>34}{'x idle':>10}"
+        f"{'95 % interval':>16}{'n':>4}{'min-max s':>16}"
+    )
+    out(header)
+    out("-" * len(header))
+    # each step's ratio to idle with its interval (idle's own: none)
+    intervals = {steps[0][0]: (1.0, math.nan, math.nan)} | {
+        name: bootstrap_ratio(samples, idle_s) for name, samples, _ in steps[1:]
+    }
+    for name, samples, measured in steps:
+        value = statistics.median(samples)
+        bound = "" if measured else ">="
+        seconds = bound + format(value, ".3f")
+        ratio = bound + format(value / idle, ".2f")
+        _, low, high = intervals[name]
+        around = "n/a" if math.isnan(low) else f"{low:.2f}-{high:.2f}"
+        spread = f"{min(samples):.3f}-{max(samples):.3f}"
+        out(
+            f"{name:<8}{seconds:>34}{ratio:>10}{around:>16}{len(samples):>4}"
+            f"{spread:>16}"
+        )
+    return intervals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=500, help="tenant A's publishes")
@@ -400,24 +435,13 @@ def main() -> int:
         f"{args.concurrency} processes); per-tenant cap: {cap} deliveries; A: "
         f"{args.pages} events to an endpoint answering after {args.slow_seconds:g} s"
     )
-    header = (
-        f"{'step':<8}{'B publish-to-delivery s (median)':>34}{'x idle':>10}"
-        f"{'n':>4}{'min-max s':>16}"
+    intervals = print_steps(
+        (
+            ("idle", idle_s, True),
+            ("FIFO", fifo_s, fifo_measured),
+            ("fair", fair_s, fair_measured),
+        )
     )
-    out(header)
-    out("-" * len(header))
-    steps = (
-        ("idle", idle_s, True),
-        ("FIFO", fifo_s, fifo_measured),
-        ("fair", fair_s, fair_measured),
-    )
-    for name, samples, measured in steps:
-        value = statistics.median(samples)
-        bound = "" if measured else ">="
-        seconds = bound + format(value, ".3f")
-        ratio = bound + format(value / idle, ".2f")
-        spread = f"{min(samples):.3f}-{max(samples):.3f}"
-        out(f"{name:<8}{seconds:>34}{ratio:>10}{len(samples):>4}{spread:>16}")
     out(f"fair-queue throughput (fast endpoint): {per_s:.1f} deliveries/s")
     for name, measured, limit in (
         ("FIFO", fifo_measured, args.fifo_timeout),
@@ -438,6 +462,9 @@ def main() -> int:
             "fair_s": fair_s,
             "fifo_measured": fifo_measured,
             "fair_measured": fair_measured,
+            "ratio_intervals": {
+                name.lower(): interval(intervals[name]) for name in ("FIFO", "fair")
+            },
             "delivery_threads": args.delivery_threads,
             "webhook_concurrency": cap,
         },
