@@ -6,7 +6,9 @@ in interleaved rounds (``--rounds``, the order reversed every other round, each
 ``--calls`` calls per side): the overhead is the median of the rounds' own
 differences, with a 95 % bootstrap interval. Then each part is timed on its own
 against the configured Redis (logging to a JSON handler writing to /dev/null, as
-production logs JSON to a stream). Prints microseconds per request and a RESULT line.
+production logs JSON to a stream). Prints microseconds per request; last line
+``RESULT observation_overhead_us=X observation_overhead_us_ci_low=X
+observation_overhead_us_ci_high=X``.
 
 Method change (2026-12-06): the two sides ran one after the other, once each (5,000
 calls), so a machine busier during one of them (the run of 2026-12-05 22:23 started
@@ -143,7 +145,11 @@ def main() -> int:
     record = logging.LogRecord("cms.access", logging.INFO, "", 0, "GET / 200", (), None)
     timed("  access event alone (JSON)", args.calls, lambda: handler.handle(record))
     return run.finish(
-        {"observation_overhead_us": overhead[0]},
+        {
+            "observation_overhead_us": overhead[0],
+            "observation_overhead_us_ci_low": overhead[1],
+            "observation_overhead_us_ci_high": overhead[2],
+        },
         {
             "view_us": base,
             "observed_view_us": full,

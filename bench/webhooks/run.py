@@ -33,7 +33,8 @@ cannot alternate in rounds (the fair step needs A's backlog standing, the idle o
 none), so each ratio's 95 % bootstrap interval resamples the steps' samples (ratio
 of medians; none for a step of one sample, as FIFO's). Last line:
 ``RESULT delivery_fair_latency_ratio=X delivery_fifo_latency_ratio=X
-deliveries_per_s=X``.
+deliveries_per_s=X delivery_fair_latency_ratio_ci_low=X
+delivery_fair_latency_ratio_ci_high=X``.
 
 Usage: make bench-webhooks  (options: python bench/webhooks/run.py -h)
 """
@@ -455,6 +456,8 @@ def main() -> int:
             "delivery_fair_latency_ratio": round(fair / idle, 3),
             "delivery_fifo_latency_ratio": round(fifo / idle, 3),
             "deliveries_per_s": round(per_s, 1),
+            "delivery_fair_latency_ratio_ci_low": round(intervals["fair"][1], 3),
+            "delivery_fair_latency_ratio_ci_high": round(intervals["fair"][2], 3),
         },
         {
             "idle_s": idle_s,

@@ -45,6 +45,8 @@ def test_the_overhead_is_the_median_of_the_rounds_differences_with_an_interval(
     assert overhead["median"] == saved["result"]["observation_overhead_us"]
     assert overhead["median"] == statistics.median(rounds)
     assert overhead["ci_low"] <= overhead["median"] <= overhead["ci_high"]
+    assert saved["result"]["observation_overhead_us_ci_low"] == overhead["ci_low"]
+    assert saved["result"]["observation_overhead_us_ci_high"] == overhead["ci_high"]
     assert overhead["median"] > 0  # observing a request costs something
     printed = capsys.readouterr().out
     assert "overhead: median of rounds (95 % interval)" in printed
