@@ -9,8 +9,9 @@ pool, configured by the product's own code (tenants.pods.router: host map, pages
 the edge limit read from the bench tenants' plans by tenants.pods.edge_limits), so a
 tenant past ``CMS_EDGE_LIMIT_FACTOR`` x everything its plan allows a minute (per
 10 s) is answered 429 by HAProxy and its requests never reach the pool. Phases, in
-alternating blocks (``--rounds``), so that a disturbance from outside the benchmark
-is less likely to land in one phase only:
+alternating blocks (``--rounds``, the order reversed every other round), so that a
+disturbance from outside the benchmark, or a block's position in its round, is less
+likely to land in one phase only:
 
 1. baseline: three quiet tenants (plan ``enterprise``; ``pro`` until 2026-12-04,
    whose 50 reads/s the uncached share of a fast machine's capacity nears) each get
@@ -92,6 +93,21 @@ in that phase over its own baseline p99, the last four the median of the rounds'
 ratios of all quiet requests' p99 in the flood's block over the baseline's block of
 the same round (the cached baseline's for the search and API floods), with a 95 %
 bootstrap interval and the pooled ratio in the record (``round_ratios``).
+
+Method change (2026-12-06 03:00 UTC): the phases' order is reversed every other round
+(``phase_order``), and a run has 12 rounds (``--seconds`` 240, blocks still of 20 s;
+~40 min) where it had 6. Why: every round ran the uncached baseline first, after
+~140 s in which its pool served nothing (the cached phases), and the flood right
+after it, with the router's window for the noisy tenant fresh: whatever a position
+brings fell on one side of the pair only. A diagnosis that ran only the uncached
+pair, back to back (9 rounds, not a benchmark run), read a median of 1.73 (per round
+0.73-3.67) where the benchmark's six rounds read 1.05 (0.57-3.94): the two answers
+differ more than six rounds can tell, and the interval over six spanned 0.67-3.64.
+What the diagnosis showed of the flood blocks (pooled over nine): the noisy tenant's
+renders reach the pool at ~17 a second in a block's first 5 s (the router's 10 s
+allowance spent at once), none in the next 5 s, ~8 a second after; the quiet p99 is
+77, 30 and 104 ms in those parts against 29-43 ms in the baseline's - the harm is
+where its admitted renders are, most of it outside Django (waiting for a worker).
 
 Method change (2026-12-06 01:00 UTC): the four all-quiet ratios are the median of
 the rounds' own ratios, as issue 15 asks of every comparison, not the ratio of the
@@ -189,6 +205,18 @@ PHASES = (
 # phases served by the second pool, the page cache off
 UNCACHED_PHASES = ("uncached_baseline", "uncached_flood")
 ARTICLES = 5  # per tenant, for uncached reads spread over pages
+
+
+def blocks_in_order(rounds: int) -> list[tuple[int, str]]:
+    """Every block of a run, (round, phase): the phases in order in odd rounds,
+    reversed in even ones, so that what a block's position brings (a pool idle since
+    the last round, a router's fresh window for the noisy tenant) falls on a
+    baseline and its flood alike."""
+    return [
+        (number, phase)
+        for number in range(1, rounds + 1)
+        for phase in (PHASES if number % 2 else PHASES[::-1])
+    ]
 
 
 @dataclass(frozen=True)
@@ -894,37 +922,38 @@ def run_phases(args, run: Run) -> dict:
         # 10 s, however the blocks fall
         clear_limit_counters()
         clear_edge_counters(routers)
-        for round_number in range(1, args.rounds + 1):
-            flood_of = floods_of_round(round_number)
-            for phase in PHASES:
-                flood = flood_of.get(phase)
-                out(
-                    f"== round {round_number}/{args.rounds}, {phase}: "
-                    + ", ".join(
-                        f"{s.host} {s.rate:g}/s"
-                        + (" (cache-busting)" if s.bust_cache else "")
-                        for s in schedules[phase]
-                    )
-                    + (
-                        f" + wrk flood on "
-                        f"{UNKNOWN_HOST if phase in CONTROL_FLOODS else host(NOISY)} "
-                        f"paced at {flood[2]:.0f}/s, {flood[3]} connections"
-                        if flood
-                        else ""
-                    )
-                    + f", {block:g} s"
+        floods_for, flood_of = 0, {}
+        for round_number, phase in blocks_in_order(args.rounds):
+            if floods_for != round_number:  # a round's searches are its own
+                floods_for, flood_of = round_number, floods_of_round(round_number)
+            flood = flood_of.get(phase)
+            out(
+                f"== round {round_number}/{args.rounds}, {phase}: "
+                + ", ".join(
+                    f"{s.host} {s.rate:g}/s"
+                    + (" (cache-busting)" if s.bust_cache else "")
+                    for s in schedules[phase]
                 )
-                pool = "uncached" if phase in UNCACHED_PHASES else "cached"
-                host_before = host_counters()
-                began = time.time()
-                with meter.block(phase):
-                    results, flooded = run_block(
-                        edge_ports[pool], schedules[phase], block, flood
-                    )
-                host_blocks[phase].append(host_delta(host_before, host_counters()))
-                blocks[phase].append(results)
-                flood_blocks[phase].append(flooded)
-                spans.append((phase, began, time.time()))
+                + (
+                    f" + wrk flood on "
+                    f"{UNKNOWN_HOST if phase in CONTROL_FLOODS else host(NOISY)} "
+                    f"paced at {flood[2]:.0f}/s, {flood[3]} connections"
+                    if flood
+                    else ""
+                )
+                + f", {block:g} s"
+            )
+            pool = "uncached" if phase in UNCACHED_PHASES else "cached"
+            host_before = host_counters()
+            began = time.time()
+            with meter.block(phase):
+                results, flooded = run_block(
+                    edge_ports[pool], schedules[phase], block, flood
+                )
+            host_blocks[phase].append(host_delta(host_before, host_counters()))
+            blocks[phase].append(results)
+            flood_blocks[phase].append(flooded)
+            spans.append((phase, began, time.time()))
         routed = {pool: router_counts(edge) for pool, edge in routers.items()}
     finally:
         stop_edge_routers(routers)
@@ -1173,15 +1202,16 @@ def main() -> int:
     parser.add_argument(
         "--seconds",
         type=float,
-        default=120,
+        default=240,
         help="length of each phase (baseline, flood), split over the rounds (each "
         "block must hold 1,000 quiet requests)",
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        default=6,
-        help="baseline and flood blocks alternate this many times",
+        default=12,
+        help="baseline and flood blocks alternate this many times (the order "
+        "reversed every other round)",
     )
     parser.add_argument(
         "--quiet-rate", type=float, default=20, help="req/s of each quiet tenant"

@@ -83,3 +83,25 @@ def test_a_control_flood_is_summed_over_its_blocks():
     assert summary["worst_block_rate"] == 90.0
     assert summary["lost"] == 3
     assert summary["host"] == noisy_neighbour.UNKNOWN_HOST
+
+
+def test_the_phases_order_is_reversed_every_other_round():
+    """A block's position in its round (the uncached pool idle before the first
+    uncached block, the router's window fresh for the first flood) falls on each
+    side of every pair in turn."""
+    blocks = noisy_neighbour.blocks_in_order(3)
+    phases = noisy_neighbour.PHASES
+    assert len(blocks) == 3 * len(phases)
+    first, second, third = (
+        tuple(phase for number, phase in blocks if number == round_number)
+        for round_number in (1, 2, 3)
+    )
+    assert first == third == phases
+    assert second == tuple(reversed(phases))
+    assert [number for number, _ in blocks] == sorted(number for number, _ in blocks)
+    for baseline, flood in (
+        ("uncached_baseline", "uncached_flood"),
+        ("baseline", "saturate"),
+    ):
+        assert first.index(baseline) < first.index(flood)
+        assert second.index(flood) < second.index(baseline)
