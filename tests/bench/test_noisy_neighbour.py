@@ -105,3 +105,23 @@ def test_the_phases_order_is_reversed_every_other_round():
     ):
         assert first.index(baseline) < first.index(flood)
         assert second.index(flood) < second.index(baseline)
+
+
+def test_a_capacity_is_the_best_of_probes_taken_in_turns():
+    """A disturbance only lowers a throughput: one slow probe must not set the
+    run's load, and the probes of different capacities alternate."""
+    order = []
+    readings = {"cached": iter([700.0, 2000.0, 1900.0]), "api": iter([800, 600, 750])}
+
+    def probe(name):
+        order.append(name)
+        return next(readings[name])
+
+    best, probes = noisy_neighbour.best_of_passes(
+        {name: (lambda name=name: probe(name)) for name in readings}, passes=3
+    )
+
+    assert best == {"cached": 2000.0, "api": 800}
+    assert probes == {"cached": [700.0, 2000.0, 1900.0], "api": [800, 600, 750]}
+    assert order == ["cached", "api"] * 3
+    assert noisy_neighbour.CAPACITY_PASSES == 3  # the default a run takes
