@@ -35,7 +35,9 @@ likely to land in one phase only:
    noisy plan's public reads);
 7. uncached baseline and uncached flood, on the pool without a page cache: the quiet
    tenants read five articles each, together at ``--uncached-load`` of the pool's
-   uncached capacity beside a flood (below); in the flood wrk floods the noisy
+   uncached capacity beside a flood (below) at most, lowered until the whole
+   machine is at most ``--max-busy`` busy under the baseline's load (method change
+   of 2026-12-06 06:00 below); in the flood wrk floods the noisy
    tenant's articles at twice the pool's capacity for them, and in the baseline the
    same wrk flood (rate, connections, router) asks for a host no tenant has, which
    the router answers 404 itself (a control: method change of 2026-12-05 23:55 below);
@@ -43,6 +45,27 @@ likely to land in one phase only:
 and then the cost of the limit decision itself, in-process against the same Redis:
 taking and releasing a concurrency slot and counting the request against the rate
 limit, as the middleware and the view decorator do for every public page.
+
+Method change (2026-12-06 06:00 UTC): the uncached phases keep the machine's
+headroom (``with_headroom``): before the rounds, probes of 6 s of the uncached
+baseline's load (quiet tenants and control flood; the busy share read in their
+steady part, ``busy_during``) lower the quiet tenants' rate from its 60 % of the
+capacity until the whole machine is at most ``--max-busy`` (60 %) busy, the first
+probe at a token 1 read/s each telling what the flood's generator and router take
+whatever the quiet rate; a run whose last probe stays over by more than 5 points is
+INVALID. All probes are in the record (``headroom_probes``, with the rate asked,
+``uncached_asked_rate_per_tenant``, and the share of capacity run,
+``uncached_load_share``). Why: the quiet tenants' open-loop clients (Python
+processes, a connection per request) share the two cores with the pool and cost far
+more CPU per request than wrk, with which the capacity is measured. On 2026-12-06
+04:00 60 % of the capacity kept the machine 80-93 % busy in the uncached baseline's
+own blocks (their p99 80-806 ms) and the ratio read 2.241 with an interval of
+0.907-4.319; the run of 03:05, calibrated ~40 % low by a disturbed probe and 55 %
+busy, read 1.192 (1.011-1.361). Over the valid runs since 2026-12-05 the baseline
+blocks' busy share ran from 47 % to 85 %, by how fast the capacity probe happened to
+read. A ratio of two saturated machines measures the saturation: every request any
+process adds queues the quiet ones, the harness's as much as the flooding tenant's.
+The pods benchmark keeps its headroom the same way (its ``--max-busy``).
 
 Method change (2026-12-05 23:55 UTC): the uncached baseline's blocks carry a
 control flood, the uncached flood's wrk flood at the same rate and connections
@@ -106,7 +129,7 @@ of several probes is the estimate, and one disturbed probe no longer sets the ru
 load.
 
 Method change (2026-12-06 03:00 UTC): the phases' order is reversed every other round
-(``phase_order``), and a run has 12 rounds (``--seconds`` 240, blocks still of 20 s;
+(``blocks_in_order``), and a run has 12 rounds (``--seconds`` 240, blocks still of 20 s;
 ~40 min) where it had 6. Why: every round ran the uncached baseline first, after
 ~140 s in which its pool served nothing (the cached phases), and the flood right
 after it, with the router's window for the noisy tenant fresh: whatever a position
@@ -262,6 +285,14 @@ FLOOD_CAPACITY_FACTOR = 2.0
 CAPACITY_PASSES = 3
 # a paced flood must have sent this share of its asked rate in every block
 MIN_FLOOD_RATE_SHARE = 0.9
+# the uncached phases' headroom: probes of the uncached baseline's load (the
+# machine's busy share read in their steady part), at most this many after one of
+# the control flood with a token quiet load; a run whose last probe stays over
+# ``--max-busy`` by more than the slack is INVALID
+HEADROOM_PROBES = 4
+HEADROOM_PROBE_SECONDS = 6
+HEADROOM_FLOOR_RATE = 1.0  # each quiet tenant's reads/s in the floor's probe
+HEADROOM_SLACK = 0.05
 EDGE_POD = "bench"  # the pod name the router's map gives every bench host
 FLOODER, OTHER_CLIENT = "192.0.2.66", "192.0.2.99"
 # no tenant has it: the router answers it 404 itself (capacity beside a flood)
@@ -559,6 +590,60 @@ def capacity_beside_flood(
         flood.join()
 
 
+def busy_during(port: int, schedules: list, seconds: float, flood) -> float:
+    """The whole machine's busy share while ``run_block`` runs ``schedules`` beside
+    ``flood``, read from a second after they start to half a second before their
+    end: the client processes' start is not the load's."""
+    readings: list[float] = []
+    readers: list[threading.Thread] = []
+
+    def read(start_at: float) -> None:
+        time.sleep(max(0.0, start_at + 1 - time.time()))
+        before = host_counters()
+        time.sleep(seconds - 1.5)
+        readings.append(host_delta(before, host_counters())["busy_share"])
+
+    def start_reading(start_at: float) -> None:
+        reader = threading.Thread(target=read, args=(start_at,))
+        readers.append(reader)
+        reader.start()
+
+    run_block(port, schedules, seconds, flood, on_start=start_reading)
+    for reader in readers:
+        reader.join()
+    return readings[0]
+
+
+def with_headroom(
+    busy_at: Callable[[float], float], rate: float, max_busy: float
+) -> tuple[float, list[dict]]:
+    """Each quiet tenant's uncached rate, ``rate`` at most, lowered until the whole
+    machine is at most ``max_busy`` busy under the uncached baseline's load (its
+    control flood included); ``busy_at(rate)`` probes it. Returns the rate of the
+    last probe and every probe, the first at ``HEADROOM_FLOOR_RATE`` (the flood's
+    and the harness's share, which no rate of the quiet tenants lowers).
+
+    Why: the quiet tenants' open-loop clients (Python processes, a connection per
+    request) share this machine's two cores with the pool, the router and wrk, and
+    cost far more CPU per request than wrk, with which the capacity is measured: 60 %
+    of the pool's capacity kept the machine 80-93 % busy in the uncached baseline's
+    blocks of 2026-12-06 04:00 (its p99 80-806 ms), where a pool at 60 % of its
+    capacity has 40 % to spare. A ratio of two saturated machines' p99 measures the
+    saturation, not what the flooding tenant takes: every request any process adds
+    queues the quiet ones. Each step assumes the busy share grows in proportion to
+    the rate above the floor's."""
+    floor = busy_at(HEADROOM_FLOOR_RATE)
+    probes = [{"rate": HEADROOM_FLOOR_RATE, "busy": floor}]
+    for attempt in range(HEADROOM_PROBES):
+        busy = busy_at(rate)
+        probes.append({"rate": rate, "busy": busy})
+        if busy <= max_busy or attempt == HEADROOM_PROBES - 1:
+            break
+        spare = max(0.0, max_busy - floor) / max(busy - floor, 1e-9)
+        rate = HEADROOM_FLOOR_RATE + (rate - HEADROOM_FLOOR_RATE) * min(1.0, spare)
+    return rate, probes
+
+
 def flood_connections(rate: float, limits: dict[str, EdgeLimit]) -> int:
     """Connections for a paced flood of the noisy tenant: enough for the router's
     fast answers (``paced_connections``) plus one for each request the router lets
@@ -572,10 +657,17 @@ def flood_connections(rate: float, limits: dict[str, EdgeLimit]) -> int:
     return paced_connections(rate) + (noisy.pages if noisy else math.ceil(rate))
 
 
-def run_block(port: int, schedules: list, seconds: float, flood=None) -> tuple:
+def run_block(
+    port: int,
+    schedules: list,
+    seconds: float,
+    flood=None,
+    on_start: Callable[[float], None] | None = None,
+) -> tuple:
     """One block: the open-loop schedules and, beside them, a paced wrk flood
     (``flood``: port, targets, rate, connections) for the same time. Returns the
-    open loop's results and the flood's (or None).
+    open loop's results and the flood's (or None). ``on_start`` is told when the
+    block starts (wall clock), after the flood is.
 
     The flood starts when the open loop does, not before: the router lets a new
     flood's first requests through (up to the edge limit), and those must meet the
@@ -602,12 +694,13 @@ def run_block(port: int, schedules: list, seconds: float, flood=None) -> tuple:
         threads.append(thread)
         thread.start()
 
-    results = open_loop(
-        port,
-        schedules,
-        seconds=seconds,
-        on_start=start_flood if flood is not None else None,
-    )
+    def started(start_at: float) -> None:
+        if flood is not None:
+            start_flood(start_at)
+        if on_start is not None:
+            on_start(start_at)
+
+    results = open_loop(port, schedules, seconds=seconds, on_start=started)
     for thread in threads:
         thread.join()
     return results, flooded.get("result")
@@ -918,6 +1011,42 @@ def run_phases(args, run: Run) -> dict:
             phase: flood_rate(capacity[kind.capacity], factor=FLOOD_CAPACITY_FACTOR)
             for phase, kind in FLOODS.items()
         }
+        control_flood = (
+            edge_ports["uncached"],
+            control_targets(),
+            rates["uncached_flood"],
+            flood_connections(rates["uncached_flood"], limits),
+        )
+
+        def uncached_busy_at(rate: float) -> float:
+            load = phase_schedules(args, rates | {"quiet_uncached": rate}, edge_ports)
+            return busy_during(
+                edge_ports["uncached"],
+                load["uncached_baseline"],
+                HEADROOM_PROBE_SECONDS,
+                control_flood,
+            )
+
+        asked_uncached = rates["quiet_uncached"]
+        rates["quiet_uncached"], headroom_probes = with_headroom(
+            uncached_busy_at, asked_uncached, args.max_busy
+        )
+        out(
+            f"== uncached headroom: {asked_uncached:.1f} reads/s per quiet tenant "
+            f"asked ({args.uncached_load:.0%} of the capacity), at most "
+            f"{args.max_busy:.0%} of the machine busy; probes (rate, busy): "
+            + ", ".join(f"{p['rate']:.1f}/s {p['busy']:.0%}" for p in headroom_probes)
+        )
+        run.check(
+            headroom_probes[-1]["busy"] <= args.max_busy + HEADROOM_SLACK,
+            f"uncached headroom: the machine stayed {headroom_probes[-1]['busy']:.0%} "
+            f"busy at {headroom_probes[-1]['rate']:.1f} reads/s per quiet tenant "
+            f"(at most {args.max_busy:.0%} asked; the control flood alone with "
+            f"{HEADROOM_FLOOR_RATE:g}/s each: {headroom_probes[0]['busy']:.0%})",
+        )
+        uncached_share = (
+            len(QUIET) * rates["quiet_uncached"] / capacity["uncached_beside_flood"]
+        )
         out(
             f"== capacity, directly: {capacity['flood_cached']:.0f} answers/s to the "
             f"noisy tenant's flood (cached pool), {capacity['flood_search']:.0f}/s "
@@ -929,7 +1058,8 @@ def run_phases(args, run: Run) -> dict:
             + ", ".join(f"{phase} {rates[phase]:.0f}/s" for phase in FLOODS)
             + "; quiet "
             f"tenants read uncached pages at {rates['quiet_uncached']:.1f}/s each "
-            f"({args.uncached_load:.0%} of it)"
+            f"({uncached_share:.0%} of it, {args.uncached_load:.0%} at most, the "
+            "machine's headroom kept)"
         )
         out(
             f"   capacity probes (the best of {CAPACITY_PASSES} taken): "
@@ -1058,6 +1188,9 @@ def run_phases(args, run: Run) -> dict:
         "capacity": capacity,
         "capacity_probes": capacity_probes,
         "rates": rates,
+        "uncached_asked_rate": asked_uncached,
+        "uncached_load_share": uncached_share,
+        "headroom_probes": headroom_probes,
         "floods": flood_figures,
         "control_floods": control_figures,
         "edge": edge,
@@ -1294,6 +1427,13 @@ def main() -> int:
         help="the quiet tenants' uncached reads together, as a share of the pool's "
         "uncached capacity measured in the run through the router beside a flood",
     )
+    parser.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.6,
+        help="the quiet tenants' uncached rate is lowered until the whole machine "
+        "is at most this busy under the uncached baseline's load",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument(
         "--reuse-database",
@@ -1321,6 +1461,8 @@ def main() -> int:
 
     if not 0.05 <= args.uncached_load <= 1:
         parser.error("--uncached-load must be 0.05-1")
+    if not 0.1 <= args.max_busy <= 1:
+        parser.error("--max-busy must be 0.1-1")
     run = Run("noisy_neighbour", parser, args)
 
     if args.reuse_database:
@@ -1513,6 +1655,12 @@ def main() -> int:
         "capacity": capacity,
         "capacity_probes": measured["capacity_probes"],
         "rates": rates,
+        # each quiet tenant's uncached rate before the headroom's probes, and they
+        "uncached_asked_rate_per_tenant": measured["uncached_asked_rate"],
+        # the quiet tenants' uncached reads together over the capacity beside a flood
+        "uncached_load_share": measured["uncached_load_share"],
+        "headroom_probes": measured["headroom_probes"],
+        "max_busy": args.max_busy,
         "floods": flood_figures,
         "control_floods": measured["control_floods"],
         "edge": edge,

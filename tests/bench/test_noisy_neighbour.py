@@ -125,3 +125,91 @@ def test_a_capacity_is_the_best_of_probes_taken_in_turns():
     assert probes == {"cached": [700.0, 2000.0, 1900.0], "api": [800, 600, 750]}
     assert order == ["cached", "api"] * 3
     assert noisy_neighbour.CAPACITY_PASSES == 3  # the default a run takes
+
+
+def _machine(floor: float, per_read: float):
+    """A machine whose busy share is ``floor`` plus ``per_read`` for each read a
+    second of each quiet tenant, recording the rates probed."""
+    probed = []
+
+    def busy_at(rate):
+        probed.append(rate)
+        return min(1.0, floor + per_read * rate)
+
+    return busy_at, probed
+
+
+def test_the_uncached_rate_is_lowered_until_the_machine_has_headroom():
+    """60 % of the pool's capacity kept the machine 85 % busy: the quiet rate
+    comes down to what leaves the machine at most ``max_busy`` busy, the flood's
+    own share (the floor) taken into account."""
+    busy_at, probed = _machine(floor=0.15, per_read=0.02)  # 35/s: 85 % busy
+
+    rate, probes = noisy_neighbour.with_headroom(busy_at, 35.0, max_busy=0.6)
+
+    assert probed[0] == noisy_neighbour.HEADROOM_FLOOR_RATE
+    assert probes[0]["busy"] == pytest.approx(0.17)
+    assert probes[1] == {"rate": 35.0, "busy": pytest.approx(0.85)}
+    assert rate == probes[-1]["rate"] == probed[-1]  # the rate run was probed
+    assert probes[-1]["busy"] <= 0.6 + 1e-9
+    assert rate == pytest.approx(22.5, abs=0.6)
+    assert len(probes) <= 1 + noisy_neighbour.HEADROOM_PROBES
+
+
+def test_a_machine_with_headroom_keeps_the_asked_rate():
+    """The headroom only ever lowers the rate: a machine with room to spare runs
+    the share of capacity asked."""
+    busy_at, probed = _machine(floor=0.1, per_read=0.01)
+
+    rate, probes = noisy_neighbour.with_headroom(busy_at, 35.0, max_busy=0.6)
+
+    assert rate == 35.0
+    assert probed == [noisy_neighbour.HEADROOM_FLOOR_RATE, 35.0]
+    assert [probe["rate"] for probe in probes] == probed
+
+
+def test_a_machine_the_flood_alone_keeps_busy_ends_on_its_last_probe():
+    """When the flood's generator and router alone exceed the headroom, no quiet
+    rate helps: the probes stop at their number, the last one's busy share over
+    the limit (the run's check makes that INVALID)."""
+    busy_at, probed = _machine(floor=0.7, per_read=0.01)
+
+    rate, probes = noisy_neighbour.with_headroom(busy_at, 35.0, max_busy=0.6)
+
+    assert len(probes) == 1 + noisy_neighbour.HEADROOM_PROBES
+    assert rate == probes[-1]["rate"] == noisy_neighbour.HEADROOM_FLOOR_RATE
+    assert probes[-1]["busy"] > 0.6 + noisy_neighbour.HEADROOM_SLACK
+
+
+def test_the_busy_share_is_read_in_the_loads_steady_part(monkeypatch):
+    """The client processes' start (before the block) and its first second are
+    not the load's: the busy share is read from a second after the block starts
+    to before its end, beside the flood."""
+    events = []
+    clock = {"start": None}
+
+    def run_block(port, schedules, seconds, flood=None, on_start=None):
+        events.append(("block", port, seconds, flood))
+        clock["start"] = noisy_neighbour.time.time() + 0.05
+        on_start(clock["start"])
+        noisy_neighbour.time.sleep(seconds)
+
+    def host_counters():
+        events.append(("read", noisy_neighbour.time.time() - clock["start"]))
+        return len(events)
+
+    monkeypatch.setattr(noisy_neighbour, "run_block", run_block)
+    monkeypatch.setattr(noisy_neighbour, "host_counters", host_counters)
+    monkeypatch.setattr(
+        noisy_neighbour,
+        "host_delta",
+        lambda before, after: {"busy_share": 0.42 if after > before else -1},
+    )
+
+    busy = noisy_neighbour.busy_during(8000, ["quiet"], 1.8, "flood")
+
+    assert busy == 0.42
+    assert events[0] == ("block", 8000, 1.8, "flood")
+    (_, first), (_, last) = events[1:]
+    assert first >= 0.99
+    assert last == pytest.approx(1.3, abs=0.1)
