@@ -37,7 +37,7 @@ likely to land in one phase only:
    tenants read five articles each, together at ``--uncached-load`` of the pool's
    uncached capacity beside a flood (below) at most, lowered until the whole
    machine is at most ``--max-busy`` busy under the baseline's load (method change
-   of 2026-12-06 06:00 below); in the flood wrk floods the noisy
+   of 2026-12-06 05:40 below); in the flood wrk floods the noisy
    tenant's articles at twice the pool's capacity for them, and in the baseline the
    same wrk flood (rate, connections, router) asks for a host no tenant has, which
    the router answers 404 itself (a control: method change of 2026-12-05 23:55 below);
@@ -46,7 +46,7 @@ and then the cost of the limit decision itself, in-process against the same Redi
 taking and releasing a concurrency slot and counting the request against the rate
 limit, as the middleware and the view decorator do for every public page.
 
-Method change (2026-12-06 06:00 UTC): the uncached phases keep the machine's
+Method change (2026-12-06 05:40 UTC): the uncached phases keep the machine's
 headroom (``with_headroom``): before the rounds, probes of 6 s of the uncached
 baseline's load (quiet tenants and control flood; the busy share read in their
 steady part, ``busy_during``) lower the quiet tenants' rate from its 60 % of the
@@ -55,17 +55,22 @@ probe at a token 1 read/s each telling what the flood's generator and router tak
 whatever the quiet rate; a run whose last probe stays over by more than 5 points is
 INVALID. All probes are in the record (``headroom_probes``, with the rate asked,
 ``uncached_asked_rate_per_tenant``, and the share of capacity run,
-``uncached_load_share``). Why: the quiet tenants' open-loop clients (Python
-processes, a connection per request) share the two cores with the pool and cost far
-more CPU per request than wrk, with which the capacity is measured. On 2026-12-06
-04:00 60 % of the capacity kept the machine 80-93 % busy in the uncached baseline's
-own blocks (their p99 80-806 ms) and the ratio read 2.241 with an interval of
-0.907-4.319; the run of 03:05, calibrated ~40 % low by a disturbed probe and 55 %
-busy, read 1.192 (1.011-1.361). Over the valid runs since 2026-12-05 the baseline
-blocks' busy share ran from 47 % to 85 %, by how fast the capacity probe happened to
-read. A ratio of two saturated machines measures the saturation: every request any
-process adds queues the quiet ones, the harness's as much as the flooding tenant's.
-The pods benchmark keeps its headroom the same way (its ``--max-busy``).
+``uncached_load_share``). The uncached blocks are lengthened (whole seconds) when
+the rate so lowered would not fill one with 1,000 quiet requests and a fifth more
+(``uncached_block_seconds``; ``block_seconds`` in the record): a block short of them
+makes the run INVALID, and the first run with the headroom (05:25, aborted) had come
+down to 14.4 reads/s each, 864 requests in a block of 20 s. Why: the quiet tenants'
+open-loop clients (Python processes, a connection per request) share the two cores
+with the pool and cost far more CPU per request than wrk, with which the capacity is
+measured. On 2026-12-06 04:00 60 % of the capacity kept the machine 80-93 % busy in
+the uncached baseline's own blocks (their p99 80-806 ms) and the ratio read 2.241
+with an interval of 0.907-4.319; the run of 03:05, calibrated ~40 % low by a
+disturbed probe and 55 % busy, read 1.192 (1.011-1.361). Over the valid runs since
+2026-12-05 the baseline blocks' busy share ran from 47 % to 85 %, by how fast the
+capacity probe happened to read. A ratio of two saturated machines measures the
+saturation: every request any process adds queues the quiet ones, the harness's as
+much as the flooding tenant's. The pods benchmark keeps its headroom the same way
+(its ``--max-busy``).
 
 Method change (2026-12-05 23:55 UTC): the uncached baseline's blocks carry a
 control flood, the uncached flood's wrk flood at the same rate and connections
@@ -191,6 +196,7 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from bench.common import (
     LOOPBACK_PROXIES,
+    MIN_P99_SAMPLES,
     RESULTS,
     CpuMeter,
     Run,
@@ -293,6 +299,9 @@ HEADROOM_PROBES = 4
 HEADROOM_PROBE_SECONDS = 6
 HEADROOM_FLOOR_RATE = 1.0  # each quiet tenant's reads/s in the floor's probe
 HEADROOM_SLACK = 0.05
+# an uncached block holds at least this multiple of a p99's samples at the quiet
+# tenants' rate (blocks are lengthened for it, never shortened)
+UNCACHED_SAMPLES_MARGIN = 1.2
 EDGE_POD = "bench"  # the pod name the router's map gives every bench host
 FLOODER, OTHER_CLIENT = "192.0.2.66", "192.0.2.99"
 # no tenant has it: the router answers it 404 itself (capacity beside a flood)
@@ -642,6 +651,15 @@ def with_headroom(
         spare = max(0.0, max_busy - floor) / max(busy - floor, 1e-9)
         rate = HEADROOM_FLOOR_RATE + (rate - HEADROOM_FLOOR_RATE) * min(1.0, spare)
     return rate, probes
+
+
+def uncached_block_seconds(block: float, per_tenant_rate: float) -> float:
+    """An uncached block's length: the run's ``block``, or longer - whole seconds -
+    when the quiet tenants' uncached rate, lowered for the machine's headroom, would
+    not fill it with ``MIN_P99_SAMPLES`` requests and a margin (a block short of them
+    makes the run INVALID)."""
+    needed = UNCACHED_SAMPLES_MARGIN * MIN_P99_SAMPLES / (len(QUIET) * per_tenant_rate)
+    return max(block, float(math.ceil(needed)))
 
 
 def flood_connections(rate: float, limits: dict[str, EdgeLimit]) -> int:
@@ -1044,6 +1062,12 @@ def run_phases(args, run: Run) -> dict:
             f"(at most {args.max_busy:.0%} asked; the control flood alone with "
             f"{HEADROOM_FLOOR_RATE:g}/s each: {headroom_probes[0]['busy']:.0%})",
         )
+        block_seconds = {
+            phase: uncached_block_seconds(block, rates["quiet_uncached"])
+            if phase in UNCACHED_PHASES
+            else block
+            for phase in PHASES
+        }
         uncached_share = (
             len(QUIET) * rates["quiet_uncached"] / capacity["uncached_beside_flood"]
         )
@@ -1059,7 +1083,8 @@ def run_phases(args, run: Run) -> dict:
             + "; quiet "
             f"tenants read uncached pages at {rates['quiet_uncached']:.1f}/s each "
             f"({uncached_share:.0%} of it, {args.uncached_load:.0%} at most, the "
-            "machine's headroom kept)"
+            f"machine's headroom kept; uncached blocks of "
+            f"{block_seconds[UNCACHED_PHASES[0]]:g} s)"
         )
         out(
             f"   capacity probes (the best of {CAPACITY_PASSES} taken): "
@@ -1124,14 +1149,14 @@ def run_phases(args, run: Run) -> dict:
                     if flood
                     else ""
                 )
-                + f", {block:g} s"
+                + f", {block_seconds[phase]:g} s"
             )
             pool = "uncached" if phase in UNCACHED_PHASES else "cached"
             host_before = host_counters()
             began = time.time()
             with meter.block(phase):
                 results, flooded = run_block(
-                    edge_ports[pool], schedules[phase], block, flood
+                    edge_ports[pool], schedules[phase], block_seconds[phase], flood
                 )
             host_blocks[phase].append(host_delta(host_before, host_counters()))
             blocks[phase].append(results)
@@ -1190,6 +1215,7 @@ def run_phases(args, run: Run) -> dict:
         "rates": rates,
         "uncached_asked_rate": asked_uncached,
         "uncached_load_share": uncached_share,
+        "block_seconds": block_seconds,
         "headroom_probes": headroom_probes,
         "floods": flood_figures,
         "control_floods": control_figures,
@@ -1391,7 +1417,8 @@ def main() -> int:
         type=float,
         default=240,
         help="length of each phase (baseline, flood), split over the rounds (each "
-        "block must hold 1,000 quiet requests)",
+        "block must hold 1,000 quiet requests: the uncached blocks are lengthened "
+        "for them when their rate is low)",
     )
     parser.add_argument(
         "--rounds",
@@ -1515,7 +1542,7 @@ def main() -> int:
     quiet_errors = sum(row["errors"] for rows in quiet.values() for row in rows)
 
     by_part = {
-        phase: by_block_part(results[: len(QUIET)], args.seconds / args.rounds)
+        phase: by_block_part(results[: len(QUIET)], measured["block_seconds"][phase])
         for phase, results in phases.items()
     }
 
@@ -1659,6 +1686,8 @@ def main() -> int:
         "uncached_asked_rate_per_tenant": measured["uncached_asked_rate"],
         # the quiet tenants' uncached reads together over the capacity beside a flood
         "uncached_load_share": measured["uncached_load_share"],
+        # each phase's block length (uncached blocks lengthened for their samples)
+        "block_seconds": measured["block_seconds"],
         "headroom_probes": measured["headroom_probes"],
         "max_busy": args.max_busy,
         "floods": flood_figures,

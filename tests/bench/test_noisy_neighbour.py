@@ -213,3 +213,17 @@ def test_the_busy_share_is_read_in_the_loads_steady_part(monkeypatch):
     (_, first), (_, last) = events[1:]
     assert first >= 0.99
     assert last == pytest.approx(1.3, abs=0.1)
+
+
+def test_an_uncached_block_is_lengthened_to_hold_a_p99s_samples():
+    """A quiet rate lowered for headroom must not leave a block short of the
+    thousand requests a p99 needs (the run would be INVALID): the uncached blocks
+    grow to hold them with a margin, in whole seconds, and never shrink."""
+    needed = noisy_neighbour.MIN_P99_SAMPLES * noisy_neighbour.UNCACHED_SAMPLES_MARGIN
+    quiet = len(noisy_neighbour.QUIET)
+
+    assert noisy_neighbour.uncached_block_seconds(20.0, 30.0) == 20.0  # 1,800 fit
+    longer = noisy_neighbour.uncached_block_seconds(20.0, 14.4)
+    assert longer == 28.0
+    assert longer * quiet * 14.4 >= needed > (longer - 1) * quiet * 14.4
+    assert noisy_neighbour.uncached_block_seconds(60.0, 1.0) == 400.0
