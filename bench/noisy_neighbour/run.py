@@ -46,31 +46,33 @@ and then the cost of the limit decision itself, in-process against the same Redi
 taking and releasing a concurrency slot and counting the request against the rate
 limit, as the middleware and the view decorator do for every public page.
 
-Method change (2026-12-06 05:40 UTC): the uncached phases keep the machine's
-headroom (``with_headroom``): before the rounds, probes of 6 s of the uncached
-baseline's load (quiet tenants and control flood; the busy share read in their
-steady part, ``busy_during``) lower the quiet tenants' rate from its 60 % of the
-capacity until the whole machine is at most ``--max-busy`` (60 %) busy, the first
-probe at a token 1 read/s each telling what the flood's generator and router take
-whatever the quiet rate; a run whose last probe stays over by more than 5 points is
-INVALID. All probes are in the record (``headroom_probes``, with the rate asked,
-``uncached_asked_rate_per_tenant``, and the share of capacity run,
-``uncached_load_share``). The uncached blocks are lengthened (whole seconds) when
-the rate so lowered would not fill one with 1,000 quiet requests and a fifth more
-(``uncached_block_seconds``; ``block_seconds`` in the record): a block short of them
-makes the run INVALID, and the first run with the headroom (05:25, aborted) had come
-down to 14.4 reads/s each, 864 requests in a block of 20 s. Why: the quiet tenants'
-open-loop clients (Python processes, a connection per request) share the two cores
-with the pool and cost far more CPU per request than wrk, with which the capacity is
-measured. On 2026-12-06 04:00 60 % of the capacity kept the machine 80-93 % busy in
-the uncached baseline's own blocks (their p99 80-806 ms) and the ratio read 2.241
-with an interval of 0.907-4.319; the run of 03:05, calibrated ~40 % low by a
+Method change (2026-12-06 05:40 UTC): the uncached phases keep the machine's headroom
+(``with_headroom``): before the rounds, probes of 8 s of the uncached baseline's load
+(quiet tenants and control flood; the busy share read in their steady part,
+``busy_during``) lower the quiet tenants' rate from its 60 % of the capacity until the
+whole machine is 50-60 % busy (``--max-busy`` 60 % and 10 points below it; each next
+rate interpolated between the highest probed within it and the lowest over, so one probe
+read high does not leave the run far below), the first probe at a token 1 read/s each
+telling what the flood's generator and router take whatever the quiet rate; the run
+takes the highest rate probed at most 5 points over ``--max-busy``, INVALID if none. All
+probes are in the record (``headroom_probes``, with the rate asked,
+``uncached_asked_rate_per_tenant``, the chosen probe's busy share, ``headroom_busy``,
+and the share of capacity run, ``uncached_load_share``). The uncached blocks are
+lengthened (whole seconds) when the rate so lowered would not fill one with 1,000 quiet
+requests and a fifth more (``uncached_block_seconds``; ``block_seconds`` in the record):
+a block short of them makes the run INVALID, and the first run with the headroom (05:25,
+aborted) had come down to 14.4 reads/s each, 864 requests in a block of 20 s. Why: the
+quiet tenants' open-loop clients (Python processes, a connection per request) share the
+two cores with the pool and cost far more CPU per request than wrk, with which the
+capacity is measured. On 2026-12-06 04:00 60 % of the capacity kept the machine 80-93 %
+busy in the uncached baseline's own blocks (their p99 80-806 ms) and the ratio read
+2.241 with an interval of 0.907-4.319; the run of 03:05, calibrated ~40 % low by a
 disturbed probe and 55 % busy, read 1.192 (1.011-1.361). Over the valid runs since
 2026-12-05 the baseline blocks' busy share ran from 47 % to 85 %, by how fast the
 capacity probe happened to read. A ratio of two saturated machines measures the
-saturation: every request any process adds queues the quiet ones, the harness's as
-much as the flooding tenant's. The pods benchmark keeps its headroom the same way
-(its ``--max-busy``).
+saturation: every request any process adds queues the quiet ones, the harness's as much
+as the flooding tenant's. The pods benchmark keeps its headroom the same way (its
+``--max-busy``).
 
 Method change (2026-12-05 23:55 UTC): the uncached baseline's blocks carry a
 control flood, the uncached flood's wrk flood at the same rate and connections
@@ -293,10 +295,11 @@ CAPACITY_PASSES = 3
 MIN_FLOOD_RATE_SHARE = 0.9
 # the uncached phases' headroom: probes of the uncached baseline's load (the
 # machine's busy share read in their steady part), at most this many after one of
-# the control flood with a token quiet load; a run whose last probe stays over
-# ``--max-busy`` by more than the slack is INVALID
-HEADROOM_PROBES = 4
-HEADROOM_PROBE_SECONDS = 6
+# the control flood with a token quiet load, until one lands within twice the slack
+# below ``--max-busy``; a run whose chosen probe is over it by more than the slack
+# is INVALID
+HEADROOM_PROBES = 5
+HEADROOM_PROBE_SECONDS = 8
 HEADROOM_FLOOR_RATE = 1.0  # each quiet tenant's reads/s in the floor's probe
 HEADROOM_SLACK = 0.05
 # an uncached block holds at least this multiple of a p99's samples at the quiet
@@ -624,13 +627,20 @@ def busy_during(port: int, schedules: list, seconds: float, flood) -> float:
 
 
 def with_headroom(
-    busy_at: Callable[[float], float], rate: float, max_busy: float
-) -> tuple[float, list[dict]]:
-    """Each quiet tenant's uncached rate, ``rate`` at most, lowered until the whole
-    machine is at most ``max_busy`` busy under the uncached baseline's load (its
-    control flood included); ``busy_at(rate)`` probes it. Returns the rate of the
-    last probe and every probe, the first at ``HEADROOM_FLOOR_RATE`` (the flood's
-    and the harness's share, which no rate of the quiet tenants lowers).
+    busy_at: Callable[[float], float], asked: float, max_busy: float
+) -> tuple[dict, list[dict]]:
+    """Each quiet tenant's uncached rate, ``asked`` at most, lowered until the whole
+    machine is ``max_busy`` busy or a little less under the uncached baseline's load
+    (its control flood included); ``busy_at(rate)`` probes it. Returns the probe
+    run - the highest rate probed at most ``HEADROOM_SLACK`` over ``max_busy``, else
+    the last probe - and every probe, the first at ``HEADROOM_FLOOR_RATE`` (the
+    flood's and the harness's share, which no rate of the quiet tenants lowers).
+
+    Each next rate is interpolated between the highest rate probed within the
+    headroom and the lowest over it, aiming ``HEADROOM_SLACK`` below ``max_busy``;
+    the probes stop within ``2 x HEADROOM_SLACK`` below it. A probe reads a few
+    seconds, and one read high must not leave the run far below its headroom (the
+    next probe, under the band, raises the rate again).
 
     Why: the quiet tenants' open-loop clients (Python processes, a connection per
     request) share this machine's two cores with the pool, the router and wrk, and
@@ -639,18 +649,34 @@ def with_headroom(
     blocks of 2026-12-06 04:00 (its p99 80-806 ms), where a pool at 60 % of its
     capacity has 40 % to spare. A ratio of two saturated machines' p99 measures the
     saturation, not what the flooding tenant takes: every request any process adds
-    queues the quiet ones. Each step assumes the busy share grows in proportion to
-    the rate above the floor's."""
-    floor = busy_at(HEADROOM_FLOOR_RATE)
-    probes = [{"rate": HEADROOM_FLOOR_RATE, "busy": floor}]
-    for attempt in range(HEADROOM_PROBES):
-        busy = busy_at(rate)
-        probes.append({"rate": rate, "busy": busy})
-        if busy <= max_busy or attempt == HEADROOM_PROBES - 1:
+    queues the quiet ones."""
+    target = max_busy - HEADROOM_SLACK
+    below = {"rate": HEADROOM_FLOOR_RATE, "busy": busy_at(HEADROOM_FLOOR_RATE)}
+    probes, above, rate = [below], None, asked
+    for _ in range(HEADROOM_PROBES):
+        probe = {"rate": rate, "busy": busy_at(rate)}
+        probes.append(probe)
+        if probe["busy"] > max_busy:
+            above = probe if above is None or rate < above["rate"] else above
+        elif rate >= asked or probe["busy"] >= max_busy - 2 * HEADROOM_SLACK:
             break
-        spare = max(0.0, max_busy - floor) / max(busy - floor, 1e-9)
-        rate = HEADROOM_FLOOR_RATE + (rate - HEADROOM_FLOOR_RATE) * min(1.0, spare)
-    return rate, probes
+        elif rate > below["rate"]:
+            below = probe
+        if above is None:
+            break
+        rise = above["busy"] - below["busy"]
+        share = (target - below["busy"]) / rise if rise > 0 else 0.5
+        rate = below["rate"] + (above["rate"] - below["rate"]) * min(
+            1.0, max(0.0, share)
+        )
+        if any(rate == probed["rate"] for probed in probes[1:]):
+            break
+    within = [
+        probe for probe in probes[1:] if probe["busy"] <= max_busy + HEADROOM_SLACK
+    ]
+    return max(within, key=lambda probe: probe["rate"]) if within else probes[
+        -1
+    ], probes
 
 
 def uncached_block_seconds(block: float, per_tenant_rate: float) -> float:
@@ -1046,20 +1072,22 @@ def run_phases(args, run: Run) -> dict:
             )
 
         asked_uncached = rates["quiet_uncached"]
-        rates["quiet_uncached"], headroom_probes = with_headroom(
+        headroom, headroom_probes = with_headroom(
             uncached_busy_at, asked_uncached, args.max_busy
         )
+        rates["quiet_uncached"] = headroom["rate"]
         out(
             f"== uncached headroom: {asked_uncached:.1f} reads/s per quiet tenant "
             f"asked ({args.uncached_load:.0%} of the capacity), at most "
             f"{args.max_busy:.0%} of the machine busy; probes (rate, busy): "
             + ", ".join(f"{p['rate']:.1f}/s {p['busy']:.0%}" for p in headroom_probes)
+            + f"; run at {headroom['rate']:.1f}/s"
         )
         run.check(
-            headroom_probes[-1]["busy"] <= args.max_busy + HEADROOM_SLACK,
-            f"uncached headroom: the machine stayed {headroom_probes[-1]['busy']:.0%} "
-            f"busy at {headroom_probes[-1]['rate']:.1f} reads/s per quiet tenant "
-            f"(at most {args.max_busy:.0%} asked; the control flood alone with "
+            headroom["busy"] <= args.max_busy + HEADROOM_SLACK,
+            f"uncached headroom: the machine stayed {headroom['busy']:.0%} busy at "
+            f"{headroom['rate']:.1f} reads/s per quiet tenant (at most "
+            f"{args.max_busy:.0%} asked; the control flood alone with "
             f"{HEADROOM_FLOOR_RATE:g}/s each: {headroom_probes[0]['busy']:.0%})",
         )
         block_seconds = {
@@ -1217,6 +1245,7 @@ def run_phases(args, run: Run) -> dict:
         "uncached_load_share": uncached_share,
         "block_seconds": block_seconds,
         "headroom_probes": headroom_probes,
+        "headroom_busy": headroom["busy"],
         "floods": flood_figures,
         "control_floods": control_figures,
         "edge": edge,
@@ -1689,6 +1718,7 @@ def main() -> int:
         # each phase's block length (uncached blocks lengthened for their samples)
         "block_seconds": measured["block_seconds"],
         "headroom_probes": measured["headroom_probes"],
+        "headroom_busy": measured["headroom_busy"],
         "max_busy": args.max_busy,
         "floods": flood_figures,
         "control_floods": measured["control_floods"],
