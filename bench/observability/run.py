@@ -11,9 +11,9 @@ production logs JSON to a stream). Prints microseconds per request; last line
 observation_overhead_us_ci_high=X``.
 
 Method change (2026-12-06): the two sides ran one after the other, once each (5,000
-calls), so a machine busier during one of them (the run of 2026-12-05 22:23 started
-at a load average of 18) moved the difference; issue 15 asks every comparison for
-interleaved rounds and an interval.
+calls), so a machine busier during one of them (the run of 2026-12-05 22:23 started at a
+load average of 10.8 over the last minute, 18 over five) moved the difference; issue 15
+asks every comparison for interleaved rounds and an interval.
 
     make bench-observability            # or: python bench/observability/run.py -n 5000
 """
