@@ -260,3 +260,42 @@ def test_an_uncached_block_is_lengthened_to_hold_a_p99s_samples():
     assert longer == 28.0
     assert longer * quiet * 14.4 >= needed > (longer - 1) * quiet * 14.4
     assert noisy_neighbour.uncached_block_seconds(60.0, 1.0) == 400.0
+
+
+def _phase(stalled_round: int | None = None, rounds: int = 5):
+    """One schedule's requests over ``rounds`` blocks of 10 s, 10 ms each; a stall
+    of one second in one block."""
+    schedule = SimpleNamespace(due_s=[], latencies_ms=[])
+    for number in range(rounds):
+        due, latencies = _block(10, stall_at=4 if number == stalled_round else None)
+        schedule.due_s += [10 * number + moment for moment in due]
+        schedule.latencies_ms += latencies
+    return schedule
+
+
+def test_every_quiet_ratio_is_a_median_of_rounds_one_stalled_block_does_not_move():
+    """The 20x flood's and the cache-busting flood's ratios too: a pooled p99 is
+    the worst block's (a round with CPU stolen by the hypervisor read 1.3 where the
+    rounds' median read 1.06), so each ratio is the median of the rounds' own."""
+    flood, baseline = _phase(stalled_round=1), _phase()
+    by_part = {
+        "flood": noisy_neighbour.by_block_part([flood], block=10),
+        "baseline": noisy_neighbour.by_block_part([baseline], block=10),
+    }
+    pooled = {"flood": flood.latencies_ms, "baseline": baseline.latencies_ms}
+    checked = []
+    run = SimpleNamespace(check_p99=lambda label, samples: checked.append(samples))
+
+    ratio = noisy_neighbour.round_ratio(by_part, pooled, "flood", "baseline", run)
+
+    assert ratio["per_round"] == [1.0, 40.0, 1.0, 1.0, 1.0]
+    assert ratio["median"] == 1.0
+    assert ratio["pooled"] == 40.0  # what the pooled figure would have said
+    assert checked == [1000] * 10  # every block of both phases holds a p99's samples
+    assert noisy_neighbour.ROUND_RATIOS["quiet_p99_ratio"] == ("flood", "baseline")
+    assert noisy_neighbour.ROUND_RATIOS["bust_quiet_p99_ratio"] == ("bust", "baseline")
+    assert noisy_neighbour.ROUND_RATIOS["uncached_quiet_p99_ratio"] == (
+        "uncached_flood",
+        "uncached_baseline",
+    )
+    assert len(noisy_neighbour.ROUND_RATIOS) == 6
