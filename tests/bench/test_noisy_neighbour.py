@@ -22,11 +22,7 @@ def _block(latency_ms, *, stall_at: float | None = None, stall_ms: float = 400.0
 
 
 def test_a_stall_in_one_block_shows_in_that_block_only():
-    blocks = [_block(10), _block(10, stall_at=4), _block(10)]
-    schedule = SimpleNamespace(due_s=[], latencies_ms=[])
-    for number, (due, latencies) in enumerate(blocks):
-        schedule.due_s += [10 * number + moment for moment in due]
-        schedule.latencies_ms += latencies
+    schedule = _phase(stalled_round=1, rounds=3)
 
     part = noisy_neighbour.by_block_part([schedule], block=10)
 
@@ -139,6 +135,18 @@ def _machine(floor: float, per_read: float):
     return busy_at, probed
 
 
+def _readings(*busy_shares: float):
+    """A machine that reads ``busy_shares`` in turn, whatever the rate (a noisy
+    one), recording the rates probed."""
+    readings, probed = iter(busy_shares), []
+
+    def busy_at(rate):
+        probed.append(rate)
+        return next(readings)
+
+    return busy_at, probed
+
+
 def test_the_uncached_rate_is_lowered_until_the_machine_has_headroom():
     """60 % of the pool's capacity kept the machine 85 % busy: the quiet rate
     comes down to what leaves the machine 50-60 % busy, the flood's own share (the
@@ -159,12 +167,7 @@ def test_the_uncached_rate_is_lowered_until_the_machine_has_headroom():
 def test_a_probe_read_high_does_not_leave_the_run_far_below_its_headroom():
     """A few seconds' reading is noisy: 92 % at the asked rate sends the next probe
     low, and one under the band raises the rate again, between the two."""
-    readings = iter([0.20, 0.92, 0.40, 0.57])
-    probed = []
-
-    def busy_at(rate):
-        probed.append(rate)
-        return next(readings)
+    busy_at, probed = _readings(0.20, 0.92, 0.40, 0.57)
 
     chosen, probes = noisy_neighbour.with_headroom(busy_at, 24.4, max_busy=0.6)
 
@@ -188,11 +191,9 @@ def test_a_machine_with_headroom_keeps_the_asked_rate():
 def test_the_highest_rate_within_the_slack_is_run():
     """Between probes over and under the band the highest rate still within the
     slack over ``max_busy`` is the one run (a harder test, not an easier one)."""
-    readings = iter([0.2, 0.9, 0.64, 0.3, 0.66, 0.45])
+    busy_at, _ = _readings(0.2, 0.9, 0.64, 0.3, 0.66, 0.45)
 
-    chosen, probes = noisy_neighbour.with_headroom(
-        lambda rate: next(readings), 30.0, max_busy=0.6
-    )
+    chosen, probes = noisy_neighbour.with_headroom(busy_at, 30.0, max_busy=0.6)
 
     assert len(probes) == 1 + noisy_neighbour.HEADROOM_PROBES
     within = [probe for probe in probes[1:] if probe["busy"] <= 0.65]
